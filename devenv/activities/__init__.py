@@ -1,0 +1,1 @@
+"""Provision / monitor / terminate, and the backends they drive."""

