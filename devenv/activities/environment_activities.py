@@ -1,0 +1,163 @@
+"""The three activities of an environment's life: provision, monitor, terminate.
+
+They hold no logic of their own beyond dispatching to the backend and, for the
+monitor, turning the instance's activity stream into workflow signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from devenv.activities.activity_stream import stream_activity
+from devenv.activities.backends.base import Backend
+from devenv.activities.models import INSTANCE_LOST, MonitorInput, ProvisionInput, TerminateInput
+from devenv.settings import Settings
+from devenv.workflows.state import ActivityReport, InstanceInfo
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+RECONNECT_MAX_SECONDS = 30.0
+
+
+class EnvironmentActivities:
+    """Activities bound to a Temporal client (to signal back) and the backends."""
+
+    def __init__(self, client: Client, settings: Settings, backends: Mapping[str, Backend]):
+        self._client = client
+        self._settings = settings
+        self._backends = backends
+
+    def _backend(self, name: str) -> Backend:
+        try:
+            return self._backends[name]
+        except KeyError:
+            raise ApplicationError(
+                f"backend {name!r} is not available on this worker "
+                f"(available: {', '.join(sorted(self._backends))})",
+                type="ProvisioningError",
+                non_retryable=True,
+            ) from None
+
+    @activity.defn(name="provision")
+    async def provision(self, request: ProvisionInput) -> InstanceInfo:
+        backend = self._backend(request.spec.backend)
+        activity.logger.info("provisioning %s", request.workflow_id)
+        return await backend.provision(request)
+
+    @activity.defn(name="terminate")
+    async def terminate(self, request: TerminateInput) -> None:
+        backend = self._backend(request.spec.backend)
+        activity.logger.info("terminating %s", request.workflow_id)
+        await backend.terminate(request)
+
+    @activity.defn(name="monitor")
+    async def monitor(self, request: MonitorInput) -> None:
+        """Forward the instance's activity stream as signals until cancelled.
+
+        Event driven: a signal per change of the connection count, plus a
+        keepalive every ``keepalive_seconds`` while users are connected and the
+        stream is up. Reports carry absolute counts, so a reconnect that replays
+        the current state never double counts. Returns when the workflow is gone.
+        """
+        forwarder = _Forwarder(self._client.get_workflow_handle(request.workflow_id))
+        backend = self._backend(request.instance.backend)
+        heartbeat = asyncio.create_task(_heartbeat_forever())
+        keepalive = asyncio.create_task(forwarder.keepalive_forever(request.keepalive_seconds))
+        try:
+            await self._follow(request, backend, forwarder)
+        except _WorkflowGone:
+            activity.logger.info("%s has ended; monitor stops", request.workflow_id)
+        finally:
+            heartbeat.cancel()
+            keepalive.cancel()
+
+    async def _follow(self, request: MonitorInput, backend: Backend, forwarder: _Forwarder) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                async for report in stream_activity(request.instance, self._settings.internal_key):
+                    forwarder.stream_up = True
+                    backoff = 1.0
+                    await forwarder.forward(report)
+                raise ConnectionError("activity stream ended")
+            except (_WorkflowGone, asyncio.CancelledError):
+                raise
+            except Exception as err:
+                forwarder.stream_up = False
+                if not await backend.is_alive(request.instance):
+                    raise ApplicationError(
+                        f"instance {request.instance.instance_id} is gone",
+                        type=INSTANCE_LOST,
+                        non_retryable=True,
+                    ) from err
+                activity.logger.warning(
+                    "activity stream of %s lost (%s); reconnecting in %.0fs",
+                    request.workflow_id,
+                    type(err).__name__,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
+
+
+class _WorkflowGone(Exception):
+    pass
+
+
+class _Forwarder:
+    """Signals the workflow; remembers what it said so repeats are not re-sent."""
+
+    def __init__(self, handle: WorkflowHandle[object, object]):
+        self._handle = handle
+        self._last: ActivityReport | None = None
+        self.stream_up = False
+
+    async def forward(self, report: ActivityReport) -> None:
+        if self._last is not None and report.connections == self._last.connections:
+            return
+        await self._signal(report)
+        self._last = report
+
+    async def keepalive_forever(self, interval: float) -> None:
+        """Only while the stream is up: a blind monitor must not keep a machine alive."""
+        while True:
+            await asyncio.sleep(interval)
+            last = self._last
+            if self.stream_up and last is not None and last.connections > 0:
+                try:
+                    await self._signal(last.model_copy(update={"keepalive": True}))
+                except _WorkflowGone:
+                    return
+                except RPCError as err:
+                    activity.logger.warning("keepalive not delivered: %s", err.message)
+
+    async def _signal(self, report: ActivityReport) -> None:
+        try:
+            await self._handle.signal("record_activity", report)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise _WorkflowGone from err
+            raise
+
+
+async def _heartbeat_forever() -> None:
+    """Heartbeats prove the monitor is alive and deliver cancellation to it."""
+    while True:
+        activity.heartbeat(datetime.now(UTC).isoformat())
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+def all_activities(acts: EnvironmentActivities) -> list[object]:
+    return [acts.provision, acts.monitor, acts.terminate]
+
+
+__all__ = ["EnvironmentActivities", "all_activities"]

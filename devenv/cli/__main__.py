@@ -1,0 +1,3 @@
+from devenv.cli.app import main
+
+main()

@@ -1,0 +1,85 @@
+"""Finding environments on the server and reading their state."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from devenv.errors import UserError
+from devenv.workflows.config import NAME_PATTERN
+from devenv.workflows.state import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, EnvState, workflow_id_for
+
+QUERY_TIMEOUT = timedelta(seconds=10)
+Handle = WorkflowHandle[object, object]
+
+
+async def resolve(client: Client, ref: str) -> Handle:
+    """The environment called ``ref`` (a name, or a workflow id ``devenv-NAME``)."""
+    candidates = []
+    if NAME_PATTERN.fullmatch(ref):
+        candidates.append(workflow_id_for(ref))
+    if ref.startswith(WORKFLOW_ID_PREFIX):
+        candidates.append(ref)
+    if not candidates:
+        raise UserError(
+            f"NAME: invalid value {ref!r}: expected an environment name or its workflow id "
+            f"'{WORKFLOW_ID_PREFIX}NAME' (see `devenv ps --all`)"
+        )
+    for workflow_id in candidates:
+        handle: Handle = client.get_workflow_handle(workflow_id)
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                continue
+            raise
+        if description.workflow_type != WORKFLOW_TYPE:
+            raise UserError(
+                f"{ref!r} is a workflow of type {description.workflow_type!r}, "
+                "not a devenv environment"
+            )
+        return handle
+    raise UserError(f"no environment named {ref!r} (see `devenv ps --all`)")
+
+
+async def fetch_state(handle: Handle) -> EnvState:
+    """Running: the `status` query. Ended: the workflow's result (the final state)."""
+    description = await handle.describe()
+    try:
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return await handle.query("status", result_type=EnvState, rpc_timeout=QUERY_TIMEOUT)
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            return await handle.result(result_type=EnvState, rpc_timeout=QUERY_TIMEOUT)
+        return await handle.query("status", result_type=EnvState, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as err:
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise UserError(
+                f"environment {handle.id} did not answer within "
+                f"{QUERY_TIMEOUT.seconds}s; is a devenv worker running? (`devenv server`)"
+            ) from None
+        raise
+
+
+async def list_states(client: Client, include_ended: bool) -> list[EnvState]:
+    """Every environment (one row per environment, not per continue-as-new run)."""
+    query = f'WorkflowType="{WORKFLOW_TYPE}"'
+    query += (
+        ' AND ExecutionStatus!="ContinuedAsNew"'
+        if include_ended
+        else ' AND ExecutionStatus="Running"'
+    )
+    handles: list[Handle] = []
+    async for execution in client.list_workflows(query):
+        running = execution.status == WorkflowExecutionStatus.RUNNING
+        run_id = None if running else execution.run_id
+        handles.append(client.get_workflow_handle(execution.id, run_id=run_id))
+    results = await asyncio.gather(*(fetch_state(h) for h in handles), return_exceptions=True)
+    states = [r for r in results if isinstance(r, EnvState)]
+    order = {
+        status: index for index, status in enumerate(("provisioning", "running", "terminating"))
+    }
+    states.sort(key=lambda s: (order.get(s.status.value, 9), s.spec.name))
+    return states

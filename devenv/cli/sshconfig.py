@@ -1,0 +1,91 @@
+"""The generated OpenSSH config: one Host entry per environment, host key pinned.
+
+Each environment gets its own small file under ``ssh/hosts/`` (its config entry
+and its known_hosts line), included from ``ssh/config``; adding or removing an
+environment never rewrites another's entry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from devenv.keys import private_dir
+from devenv.settings import Settings
+from devenv.workflows.state import InstanceInfo
+
+SERVER_ALIVE_INTERVAL = 15
+SERVER_ALIVE_COUNT_MAX = 4
+
+
+def _hosts_dir(settings: Settings) -> Path:
+    return settings.ssh_dir / "hosts"
+
+
+def host_key_alias(name: str) -> str:
+    return f"devenv-{name}"
+
+
+def write_entry(settings: Settings, name: str, instance: InstanceInfo, identity: Path) -> Path:
+    """Write (or replace) the entry for ``name``; returns the config file to pass to ssh -F."""
+    hosts = private_dir(_hosts_dir(settings))
+    known_hosts = hosts / f"{name}.known_hosts"
+    _atomic_write(known_hosts, f"{host_key_alias(name)} {instance.host_public_key}\n")
+    entry = "\n".join(
+        [
+            f"Host {name}",
+            f"    HostName {instance.host}",
+            f"    Port {instance.port}",
+            f"    User {instance.username}",
+            f"    IdentityFile {identity}",
+            "    IdentitiesOnly yes",
+            f"    HostKeyAlias {host_key_alias(name)}",
+            f"    UserKnownHostsFile {known_hosts}",
+            "    StrictHostKeyChecking yes",
+            f"    ServerAliveInterval {SERVER_ALIVE_INTERVAL}",
+            f"    ServerAliveCountMax {SERVER_ALIVE_COUNT_MAX}",
+            "",
+        ]
+    )
+    _atomic_write(hosts / f"{name}.conf", entry)
+    return ensure_main_config(settings)
+
+
+def remove_entry(settings: Settings, name: str) -> None:
+    for suffix in (".conf", ".known_hosts"):
+        (_hosts_dir(settings) / f"{name}{suffix}").unlink(missing_ok=True)
+
+
+def ensure_main_config(settings: Settings) -> Path:
+    private_dir(_hosts_dir(settings))
+    text = (
+        f"# Written by devenv; one file per environment.\nInclude {_hosts_dir(settings)}/*.conf\n"
+    )
+    if not settings.ssh_config.exists() or settings.ssh_config.read_text() != text:
+        _atomic_write(settings.ssh_config, text)
+    return settings.ssh_config
+
+
+def include_in_user_config(settings: Settings) -> bool:
+    """Prepend ``Include`` of devenv's config to ~/.ssh/config (for `ssh NAME` and VS Code).
+
+    Returns True when the line was added now. Include must come before any Host
+    block to apply everywhere, hence prepended.
+    """
+    user_dir = Path.home() / ".ssh"
+    user_config = user_dir / "config"
+    line = f"Include {settings.ssh_config}"
+    existing = user_config.read_text() if user_config.exists() else ""
+    if line in existing.splitlines():
+        return False
+    private_dir(user_dir)
+    _atomic_write(user_config, f"{line}\n\n{existing}" if existing else f"{line}\n")
+    return True
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

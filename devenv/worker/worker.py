@@ -1,0 +1,56 @@
+"""Builds the workers: the shared queue and this host's queue (for local instances)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from devenv.activities.backends.local import LocalBackend
+from devenv.activities.environment_activities import EnvironmentActivities, all_activities
+from devenv.keys import ensure_keypair
+from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
+from devenv.workflows.environment import DevEnvironmentWorkflow
+
+MAX_CONCURRENT_ACTIVITIES = 1_000
+"""Each running environment holds one monitor activity for its whole life."""
+
+
+def build_workers(client: Client, settings: Settings) -> list[Worker]:
+    ensure_keypair(settings.internal_key, comment="devenv-internal")
+    acts = EnvironmentActivities(client, settings, {"local": LocalBackend(settings)})
+    activities = all_activities(acts)
+    shared = Worker(
+        client,
+        task_queue=SHARED_TASK_QUEUE,
+        workflows=[DevEnvironmentWorkflow],
+        activities=activities,
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+    )
+    host = Worker(
+        client,
+        task_queue=host_task_queue(),
+        activities=activities,
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+    )
+    return [shared, host]
+
+
+@contextlib.asynccontextmanager
+async def running_workers(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """Run the workers for the duration of the block; shut them down gracefully after."""
+    workers = build_workers(client, settings)
+    tasks = [asyncio.create_task(worker.run()) for worker in workers]
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_until(client: Client, settings: Settings, stop: asyncio.Event) -> None:
+    async with running_workers(client, settings):
+        await stop.wait()
