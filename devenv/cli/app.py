@@ -17,7 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from devenv.cli import sshconfig
 from devenv.cli.config_file import load_config
-from devenv.cli.environments import Handle, fetch_state, list_states, resolve
+from devenv.cli.environments import Handle, candidate_ids, fetch_state, list_states, resolve
 from devenv.cli.identity import user_key
 from devenv.cli.names import generate_name
 from devenv.cli.serverctl import ensure_server, stop_background
@@ -39,7 +39,7 @@ app = typer.Typer(
 server_app = typer.Typer(help="Run the embedded Temporal server and the devenv worker.")
 app.add_typer(server_app, name="server")
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 T = TypeVar("T")
 
@@ -266,6 +266,7 @@ def signal(
 async def _signal(
     name: str, inactivity: str | None, max_duration: str | None, json_output: bool
 ) -> None:
+    candidate_ids(name)
     if inactivity is None and max_duration is None:
         raise UserError("nothing to change: give --inactivity and/or --max-duration")
     changes: list[tuple[str, int | None]] = []

@@ -16,8 +16,8 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 Handle = WorkflowHandle[object, object]
 
 
-async def resolve(client: Client, ref: str) -> Handle:
-    """The environment called ``ref`` (a name, or a workflow id ``devenv-NAME``)."""
+def candidate_ids(ref: str) -> list[str]:
+    """Workflow ids ``ref`` may mean; checked before any server is contacted."""
     candidates = []
     if NAME_PATTERN.fullmatch(ref):
         candidates.append(workflow_id_for(ref))
@@ -28,7 +28,12 @@ async def resolve(client: Client, ref: str) -> Handle:
             f"NAME: invalid value {ref!r}: expected an environment name or its workflow id "
             f"'{WORKFLOW_ID_PREFIX}NAME' (see `devenv ps --all`)"
         )
-    for workflow_id in candidates:
+    return candidates
+
+
+async def resolve(client: Client, ref: str) -> Handle:
+    """The environment called ``ref`` (a name, or a workflow id ``devenv-NAME``)."""
+    for workflow_id in candidate_ids(ref):
         handle: Handle = client.get_workflow_handle(workflow_id)
         try:
             description = await handle.describe()

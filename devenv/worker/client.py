@@ -29,7 +29,7 @@ async def connect(settings: Settings, timeout: float = 5.0) -> Client:
         )
     except (TimeoutError, RuntimeError, OSError) as err:
         raise ServerUnreachableError(
-            f"no Temporal server answers at {settings.address}: {_first_line(err)}"
+            f"no Temporal server answers at {settings.address} ({_reason(err, timeout)})"
         ) from err
 
 
@@ -46,6 +46,17 @@ async def wait_reachable(settings: Settings, timeout: float) -> Client:
             await asyncio.sleep(0.2)
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0][:200]
+def _reason(err: BaseException, timeout: float) -> str:
+    """The gist of a connection failure, without the transport's stack of wrappers."""
+    if isinstance(err, TimeoutError):
+        return f"no answer within {timeout:g}s"
+    text = str(err)
+    for needle, gist in (
+        ("ConnectionRefused", "connection refused"),
+        ("dns error", "host name not found"),
+        ("HostUnreachable", "host unreachable"),
+        ("certificate", "TLS certificate problem"),
+    ):
+        if needle in text:
+            return gist
+    return (text.strip() or type(err).__name__).splitlines()[0][:120]

@@ -1,0 +1,138 @@
+"""Bad configuration is refused before anything starts: one line, exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from devenv.cli.app import app
+from devenv.cli.config_file import load_config
+from devenv.errors import UserError
+
+GOOD = "type: dev-environment\nname: my-env\ninactivity_duration: 2h\n"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "devenv-home"
+    monkeypatch.setenv("DEVENV_HOME", str(home))
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    # Nothing listens here: reaching the server would be a bug in these tests.
+    monkeypatch.setenv("DEVENV_TEMPORAL_ADDRESS", "127.0.0.1:1")
+    return home
+
+
+def write(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "dev.yml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_example_file_is_valid() -> None:
+    config = load_config(Path(__file__).parents[2] / "examples" / "dev.yml")
+    assert config.type == "dev-environment"
+    assert config.inactivity_duration == 7200
+
+
+def test_defaults_are_off(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "type: dev-environment\n"))
+    assert config.inactivity_duration is None
+    assert config.max_duration is None
+    assert config.backend == "local"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("- a\n- b\n", "expected a mapping of keys such as 'type: dev-environment', got a list"),
+        ("", "got an empty file"),
+        ("type: [unclosed\n", "invalid YAML"),
+        (b"\x00\x01\x02\xff\xfe", "not a UTF-8 text file"),
+        (
+            "type: dev-environment\ninactivity: 2h\n",
+            "unknown key 'inactivity': did you mean 'inactivity_duration'?",
+        ),
+        ("type: task\n", "type: invalid value 'task': accepted: dev-environment"),
+        ("name: x\n", "type: required key is missing (accepted: dev-environment)"),
+        (
+            "type: dev-environment\ninactivity_duration: -1h\n",
+            "inactivity_duration: invalid value '-1h': '-1h' is not a duration",
+        ),
+        ("type: dev-environment\ninactivity_duration: 1x\n", "inactivity_duration: invalid value"),
+        ("type: dev-environment\nmax_duration: 99999w\n", "longer than 4 weeks"),
+        ("type: dev-environment\ninactivity_duration: 1.5.2h\n", "'1.5.2h' is not a duration"),
+        ("type: dev-environment\ninactivity_duration: ''\n", "'' is not a duration"),
+        ("type: dev-environment\ninactivity_duration: None\n", "'None' is not a duration"),
+        ("type: dev-environment\ninactivity_duration:\n", "null is not a duration"),
+        ("type: dev-environment\nname: my env\n", "name: invalid value 'my env'"),
+        ("type: dev-environment\nname: a/b\n", "name: invalid value 'a/b'"),
+        ("type: dev-environment\nname: x;rm -rf\n", "name: invalid value 'x;rm -rf'"),
+        ("type: dev-environment\nname: " + "a" * 200 + "\n", "1 to 40 lowercase letters"),
+        ("type: dev-environment\nbackend: gcp\n", "backend: invalid value 'gcp': accepted: local"),
+        ("type: dev-environment\nresources: {cpu: 0}\n", "resources.cpu: invalid value 0"),
+        (
+            "type: dev-environment\nresources: {gpus: 1}\n",
+            "resources: unknown key 'gpus': did you mean 'gpu'?",
+        ),
+    ],
+)
+def test_bad_files_fail_with_one_line_naming_file_key_value(
+    tmp_path: Path, isolated_home: Path, text: str | bytes, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as caught:
+        load_config(path)
+    assert expected in str(caught.value)
+    assert str(path) in str(caught.value)
+
+    result = CliRunner().invoke(app, ["start", str(path)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error:")
+    assert not isolated_home.exists(), "nothing may be created for bad input"
+
+
+def test_missing_and_huge_files(tmp_path: Path, isolated_home: Path) -> None:
+    result = CliRunner().invoke(app, ["start", str(tmp_path / "nope.yml")])
+    assert result.exit_code == 2
+    assert "file not found" in result.output
+    huge = write(tmp_path, "type: dev-environment\n" + "#" * 10_000_000)
+    result = CliRunner().invoke(app, ["start", str(huge)])
+    assert result.exit_code == 2
+    assert "a dev environment file is a few lines of YAML" in result.output
+    assert not isolated_home.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--inactivity", "1x"], "--inactivity: '1x' is not a duration"),
+        (["--max-duration", "-3h"], "--max-duration: '-3h' is not a duration"),
+        (["--name", "Bad Name"], "--name: 'Bad Name' is not a valid name"),
+        (["--name", "$(reboot)"], "--name: '$(reboot)' is not a valid name"),
+    ],
+)
+def test_bad_flags_fail_before_anything_starts(
+    tmp_path: Path, isolated_home: Path, args: list[str], expected: str
+) -> None:
+    result = CliRunner().invoke(app, ["start", str(write(tmp_path, GOOD)), *args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert not isolated_home.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["signal", "my-env"], "nothing to change"),
+        (["signal", "my-env", "--inactivity", "soon"], "--inactivity: 'soon' is not a duration"),
+        (["signal", "my env", "--inactivity", "2h"], "NAME: invalid value 'my env'"),
+    ],
+)
+def test_signal_validates_before_contacting_the_server(args: list[str], expected: str) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
