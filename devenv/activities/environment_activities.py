@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
@@ -116,7 +117,7 @@ class _WorkflowGone(Exception):
 class _Forwarder:
     """Signals the workflow; remembers what it said so repeats are not re-sent."""
 
-    def __init__(self, handle: WorkflowHandle[object, object]):
+    def __init__(self, handle: WorkflowHandle[Any, Any]):
         self._handle = handle
         self._last: ActivityReport | None = None
         self.stream_up = False
@@ -156,7 +157,7 @@ async def _heartbeat_forever() -> None:
         await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
-def all_activities(acts: EnvironmentActivities) -> list[object]:
+def all_activities(acts: EnvironmentActivities) -> list[Callable[..., object]]:
     return [acts.provision, acts.monitor, acts.terminate]
 
 

@@ -7,7 +7,7 @@ import os
 import shutil
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -145,6 +145,7 @@ async def _start(
             task_queue=SHARED_TASK_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            result_type=EnvState,
             static_summary=f"devenv {env_name} ({spec.backend}, "
             f"inactivity {format_duration(spec.inactivity_duration)})",
         )
@@ -294,7 +295,8 @@ async def _signal(
 
 async def _update(handle: Handle, update: str, arg: object) -> DeadlineAnswer:
     try:
-        return await handle.execute_update(update, arg, result_type=DeadlineAnswer)
+        answer = await handle.execute_update(update, arg, result_type=DeadlineAnswer)
+        return cast(DeadlineAnswer, answer)
     except WorkflowUpdateFailedError as failure:
         cause = failure.cause
         reason = getattr(cause, "message", None) or str(cause)
@@ -321,7 +323,7 @@ async def _stop(name: str, wait: bool, json_output: bool) -> None:
         err.print(f"Stopping {handle.id}; `devenv ps --all` shows when it has ended.")
         return
     with err.status(f"Terminating {handle.id}…"):
-        state = await handle.result(result_type=EnvState)
+        state = await handle.result()
     if json_output:
         out.print(rows_json([EnvRow.from_state(state)]))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any, cast
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
@@ -13,7 +14,7 @@ from devenv.workflows.config import NAME_PATTERN
 from devenv.workflows.state import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, EnvState, workflow_id_for
 
 QUERY_TIMEOUT = timedelta(seconds=10)
-Handle = WorkflowHandle[object, object]
+Handle = WorkflowHandle[Any, EnvState]
 
 
 def candidate_ids(ref: str) -> list[str]:
@@ -34,7 +35,7 @@ def candidate_ids(ref: str) -> list[str]:
 async def resolve(client: Client, ref: str) -> Handle:
     """The environment called ``ref`` (a name, or a workflow id ``devenv-NAME``)."""
     for workflow_id in candidate_ids(ref):
-        handle: Handle = client.get_workflow_handle(workflow_id)
+        handle: Handle = client.get_workflow_handle(workflow_id, result_type=EnvState)
         try:
             description = await handle.describe()
         except RPCError as err:
@@ -55,10 +56,10 @@ async def fetch_state(handle: Handle) -> EnvState:
     description = await handle.describe()
     try:
         if description.status == WorkflowExecutionStatus.RUNNING:
-            return await handle.query("status", result_type=EnvState, rpc_timeout=QUERY_TIMEOUT)
+            return await _query(handle)
         if description.status == WorkflowExecutionStatus.COMPLETED:
-            return await handle.result(result_type=EnvState, rpc_timeout=QUERY_TIMEOUT)
-        return await handle.query("status", result_type=EnvState, rpc_timeout=QUERY_TIMEOUT)
+            return await handle.result(rpc_timeout=QUERY_TIMEOUT)
+        return await _query(handle)
     except RPCError as err:
         if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             raise UserError(
@@ -66,6 +67,11 @@ async def fetch_state(handle: Handle) -> EnvState:
                 f"{QUERY_TIMEOUT.seconds}s; is a devenv worker running? (`devenv server`)"
             ) from None
         raise
+
+
+async def _query(handle: Handle) -> EnvState:
+    state = await handle.query("status", result_type=EnvState, rpc_timeout=QUERY_TIMEOUT)
+    return cast(EnvState, state)
 
 
 async def list_states(client: Client, include_ended: bool) -> list[EnvState]:
@@ -80,7 +86,9 @@ async def list_states(client: Client, include_ended: bool) -> list[EnvState]:
     async for execution in client.list_workflows(query):
         running = execution.status == WorkflowExecutionStatus.RUNNING
         run_id = None if running else execution.run_id
-        handles.append(client.get_workflow_handle(execution.id, run_id=run_id))
+        handles.append(
+            client.get_workflow_handle(execution.id, run_id=run_id, result_type=EnvState)
+        )
     results = await asyncio.gather(*(fetch_state(h) for h in handles), return_exceptions=True)
     states = [r for r in results if isinstance(r, EnvState)]
     order = {

@@ -8,6 +8,7 @@ import signal
 import subprocess
 
 from rich.console import Console
+from temporalio.client import Client
 
 from devenv.errors import UserError
 from devenv.keys import private_dir
@@ -66,7 +67,7 @@ async def _answers(settings: Settings) -> bool:
     return True
 
 
-async def _wait_for(settings: Settings, process: subprocess.Popen[bytes] | None) -> object:
+async def _wait_for(settings: Settings, process: subprocess.Popen[bytes] | None) -> Client:
     waiter = asyncio.create_task(wait_reachable(settings, STARTUP_TIMEOUT))
     while not waiter.done():
         if process is not None and process.poll() is not None:
