@@ -1,0 +1,339 @@
+"""The ``local`` backend: each instance is a detached SSH server process on this host.
+
+Layout under ``settings.envs_dir``::
+
+    <name>/workspace/                   kept after terminate, reused by the next <name>
+    <name>/instances/<token>/           server.json, ready.json, server.pid, host key, log
+    <name>/instances/<token>/terminated written by terminate: this token never starts again
+
+Provision is idempotent per token (an flock on the instance folder serialises
+retries and concurrent attempts), and the server is started through an intermediate
+process so it outlives the worker and never becomes the worker's zombie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from temporalio.exceptions import ApplicationError
+
+from devenv.activities.backends import proctools
+from devenv.activities.backends.local_models import (
+    CONFIG_FILE,
+    ENV_MARKER,
+    HOST_KEY_FILE,
+    LOCK_FILE,
+    LOG_FILE,
+    PID_FILE,
+    READY_FILE,
+    SERVER_MODULE,
+    TERMINATED_FILE,
+    ReadyInfo,
+    ServerConfig,
+    local_username,
+    login_shell,
+    write_atomic,
+)
+from devenv.activities.models import ProvisionInput, TerminateInput
+from devenv.keys import ensure_keypair, private_dir, public_key_line
+from devenv.settings import Settings, host_task_queue
+from devenv.workflows.state import InstanceInfo
+
+BACKEND = "local"
+M = TypeVar("M", ReadyInfo, ServerConfig)
+PROVISIONING_ERROR = "ProvisioningError"
+SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+STRIPPED_ENV_PREFIXES = ("DEVENV_", "TEMPORAL_")
+"""Worker settings (and API keys) that must not leak into the user's shells."""
+
+# Started by the worker; starts the server in a new session, prints its pid and exits,
+# so the server is reparented away from the worker (no zombie, survives the worker).
+_LAUNCHER = """\
+import subprocess, sys
+proc = subprocess.Popen(
+    sys.argv[1:], stdin=subprocess.DEVNULL, stdout=2, stderr=2, start_new_session=True
+)
+print(proc.pid, flush=True)
+"""
+
+
+def provisioning_error(message: str) -> ApplicationError:
+    return ApplicationError(message, type=PROVISIONING_ERROR, non_retryable=True)
+
+
+def _safe(kind: str, value: str) -> str:
+    """Names and tokens become folder names: refuse anything that could escape."""
+    if not SAFE_COMPONENT.fullmatch(value) or value in (".", ".."):
+        raise provisioning_error(f"invalid {kind} for the local backend: {value!r}")
+    return value
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"
+
+
+def _read_model(path: Path, model: type[M]) -> M | None:
+    try:
+        return model.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _locked(instance_dir: Path) -> Iterator[None]:
+    """Exclusive flock, held across threads and processes, released even on crash."""
+    fd = os.open(instance_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class LocalBackend:
+    """Instances as detached processes of this host (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        start_timeout: float = 20.0,
+        stop_timeout: float = 5.0,
+        login_timeout: float = 30.0,
+        keepalive_interval: float = 15.0,
+        keepalive_count_max: int = 4,
+    ) -> None:
+        self.settings = settings
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.login_timeout = login_timeout
+        self.keepalive_interval = keepalive_interval
+        self.keepalive_count_max = keepalive_count_max
+
+    # --- paths -----------------------------------------------------------------------
+
+    def env_dir(self, name: str) -> Path:
+        return self.settings.envs_dir / _safe("environment name", name)
+
+    def workspace(self, name: str) -> Path:
+        return self.env_dir(name) / "workspace"
+
+    def instance_dir(self, name: str, token: str) -> Path:
+        return self.env_dir(name) / "instances" / _safe("instance token", token)
+
+    def _find_instance_dir(self, instance: InstanceInfo) -> Path | None:
+        token = _safe("instance token", instance.instance_id)
+        if instance.workspace:
+            candidate = Path(instance.workspace).parent / "instances" / token
+            if candidate.is_dir():
+                return candidate
+        return next(iter(self.settings.envs_dir.glob(f"*/instances/{token}")), None)
+
+    # --- Backend protocol ------------------------------------------------------------
+
+    async def provision(self, request: ProvisionInput) -> InstanceInfo:
+        """Start (or find) the server of ``request.instance_token``; returns once it listens."""
+        return await asyncio.to_thread(self._provision, request)
+
+    async def is_alive(self, instance: InstanceInfo) -> bool:
+        """Whether the server process of this instance still runs (pid reuse checked)."""
+        instance_dir = self._find_instance_dir(instance)
+        if instance_dir is None or (instance_dir / TERMINATED_FILE).exists():
+            return False
+        return instance.pid is not None and _is_server(instance.pid, instance_dir)
+
+    async def terminate(self, request: TerminateInput) -> None:
+        """Stop the server and every process of the instance; keep the workspace."""
+        await asyncio.to_thread(self._terminate, request)
+
+    # --- provision ---------------------------------------------------------------------
+
+    def _provision(self, request: ProvisionInput) -> InstanceInfo:
+        spec = request.spec
+        token = request.instance_token
+        workspace = self.workspace(spec.name)
+        instance_dir = self.instance_dir(spec.name, token)
+        private_dir(self.settings.envs_dir)
+        private_dir(self.env_dir(spec.name))
+        private_dir(instance_dir.parent)
+        private_dir(instance_dir)
+        workspace.mkdir(mode=0o700, exist_ok=True)
+        with _locked(instance_dir):
+            if (instance_dir / TERMINATED_FILE).exists():
+                raise provisioning_error(
+                    f"instance {token} of {spec.name} was terminated; it is not started again"
+                )
+            config = self._write_config(request, instance_dir, workspace)
+            ready = self._running_server(instance_dir)
+            if ready is None:
+                ready = self._start_server(instance_dir, token)
+            return self._instance_info(request, config, ready)
+
+    def _write_config(
+        self, request: ProvisionInput, instance_dir: Path, workspace: Path
+    ) -> ServerConfig:
+        """server.json and the host key; reused as is when a retry finds them."""
+        existing = _read_model(instance_dir / CONFIG_FILE, ServerConfig)
+        if existing is not None and (instance_dir / HOST_KEY_FILE).exists():
+            return existing
+        host_key = instance_dir / HOST_KEY_FILE
+        ensure_keypair(host_key, comment=f"devenv-{request.instance_token}")
+        internal = ensure_keypair(self.settings.internal_key, comment="devenv-internal")
+        config = ServerConfig(
+            instance_id=request.instance_token,
+            workspace=workspace,
+            username=local_username(),
+            user_public_key=request.spec.user_public_key,
+            internal_public_key=public_key_line(internal),
+            host_key=host_key,
+            min_connection_duration=request.spec.min_connection_duration,
+            shell=login_shell(),
+            login_timeout=self.login_timeout,
+            keepalive_interval=self.keepalive_interval,
+            keepalive_count_max=self.keepalive_count_max,
+        )
+        write_atomic(instance_dir / CONFIG_FILE, config.model_dump_json(indent=2))
+        return config
+
+    def _running_server(self, instance_dir: Path) -> ReadyInfo | None:
+        """The live server of this instance, waiting for one that is still starting."""
+        ready = _read_model(instance_dir / READY_FILE, ReadyInfo)
+        if ready is not None and _is_server(ready.pid, instance_dir):
+            return ready
+        pid = _read_pid(instance_dir)
+        if pid is not None and _is_server(pid, instance_dir):
+            # Started by an attempt that died before it saw ready.json.
+            return self._wait_ready(instance_dir, pid)
+        return None
+
+    def _start_server(self, instance_dir: Path, token: str) -> ReadyInfo:
+        for stale in (READY_FILE, PID_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (instance_dir / stale).unlink()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_ENV_PREFIXES)}
+        env[ENV_MARKER] = token
+        argv = [sys.executable, "-m", SERVER_MODULE, str(instance_dir)]
+        log_fd = os.open(instance_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            launcher = subprocess.run(
+                [sys.executable, "-c", _LAUNCHER, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log_fd,
+                env=env,
+                cwd=instance_dir,
+                timeout=self.start_timeout,
+                check=False,
+            )
+        finally:
+            os.close(log_fd)
+        try:
+            pid = int(launcher.stdout.decode().strip())
+        except ValueError:
+            self._cleanup_failed(instance_dir, token, None)
+            raise provisioning_error(
+                f"could not start the instance server:\n{_tail(instance_dir / LOG_FILE)}"
+            ) from None
+        write_atomic(instance_dir / PID_FILE, str(pid))
+        return self._wait_ready(instance_dir, pid)
+
+    def _wait_ready(self, instance_dir: Path, pid: int) -> ReadyInfo:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            ready = _read_model(instance_dir / READY_FILE, ReadyInfo)
+            if ready is not None and ready.pid == pid:
+                return ready
+            if not proctools.is_running(pid):
+                break
+            time.sleep(0.02)
+        token = instance_dir.name
+        self._cleanup_failed(instance_dir, token, pid)
+        raise provisioning_error(
+            f"the instance server did not become ready:\n{_tail(instance_dir / LOG_FILE)}"
+        )
+
+    def _cleanup_failed(self, instance_dir: Path, token: str, pid: int | None) -> None:
+        if pid is not None and _is_server(pid, instance_dir):
+            _stop_server(pid, self.stop_timeout)
+        proctools.kill_processes(proctools.processes_with_env(ENV_MARKER, token), grace=1.0)
+        for stale in (READY_FILE, PID_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (instance_dir / stale).unlink()
+
+    def _instance_info(
+        self, request: ProvisionInput, config: ServerConfig, ready: ReadyInfo
+    ) -> InstanceInfo:
+        host_key = Path(str(config.host_key) + ".pub").read_text().strip()
+        return InstanceInfo(
+            instance_id=request.instance_token,
+            backend=BACKEND,
+            host="127.0.0.1",
+            port=ready.port,
+            username=config.username,
+            host_public_key=host_key,
+            task_queue=request.spec.host_task_queue or host_task_queue(),
+            workspace=str(config.workspace),
+            pid=ready.pid,
+        )
+
+    # --- terminate -----------------------------------------------------------------------
+
+    def _terminate(self, request: TerminateInput) -> None:
+        token = request.instance_token
+        instance_dir = self.instance_dir(request.spec.name, token)
+        private_dir(self.env_dir(request.spec.name))
+        private_dir(instance_dir.parent)
+        private_dir(instance_dir)
+        with _locked(instance_dir):
+            # First, so that no retried provision can start this token again.
+            (instance_dir / TERMINATED_FILE).touch()
+            candidates = {_read_pid(instance_dir)}
+            ready = _read_model(instance_dir / READY_FILE, ReadyInfo)
+            if ready is not None:
+                candidates.add(ready.pid)
+            if request.instance is not None:
+                candidates.add(request.instance.pid)
+            for pid in candidates:
+                if pid is not None and _is_server(pid, instance_dir):
+                    _stop_server(pid, self.stop_timeout)
+            proctools.kill_processes(proctools.processes_with_env(ENV_MARKER, token))
+            for leftover in (READY_FILE, PID_FILE, HOST_KEY_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    (instance_dir / leftover).unlink()
+
+
+def _read_pid(instance_dir: Path) -> int | None:
+    try:
+        return int((instance_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_server(pid: int, instance_dir: Path) -> bool:
+    """``pid`` runs this instance's server (not a reused pid, not a zombie)."""
+    if not proctools.is_running(pid):
+        return False
+    argv = proctools.cmdline(pid)
+    return SERVER_MODULE in argv and str(instance_dir) in argv
+
+
+def _stop_server(pid: int, timeout: float) -> None:
+    """SIGTERM (the server then kills its children), SIGKILL if it does not exit."""
+    proctools.send(pid, signal.SIGTERM)
+    if proctools.wait_gone([pid], timeout):
+        proctools.send(pid, signal.SIGKILL)
+        proctools.wait_gone([pid], 1.0)

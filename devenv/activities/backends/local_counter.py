@@ -1,0 +1,84 @@
+"""The number of user connections that count as "in use", and who is told when it changes.
+
+Event driven: a connection is counted by a per-connection timer once it has lasted
+``min_connection_duration``, and uncounted when it closes; every change is pushed to
+the subscribers (the ``devenv-activity`` streams), never polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ActivitySnapshot:
+    connections: int
+    last_change: datetime
+
+    def to_line(self) -> bytes:
+        """One line of the activity stream (parsed by ``ActivityReport``)."""
+        body = {"connections": self.connections, "last_change": self.last_change.isoformat()}
+        return (json.dumps(body) + "\n").encode()
+
+
+class ConnectionCounter:
+    """Counts authenticated user connections open for at least ``min_duration`` seconds."""
+
+    def __init__(self, min_duration: float, clock: Callable[[], datetime] = utc_now) -> None:
+        self._min_duration = min_duration
+        self._clock = clock
+        self._pending: dict[Hashable, asyncio.TimerHandle] = {}
+        self._counted: set[Hashable] = set()
+        self._snapshot = ActivitySnapshot(0, clock())
+        self._subscribers: set[asyncio.Queue[ActivitySnapshot]] = set()
+
+    @property
+    def snapshot(self) -> ActivitySnapshot:
+        return self._snapshot
+
+    def user_connected(self, conn: Hashable) -> None:
+        """A user connection authenticated: count it once it has lasted long enough."""
+        if conn in self._pending or conn in self._counted:
+            return
+        if self._min_duration <= 0:
+            self._count(conn)
+            return
+        loop = asyncio.get_running_loop()
+        self._pending[conn] = loop.call_later(self._min_duration, self._count, conn)
+
+    def user_disconnected(self, conn: Hashable) -> None:
+        """A user connection closed: forget a pending one, uncount a counted one."""
+        timer = self._pending.pop(conn, None)
+        if timer is not None:
+            timer.cancel()
+        if conn in self._counted:
+            self._counted.discard(conn)
+            self._publish()
+
+    def subscribe(self) -> asyncio.Queue[ActivitySnapshot]:
+        """A queue that gets the current state now and every change after it."""
+        queue: asyncio.Queue[ActivitySnapshot] = asyncio.Queue()
+        queue.put_nowait(self._snapshot)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[ActivitySnapshot]) -> None:
+        self._subscribers.discard(queue)
+
+    def _count(self, conn: Hashable) -> None:
+        self._pending.pop(conn, None)
+        self._counted.add(conn)
+        self._publish()
+
+    def _publish(self) -> None:
+        self._snapshot = ActivitySnapshot(len(self._counted), self._clock())
+        for queue in self._subscribers:
+            queue.put_nowait(self._snapshot)

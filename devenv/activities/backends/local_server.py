@@ -1,0 +1,267 @@
+"""The local instance itself: an SSH server on 127.0.0.1 that knows who is connected.
+
+Run detached by the local backend as ``python -m devenv.activities.backends.local_server
+INSTANCE_DIR``. It reads ``server.json``, listens on a free loopback port and writes
+``ready.json``. The user's key gets a shell/PTY, exec, sftp, scp and local forwarding;
+devenv's internal key gets only the ``devenv-activity`` subsystem, which streams the
+number of user connections as JSON lines. On SIGTERM it kills everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import asyncssh
+from asyncssh.channel import SSHChannel
+
+from devenv.activities.backends.local_counter import ConnectionCounter
+from devenv.activities.backends.local_models import (
+    ACTIVITY_SUBSYSTEM,
+    CONFIG_FILE,
+    LOG_FILE,
+    READY_FILE,
+    ReadyInfo,
+    ServerConfig,
+    write_atomic,
+)
+from devenv.activities.backends.local_sessions import Children, SessionProcess, run_session
+
+log = logging.getLogger("devenv.local_server")
+
+LISTEN_HOST = "127.0.0.1"
+INTERNAL_OPTION = "devenv-internal"
+"""authorized_keys option marking the control-plane key."""
+FORWARD_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Where ``ssh -L`` may connect: services of the instance itself."""
+
+
+@dataclass
+class Instance:
+    """What every connection of this server shares."""
+
+    config: ServerConfig
+    counter: ConnectionCounter
+    children: Children
+    authorized_keys: asyncssh.SSHAuthorizedKeys
+    connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
+
+
+def authorized_keys(config: ServerConfig) -> asyncssh.SSHAuthorizedKeys:
+    """The user key unrestricted; the internal key marked and denied pty and forwarding."""
+    internal_options = (
+        f"{INTERNAL_OPTION},no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding"
+    )
+    return asyncssh.import_authorized_keys(
+        f"{config.user_public_key.strip()}\n"
+        f"{internal_options} {config.internal_public_key.strip()}\n"
+    )
+
+
+def _sftp_server(chan: SSHChannel[bytes]) -> asyncssh.SFTPServer:
+    """Plain filesystem access, relative paths from the workspace (the server's cwd)."""
+    return asyncssh.SFTPServer(cast("asyncssh.SSHServerChannel[bytes]", chan))
+
+
+class UserSession(SessionProcess):
+    """Shell, exec, sftp and scp; no other subsystem (in particular not the activity one)."""
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return subsystem == "sftp" and super().subsystem_requested(subsystem)
+
+
+class ActivitySession(SessionProcess):
+    """The internal key's only door: the activity subsystem."""
+
+    def shell_requested(self) -> bool:
+        return False
+
+    def exec_requested(self, command: str) -> bool:
+        return False
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return subsystem == ACTIVITY_SUBSYSTEM
+
+
+async def serve_activity(process: SessionProcess, counter: ConnectionCounter) -> None:
+    """Stream one JSON line per change of the user connection count, current state first."""
+    queue = counter.subscribe()
+
+    async def pump() -> None:
+        while True:
+            snapshot = await queue.get()
+            process.stdout.write(snapshot.to_line())
+            await process.stdout.drain()
+
+    sender = asyncio.ensure_future(pump())
+    closed = asyncio.ensure_future(process.channel.wait_closed())
+    try:
+        await asyncio.wait([sender, closed], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        counter.unsubscribe(queue)
+        sender.cancel()
+        closed.cancel()
+        await asyncio.gather(sender, closed, return_exceptions=True)
+        if not process.is_closing():
+            process.exit(0)
+
+
+class InstanceServer(asyncssh.SSHServer):
+    """One per TCP connection: authenticates, decides the role, counts user connections."""
+
+    def __init__(self, instance: Instance) -> None:
+        self._instance = instance
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._role: str | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._instance.connections.add(conn)
+        log.info("connection from %s", conn.get_extra_info("peername"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._instance.connections.discard(self._conn)
+        if self._role == "user":
+            self._instance.counter.user_disconnected(self)
+        log.info(
+            "connection closed (%s)%s", self._role or "unauthenticated", f": {exc}" if exc else ""
+        )
+
+    def begin_auth(self, username: str) -> bool:
+        # Keys are only offered for the expected login name; anything else fails auth.
+        if self._conn is not None and username == self._instance.config.username:
+            self._conn.set_authorized_keys(self._instance.authorized_keys)
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return False  # only the authorized keys above are accepted
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+    def auth_completed(self) -> None:
+        assert self._conn is not None
+        internal = bool(self._conn.get_key_option(INTERNAL_OPTION, False))
+        self._role = "internal" if internal else "user"
+        log.info("authenticated: %s", self._role)
+        if self._role == "user":
+            self._instance.counter.user_connected(self)
+
+    def session_requested(self) -> SessionProcess:
+        config = self._instance.config
+        if self._role == "internal":
+            counter = self._instance.counter
+            return ActivitySession(lambda process: serve_activity(process, counter), None, 3, False)
+        children = self._instance.children
+        return UserSession(
+            lambda process: run_session(process, config, children),
+            _sftp_server,
+            3,
+            True,
+        )
+
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
+        allowed = self._role == "user" and dest_host in FORWARD_HOSTS
+        log.info("forward to %s:%d %s", dest_host, dest_port, "allowed" if allowed else "refused")
+        return allowed
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        return False
+
+
+async def serve(instance_dir: Path, config: ServerConfig) -> None:
+    """Listen, announce ``ready.json``, and run until SIGTERM/SIGINT."""
+    os.chdir(config.workspace)  # sftp and scp resolve relative paths from here
+    instance = Instance(
+        config=config,
+        counter=ConnectionCounter(config.min_connection_duration),
+        children=Children(config.instance_id),
+        authorized_keys=authorized_keys(config),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+
+    acceptor = await asyncssh.listen(
+        LISTEN_HOST,
+        0,
+        server_factory=lambda: InstanceServer(instance),
+        server_host_keys=[str(config.host_key)],
+        config=None,
+        password_auth=False,
+        kbdint_auth=False,
+        host_based_auth=False,
+        gss_host=None,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        line_editor=False,
+        encoding=None,
+        rdns_lookup=False,
+        login_timeout=config.login_timeout,
+        keepalive_interval=config.keepalive_interval,
+        keepalive_count_max=config.keepalive_count_max,
+    )
+    port = acceptor.get_port()
+    ready = ReadyInfo(pid=os.getpid(), port=port)
+    write_atomic(instance_dir / READY_FILE, ready.model_dump_json())
+    log.info("listening on %s:%d (pid %d)", LISTEN_HOST, port, ready.pid)
+
+    await stop.wait()
+    log.info("stopping")
+    acceptor.close()
+    for conn in list(instance.connections):
+        conn.close()
+    await instance.children.kill_all()
+    with contextlib.suppress(FileNotFoundError):
+        (instance_dir / READY_FILE).unlink()
+    log.info("stopped")
+
+
+def _setup_logging(instance_dir: Path) -> None:
+    handler = logging.FileHandler(instance_dir / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # asyncssh at INFO is chatty and names keys; warnings are enough.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print(f"usage: python -m {__spec__.name if __spec__ else 'local_server'} INSTANCE_DIR")
+        return 2
+    instance_dir = Path(args[0]).resolve()
+    _setup_logging(instance_dir)
+    try:
+        config = ServerConfig.model_validate_json((instance_dir / CONFIG_FILE).read_text())
+        asyncio.run(serve(instance_dir, config))
+    except Exception:
+        log.exception("instance server failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
