@@ -56,6 +56,12 @@ class Instance:
 
 def authorized_keys(config: ServerConfig) -> asyncssh.SSHAuthorizedKeys:
     """The user key unrestricted; the internal key marked and denied pty and forwarding."""
+    for what, line in (("user", config.user_public_key), ("internal", config.internal_public_key)):
+        try:
+            asyncssh.import_public_key(line)
+        except (asyncssh.KeyImportError, ValueError):
+            # asyncssh would skip the line silently and nobody could ever log in.
+            raise ValueError(f"the {what} public key is not an OpenSSH public key line") from None
     internal_options = (
         f"{INTERNAL_OPTION},no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding"
     )
@@ -65,9 +71,17 @@ def authorized_keys(config: ServerConfig) -> asyncssh.SSHAuthorizedKeys:
     )
 
 
-def _sftp_server(chan: SSHChannel[bytes]) -> asyncssh.SFTPServer:
+class WorkspaceSFTPServer(asyncssh.SFTPServer):
     """Plain filesystem access, relative paths from the workspace (the server's cwd)."""
-    return asyncssh.SFTPServer(cast("asyncssh.SSHServerChannel[bytes]", chan))
+
+    def exit(self) -> None:
+        # Report success like sshd's sftp-server; scp in SFTP mode fails without it.
+        if not self.channel.is_closing():
+            self.channel.exit(0)
+
+
+def _sftp_server(chan: SSHChannel[bytes]) -> asyncssh.SFTPServer:
+    return WorkspaceSFTPServer(cast("asyncssh.SSHServerChannel[bytes]", chan))
 
 
 class UserSession(SessionProcess):
