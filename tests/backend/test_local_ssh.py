@@ -49,6 +49,18 @@ async def test_exec_with_a_pty_has_a_terminal(shared: Instance) -> None:
     assert "term=" in result.out and "term=\r" not in result.out
 
 
+async def test_pty_output_is_complete_and_background_jobs_do_not_hold_the_session(
+    shared: Instance,
+) -> None:
+    big = await shared.ssh("-tt", shared.alias, "head -c 2000000 /dev/zero | tr '\\0' a")
+    assert big.returncode == 0, big.err
+    assert big.stdout.count(b"a") == 2_000_000
+    started = asyncio.get_running_loop().time()
+    background = await shared.ssh("-tt", shared.alias, "sleep 30 & echo bg")
+    assert background.returncode == 0 and "bg" in background.out
+    assert asyncio.get_running_loop().time() - started < 5
+
+
 class PtyClient:
     """``ssh -tt`` run in a terminal of its own, typed into like a user would."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -39,6 +40,7 @@ log = logging.getLogger("devenv.local_server")
 LISTEN_HOST = "127.0.0.1"
 INTERNAL_OPTION = "devenv-internal"
 """authorized_keys option marking the control-plane key."""
+LOG_MAX_BYTES = 1_000_000
 FORWARD_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 """Where ``ssh -L`` may connect: services of the instance itself."""
 
@@ -195,7 +197,10 @@ class InstanceServer(asyncssh.SSHServer):
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
     ) -> bool:
         allowed = self._role == "user" and dest_host in FORWARD_HOSTS
-        log.info("forward to %s:%d %s", dest_host, dest_port, "allowed" if allowed else "refused")
+        level = logging.DEBUG if allowed else logging.INFO
+        log.log(
+            level, "forward to %s:%d %s", dest_host, dest_port, "allowed" if allowed else "refused"
+        )
         return allowed
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
@@ -252,7 +257,10 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
 
 
 def _setup_logging(instance_dir: Path) -> None:
-    handler = logging.FileHandler(instance_dir / LOG_FILE)
+    # Bounded: an instance may run for weeks with an IDE opening channels all day.
+    handler = logging.handlers.RotatingFileHandler(
+        instance_dir / LOG_FILE, maxBytes=LOG_MAX_BYTES, backupCount=1
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

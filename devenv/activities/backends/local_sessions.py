@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import signal
+import termios
 from asyncio.subprocess import Process
 from typing import Any
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 65536
 PTY_DRAIN_SECONDS = 0.5
-"""After a PTY child exits, how long to forward output that is still in flight."""
+"""After a PTY child exits, how long the pty may stay quiet before the session ends."""
 ACCEPTED_CLIENT_ENV = ("LANG", "LC_")
 """Client-sent variables passed on, as sshd's default AcceptEnv."""
 
@@ -204,11 +205,42 @@ async def _write_fd(fd: int, data: bytes) -> None:
             await _wait_fd(fd, writable=True)
 
 
-async def _forward_output(fd: int, writer: asyncssh.SSHWriter[bytes]) -> None:
+class _Progress:
+    """How far an output pump got: tells a quiet pty from a slow client."""
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self.waiting_for_client = False
+
+
+async def _forward_output(
+    fd: int, writer: asyncssh.SSHWriter[bytes], progress: _Progress | None = None
+) -> None:
     """Child output to the channel, at the pace the client reads it."""
+    progress = progress or _Progress()
     while data := await _read_fd(fd):
+        progress.chunks += 1
         writer.write(data)
+        progress.waiting_for_client = True
         await writer.drain()
+        progress.waiting_for_client = False
+
+
+async def _drain_pty(
+    output: asyncio.Future[None], closed: asyncio.Future[None], progress: _Progress
+) -> None:
+    """After the child exits: forward the rest, stop once the pty has been quiet a while.
+
+    Background jobs still holding the pty must not keep the session open (as with
+    sshd), but a slow client must still get all of the output.
+    """
+    while not output.done() and not closed.done():
+        before = progress.chunks
+        await asyncio.wait(
+            [output, closed], timeout=PTY_DRAIN_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
+        if progress.chunks == before and not progress.waiting_for_client:
+            return
 
 
 async def _forward_input(process: SessionProcess, fd: int, pgid: int, pty: bool) -> None:
@@ -282,8 +314,11 @@ async def _run_with_pty(
     fds = _Fds()
     master, slave = (fds.add(fd) for fd in os.openpty())
     try:
-        apply_modes(slave, process.term_modes)
-        set_window_size(master, *process.term_size)
+        try:
+            apply_modes(slave, process.term_modes)
+            set_window_size(master, *process.term_size)
+        except (termios.error, OSError, ValueError) as exc:
+            log.warning("terminal settings not applied: %s", exc)
         env["SSH_TTY"] = os.ttyname(slave)
         proc = await _spawn(argv, env, config, True, (slave, slave, slave))
     except BaseException:
@@ -293,17 +328,14 @@ async def _run_with_pty(
     log.info("pty child %d started", proc.pid)
     os.set_blocking(master, False)
     exited = _forget_when_done(children, proc)
-    output = asyncio.ensure_future(_forward_output(master, process.stdout))
+    progress = _Progress()
+    output = asyncio.ensure_future(_forward_output(master, process.stdout, progress))
     feeder = asyncio.ensure_future(_forward_input(process, master, proc.pid, pty=True))
     closed = asyncio.ensure_future(process.channel.wait_closed())
     try:
         await asyncio.wait([exited, closed], return_when=asyncio.FIRST_COMPLETED)
         if exited.done():
-            # Forward what is still in flight; background jobs holding the pty
-            # must not keep the session open (sshd behaves the same way).
-            await asyncio.wait(
-                [output, closed], timeout=PTY_DRAIN_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
+            await _drain_pty(output, closed, progress)
             _report_exit(process, exited.result())
         else:
             log.info("client left the pty session of %d: hanging up", proc.pid)
