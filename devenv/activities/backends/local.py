@@ -239,15 +239,14 @@ class LocalBackend:
                 timeout=self.start_timeout,
                 check=False,
             )
-        finally:
-            os.close(log_fd)
-        try:
             pid = int(launcher.stdout.decode().strip())
-        except ValueError:
+        except (OSError, ValueError, subprocess.SubprocessError):
             self._cleanup_failed(instance_dir, token, None)
             raise provisioning_error(
                 f"could not start the instance server:\n{_tail(instance_dir / LOG_FILE)}"
             ) from None
+        finally:
+            os.close(log_fd)
         write_atomic(instance_dir / PID_FILE, str(pid))
         return self._wait_ready(instance_dir, pid)
 

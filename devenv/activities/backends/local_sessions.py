@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import signal
+import subprocess
 import termios
 from asyncio.subprocess import Process
 from typing import Any
@@ -40,6 +41,10 @@ ACCEPTED_CLIENT_ENV = ("LANG", "LC_")
 """Client-sent variables passed on, as sshd's default AcceptEnv."""
 
 SessionProcess = asyncssh.SSHServerProcess[bytes]
+
+
+class SpawnError(Exception):
+    """The shell could not be started (reported to the client as exit status 127)."""
 
 
 class Children:
@@ -122,11 +127,12 @@ async def run_session(process: SessionProcess, config: ServerConfig, children: C
             await _run_with_pty(process, argv, env, config, children)
         else:
             await _run_with_pipes(process, argv, env, config, children)
-    except OSError as exc:
-        log.warning("cannot start %s: %s", argv[0], exc)
-        with contextlib.suppress(OSError):
-            process.stderr.write(f"devenv: cannot start {argv[0]}: {exc}\n".encode())
-        process.exit(127)
+    except SpawnError as exc:
+        log.warning("%s", exc)
+        if not process.is_closing():
+            with contextlib.suppress(OSError):
+                process.stderr.write(f"devenv: {exc}\n".encode())
+            process.exit(127)
 
 
 def _report_exit(process: SessionProcess, returncode: int) -> None:
@@ -292,16 +298,19 @@ async def _spawn(
     pty: bool,
     stdio: tuple[int, int, int],
 ) -> Process:
-    return await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=stdio[0],
-        stdout=stdio[1],
-        stderr=stdio[2],
-        cwd=config.workspace,
-        env=env,
-        start_new_session=True,
-        preexec_fn=take_controlling_tty if pty else None,
-    )
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=stdio[0],
+            stdout=stdio[1],
+            stderr=stdio[2],
+            cwd=config.workspace,
+            env=env,
+            start_new_session=True,
+            preexec_fn=take_controlling_tty if pty else None,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SpawnError(f"cannot start {argv[0]}: {exc}") from exc
 
 
 async def _run_with_pty(
