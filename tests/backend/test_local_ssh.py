@@ -198,16 +198,48 @@ async def test_local_port_forwarding_reaches_a_service_of_the_instance(shared: I
         stdin=asyncio.subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", local_port)
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the forwarded port never opened")
+        reader, writer = await _wait_for_port(local_port)
         writer.write(b"ping through the tunnel\n")
         assert await asyncio.wait_for(reader.readline(), 10) == b"ping through the tunnel\n"
+        writer.close()
+    finally:
+        tunnel.terminate()
+        await tunnel.wait()
+        service.close()
+
+
+async def _wait_for_port(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    for _ in range(200):
+        try:
+            return await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"port {port} never opened")
+
+
+async def test_dynamic_forwarding_as_vscode_uses_it(shared: Instance) -> None:
+    """VS Code Remote-SSH reaches its server through ``ssh -D`` (SOCKS, by host name)."""
+    service = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    service_port = service.sockets[0].getsockname()[1]
+    socks_port = free_port()
+    tunnel = await asyncio.create_subprocess_exec(
+        *shared.ssh_argv(
+            "-N", "-o", "ExitOnForwardFailure=yes", "-D", str(socks_port), shared.alias
+        ),
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        reader, writer = await _wait_for_port(socks_port)
+        writer.write(b"\x05\x01\x00")  # SOCKS5, no authentication
+        assert await reader.readexactly(2) == b"\x05\x00"
+        host = b"localhost"
+        writer.write(
+            b"\x05\x01\x00\x03" + bytes([len(host)]) + host + service_port.to_bytes(2, "big")
+        )
+        reply = await asyncio.wait_for(reader.readexactly(10), 10)
+        assert reply[1] == 0, reply
+        writer.write(b"through socks\n")
+        assert await asyncio.wait_for(reader.readline(), 10) == b"through socks\n"
         writer.close()
     finally:
         tunnel.terminate()
