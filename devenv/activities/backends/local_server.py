@@ -152,9 +152,11 @@ class InstanceServer(asyncssh.SSHServer):
         )
 
     def begin_auth(self, username: str) -> bool:
-        # Keys are only offered for the expected login name; anything else fails auth.
-        if self._conn is not None and username == self._instance.config.username:
-            self._conn.set_authorized_keys(self._instance.authorized_keys)
+        # Called again whenever the client switches login names: keys are trusted only
+        # for the expected name, anything else fails auth.
+        if self._conn is not None:
+            expected = username == self._instance.config.username
+            self._conn.set_authorized_keys(self._instance.authorized_keys if expected else None)
         return True
 
     def public_key_auth_supported(self) -> bool:
