@@ -24,7 +24,9 @@ def when(text: str | None) -> datetime:
 def test_a_user_session_keeps_it_alive_and_walking_away_terminates_it(
     devenv: Devenv, example: Path
 ) -> None:
-    started = devenv.run("start", str(example), "--name", "e2e-idle", "--inactivity", "4s")
+    started = devenv.run(
+        "start", str(example), "--name", "e2e-idle", "--inactivity", "4s", "--max-duration", "off"
+    )
     assert "e2e-idle" in started.stdout and "ssh" in started.stdout
     row = devenv.ps("e2e-idle")
     assert (row["status"], row["activity"], row["connections"]) == ("running", "idle", 0)
