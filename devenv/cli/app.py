@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -14,6 +15,7 @@ from rich.console import Console
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from devenv.cli import sshconfig
 from devenv.cli.config_file import load_config
@@ -40,7 +42,7 @@ server_app = typer.Typer(help="Run the embedded Temporal server and the devenv w
 app.add_typer(server_app, name="server")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 T = TypeVar("T")
 
 DURATION_HELP = "A duration: 7200, 90s, 30m, 2h, 1d, 1w, 1h30m; off to disable."
@@ -294,6 +296,7 @@ async def _signal(
 
 
 async def _update(handle: Handle, update: str, arg: object) -> DeadlineAnswer:
+    """Run a validated Update; rejections and ended environments become one clear line."""
     try:
         answer = await handle.execute_update(update, arg, result_type=DeadlineAnswer)
         return cast(DeadlineAnswer, answer)
@@ -301,6 +304,14 @@ async def _update(handle: Handle, update: str, arg: object) -> DeadlineAnswer:
         cause = failure.cause
         reason = getattr(cause, "message", None) or str(cause)
         raise UserError(f"{handle.id}: {reason}") from None
+    except RPCError as failure:
+        if "already completed" not in failure.message:
+            raise
+    state = await fetch_state(handle)
+    raise UserError(
+        f"{handle.id}: environment is {state.status.value} "
+        f"({state.termination_reason or 'ended'}); nothing changed"
+    )
 
 
 # -- stop -------------------------------------------------------------------------------
@@ -423,4 +434,17 @@ def server_stop() -> None:
 
 
 def main() -> None:
-    app()
+    """Entry point. Exits with ``os._exit`` once the command is done: the Temporal
+    client's Rust threads can crash CPython's finalisation of a short-lived process
+    (temporalio/sdk-python#300), turning a finished command into a segfault."""
+    code: int = 0
+    try:
+        app()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if isinstance(done.code, str):
+            err.print(done.code)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
