@@ -2,35 +2,64 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncssh
+
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
 
 
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) and make it 0700."""
     path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
+    path.chmod(PRIVATE_DIR_MODE)
     return path
 
 
 def ensure_keypair(path: Path, comment: str = "devenv") -> asyncssh.SSHKey:
     """The ed25519 key at ``path`` (``path.pub`` beside it), created if missing.
 
-    Written to a temporary name and renamed, so a crash never leaves half a key.
+    Both halves are written 0600 to a temporary name and renamed, so a crash never
+    leaves half a key and no other user can read one even for a moment. An existing
+    key whose mode was loosened is tightened again (OpenSSH would refuse it).
     """
     private_dir(path.parent)
-    if path.exists():
-        return asyncssh.read_private_key(str(path))
-    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
+    with _locked(path):
+        if path.exists():
+            path.chmod(PRIVATE_FILE_MODE)
+            return asyncssh.read_private_key(str(path))
+        key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
+        # Public half first: a private key is never left without its .pub.
+        write_private_file(path.with_name(path.name + ".pub"), key.export_public_key())
+        write_private_file(path, key.export_private_key())
+        return key
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise key creation across processes (CLI and worker may race for one key)."""
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, mode 0600 from the first byte."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # a stale one from a crashed process with the same pid
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(key.export_private_key())
+        handle.write(data)
     os.replace(tmp, path)
-    path.with_name(path.name + ".pub").write_bytes(key.export_public_key())
-    return key
 
 
 def public_key_line(key: asyncssh.SSHKey) -> str:

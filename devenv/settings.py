@@ -7,10 +7,13 @@ point one process at another ``DEVENV_HOME`` without restarting Python.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
+
+from devenv.errors import UserError
 
 SHARED_TASK_QUEUE = "devenv"
 DEFAULT_ADDRESS = "127.0.0.1:7233"
@@ -27,24 +30,44 @@ def host_task_queue(host_id: str | None = None) -> str:
     return f"devenv-host-{host_id or socket.gethostname()}"
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+ADDRESS_PATTERN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$")
+
+
+class SettingsError(UserError):
+    """A DEVENV_* variable with a value devenv cannot use (one line, exit code 2)."""
+
+
 class Settings(BaseModel):
     home: Path
     address: str
     namespace: str
-    api_key: str | None = None
+    api_key: SecretStr | None = None
+    """A secret: SecretStr keeps it out of repr(), logs and model dumps."""
     tls: bool = False
+    ui_port_override: int | None = None
 
     @classmethod
     def load(cls) -> Settings:
+        """The settings from the environment; SettingsError names a bad variable."""
         home = Path(os.environ.get("DEVENV_HOME") or Path.home() / ".devenv").expanduser()
         api_key = os.environ.get("DEVENV_TEMPORAL_API_KEY") or None
-        tls_env = os.environ.get("DEVENV_TEMPORAL_TLS", "").lower() in ("1", "true", "yes")
+        address = os.environ.get("DEVENV_TEMPORAL_ADDRESS") or DEFAULT_ADDRESS
+        _check_address(address)
+        namespace = os.environ.get("DEVENV_TEMPORAL_NAMESPACE") or "default"
+        if not NAMESPACE_PATTERN.fullmatch(namespace):
+            raise SettingsError(
+                f"DEVENV_TEMPORAL_NAMESPACE: invalid value {namespace!r}: accepted: "
+                "a Temporal namespace name (letters, digits, '.', '-', '_')"
+            )
         return cls(
-            home=home,
-            address=os.environ.get("DEVENV_TEMPORAL_ADDRESS") or DEFAULT_ADDRESS,
-            namespace=os.environ.get("DEVENV_TEMPORAL_NAMESPACE") or "default",
-            api_key=api_key,
-            tls=tls_env or api_key is not None,
+            home=home.absolute(),
+            address=address,
+            namespace=namespace,
+            api_key=SecretStr(api_key) if api_key else None,
+            tls=_tls(api_key is not None),
+            ui_port_override=_port_variable("DEVENV_UI_PORT"),
         )
 
     @property
@@ -61,7 +84,9 @@ class Settings(BaseModel):
 
     @property
     def ui_port(self) -> int:
-        return int(os.environ.get("DEVENV_UI_PORT") or self.port + 1000)
+        if self.ui_port_override is not None:
+            return self.ui_port_override
+        return self.port + 1000 if self.port + 1000 <= MAX_PORT else 0
 
     @property
     def ui_url(self) -> str:
@@ -108,3 +133,52 @@ class Settings(BaseModel):
     @property
     def server_pidfile(self) -> Path:
         return self.home / "server.pid"
+
+
+MAX_PORT = 65_535
+NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+def _check_address(address: str) -> None:
+    match = ADDRESS_PATTERN.fullmatch(address)
+    if match is None or not 0 < int(match.group(2)) <= MAX_PORT:
+        raise SettingsError(
+            f"DEVENV_TEMPORAL_ADDRESS: invalid value {_show(address)}: accepted: HOST:PORT "
+            f"such as {DEFAULT_ADDRESS}"
+        )
+
+
+def _port_variable(name: str) -> int | None:
+    raw = os.environ.get(name) or None
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) > MAX_PORT:
+        raise SettingsError(
+            f"{name}: invalid value {_show(raw)}: accepted: a port number 1-{MAX_PORT}, "
+            "or 0 to disable"
+        )
+    return int(raw)
+
+
+def _tls(has_api_key: bool) -> bool:
+    """DEVENV_TEMPORAL_TLS if given (true or false); otherwise on exactly with an API key.
+
+    An explicit false allows an API key over plain gRPC (a TLS-terminating proxy on
+    this machine, or a dev server in tests).
+    """
+    raw = os.environ.get("DEVENV_TEMPORAL_TLS", "").strip().lower()
+    if not raw:
+        return has_api_key
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    raise SettingsError(
+        f"DEVENV_TEMPORAL_TLS: invalid value {_show(raw)}: accepted: "
+        f"{'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)}"
+    )
+
+
+def _show(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

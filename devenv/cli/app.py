@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import sys
+import traceback
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -18,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from devenv.cli import sshconfig
-from devenv.cli.config_file import load_config
+from devenv.cli.config_file import load_config, shorten
 from devenv.cli.environments import Handle, candidate_ids, fetch_state, list_states, resolve
 from devenv.cli.identity import user_key
 from devenv.cli.names import generate_name
@@ -26,7 +27,7 @@ from devenv.cli.serverctl import ensure_server, stop_background
 from devenv.cli.views import EnvRow, clock, describe_deadline, ps_table, rows_json
 from devenv.errors import UserError
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
-from devenv.worker.client import ServerUnreachableError, connect
+from devenv.worker.client import ServerNotAnsweringError, ServerUnreachableError, connect
 from devenv.workflows.config import validate_name
 from devenv.workflows.durations import DurationError, format_duration, parse_duration
 from devenv.workflows.state import DeadlineAnswer, EnvSpec, EnvState, Status, workflow_id_for
@@ -58,9 +59,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         err.print(f"[red]error:[/] {problem}")
         raise typer.Exit(problem.exit_code) from None
     except ServerUnreachableError as problem:
-        err.print(
-            f"[red]error:[/] {problem}; start it with `devenv server` (or `devenv start FILE`)"
-        )
+        err.print(f"[red]error:[/] {problem}; {problem.hint}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -72,7 +71,9 @@ def _duration(option: str, value: str | None) -> int | None:
     try:
         return parse_duration(value)
     except DurationError as problem:
-        raise UserError(f"{option}: {problem}") from None
+        raise UserError(f"{option}: {shorten(str(problem), value)}") from None
+    except ValueError:  # e.g. int() of thousands of digits
+        raise UserError(f"{option}: {shorten(repr(value), value)} is not a duration") from None
 
 
 async def _client() -> Any:
@@ -121,10 +122,11 @@ async def _start(
         try:
             validate_name(name)
         except ValueError as problem:
-            raise UserError(f"--name: {problem}") from None
+            raise UserError(f"--name: {shorten(str(problem), name)}") from None
     env_name = name or config.name or generate_name()
     settings = Settings.load()
     key = user_key(settings)
+    sshconfig.check_paths(settings, key.private_key)
     spec = EnvSpec(
         name=env_name,
         backend=config.backend,
@@ -137,6 +139,7 @@ async def _start(
         host_task_queue=host_task_queue() if config.backend == "local" else None,
     ).model_copy(update=overrides)
 
+    await _refuse_silent_port(settings)
     client = await ensure_server(settings, lambda text: err.print(f"[dim]{text}[/]"))
     workflow_id = workflow_id_for(env_name)
     try:
@@ -175,6 +178,20 @@ async def _start(
         out.print(rows_json([EnvRow.from_state(state)]))
         return
     _print_ready(state, config_path, included, ui_link)
+
+
+async def _refuse_silent_port(settings: Settings) -> None:
+    """Fail in seconds when the Temporal port is held by something that never answers.
+
+    Otherwise `ensure_server` would start a background server that cannot bind the
+    port and then wait for it for minutes.
+    """
+    try:
+        await connect(settings)
+    except ServerNotAnsweringError:
+        raise
+    except ServerUnreachableError:
+        pass  # nothing there: ensure_server starts the embedded server
 
 
 async def _wait_provisioned(handle: Handle, name: str) -> EnvState:
@@ -232,6 +249,8 @@ def ps(
 
 
 async def _ps(name: str | None, include_ended: bool, json_output: bool) -> None:
+    if name is not None:
+        candidate_ids(name)
     client = await _client()
     if name is not None:
         states = [await fetch_state(await resolve(client, name))]
@@ -328,6 +347,7 @@ def stop(
 
 
 async def _stop(name: str, wait: bool, json_output: bool) -> None:
+    candidate_ids(name)
     handle = await resolve(await _client(), name)
     await _update(handle, "request_stop", "stopped with devenv stop")
     if not wait:
@@ -363,6 +383,7 @@ def ssh(
 
 async def _ssh_target(ref: str) -> tuple[Path, str]:
     """The ssh config (entry refreshed from the workflow's state) and the Host to use."""
+    candidate_ids(ref)
     settings = Settings.load()
     state = await fetch_state(await resolve(await _client(), ref))
     if state.status != Status.RUNNING or state.instance is None:
@@ -383,6 +404,7 @@ def logs(name: NAME_ARG, json_output: JSON_OPT = False) -> None:
 
 
 async def _logs(name: str, json_output: bool) -> None:
+    candidate_ids(name)
     state = await fetch_state(await resolve(await _client(), name))
     if json_output:
         out.print_json(data=[event.model_dump(mode="json") for event in state.events])
@@ -400,10 +422,16 @@ async def _logs(name: str, json_output: bool) -> None:
 def server(
     ctx: typer.Context,
     temporal_port: Annotated[
-        int | None, typer.Option(help="gRPC port of the embedded Temporal server (default 7233).")
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="gRPC port of the embedded Temporal server (default 7233)."
+        ),
     ] = None,
     ui_port: Annotated[
-        int | None, typer.Option(help="Web UI port (default: Temporal port + 1000); 0 disables it.")
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Web UI port (default: Temporal port + 1000); 0 disables it."
+        ),
     ] = None,
     worker_only: Annotated[
         bool,
@@ -416,35 +444,86 @@ def server(
     """Run the embedded Temporal dev server and the worker in the foreground."""
     if ctx.invoked_subcommand is not None:
         return
+    _run(_server(temporal_port, ui_port, worker_only))
+
+
+async def _server(temporal_port: int | None, ui_port: int | None, worker_only: bool) -> None:
     from devenv.worker.serve import serve
 
     settings = Settings.load()
     if temporal_port is not None:
         settings = settings.model_copy(update={"address": f"{settings.host}:{temporal_port}"})
-    _run(serve(settings, settings.ui_port if ui_port is None else ui_port, worker_only, err))
+    await serve(settings, settings.ui_port if ui_port is None else ui_port, worker_only, err)
 
 
 @server_app.command("stop")
 def server_stop() -> None:
     """Stop the background devenv server (environments keep their state and timers)."""
-    pid = stop_background(Settings.load())
+    try:
+        settings = Settings.load()
+    except UserError as problem:
+        err.print(f"[red]error:[/] {problem}")
+        raise typer.Exit(problem.exit_code) from None
+    pid = stop_background(settings)
     err.print(
         "No devenv server was running." if pid is None else f"Stopped devenv server (pid {pid})."
     )
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run one command and return its exit code; usage errors too are one line, code 2.
+
+    Typer would print usage, a hint and a boxed message; scripts and people get
+    ``error: <what>`` like every other user error instead.
+    """
+    try:
+        result = app(args=args, prog_name="devenv", standalone_mode=False)
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            err.print(done.code)
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except Exception as problem:
+        usage = _usage_error(problem)
+        if usage is None:
+            raise
+        line, code = usage
+        if line:
+            err.print(f"[red]error:[/] {line}")
+        return code
+    return result if isinstance(result, int) else 0
+
+
+def _usage_error(problem: Exception) -> tuple[str, int] | None:
+    """(one line, exit code) for a command-line parsing error, None for anything else.
+
+    Recognised by shape rather than class: the click exceptions typer raises moved
+    from click into typer itself between versions.
+    """
+    format_message = getattr(problem, "format_message", None)
+    exit_code = getattr(problem, "exit_code", None)
+    if not callable(format_message) or not isinstance(exit_code, int):
+        return None
+    if type(problem).__name__ == "NoArgsIsHelpError":
+        return "", exit_code  # the help has been printed already
+    message = " ".join(str(format_message()).split())
+    ctx = getattr(problem, "ctx", None)
+    command = getattr(ctx, "command_path", None)
+    hint = f" (see `{command} --help`)" if isinstance(command, str) and command else ""
+    return f"{message}{hint}", exit_code
 
 
 def main() -> None:
     """Entry point. Exits with ``os._exit`` once the command is done: the Temporal
     client's Rust threads can crash CPython's finalisation of a short-lived process
     (temporalio/sdk-python#300), turning a finished command into a segfault."""
-    code: int = 0
+    code: int = 1
     try:
-        app()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        if isinstance(done.code, str):
-            err.print(done.code)
+        code = run()
+    except BaseException:
+        # A bug, not a user error: show it (os._exit below would swallow it) and fail.
+        traceback.print_exc()
+        err.print("[red]error:[/] internal error in devenv (traceback above)")
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-    os._exit(code)
+        os._exit(code)

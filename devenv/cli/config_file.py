@@ -13,6 +13,8 @@ from devenv.errors import UserError
 from devenv.workflows.config import DevEnvConfig, Resources
 
 MAX_FILE_BYTES = 1_000_000
+MAX_NODES = 10_000
+MAX_DEPTH = 50
 
 
 def load_config(path: Path) -> DevEnvConfig:
@@ -42,15 +44,50 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     if "\x00" in text:
         raise UserError(f"{path}: binary data, not YAML")
     try:
+        _check_size(yaml.compose(text, Loader=yaml.SafeLoader))
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise UserError(f"{path}: invalid YAML: {_yaml_reason(err)}") from None
+    except _TooBigError as err:
+        raise UserError(f"{path}: invalid YAML: {err}") from None
+    except RecursionError:
+        raise UserError(f"{path}: invalid YAML: nested too deeply") from None
+    except ValueError as err:  # a scalar Python cannot convert, e.g. a 5000-digit integer
+        raise UserError(f"{path}: invalid YAML: {str(err).split(';')[0]}") from None
     if not isinstance(data, dict):
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
         raise UserError(
             f"{path}: expected a mapping of keys such as 'type: dev-environment', got {kind}"
         )
     return data
+
+
+class _TooBigError(Exception):
+    pass
+
+
+def _check_size(root: yaml.Node | None) -> None:
+    """Refuse documents that expand to more than MAX_NODES values or MAX_DEPTH levels.
+
+    Aliases make a few lines expand exponentially ("billion laughs"): validating or
+    printing such a value would take forever, so its expanded size is counted first.
+    """
+    if root is None:
+        return
+    budget = MAX_NODES
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise _TooBigError(f"more than {MAX_NODES:,} values (after expanding aliases)")
+        if depth > MAX_DEPTH:
+            raise _TooBigError(f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend(((key, depth + 1), (value, depth + 1)))
 
 
 def _yaml_reason(err: yaml.YAMLError) -> str:
@@ -75,7 +112,7 @@ def describe_validation_error(err: ValidationError) -> str:
     if kind == "missing":
         accepted = " (accepted: dev-environment)" if loc == "type" else ""
         return f"{loc}: required key is missing{accepted}" + suffix
-    message = str(first["msg"]).removeprefix("Value error, ")
+    message = shorten(str(first["msg"]).removeprefix("Value error, "), value)
     if kind in ("literal_error", "enum"):
         expected = first.get("ctx", {}).get("expected", "")
         message = f"accepted: {expected}".replace("'", "")
@@ -91,6 +128,15 @@ def _unknown_key(loc: tuple[int | str, ...]) -> str:
     hint = f"did you mean '{close[0]}'? " if close else ""
     prefix = f"{where}: " if where else ""
     return f"{prefix}unknown key '{key}': {hint}accepted keys: {', '.join(valid)}"
+
+
+def shorten(message: str, value: object) -> str:
+    """``message`` with a long quoted ``value`` in it cut down as ``_show`` does.
+
+    Validators quote the whole value; a 500 kB name must not become a 500 kB line.
+    """
+    text = repr(value)
+    return message.replace(text, _show(value)) if len(text) > 60 else message
 
 
 def _show(value: object) -> str:

@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.errors import UserError
-from devenv.workflows.config import NAME_PATTERN
+from devenv.workflows.config import NAME_ACCEPTED, NAME_PATTERN
 from devenv.workflows.state import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, EnvState, workflow_id_for
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -18,18 +18,31 @@ Handle = WorkflowHandle[Any, EnvState]
 
 
 def candidate_ids(ref: str) -> list[str]:
-    """Workflow ids ``ref`` may mean; checked before any server is contacted."""
+    """Workflow ids ``ref`` may mean; checked before any server is contacted.
+
+    Only ids devenv itself could have made (``devenv-`` + a valid name) are ever
+    sent to the server, so no odd string from a command line reaches it.
+    """
     candidates = []
     if NAME_PATTERN.fullmatch(ref):
         candidates.append(workflow_id_for(ref))
-    if ref.startswith(WORKFLOW_ID_PREFIX):
+    if ref.startswith(WORKFLOW_ID_PREFIX) and NAME_PATTERN.fullmatch(
+        ref.removeprefix(WORKFLOW_ID_PREFIX)
+    ):
         candidates.append(ref)
     if not candidates:
         raise UserError(
-            f"NAME: invalid value {ref!r}: expected an environment name or its workflow id "
-            f"'{WORKFLOW_ID_PREFIX}NAME' (see `devenv ps --all`)"
+            f"NAME: invalid value {_show(ref)}: expected an environment name "
+            f"({NAME_ACCEPTED}) or its workflow id '{WORKFLOW_ID_PREFIX}NAME' "
+            "(see `devenv ps --all`)"
         )
     return candidates
+
+
+def _show(ref: str) -> str:
+    """The value as typed, shortened: a 10 kB argument must not become a 10 kB error."""
+    text = repr(ref)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 async def resolve(client: Client, ref: str) -> Handle:

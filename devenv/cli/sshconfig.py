@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from devenv.errors import UserError
 from devenv.keys import private_dir
 from devenv.settings import Settings
 from devenv.workflows.state import InstanceInfo
@@ -37,10 +38,10 @@ def write_entry(settings: Settings, name: str, instance: InstanceInfo, identity:
             f"    HostName {instance.host}",
             f"    Port {instance.port}",
             f"    User {instance.username}",
-            f"    IdentityFile {identity}",
+            f"    IdentityFile {quote_path(identity, tokens=True)}",
             "    IdentitiesOnly yes",
             f"    HostKeyAlias {host_key_alias(name)}",
-            f"    UserKnownHostsFile {known_hosts}",
+            f"    UserKnownHostsFile {quote_path(known_hosts, tokens=True)}",
             "    StrictHostKeyChecking yes",
             f"    ServerAliveInterval {SERVER_ALIVE_INTERVAL}",
             f"    ServerAliveCountMax {SERVER_ALIVE_COUNT_MAX}",
@@ -59,7 +60,8 @@ def remove_entry(settings: Settings, name: str) -> None:
 def ensure_main_config(settings: Settings) -> Path:
     private_dir(_hosts_dir(settings))
     text = (
-        f"# Written by devenv; one file per environment.\nInclude {_hosts_dir(settings)}/*.conf\n"
+        "# Written by devenv; one file per environment.\n"
+        f"Include {quote_path(_hosts_dir(settings) / '*.conf')}\n"
     )
     if not settings.ssh_config.exists() or settings.ssh_config.read_text() != text:
         _atomic_write(settings.ssh_config, text)
@@ -74,13 +76,35 @@ def include_in_user_config(settings: Settings) -> bool:
     """
     user_dir = Path.home() / ".ssh"
     user_config = user_dir / "config"
-    line = f"Include {settings.ssh_config}"
+    line = f"Include {quote_path(settings.ssh_config)}"
     existing = user_config.read_text() if user_config.exists() else ""
     if line in existing.splitlines():
         return False
     private_dir(user_dir)
-    _atomic_write(user_config, f"{line}\n\n{existing}" if existing else f"{line}\n")
+    # Through a symlink (dotfiles), not over it.
+    target = user_config.resolve() if user_config.is_symlink() else user_config
+    _atomic_write(target, f"{line}\n\n{existing}" if existing else f"{line}\n")
     return True
+
+
+def check_paths(settings: Settings, identity: Path) -> None:
+    """Refuse, before anything starts, paths an OpenSSH config cannot express."""
+    for path in (settings.ssh_config, identity):
+        quote_path(path)
+
+
+def quote_path(path: Path, *, tokens: bool = False) -> str:
+    """``path`` as one OpenSSH config argument: quoted when it has spaces; ``%`` doubled
+    for options that expand ``%`` tokens (IdentityFile, UserKnownHostsFile)."""
+    text = str(path)
+    if any(char in text for char in '"\n\r'):
+        raise UserError(
+            f"{text!r}: a path with quotes or line breaks cannot be written to an ssh config; "
+            "choose another DEVENV_HOME (or HOME)"
+        )
+    if tokens:
+        text = text.replace("%", "%%")
+    return f'"{text}"' if any(char.isspace() for char in text) else text
 
 
 def _atomic_write(path: Path, text: str) -> None:

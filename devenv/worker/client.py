@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -11,7 +12,18 @@ from devenv.settings import Settings
 
 
 class ServerUnreachableError(ConnectionError):
-    pass
+    """Nothing answers at the address (refused, unknown host, no route...)."""
+
+    hint = "start it with `devenv server` (or `devenv start FILE`)"
+
+
+class ServerNotAnsweringError(ServerUnreachableError):
+    """Something accepts TCP connections at the address but does not speak Temporal.
+
+    Starting a server there cannot help (the port is taken), so the hint differs.
+    """
+
+    hint = "check DEVENV_TEMPORAL_ADDRESS, or stop what listens there and run `devenv server`"
 
 
 async def connect(settings: Settings, timeout: float = 5.0) -> Client:
@@ -21,16 +33,39 @@ async def connect(settings: Settings, timeout: float = 5.0) -> Client:
             Client.connect(
                 settings.address,
                 namespace=settings.namespace,
-                api_key=settings.api_key,
+                api_key=settings.api_key.get_secret_value() if settings.api_key else None,
                 tls=settings.tls,
                 data_converter=pydantic_data_converter,
             ),
             timeout,
         )
-    except (TimeoutError, RuntimeError, OSError) as err:
+    except TimeoutError as err:
+        if await _accepts_tcp(settings):
+            raise ServerNotAnsweringError(
+                f"something at {settings.address} accepts connections but gave no Temporal "
+                f"answer within {timeout:g}s"
+            ) from err
         raise ServerUnreachableError(
             f"no Temporal server answers at {settings.address} ({_reason(err, timeout)})"
         ) from err
+    except (RuntimeError, OSError) as err:
+        raise ServerUnreachableError(
+            f"no Temporal server answers at {settings.address} ({_reason(err, timeout)})"
+        ) from err
+
+
+async def _accepts_tcp(settings: Settings, timeout: float = 1.0) -> bool:
+    """Whether a plain TCP connection to the address succeeds (tells silent from absent)."""
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(settings.host.strip("[]"), settings.port), timeout
+        )
+    except (OSError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 async def wait_reachable(settings: Settings, timeout: float) -> Client:

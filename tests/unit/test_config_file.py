@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,22 @@ def test_defaults_are_off(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("- a\n- b\n", "expected a mapping of keys such as 'type: dev-environment', got a list"),
+        ("just some words\n", "got a str"),
+        ("42\n", "got a int"),
+        ("--- !!binary aGVsbG8=\n", "got a bytes"),
         ("", "got an empty file"),
         ("type: [unclosed\n", "invalid YAML"),
         (b"\x00\x01\x02\xff\xfe", "not a UTF-8 text file"),
+        (random.Random(7).randbytes(4096), "not a UTF-8 text file"),
+        (b"type: dev-environment\n\x00\x00\x00\x00", "binary data, not YAML"),
+        ("type: dev-environment\n!!python/object:os.system ls\n", "invalid YAML"),
+        ("type: dev-environment\nx: !!python/object/apply:os.system [id]\n", "invalid YAML"),
+        (
+            "type: dev-environment\nmax_duraton: 1d\n",
+            "unknown key 'max_duraton': did you mean 'max_duration'?",
+        ),
+        ("type: dev-environment\nid: vscode\n", "unknown key 'id': did you mean 'ide'?"),
+        ("type: dev-environment\nzzz: 1\n", "unknown key 'zzz': accepted keys: type, name"),
         (
             "type: dev-environment\ninactivity: 2h\n",
             "unknown key 'inactivity': did you mean 'inactivity_duration'?",
@@ -70,6 +84,14 @@ def test_defaults_are_off(tmp_path: Path) -> None:
         ("type: dev-environment\nname: a/b\n", "name: invalid value 'a/b'"),
         ("type: dev-environment\nname: x;rm -rf\n", "name: invalid value 'x;rm -rf'"),
         ("type: dev-environment\nname: " + "a" * 200 + "\n", "1 to 40 lowercase letters"),
+        ("type: dev-environment\nname: '$(reboot)'\n", "name: invalid value '$(reboot)'"),
+        ("type: dev-environment\nname: '`id`'\n", "name: invalid value '`id`'"),
+        ("type: dev-environment\nname: ../../etc\n", "name: invalid value '../../etc'"),
+        ("type: dev-environment\nname: -rf\n", "name: invalid value '-rf'"),
+        ("type: dev-environment\nname: 12\n", "name: invalid value 12"),
+        ("type: dev-environment\nmin_connection_duration: -5\n", "min_connection_duration"),
+        ("type: dev-environment\nmax_duration: 99999999999999999999\n", "max_duration"),
+        ("type: dev-environment\ninactivity_duration: [1h]\n", "inactivity_duration"),
         ("type: dev-environment\nbackend: gcp\n", "backend: invalid value 'gcp': accepted: local"),
         ("type: dev-environment\nresources: {cpu: 0}\n", "resources.cpu: invalid value 0"),
         (
@@ -95,14 +117,33 @@ def test_bad_files_fail_with_one_line_naming_file_key_value(
     assert not isolated_home.exists(), "nothing may be created for bad input"
 
 
+def one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert lines[0].startswith("error: "), output
+    return lines[0]
+
+
 def test_missing_and_huge_files(tmp_path: Path, isolated_home: Path) -> None:
     result = CliRunner().invoke(app, ["start", str(tmp_path / "nope.yml")])
     assert result.exit_code == 2
-    assert "file not found" in result.output
+    assert "file not found" in one_error_line(result.output)
     huge = write(tmp_path, "type: dev-environment\n" + "#" * 10_000_000)
     result = CliRunner().invoke(app, ["start", str(huge)])
     assert result.exit_code == 2
-    assert "a dev environment file is a few lines of YAML" in result.output
+    assert "a dev environment file is a few lines of YAML" in one_error_line(result.output)
+    assert len(result.output) < 300, "the error must not echo the file"
+    result = CliRunner().invoke(app, ["start", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not a file" in one_error_line(result.output)
+    assert not isolated_home.exists()
+
+
+def test_a_huge_single_line_value_is_not_echoed(tmp_path: Path, isolated_home: Path) -> None:
+    path = write(tmp_path, "type: dev-environment\nname: " + "x" * 500_000 + "\n")
+    result = CliRunner().invoke(app, ["start", str(path)])
+    assert result.exit_code == 2
+    assert len(one_error_line(result.output)) < 400
     assert not isolated_home.exists()
 
 
@@ -113,6 +154,20 @@ def test_missing_and_huge_files(tmp_path: Path, isolated_home: Path) -> None:
         (["--max-duration", "-3h"], "--max-duration: '-3h' is not a duration"),
         (["--name", "Bad Name"], "--name: 'Bad Name' is not a valid name"),
         (["--name", "$(reboot)"], "--name: '$(reboot)' is not a valid name"),
+        (["--name", "a/b"], "--name: 'a/b' is not a valid name"),
+        (["--name", "x;rm -rf ~"], "--name: 'x;rm -rf ~' is not a valid name"),
+        (["--name", "a" * 200], "is not a valid name; accepted: 1 to 40 lowercase letters"),
+        (["--name", ""], "--name: '' is not a valid name"),
+        *[
+            (["--inactivity", bad], f"--inactivity: {bad!r} is not a duration")
+            for bad in ("-1h", "1x", "1.5.2h", "", "None")
+        ],
+        (["--inactivity", "99999w"], "--inactivity: '99999w' is longer than 4 weeks"),
+        *[
+            (["--max-duration", bad], f"--max-duration: {bad!r} is not a duration")
+            for bad in ("-1h", "1x", "1.5.2h", "", "None")
+        ],
+        (["--max-duration", "99999w"], "--max-duration: '99999w' is longer than 4 weeks"),
     ],
 )
 def test_bad_flags_fail_before_anything_starts(
@@ -120,7 +175,7 @@ def test_bad_flags_fail_before_anything_starts(
 ) -> None:
     result = CliRunner().invoke(app, ["start", str(write(tmp_path, GOOD)), *args])
     assert result.exit_code == 2, result.output
-    assert expected in result.output
+    assert expected in one_error_line(result.output)
     assert not isolated_home.exists()
 
 
@@ -130,9 +185,21 @@ def test_bad_flags_fail_before_anything_starts(
         (["signal", "my-env"], "nothing to change"),
         (["signal", "my-env", "--inactivity", "soon"], "--inactivity: 'soon' is not a duration"),
         (["signal", "my env", "--inactivity", "2h"], "NAME: invalid value 'my env'"),
+        *[
+            (["signal", "my-env", option, bad], f"{option}: {bad!r} is not a duration")
+            for option in ("--inactivity", "--max-duration")
+            for bad in ("-1h", "1x", "1.5.2h", "", "None")
+        ],
+        *[
+            (["signal", "my-env", option, "99999w"], "'99999w' is longer than 4 weeks")
+            for option in ("--inactivity", "--max-duration")
+        ],
     ],
 )
-def test_signal_validates_before_contacting_the_server(args: list[str], expected: str) -> None:
+def test_signal_validates_before_contacting_the_server(
+    isolated_home: Path, args: list[str], expected: str
+) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
-    assert expected in result.output
+    assert expected in one_error_line(result.output)
+    assert not isolated_home.exists()
