@@ -125,6 +125,7 @@ async def _start(
             raise UserError(f"--name: {shorten(str(problem), name)}") from None
     env_name = name or config.name or generate_name()
     settings = Settings.load()
+    await _refuse_silent_port(settings)
     key = user_key(settings)
     sshconfig.check_paths(settings, key.private_key)
     spec = EnvSpec(
@@ -139,7 +140,6 @@ async def _start(
         host_task_queue=host_task_queue() if config.backend == "local" else None,
     ).model_copy(update=overrides)
 
-    await _refuse_silent_port(settings)
     client = await ensure_server(settings, lambda text: err.print(f"[dim]{text}[/]"))
     workflow_id = workflow_id_for(env_name)
     try:

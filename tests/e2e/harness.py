@@ -50,6 +50,8 @@ class Devenv:
     root: Path
     temporal_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More variables for every command (and so for the server `devenv start` launches)."""
 
     @property
     def home(self) -> Path:
@@ -73,6 +75,7 @@ class Devenv:
             DEVENV_UI_PORT=str(self.ui_port),
             COLUMNS="200",
         )
+        env.update(self.extra_env)
         return env
 
     def run(
