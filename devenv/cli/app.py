@@ -16,7 +16,7 @@ from rich.console import Console
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.cli import sshconfig
 from devenv.cli.config_file import load_config, shorten
@@ -61,8 +61,36 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except ServerUnreachableError as problem:
         err.print(f"[red]error:[/] {problem}; {problem.hint}")
         raise typer.Exit(2) from None
+    except RPCError as problem:
+        line = _rpc_problem(problem)
+        if line is None:
+            raise
+        err.print(f"[red]error:[/] {line}")
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _rpc_problem(problem: RPCError) -> str | None:
+    """One line for server answers the user can act on; None for anything else (a bug)."""
+    settings = Settings.load()
+    where = f"the Temporal server at {settings.address}"
+    if problem.status == RPCStatusCode.NOT_FOUND and "amespace" in problem.message:
+        return (
+            f"namespace {settings.namespace!r} does not exist on {where}; "
+            "check DEVENV_TEMPORAL_NAMESPACE"
+        )
+    if problem.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
+        return (
+            f"{where} refused devenv ({problem.message.splitlines()[0][:120]}); "
+            "check DEVENV_TEMPORAL_API_KEY and DEVENV_TEMPORAL_NAMESPACE"
+        )
+    if problem.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return (
+            f"{where} stopped answering ({problem.message.splitlines()[0][:120]}); "
+            "is it running? (`devenv server`)"
+        )
+    return None
 
 
 def _duration(option: str, value: str | None) -> int | None:

@@ -52,9 +52,9 @@ async def resolve(client: Client, ref: str) -> Handle:
         try:
             description = await handle.describe()
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
+            if err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message:
                 continue
-            raise
+            raise  # a missing namespace is not a missing environment
         if description.workflow_type != WORKFLOW_TYPE:
             raise UserError(
                 f"{ref!r} is a workflow of type {description.workflow_type!r}, "

@@ -68,7 +68,7 @@ async def test_a_workflow_of_another_type_is_refused_and_left_alone(
 ) -> None:
     port = int(foreign.client.service_client.config.target_host.rsplit(":", 1)[1])
     world = Devenv(tmp_path, temporal_port=port)
-    argvs = commands("devenv-foreign") + commands("foreign")
+    argvs = [*commands("devenv-foreign"), ("ps", "foreign"), ("stop", "foreign", "--wait")]
     for result in await run_all(world, argvs):
         line = error_line(result)
         assert "is a workflow of type 'SomebodyElsesWorkflow', not a devenv environment" in line
@@ -87,6 +87,22 @@ async def test_a_workflow_of_another_type_is_refused_and_left_alone(
     }
     assert not touched & set(events), events
     assert not world.home.exists(), "refusing must not create anything"
+
+
+async def test_a_namespace_that_does_not_exist_is_named_as_such(
+    dev_server_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Not a traceback, and not 'no environment named ...' either."""
+    port = int(dev_server_env.client.service_client.config.target_host.rsplit(":", 1)[1])
+    world = Devenv(
+        tmp_path, temporal_port=port, extra_env={"DEVENV_TEMPORAL_NAMESPACE": "no-such-ns"}
+    )
+    argvs = [("ps",), ("ps", "--all"), *commands("my-env")[::2]]
+    for result in await run_all(world, argvs):
+        line = error_line(result)
+        assert "namespace 'no-such-ns' does not exist" in line
+        assert "check DEVENV_TEMPORAL_NAMESPACE" in line
+    assert not world.home.exists()
 
 
 async def test_no_server_says_what_to_run(tmp_path: Path) -> None:
