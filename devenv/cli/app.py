@@ -20,7 +20,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.cli import sshconfig
 from devenv.cli.config_file import load_config, shorten
-from devenv.cli.environments import Handle, candidate_ids, fetch_state, list_states, resolve
+from devenv.cli.environments import (
+    UPDATE_TIMEOUT,
+    Handle,
+    candidate_ids,
+    fetch_state,
+    list_states,
+    require_worker,
+    resolve,
+)
 from devenv.cli.identity import user_key
 from devenv.cli.names import generate_name
 from devenv.cli.serverctl import ensure_server, stop_background
@@ -45,6 +53,8 @@ app.add_typer(server_app, name="server")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 T = TypeVar("T")
+STOP_WAIT_TIMEOUT = 300.0
+"""`stop --wait` gives up (the stop stays requested) when termination takes longer."""
 
 DURATION_HELP = "A duration: 7200, 90s, 30m, 2h, 1d, 1w, 1h30m; off to disable."
 NAME_ARG = Annotated[str, typer.Argument(help="Environment name, or its workflow id devenv-NAME.")]
@@ -280,14 +290,21 @@ async def _ps(name: str | None, include_ended: bool, json_output: bool) -> None:
     if name is not None:
         candidate_ids(name)
     client = await _client()
+    silent: list[str] = []
     if name is not None:
         states = [await fetch_state(await resolve(client, name))]
     else:
-        states = await list_states(client, include_ended)
+        states, silent = await list_states(client, include_ended)
+    if silent:
+        err.print(
+            f"[yellow]warning:[/] {len(silent)} environment(s) did not answer and are not "
+            f"listed ({', '.join(silent[:5])}{', …' if len(silent) > 5 else ''}); "
+            "is a devenv worker running? (`devenv server`)"
+        )
     rows = [EnvRow.from_state(state) for state in states]
     if json_output:
         out.print(rows_json(rows))
-    elif not rows:
+    elif not rows and not silent:
         err.print(
             "No environments" + ("." if include_ended else " running (--all shows ended ones).")
         )
@@ -324,7 +341,9 @@ async def _signal(
         changes.append(("set_inactivity", _duration("--inactivity", inactivity)))
     if max_duration is not None:
         changes.append(("set_max_duration", _duration("--max-duration", max_duration)))
-    handle = await resolve(await _client(), name)
+    client = await _client()
+    handle = await resolve(client, name)
+    await require_worker(client, handle)
     answer: DeadlineAnswer | None = None
     for update, seconds in changes:
         answer = await _update(handle, update, seconds)
@@ -345,8 +364,17 @@ async def _signal(
 async def _update(handle: Handle, update: str, arg: object) -> DeadlineAnswer:
     """Run a validated Update; rejections and ended environments become one clear line."""
     try:
-        answer = await handle.execute_update(update, arg, result_type=DeadlineAnswer)
+        answer = await asyncio.wait_for(
+            handle.execute_update(update, arg, result_type=DeadlineAnswer),
+            UPDATE_TIMEOUT.total_seconds(),
+        )
         return cast(DeadlineAnswer, answer)
+    except TimeoutError:
+        raise UserError(
+            f"{handle.id}: no answer within {UPDATE_TIMEOUT.seconds}s; is a devenv worker "
+            f"running? (`devenv server`); the change may still apply later: check with "
+            f"`devenv ps {handle.id}`"
+        ) from None
     except WorkflowUpdateFailedError as failure:
         cause = failure.cause
         reason = getattr(cause, "message", None) or str(cause)
@@ -376,13 +404,21 @@ def stop(
 
 async def _stop(name: str, wait: bool, json_output: bool) -> None:
     candidate_ids(name)
-    handle = await resolve(await _client(), name)
+    client = await _client()
+    handle = await resolve(client, name)
+    await require_worker(client, handle)
     await _update(handle, "request_stop", "stopped with devenv stop")
     if not wait:
         err.print(f"Stopping {handle.id}; `devenv ps --all` shows when it has ended.")
         return
     with err.status(f"Terminating {handle.id}…"):
-        state = await handle.result()
+        try:
+            state = await asyncio.wait_for(handle.result(), STOP_WAIT_TIMEOUT)
+        except TimeoutError:
+            raise UserError(
+                f"{handle.id}: stop requested, but still not terminated after "
+                f"{STOP_WAIT_TIMEOUT:.0f}s; see `devenv logs {handle.id}`"
+            ) from None
     if json_output:
         out.print(rows_json([EnvRow.from_state(state)]))
     else:

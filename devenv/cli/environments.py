@@ -6,6 +6,9 @@ import asyncio
 from datetime import timedelta
 from typing import Any, cast
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -14,6 +17,8 @@ from devenv.workflows.config import NAME_ACCEPTED, NAME_PATTERN
 from devenv.workflows.state import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, EnvState, workflow_id_for
 
 QUERY_TIMEOUT = timedelta(seconds=10)
+UPDATE_TIMEOUT = timedelta(seconds=20)
+"""How long `signal` and `stop` wait for the workflow to answer a change."""
 Handle = WorkflowHandle[Any, EnvState]
 
 
@@ -50,7 +55,7 @@ async def resolve(client: Client, ref: str) -> Handle:
     for workflow_id in candidate_ids(ref):
         handle: Handle = client.get_workflow_handle(workflow_id, result_type=EnvState)
         try:
-            description = await handle.describe()
+            description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message:
                 continue
@@ -64,21 +69,53 @@ async def resolve(client: Client, ref: str) -> Handle:
     raise UserError(f"no environment named {ref!r} (see `devenv ps --all`)")
 
 
+async def require_worker(client: Client, handle: Handle) -> None:
+    """Refuse a change to a running environment that no worker could apply now.
+
+    An Update nobody picks up waits forever, and could apply much later when a worker
+    returns; better to say so at once and change nothing.
+    """
+    description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return  # ended: the update itself answers "already completed"
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=description.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        ),
+        timeout=QUERY_TIMEOUT,
+    )
+    if not response.pollers:
+        raise UserError(
+            f"{handle.id}: no devenv worker is running, so nothing can apply the change; "
+            "start one with `devenv server` (nothing was changed)"
+        )
+
+
 async def fetch_state(handle: Handle) -> EnvState:
     """Running: the `status` query. Ended: the workflow's result (the final state)."""
-    description = await handle.describe()
+    description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+    silent = UserError(
+        f"environment {handle.id} did not answer within "
+        f"{QUERY_TIMEOUT.seconds}s; is a devenv worker running? (`devenv server`)"
+    )
     try:
-        if description.status == WorkflowExecutionStatus.RUNNING:
+        # A hard bound too: the client retries some failures, each with a fresh rpc_timeout.
+        async with asyncio.timeout(QUERY_TIMEOUT.total_seconds() + 1):
+            if description.status == WorkflowExecutionStatus.COMPLETED:
+                return await handle.result(rpc_timeout=QUERY_TIMEOUT)
             return await _query(handle)
-        if description.status == WorkflowExecutionStatus.COMPLETED:
-            return await handle.result(rpc_timeout=QUERY_TIMEOUT)
-        return await _query(handle)
+    except TimeoutError:
+        raise silent from None
     except RPCError as err:
-        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            raise UserError(
-                f"environment {handle.id} did not answer within "
-                f"{QUERY_TIMEOUT.seconds}s; is a devenv worker running? (`devenv server`)"
-            ) from None
+        # RESOURCE_EXHAUSTED: queries pile up in the server while no worker answers them.
+        if err.status in (
+            RPCStatusCode.DEADLINE_EXCEEDED,
+            RPCStatusCode.CANCELLED,
+            RPCStatusCode.RESOURCE_EXHAUSTED,
+        ):
+            raise silent from None
         raise
 
 
@@ -87,8 +124,9 @@ async def _query(handle: Handle) -> EnvState:
     return cast(EnvState, state)
 
 
-async def list_states(client: Client, include_ended: bool) -> list[EnvState]:
-    """Every environment (one row per environment, not per continue-as-new run)."""
+async def list_states(client: Client, include_ended: bool) -> tuple[list[EnvState], list[str]]:
+    """Every environment (one row per environment, not per continue-as-new run), and the
+    workflow ids of those that did not answer (no worker, or a broken state)."""
     query = f'WorkflowType="{WORKFLOW_TYPE}"'
     query += (
         ' AND ExecutionStatus!="ContinuedAsNew"'
@@ -104,8 +142,9 @@ async def list_states(client: Client, include_ended: bool) -> list[EnvState]:
         )
     results = await asyncio.gather(*(fetch_state(h) for h in handles), return_exceptions=True)
     states = [r for r in results if isinstance(r, EnvState)]
+    silent = [h.id for h, r in zip(handles, results, strict=True) if not isinstance(r, EnvState)]
     order = {
         status: index for index, status in enumerate(("provisioning", "running", "terminating"))
     }
     states.sort(key=lambda s: (order.get(s.status.value, 9), s.spec.name))
-    return states
+    return states, silent

@@ -116,18 +116,18 @@ def test_key_files_are_0600_in_0700_folders(world: Devenv, main_env: str) -> Non
     }
     for path in sorted(expected_private):
         assert mode(path) == 0o600, f"{path}: {mode(path):04o}"
-    for folder in (home, home / "keys", home / "ssh", home / "ssh" / "hosts", instance):
+    # Every folder from DEVENV_HOME down to each of those files.
+    folders = {parent for path in expected_private for parent in path.parents}
+    for folder in sorted(folders & ({home} | set(home.rglob("*")))):
         assert mode(folder) == 0o700, f"{folder}: {mode(folder):04o}"
     assert mode(world.user_home / ".ssh") == 0o700
 
+    # And no private key lies anywhere else (a copy in a log, a temporary file...).
     workspace = home / "envs" / main_env / "workspace"
     for path in walk(home):
-        if workspace in path.parents:
-            continue  # the user's files, the user's modes
-        if path.is_dir():
-            assert mode(path) == 0o700, f"{path}: {mode(path):04o}"
-        elif path.is_file() and PRIVATE_MARKER.encode() in path.read_bytes():
-            assert path in expected_private, f"unexpected private key file {path}"
+        if path.is_file() and workspace not in path.parents:
+            if PRIVATE_MARKER.encode() in path.read_bytes():
+                assert path in expected_private, f"unexpected private key file {path}"
 
 
 async def test_private_keys_and_tokens_never_leave_their_files(
