@@ -8,9 +8,10 @@
 
 Honest limit: the local backend runs the environment as the same OS user on the same
 host as devenv itself, so it is *not* an isolation boundary against that user; a shell
-in the environment can read anything the user can (``~/.devenv`` included). These tests
-cover what devenv itself hands to the environment, which is what matters once the same
-code runs on a separate machine (the ssh and aws backends).
+in the environment can read anything the user can (``~/.devenv`` included, and the
+workspace itself lives under DEVENV_HOME, so its path says where). These tests cover
+what devenv itself hands to the environment, which is what matters once the same code
+runs on a separate machine (the ssh and aws backends).
 """
 
 from __future__ import annotations
