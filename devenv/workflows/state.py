@@ -69,6 +69,9 @@ class Tuning(BaseModel):
     """Continue-as-new past this many events even if the server has not suggested it."""
     search_attributes: bool = True
     """Off on the time-skipping test server, which does not support them."""
+    monitor: bool = True
+    """Off only in time-skipping tests: the test server stops its clock while any activity
+    is outstanding, so those tests play the monitor by signalling ``record_activity``."""
 
 
 class InstanceInfo(BaseModel):
