@@ -1,0 +1,227 @@
+"""Fake provision / monitor / terminate activities: the workflow logic is what is under test.
+
+They carry the real activity names, record every call, and can be told to fail
+the way real backends do (``ProvisioningError``, ``InstanceLost``).
+
+Time skipping: the Java test server locks its clock from the moment an activity
+is *scheduled* until it completes (``processScheduleActivityTask`` takes a
+time-skipping lock). Checked empirically: a heartbeating activity, an
+async-completed one and even one scheduled on a queue nobody polls all keep a
+12 h timer from firing (20 s of wall time, no skip). So a monitor that waits
+until cancelled freezes time, and tests that need hours to pass run with
+``Tuning(monitor=False)`` and play the monitor by signalling ``record_activity``
+themselves; the monitor's own behaviour (start arguments, restart, cancel,
+INSTANCE_LOST) is tested where no time needs to pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from devenv.activities.models import INSTANCE_LOST, MonitorInput, ProvisionInput, TerminateInput
+from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.state import (
+    ActivityReport,
+    EnvSpec,
+    EnvState,
+    InstanceInfo,
+    Status,
+    Tuning,
+    workflow_id_for,
+)
+
+MonitorMode = Literal["hold", "return", "fail", "lost"]
+TEST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake test"
+
+
+@dataclass
+class FakeBackend:
+    """Activities with the real names; one instance per test, so calls are per test."""
+
+    task_queue: str
+    provision_error: str | None = None
+    """Raise a non-retryable ProvisioningError with this message."""
+    provision_flaky: int = 0
+    """Fail this many attempts with a retryable error before succeeding."""
+    monitor_modes: list[MonitorMode] = field(default_factory=list)
+    """One mode per monitor start, then ``hold``: wait until cancelled, heartbeating."""
+    monitor_reports: list[ActivityReport] = field(default_factory=list)
+    """Signalled by the first monitor that holds, like the real one's first lines."""
+    terminate_gate: asyncio.Event | None = None
+    """When set, terminate waits for it: lets a test observe TERMINATING."""
+    terminate_flaky: int = 0
+
+    provisions: list[ProvisionInput] = field(default_factory=list)
+    monitors: list[MonitorInput] = field(default_factory=list)
+    monitor_cancellations: int = 0
+    running_monitors: int = 0
+    terminates: list[TerminateInput] = field(default_factory=list)
+    release_monitors: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def activities(self) -> Sequence[Callable[..., Any]]:
+        return [self.provision, self.monitor, self.terminate]
+
+    @activity.defn(name="provision")
+    async def provision(self, args: ProvisionInput) -> InstanceInfo:
+        self.provisions.append(args)
+        if self.provision_error is not None:
+            raise ApplicationError(self.provision_error, type="ProvisioningError")
+        if self.provision_flaky > 0:
+            self.provision_flaky -= 1
+            raise RuntimeError("cloud API timed out")
+        return InstanceInfo(
+            instance_id=f"fake-{args.instance_token[:8]}",
+            backend=args.spec.backend,
+            host="127.0.0.1",
+            port=2222,
+            username="dev",
+            host_public_key="ssh-ed25519 AAAAHostKey",
+            task_queue=self.task_queue,
+        )
+
+    @activity.defn(name="monitor")
+    async def monitor(self, args: MonitorInput) -> None:
+        self.monitors.append(args)
+        mode = self.monitor_modes.pop(0) if self.monitor_modes else "hold"
+        if mode == "lost":
+            raise ApplicationError(
+                f"instance {args.instance.instance_id} is gone", type=INSTANCE_LOST
+            )
+        if mode == "fail":
+            raise ApplicationError("agent crashed", type="AgentCrashed", non_retryable=True)
+        if mode == "return":
+            return
+        reports, self.monitor_reports = self.monitor_reports, []
+        handle = activity.client().get_workflow_handle(args.workflow_id)
+        for line in reports:
+            await handle.signal(DevEnvironmentWorkflow.record_activity, line)
+        self.running_monitors += 1
+        try:
+            while not self.release_monitors.is_set():
+                activity.heartbeat()
+                await asyncio.sleep(0.02)
+        except asyncio.CancelledError:
+            self.monitor_cancellations += 1
+            raise
+        finally:
+            self.running_monitors -= 1
+
+    @activity.defn(name="terminate")
+    async def terminate(self, args: TerminateInput) -> None:
+        self.terminates.append(args)
+        # Like a real instance going away, this ends the monitor before the workflow
+        # closes, so no activity outlives the test (it would freeze the test server's clock).
+        for _ in range(250):
+            if not self.running_monitors:
+                break
+            await asyncio.sleep(0.02)
+        if self.terminate_flaky > 0:
+            self.terminate_flaky -= 1
+            raise RuntimeError("cloud API throttled")
+        if self.terminate_gate is not None:
+            await self.terminate_gate.wait()
+
+
+def make_state(
+    name: str | None = None,
+    *,
+    inactivity: int | None = None,
+    max_duration: int | None = None,
+    tuning: Tuning | None = None,
+) -> EnvState:
+    spec = EnvSpec(
+        name=name or f"t-{uuid.uuid4().hex[:10]}",
+        inactivity_duration=inactivity,
+        max_duration=max_duration,
+        user_public_key=TEST_KEY,
+    )
+    return EnvState(spec=spec, tuning=tuning or Tuning(search_attributes=False, monitor=False))
+
+
+@asynccontextmanager
+async def running_worker(client: Client, **backend: Any) -> AsyncIterator[FakeBackend]:
+    """A worker on a fresh task queue with the workflow and a fresh FakeBackend."""
+    fake = FakeBackend(task_queue=f"tq-{uuid.uuid4().hex[:10]}", **backend)
+    async with Worker(
+        client,
+        task_queue=fake.task_queue,
+        workflows=[DevEnvironmentWorkflow],
+        activities=fake.activities(),
+        # Heartbeat often, so a cancelled fake monitor learns it within milliseconds.
+        max_heartbeat_throttle_interval=timedelta(milliseconds=50),
+    ):
+        try:
+            yield fake
+            assert not fake.running_monitors, (
+                "a monitor outlived the test; on the time-skipping server an outstanding "
+                "activity freezes the clock for every later test"
+            )
+        finally:
+            fake.release_monitors.set()
+
+
+async def start(
+    client: Client, fake: FakeBackend, state: EnvState
+) -> WorkflowHandle[DevEnvironmentWorkflow, EnvState]:
+    return await client.start_workflow(
+        DevEnvironmentWorkflow.run,
+        state,
+        id=workflow_id_for(state.spec.name),
+        task_queue=fake.task_queue,
+    )
+
+
+async def wait_for(
+    handle: WorkflowHandle[DevEnvironmentWorkflow, EnvState],
+    predicate: Callable[[EnvState], bool],
+    timeout: float = 10.0,
+) -> EnvState:
+    """Query until ``predicate`` holds; polls in wall time, never sleeps long."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while True:
+        state = await query_status(handle)
+        if predicate(state):
+            return state
+        if loop.time() > give_up:
+            shown = state.model_dump_json(exclude={"events"})
+            raise AssertionError(f"condition not met; last state: {shown[:2000]}")
+        await asyncio.sleep(0.02)
+
+
+async def query_status(handle: WorkflowHandle[DevEnvironmentWorkflow, EnvState]) -> EnvState:
+    """Query with a short deadline, retried: the test server can drop a query that arrives
+    while a run continues as new (it answers neither run), which would hang for 30 s."""
+    for _ in range(20):
+        try:
+            return await handle.query(
+                DevEnvironmentWorkflow.status, rpc_timeout=timedelta(seconds=1)
+            )
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                raise
+    raise AssertionError("status query never answered")
+
+
+async def wait_running(handle: WorkflowHandle[DevEnvironmentWorkflow, EnvState]) -> EnvState:
+    return await wait_for(handle, lambda s: s.status == Status.RUNNING)
+
+
+def report(connections: int, last_change: datetime, *, keepalive: bool = False) -> ActivityReport:
+    return ActivityReport(connections=connections, last_change=last_change, keepalive=keepalive)
+
+
+def utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,546 @@
+"""The environment workflow on the time-skipping test server: hours pass in milliseconds.
+
+Tests that need time to pass run with ``Tuning(monitor=False)`` (see fakes.py:
+an outstanding activity stops the test server's clock) and play the monitor by
+signalling ``record_activity``; monitor behaviour is tested where no time passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from devenv.workflows.durations import MAX_SECONDS
+from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.state import MAX_EVENTS, EnvState, Status, TerminationReason, Tuning
+from tests.workflow.fakes import (
+    make_state,
+    report,
+    running_worker,
+    start,
+    utc,
+    wait_for,
+    wait_running,
+)
+
+H = 3600
+WF = DevEnvironmentWorkflow
+Handle = WorkflowHandle[DevEnvironmentWorkflow, EnvState]
+
+
+def messages(state: EnvState) -> list[str]:
+    return [event.message for event in state.events]
+
+
+def close_to(actual: timedelta, expected: timedelta, slack: float = 1.0) -> bool:
+    """Workflow time after a timer fires is the deadline plus a few ms of server latency."""
+    return expected <= actual <= expected + timedelta(seconds=slack)
+
+
+async def count_events(handle: Handle, kind: EventType.ValueType) -> int:
+    history = await handle.fetch_history()
+    return sum(1 for event in history.events if event.event_type == kind)
+
+
+# ---------------------------------------------------------------- the idle rule
+
+
+async def test_idle_threshold_terminates_at_deadline(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        wall = time.monotonic()
+        handle = await start(client, fake, make_state(inactivity=12 * H))
+        running = await wait_running(handle)
+        assert running.ready_at is not None and running.idle_since == running.ready_at
+        assert running.deadline == running.ready_at + timedelta(hours=12)
+        assert running.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+
+        final = await handle.result()
+        assert time.monotonic() - wall < 3.0
+    assert final.status == Status.TERMINATED
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert final.deadline is None and final.ended_at is not None
+    exceeded = next(e for e in final.events if "exceeded" in e.message)
+    assert close_to(exceeded.at - running.ready_at, timedelta(hours=12))
+    assert exceeded.message.startswith("inactivity threshold 12h exceeded (idle since")
+    assert final.instance_token is not None and final.created_at is not None
+    assert len(fake.provisions) == 1
+    assert fake.provisions[0].instance_token == final.instance_token
+    assert [t.instance for t in fake.terminates] == [final.instance]
+    assert messages(final)[-1] == "terminated: inactivity_duration_exceeded"
+
+
+async def test_connected_user_keeps_it_alive_then_disconnect_starts_the_clock(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    tuning = Tuning(
+        search_attributes=False, monitor=False, keepalive_seconds=1800, keepalive_bound_seconds=H
+    )
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=12 * H, tuning=tuning))
+        await wait_running(handle)
+        connected_at = await env.get_current_time()
+        await handle.signal(WF.record_activity, report(1, connected_at))
+        active = await wait_for(handle, lambda s: s.connections == 1)
+        assert active.deadline is None
+        assert "user connected (1 connection)" in messages(active)
+
+        for _ in range(16):  # 16 x 50 min: well past the 12 h threshold
+            await env.sleep(timedelta(minutes=50))
+            await handle.signal(WF.record_activity, report(1, connected_at, keepalive=True))
+        alive = await wait_for(handle, lambda s: s.last_report_at != active.last_report_at)
+        assert alive.status == Status.RUNNING and alive.connections == 1
+        assert alive.deadline is None
+        assert utc(await env.get_current_time()) - utc(connected_at) > timedelta(hours=13)
+        assert len(alive.events) == len(active.events), "keepalives add no events"
+        # Keepalives never woke the timer: the only cancelled timer is the idle one at connect.
+        assert await count_events(handle, EventType.EVENT_TYPE_TIMER_CANCELED) == 1
+
+        left_at = utc(await env.get_current_time()) - timedelta(minutes=5)
+        await handle.signal(WF.record_activity, report(0, left_at))
+        idle = await wait_for(handle, lambda s: s.connections == 0)
+        assert idle.idle_since == left_at
+        assert idle.deadline == left_at + timedelta(hours=12)
+        assert any(m.startswith("last user disconnected; idle since") for m in messages(idle))
+
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert final.ended_at is not None
+    assert close_to(final.ended_at - left_at, timedelta(hours=12))
+
+
+async def test_disconnect_time_is_clamped_to_ready_and_now(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=H))
+        running = await wait_running(handle)
+        assert running.ready_at is not None
+        now = utc(await env.get_current_time())
+        await handle.signal(WF.record_activity, report(1, now))
+        await handle.signal(WF.record_activity, report(0, now - timedelta(days=3)))
+        idle = await wait_for(handle, lambda s: s.connections == 0 and s.last_report_at is not None)
+        assert idle.idle_since == running.ready_at
+        await handle.signal(WF.record_activity, report(2, now))
+        await handle.signal(WF.record_activity, report(0, now + timedelta(days=3)))
+        later = await wait_for(handle, lambda s: s.idle_since != running.ready_at)
+        assert later.idle_since is not None and later.last_report_at is not None
+        assert later.idle_since <= later.last_report_at
+        await handle.execute_update(WF.request_stop, "done")
+        await handle.result()
+
+
+async def test_silent_monitor_counts_as_idle_since_last_report(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    tuning = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=300)
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=H, tuning=tuning))
+        await wait_running(handle)
+        await handle.signal(WF.record_activity, report(1, await env.get_current_time()))
+        active = await wait_for(handle, lambda s: s.connections == 1)
+        assert active.last_report_at is not None
+
+        await env.sleep(timedelta(minutes=10))  # no keepalive: the monitor went quiet
+        silent = await wait_for(handle, lambda s: s.connections == 0)
+        assert silent.idle_since == active.last_report_at
+        assert silent.deadline == active.last_report_at + timedelta(hours=1)
+        assert any(m.startswith("monitor silent since") for m in messages(silent))
+
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert final.ended_at is not None
+    assert close_to(final.ended_at - active.last_report_at, timedelta(hours=1))
+
+
+# ---------------------------------------------------------------- changing thresholds
+
+
+async def test_set_inactivity_raises_lowers_and_disables(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=2 * H))
+        running = await wait_running(handle)
+        ready = running.ready_at
+        assert ready is not None and running.deadline == ready + timedelta(hours=2)
+
+        raised = await handle.execute_update(WF.set_inactivity, 12 * H)
+        assert raised.status == Status.RUNNING and not raised.terminating
+        assert raised.inactivity_duration == 12 * H
+        assert raised.deadline == ready + timedelta(hours=12)
+        assert raised.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+        state = await handle.query(WF.status)
+        assert state.deadline == raised.deadline and state.spec.inactivity_duration == 12 * H
+        assert messages(state)[-1].startswith(
+            "inactivity threshold changed from 2h to 12h; deadline"
+        )
+
+        lowered = await handle.execute_update(WF.set_inactivity, H)
+        assert lowered.deadline == ready + timedelta(hours=1) and not lowered.terminating
+
+        off = await handle.execute_update(WF.set_inactivity, None)
+        assert off.inactivity_duration is None and off.deadline is None
+        assert off.deadline_reason is None and not off.terminating
+        zero = await handle.execute_update(WF.set_inactivity, 0)  # 0 means off, as in dev.yml
+        assert zero.inactivity_duration is None and zero.deadline is None
+
+        capped = await handle.execute_update(WF.set_max_duration, 24 * H)
+        assert capped.max_duration == 24 * H and running.created_at is not None
+        assert capped.deadline == running.created_at + timedelta(hours=24)
+        assert capped.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED
+
+        await env.sleep(timedelta(hours=20))  # idle rule off: nothing happens
+        assert (await handle.query(WF.status)).status == Status.RUNNING
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.MAX_DURATION_EXCEEDED
+
+
+async def test_lowered_threshold_already_exceeded_terminates_at_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=12 * H))
+        running = await wait_running(handle)
+        assert running.ready_at is not None
+        await env.sleep(timedelta(hours=2))
+
+        answer = await handle.execute_update(WF.set_inactivity, H)
+        assert answer.terminating and answer.status == Status.TERMINATING
+        assert answer.deadline == running.ready_at + timedelta(hours=1)
+        assert answer.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert final.ended_at is not None
+    assert close_to(final.ended_at - running.ready_at, timedelta(hours=2))
+    assert any("already exceeded, terminating" in m for m in messages(final))
+    assert len(fake.terminates) == 1
+
+
+async def test_signals_change_thresholds_and_ignore_invalid_values(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=12 * H))
+        running = await wait_running(handle)
+        assert running.ready_at is not None
+
+        await handle.signal(WF.update_inactivity, -5)
+        await handle.signal(WF.update_max_duration, MAX_SECONDS + 1)
+        ignored = await wait_for(handle, lambda s: len(s.events) == len(running.events) + 2)
+        assert ignored.spec.inactivity_duration == 12 * H and ignored.spec.max_duration is None
+        assert ignored.deadline == running.deadline
+        assert "inactivity_duration signal ignored" in messages(ignored)[-2]
+        assert "max_duration signal ignored" in messages(ignored)[-1]
+
+        await handle.signal(WF.update_inactivity, 3 * H)
+        changed = await wait_for(handle, lambda s: s.spec.inactivity_duration == 3 * H)
+        assert changed.deadline == running.ready_at + timedelta(hours=3)
+        final = await handle.result()
+    assert final.ended_at is not None
+    assert close_to(final.ended_at - running.ready_at, timedelta(hours=3))
+
+
+async def test_validators_reject_bad_values_and_nothing_changes(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=2 * H, max_duration=48 * H))
+        before = await wait_running(handle)
+        for update, value in (
+            (WF.set_inactivity, -1),
+            (WF.set_inactivity, MAX_SECONDS + 1),
+            (WF.set_max_duration, -60),
+            (WF.set_max_duration, 10 * MAX_SECONDS),
+        ):
+            with pytest.raises(WorkflowUpdateFailedError) as caught:
+                await handle.execute_update(update, value)
+            assert "must be between 0 (off) and 2419200 seconds" in str(caught.value.cause)
+        after = await handle.query(WF.status)
+        assert after == before  # rejected updates leave no trace, not even an event
+        history = await handle.fetch_history()
+        assert not any(
+            e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+            for e in history.events
+        )
+        await handle.execute_update(WF.request_stop, None)
+        await handle.result()
+
+
+async def test_updates_rejected_while_terminating_and_after_the_end(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    async with running_worker(env.client, terminate_gate=asyncio.Event()) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=H))
+        await wait_running(handle)
+        answer = await handle.execute_update(WF.request_stop, "end of sprint")
+        assert answer.terminating and answer.status == Status.TERMINATING
+        await wait_for(handle, lambda s: len(fake.terminates) == 1)
+
+        for update, value in ((WF.set_inactivity, 60), (WF.set_max_duration, 60)):
+            with pytest.raises(WorkflowUpdateFailedError) as caught:
+                await handle.execute_update(update, value)
+            assert "environment is terminating: stopped_by_user" in str(caught.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(WF.request_stop, "again")
+        await handle.signal(WF.stop, "again")
+        await handle.signal(WF.update_inactivity, 60)
+        terminating = await wait_for(handle, lambda s: "stop ignored" in s.events[-2].message)
+        assert (
+            terminating.status == Status.TERMINATING and terminating.spec.inactivity_duration == H
+        )
+
+        assert fake.terminate_gate is not None
+        fake.terminate_gate.set()
+        final = await handle.result()
+        assert final.status == Status.TERMINATED
+        with pytest.raises((WorkflowUpdateFailedError, RPCError)):
+            await handle.execute_update(WF.set_inactivity, 60)
+    assert "stop requested: end of sprint" in messages(final)
+
+
+async def test_max_duration_terminates_even_with_a_user_connected(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    tuning = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=3 * 86_400)
+    async with running_worker(env.client) as fake:
+        state = make_state(inactivity=H, max_duration=24 * H, tuning=tuning)
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        await handle.signal(WF.record_activity, report(1, await env.get_current_time()))
+        active = await wait_for(handle, lambda s: s.connections == 1)
+        assert active.created_at is not None
+        assert active.deadline == active.created_at + timedelta(hours=24)
+        assert active.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED
+
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.MAX_DURATION_EXCEEDED
+    assert final.ended_at is not None
+    assert close_to(final.ended_at - active.created_at, timedelta(hours=24))
+    assert any(m.startswith("max duration 1d exceeded") for m in messages(final))
+
+
+# ---------------------------------------------------------------- stopping
+
+
+async def test_stop_signal_cancels_monitor_and_terminates_instance(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    tuning = Tuning(search_attributes=False, keepalive_seconds=15)
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, make_state(inactivity=H, tuning=tuning))
+        running = await wait_running(handle)
+        await wait_for(handle, lambda s: len(fake.monitors) == 1)
+        monitor = fake.monitors[0]
+        assert monitor.workflow_id == handle.id and monitor.instance == running.instance
+        assert monitor.keepalive_seconds == 15
+
+        await handle.signal(WF.stop, "done for today")
+        final = await handle.result()
+        assert await count_events(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED) == 1
+    assert final.status == Status.TERMINATED
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert "stop requested: done for today" in messages(final)
+    assert len(fake.terminates) == 1 and fake.terminates[0].instance == running.instance
+    assert len(fake.monitors) == 1 and fake.monitor_cancellations == 1
+
+
+async def test_request_stop_answers_synchronously(time_skipping_env: WorkflowEnvironment) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, make_state(max_duration=H))
+        await wait_running(handle)
+        answer = await handle.execute_update(WF.request_stop, None)
+        assert answer.terminating and answer.status == Status.TERMINATING
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert messages(final)[-2:] == ["stop requested", "terminated: stopped_by_user"]
+
+
+async def test_cancelling_the_workflow_still_terminates_the_instance(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, make_state(inactivity=H))
+        await wait_running(handle)
+        await handle.cancel()
+        final = await handle.result()
+    assert final.status == Status.TERMINATED
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert len(fake.terminates) == 1 and fake.terminates[0].instance is not None
+
+
+async def test_terminate_is_retried_until_it_succeeds(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client, terminate_flaky=3) as fake:
+        handle = await start(client, fake, make_state(inactivity=60))
+        final = await handle.result()
+    assert final.status == Status.TERMINATED
+    assert len(fake.terminates) == 4
+
+
+# ---------------------------------------------------------------- failures
+
+
+async def test_provisioning_failure_cleans_up_by_token(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    error = "quota exceeded for instance type t3.large"
+    async with running_worker(client, provision_error=error) as fake:
+        handle = await start(client, fake, make_state(inactivity=H))
+        final = await handle.result()
+    assert final.status == Status.FAILED
+    assert final.termination_reason == TerminationReason.PROVISIONING_FAILED
+    assert final.error == error and final.instance is None and final.ended_at is not None
+    assert len(fake.provisions) == 1, "ProvisioningError is not retried"
+    assert len(fake.terminates) == 1
+    cleanup = fake.terminates[0]
+    assert cleanup.instance is None and cleanup.instance_token == final.instance_token
+    assert cleanup.workflow_id == handle.id
+
+
+async def test_provisioning_is_retried_a_few_times(time_skipping_env: WorkflowEnvironment) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client, provision_flaky=1) as fake:
+        final = await (await start(client, fake, make_state(inactivity=60))).result()
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert len(fake.provisions) == 2
+    assert len({p.instance_token for p in fake.provisions}) == 1
+
+    async with running_worker(client, provision_flaky=10) as fake:
+        final = await (await start(client, fake, make_state(inactivity=60))).result()
+    assert final.status == Status.FAILED and final.error == "cloud API timed out"
+    assert len(fake.provisions) == 3 and len(fake.terminates) == 1
+
+
+async def test_instance_lost_terminates(time_skipping_env: WorkflowEnvironment) -> None:
+    client = time_skipping_env.client
+    tuning = Tuning(search_attributes=False)
+    async with running_worker(client, monitor_modes=["lost"]) as fake:
+        handle = await start(client, fake, make_state(inactivity=H, tuning=tuning))
+        final = await handle.result()
+    assert final.status == Status.TERMINATED
+    assert final.termination_reason == TerminationReason.INSTANCE_LOST
+    assert final.instance is not None
+    assert f"instance lost: instance {final.instance.instance_id} is gone" in messages(final)
+    assert len(fake.monitors) == 1, "InstanceLost is not retried"
+    assert [t.instance for t in fake.terminates] == [final.instance]
+
+
+async def test_monitor_that_ends_is_restarted_and_its_reports_count(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    tuning = Tuning(search_attributes=False)
+    now = await env.get_current_time()
+    reports = [report(1, now), report(1, now, keepalive=True)]
+    async with running_worker(env.client, monitor_modes=["fail"], monitor_reports=reports) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=H, tuning=tuning))
+        active = await wait_for(handle, lambda s: s.connections == 1)
+        assert len(fake.monitors) == 2
+        assert "monitor failed: agent crashed; restarting" in messages(active)
+        assert "user connected (1 connection)" in messages(active)
+        await handle.execute_update(WF.request_stop, None)
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+
+
+async def test_reports_outside_running_are_ignored_and_events_are_bounded(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, make_state(inactivity=H))
+        await wait_running(handle)
+        for i in range(MAX_EVENTS):
+            await handle.signal(WF.update_inactivity, -i - 1)
+        full = await wait_for(handle, lambda s: s.events[-1].message.endswith(f"got -{MAX_EVENTS}"))
+        assert len(full.events) == MAX_EVENTS
+        assert not full.events[0].message.startswith("environment"), "oldest dropped first"
+        await handle.execute_update(WF.request_stop, None)
+        final = await handle.result()
+    assert len(final.events) == MAX_EVENTS
+
+
+# ---------------------------------------------------------------- continue-as-new
+
+
+async def test_continue_as_new_keeps_the_whole_state(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Low ``max_history_events``; history grows through updates, which wait for their answer.
+
+    Two Java test server bugs shape this test: a query or signal that races a
+    continue-as-new can leave run 1 without its closing event (its result then
+    never comes) and hold the server's clock locked for every later test; and a
+    monitor cancelled with TRY_CANCEL is still outstanding when the run closes,
+    which also locks the clock. So: monitor off, no query or signal while a
+    continue-as-new may happen (``describe`` shows the new run), and the
+    dev-server test covers the server's suggestion and the monitor restart.
+    """
+    env = time_skipping_env
+    tuning = Tuning(search_attributes=False, monitor=False, max_history_events=40)
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=2 * H, tuning=tuning))
+        first = await wait_running(handle)
+        left_at = utc(await env.get_current_time())
+        await handle.signal(WF.record_activity, report(1, left_at))
+        await handle.signal(WF.record_activity, report(0, left_at))
+        idle = await wait_for(handle, lambda s: s.last_report_at is not None)
+        assert idle.idle_since == left_at and idle.runs == 1
+
+        latest = env.client.get_workflow_handle_for(WF.run, handle.id)
+        for hours in (12, 13, 12, 13, 12, 13, 12, 13):
+            await handle.execute_update(WF.set_inactivity, hours * H)
+            if (await latest.describe()).run_id != handle.result_run_id:
+                break
+        second = await wait_for(latest, lambda s: s.runs == 2)
+        assert second.spec.inactivity_duration == hours * H
+        assert second.instance == first.instance and second.instance_token == first.instance_token
+        assert second.created_at == first.created_at and second.ready_at == first.ready_at
+        assert second.idle_since == left_at and second.connections == 0
+        assert second.deadline == left_at + timedelta(hours=hours)
+        assert messages(second)[: len(idle.events)] == messages(idle)
+        assert any("continuing as new (run 2)" in m for m in messages(second))
+        assert len(fake.provisions) == 1, "the new run does not provision again"
+
+        await latest.execute_update(WF.request_stop, None)
+        final = await latest.result()
+    assert final.runs == 2 and final.status == Status.TERMINATED
+    assert len(fake.terminates) == 1 and fake.terminates[0].instance == first.instance
+
+
+async def test_the_clock_still_skips_after_all_of_the_above(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Guard: a test that leaves an activity outstanding freezes the shared server's clock."""
+    client = time_skipping_env.client
+    wall = time.monotonic()
+    async with running_worker(client) as fake:
+        final = await (await start(client, fake, make_state(inactivity=12 * H))).result()
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert time.monotonic() - wall < 3.0
