@@ -178,10 +178,10 @@ class DevEnvironmentWorkflow:
                 self._begin_termination(s.deadline_reason, self._exceeded_message())
             if s.termination_reason is not None:
                 return
+            self._publish()  # before continue-as-new too: the server carries the attributes
             if self._history_too_long():
                 await self._continue_as_new()
                 continue  # a stop arrived while handlers finished: terminate instead
-            self._publish()
             wake_at = self._next_wake()
             self._wake = False
             try:
@@ -492,22 +492,22 @@ class DevEnvironmentWorkflow:
         old = getattr(s.spec, field)
         setattr(s.spec, field, value)
         self._recompute()
-        now = workflow.now()
-        if s.deadline is not None and s.deadline_reason is not None and s.deadline <= now:
+        deadline, reason = s.deadline, s.deadline_reason
+        if deadline is not None and reason is not None and deadline <= workflow.now():
             self._begin_termination(
-                s.deadline_reason,
+                reason,
                 f"{label} changed from {format_duration(old)} to {format_duration(value)}; "
                 f"already exceeded, terminating",
             )
         else:
-            deadline = _clock(s.deadline) if s.deadline else "none"
             self._event(
                 f"{label} changed from {format_duration(old)} to {format_duration(value)}; "
-                f"deadline {deadline}"
+                f"deadline {_clock(deadline) if deadline else 'none'}"
             )
             self._wake = True  # the deadline may have moved earlier
             self._publish()
-        return self._answer()
+        # The deadline as computed for the new value, even the exceeded one that ends it.
+        return self._answer(deadline, reason)
 
     def _apply_stop(self, reason: str | None) -> DeadlineAnswer:
         self._begin_termination(
@@ -516,14 +516,16 @@ class DevEnvironmentWorkflow:
         )
         return self._answer()
 
-    def _answer(self) -> DeadlineAnswer:
+    def _answer(
+        self, deadline: datetime | None = None, reason: TerminationReason | None = None
+    ) -> DeadlineAnswer:
         s = self._state
         return DeadlineAnswer(
             status=s.status,
             inactivity_duration=s.spec.inactivity_duration,
             max_duration=s.spec.max_duration,
-            deadline=s.deadline,
-            deadline_reason=s.deadline_reason,
+            deadline=deadline,
+            deadline_reason=reason,
             terminating=s.status == Status.TERMINATING,
         )
 
@@ -546,8 +548,13 @@ class DevEnvironmentWorkflow:
             del events[: len(events) - MAX_EVENTS]
 
     def _publish(self) -> None:
-        """Web UI: current details always; search attributes only when a value changed."""
+        """Web UI: current details always; search attributes only when a value changed.
+
+        Recomputes the deadline first, so the query, the details and the search
+        attributes never show a stale one after a handler changed the state.
+        """
         s = self._state
+        self._recompute()
         workflow.set_current_details(self._details())
         if not s.tuning.search_attributes:
             return
