@@ -1,0 +1,267 @@
+"""Record one history per workflow path into tests/histories/, for the replay test.
+
+Run ``python -m tests.workflow.record_histories`` after a deliberate change to
+the workflow's commands (and say so in the commit): the replay test then checks
+new code against these. Never re-record to silence a replay failure of a change
+meant to be compatible; that failure is the point.
+
+Most paths run on the time-skipping server (hours pass in milliseconds); the
+Web UI path runs on the real dev server so search attribute upserts and a
+server-suggested continue-as-new are recorded too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from devenv.settings import SEARCH_ATTRIBUTES
+from devenv.worker import binaries
+from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.state import EnvState, Status, Tuning
+from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+H = 3600
+WF = DevEnvironmentWorkflow
+Handle = WorkflowHandle[DevEnvironmentWorkflow, EnvState]
+Runs = list[tuple[str, str, str]]
+"""(file stem, workflow id, run id) of every run a scenario produced."""
+Scenario = Callable[[WorkflowEnvironment], Awaitable[Runs]]
+OFF = Tuning(search_attributes=False, monitor=False)
+MONITORED = Tuning(search_attributes=False)
+
+
+async def _runs(client: Client, handle: Handle, stem: str, *, from_latest: bool = False) -> Runs:
+    """Every run of the chain, oldest first: ``stem_run1``, ``stem_run2``, or just ``stem``.
+
+    ``handle.result()`` skips time on the test server; ``from_latest`` (a handle without
+    run id, which does not skip time) is for chains the test server may leave broken.
+    """
+    if from_latest:
+        final = await client.get_workflow_handle_for(WF.run, handle.id).result()
+    else:
+        final = await handle.result()
+    latest = (await client.get_workflow_handle(handle.id).describe()).run_id
+    if final.runs == 1:
+        return [(stem, handle.id, latest)]
+    first = handle.result_run_id or ""
+    assert final.runs == 2, "scenarios continue as new once"
+    return [(f"{stem}_run1", handle.id, first), (f"{stem}_run2", handle.id, latest)]
+
+
+async def idle_timeout(env: WorkflowEnvironment) -> Runs:
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state("replay-idle", inactivity=12 * H))
+        return await _runs(env.client, handle, "idle_timeout")
+
+
+async def user_activity_and_updates(env: WorkflowEnvironment) -> Runs:
+    """Connect, keepalives, disconnect, thresholds changed by update and by signal."""
+    tuning = Tuning(
+        search_attributes=False, monitor=False, keepalive_seconds=1800, keepalive_bound_seconds=H
+    )
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-activity", inactivity=2 * H, tuning=tuning)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        now = utc(await env.get_current_time())
+        await handle.signal(WF.record_activity, report(1, now))
+        await handle.signal(WF.record_activity, report(2, now))
+        for _ in range(3):
+            await env.sleep(timedelta(minutes=45))
+            await handle.signal(WF.record_activity, report(2, now, keepalive=True))
+        left = utc(await env.get_current_time())
+        await handle.signal(WF.record_activity, report(0, left))
+        await handle.execute_update(WF.set_inactivity, 12 * H)
+        await handle.execute_update(WF.set_max_duration, 3 * 86_400)
+        await handle.signal(WF.update_inactivity, -1)  # ignored, with an event
+        await handle.signal(WF.update_inactivity, 6 * H)
+        await handle.signal(WF.update_max_duration, None)
+        await wait_for(handle, lambda s: s.spec.max_duration is None)
+        return await _runs(env.client, handle, "user_activity_and_updates")
+
+
+async def silent_monitor(env: WorkflowEnvironment) -> Runs:
+    tuning = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=300)
+    async with running_worker(env.client) as fake:
+        handle = await start(
+            env.client, fake, make_state("replay-silent", inactivity=H, tuning=tuning)
+        )
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.signal(WF.record_activity, report(1, await env.get_current_time()))
+        await wait_for(handle, lambda s: s.connections == 1)
+        return await _runs(env.client, handle, "silent_monitor")
+
+
+async def max_duration(env: WorkflowEnvironment) -> Runs:
+    tuning = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=3 * 86_400)
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-max", inactivity=H, max_duration=24 * H, tuning=tuning)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.signal(WF.record_activity, report(1, await env.get_current_time()))
+        await wait_for(handle, lambda s: s.connections == 1)
+        return await _runs(env.client, handle, "max_duration")
+
+
+async def lowered_threshold(env: WorkflowEnvironment) -> Runs:
+    """Provisioning retried once; a lowered threshold already exceeded ends it at once."""
+    async with running_worker(env.client, provision_flaky=1) as fake:
+        handle = await start(env.client, fake, make_state("replay-lowered", inactivity=12 * H))
+        await env.sleep(timedelta(minutes=5))
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await env.sleep(timedelta(hours=2))
+        await handle.execute_update(WF.set_inactivity, H)
+        return await _runs(env.client, handle, "lowered_threshold")
+
+
+async def stop(env: WorkflowEnvironment) -> Runs:
+    """Monitor running; stop by Update; the monitor is cancelled before terminate."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-stop", inactivity=H, tuning=MONITORED)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: len(fake.monitors) == 1)
+        await handle.execute_update(WF.request_stop, "done")
+        return await _runs(env.client, handle, "stop")
+
+
+async def stop_signal(env: WorkflowEnvironment) -> Runs:
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state("replay-stop-signal", inactivity=H))
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.signal(WF.stop, "done")
+        return await _runs(env.client, handle, "stop_signal")
+
+
+async def workflow_cancelled(env: WorkflowEnvironment) -> Runs:
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state("replay-cancelled", inactivity=H))
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.cancel()
+        return await _runs(env.client, handle, "workflow_cancelled")
+
+
+async def provisioning_failure(env: WorkflowEnvironment) -> Runs:
+    async with running_worker(env.client, provision_error="quota exceeded") as fake:
+        handle = await start(env.client, fake, make_state("replay-provisioning", inactivity=H))
+        return await _runs(env.client, handle, "provisioning_failure")
+
+
+async def instance_lost(env: WorkflowEnvironment) -> Runs:
+    """The monitor fails once (restarted), then reports the instance lost."""
+    async with running_worker(env.client, monitor_modes=["fail", "lost"]) as fake:
+        state = make_state("replay-lost", inactivity=H, tuning=MONITORED)
+        handle = await start(env.client, fake, state)
+        return await _runs(env.client, handle, "instance_lost")
+
+
+async def continue_as_new(env: WorkflowEnvironment) -> Runs:
+    """Our own history cap; grown by updates only (see the test for the server's quirks)."""
+    tuning = Tuning(search_attributes=False, monitor=False, max_history_events=40)
+    async with running_worker(env.client) as fake:
+        handle = await start(
+            env.client, fake, make_state("replay-can", inactivity=2 * H, tuning=tuning)
+        )
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        now = utc(await env.get_current_time())
+        await handle.signal(WF.record_activity, report(1, now))
+        await handle.signal(WF.record_activity, report(0, now))
+        await wait_for(handle, lambda s: s.last_report_at is not None)
+        latest = env.client.get_workflow_handle_for(WF.run, handle.id)
+        for hours in (12, 13, 12, 13, 12, 13, 12, 13):
+            await handle.execute_update(WF.set_inactivity, hours * H)
+            if (await latest.describe()).run_id != handle.result_run_id:
+                break
+        await wait_for(latest, lambda s: s.runs == 2)
+        await latest.execute_update(WF.set_inactivity, H)
+        await latest.execute_update(WF.request_stop, "done")
+        return await _runs(env.client, handle, "continue_as_new", from_latest=True)
+
+
+async def web_ui(env: WorkflowEnvironment) -> Runs:
+    """Dev server: search attributes, monitor restart across runs, server-suggested CAN."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-web-ui", inactivity=2 * H, tuning=Tuning(keepalive_seconds=5))
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING and len(fake.monitors) == 1)
+        latest = env.client.get_workflow_handle_for(WF.run, handle.id)
+        for _ in range(30):
+            now = utc((await latest.query(WF.status)).events[-1].at)
+            await latest.signal(WF.record_activity, report(1, now))
+            await latest.signal(WF.record_activity, report(0, now))
+            if (await latest.describe()).run_id != handle.result_run_id:
+                break
+        await wait_for(latest, lambda s: s.runs == 2 and len(fake.monitors) == 2)
+        await latest.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "web_ui", from_latest=True)
+
+
+TIME_SKIPPING: list[Scenario] = [
+    idle_timeout,
+    user_activity_and_updates,
+    silent_monitor,
+    max_duration,
+    lowered_threshold,
+    stop,
+    stop_signal,
+    workflow_cancelled,
+    provisioning_failure,
+    instance_lost,
+    continue_as_new,
+]
+DEV_SERVER: list[Scenario] = [web_ui]
+
+
+async def _record(env: WorkflowEnvironment, scenarios: list[Scenario]) -> list[Path]:
+    written = []
+    for scenario in scenarios:
+        for stem, workflow_id, run_id in await scenario(env):
+            handle = env.client.get_workflow_handle(workflow_id, run_id=run_id)
+            history = await handle.fetch_history()
+            path = HISTORIES / f"{stem}.json"
+            path.write_text(history.to_json() + "\n")
+            written.append(path)
+    return written
+
+
+async def main() -> int:
+    # The fakes fail on purpose; their tracebacks would only bury the list of files written.
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
+    HISTORIES.mkdir(parents=True, exist_ok=True)
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(binaries.test_server()),
+    ) as env:
+        written = await _record(env, TIME_SKIPPING)
+    extra = [
+        arg
+        for key, kind in SEARCH_ATTRIBUTES.items()
+        for arg in ("--search-attribute", f"{key}={kind}")
+    ]
+    async with await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(binaries.temporal_cli()),
+        ui=False,
+        dev_server_extra_args=[
+            *extra,
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=60",
+        ],
+    ) as env:
+        written += await _record(env, DEV_SERVER)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
