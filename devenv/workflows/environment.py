@@ -88,6 +88,16 @@ class DevEnvironmentWorkflow:
     @workflow.init
     def __init__(self, state: EnvState) -> None:
         self._state = state
+        if state.instance_token is None:
+            # First run. Here, not in run(): handlers of a stop that arrives with the
+            # start run before run() does and must already see a created environment.
+            state.instance_token = str(workflow.uuid4())
+            state.created_at = workflow.now()
+            self._event(
+                f"environment {state.spec.name!r} created (backend {state.spec.backend}, "
+                f"inactivity {format_duration(state.spec.inactivity_duration)}, "
+                f"max duration {format_duration(state.spec.max_duration)})"
+            )
         self._wake = False
         """Set by handlers when the deadline may move earlier or active/idle flips."""
         self._monitor: workflow.ActivityHandle[None] | None = None
@@ -101,14 +111,6 @@ class DevEnvironmentWorkflow:
     async def run(self, state: EnvState) -> EnvState:
         """Drive the state machine; every branch ends with the instance cleaned up."""
         s = self._state
-        if s.instance_token is None:
-            s.instance_token = str(workflow.uuid4())
-            s.created_at = workflow.now()
-            self._event(
-                f"environment {s.spec.name!r} created (backend {s.spec.backend}, "
-                f"inactivity {format_duration(s.spec.inactivity_duration)}, "
-                f"max duration {format_duration(s.spec.max_duration)})"
-            )
         self._publish()
         if s.status == Status.PROVISIONING:
             await self._provision()

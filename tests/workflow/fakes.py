@@ -55,6 +55,8 @@ class FakeBackend:
     """Raise a non-retryable ProvisioningError with this message."""
     provision_flaky: int = 0
     """Fail this many attempts with a retryable error before succeeding."""
+    provision_gate: asyncio.Event | None = None
+    """When set, provision waits for it: lets a test act while PROVISIONING."""
     monitor_modes: list[MonitorMode] = field(default_factory=list)
     """One mode per monitor start, then ``hold``: wait until cancelled, heartbeating."""
     monitor_reports: list[ActivityReport] = field(default_factory=list)
@@ -81,6 +83,8 @@ class FakeBackend:
         if self.provision_flaky > 0:
             self.provision_flaky -= 1
             raise RuntimeError("cloud API timed out")
+        if self.provision_gate is not None:
+            await self.provision_gate.wait()
         return InstanceInfo(
             instance_id=f"fake-{args.instance_token[:8]}",
             backend=args.spec.backend,

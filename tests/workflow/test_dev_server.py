@@ -105,6 +105,7 @@ async def test_second_environment_with_a_running_name_is_refused(
     async with running_worker(client) as fake:
         state = make_state(inactivity=3600, tuning=TUNING)
         handle = await start(client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
         with pytest.raises(WorkflowAlreadyStartedError):
             await client.start_workflow(
                 WF.run,

@@ -377,6 +377,48 @@ async def test_request_stop_answers_synchronously(time_skipping_env: WorkflowEnv
     assert messages(final)[-2:] == ["stop requested", "terminated: stopped_by_user"]
 
 
+async def test_stop_while_provisioning_terminates_what_was_provisioned(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client, provision_gate=asyncio.Event()) as fake:
+        handle = await start(client, fake, make_state(inactivity=H))
+        await wait_for(handle, lambda s: len(fake.provisions) == 1)
+        answer = await handle.execute_update(WF.request_stop, "changed my mind")
+        assert answer.terminating and answer.status == Status.TERMINATING
+        assert fake.provision_gate is not None
+        fake.provision_gate.set()
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert final.instance is not None and final.ready_at is None
+    assert [t.instance for t in fake.terminates] == [final.instance]
+    assert any(m.endswith("stop pending") for m in messages(final))
+
+
+async def test_stop_before_the_first_task_cleans_up_by_token(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A stop that arrives with the start is handled before run(): nothing is provisioned."""
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        state = make_state(inactivity=H)
+        handle = await client.start_workflow(
+            WF.run,
+            state,
+            id=f"devenv-{state.spec.name}",
+            task_queue=fake.task_queue,
+            start_signal="stop",
+            start_signal_args=["oops"],
+        )
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert messages(final)[:2] == [messages(final)[0], "stop requested: oops"]
+    assert messages(final)[0].startswith("environment ")
+    assert fake.provisions == [] and final.instance is None
+    assert len(fake.terminates) == 1 and fake.terminates[0].instance is None
+    assert fake.terminates[0].instance_token == final.instance_token
+
+
 async def test_cancelling_the_workflow_still_terminates_the_instance(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
