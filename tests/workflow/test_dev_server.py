@@ -27,7 +27,7 @@ TUNING = Tuning(keepalive_seconds=5)
 
 async def details(handle: WorkflowHandle[DevEnvironmentWorkflow, EnvState]) -> str:
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return metadata.current_details
+    return str(metadata.current_details)
 
 
 async def test_search_attributes_and_current_details(dev_server_env: WorkflowEnvironment) -> None:
