@@ -135,8 +135,19 @@ class DevEnvironmentWorkflow:
                 task_queue=self._host_queue(),
                 start_to_close_timeout=PROVISION_TIMEOUT,
                 retry_policy=PROVISION_RETRY,
+                # Cancelled, it must stop before cleanup by token starts, or it could
+                # create the instance after the cleanup looked for it.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
-        except ActivityError as err:
+        except (ActivityError, asyncio.CancelledError) as err:
+            if workflow.cancellation_reason() is not None:  # the provision stopped on cancel
+                self._begin_termination(
+                    TerminationReason.STOPPED_BY_USER,
+                    "workflow cancelled while provisioning; cleaning up by token",
+                )
+                return
+            if not isinstance(err, ActivityError):
+                raise
             s.error = _failure_message(err)
             s.status = Status.TERMINATING
             s.termination_reason = TerminationReason.PROVISIONING_FAILED
@@ -151,6 +162,11 @@ class DevEnvironmentWorkflow:
             return
         now = workflow.now()
         where = f"{s.instance.username}@{s.instance.host}:{s.instance.port}"
+        if s.status != Status.TERMINATING and workflow.cancellation_reason() is not None:
+            # A provision that ignored the cancel and finished: the cancel still stands.
+            self._begin_termination(
+                TerminationReason.STOPPED_BY_USER, "workflow cancelled while provisioning"
+            )
         if s.status == Status.TERMINATING:  # stopped while provisioning
             self._event(f"instance {s.instance.instance_id} ready at {where}; stop pending")
             return
@@ -230,7 +246,7 @@ class DevEnvironmentWorkflow:
         """Retried forever: an instance that cannot be deleted must not be forgotten."""
         s = self._state
         assert s.instance_token is not None
-        await workflow.execute_activity(
+        handle = workflow.start_activity(
             "terminate",
             TerminateInput(
                 workflow_id=s.workflow_id,
@@ -242,6 +258,15 @@ class DevEnvironmentWorkflow:
             start_to_close_timeout=TERMINATE_TIMEOUT,
             retry_policy=TERMINATE_RETRY,
         )
+        while True:
+            try:
+                await asyncio.shield(handle)
+                return
+            except asyncio.CancelledError:
+                if handle.done():
+                    raise
+                # Cancelling the workflow now would leave the instance running.
+                self._event("cancellation deferred until the instance is terminated")
 
     def _begin_termination(self, reason: TerminationReason, message: str) -> None:
         s = self._state

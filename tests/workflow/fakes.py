@@ -57,6 +57,8 @@ class FakeBackend:
     """Fail this many attempts with a retryable error before succeeding."""
     provision_gate: asyncio.Event | None = None
     """When set, provision waits for it: lets a test act while PROVISIONING."""
+    provision_heartbeats: bool = True
+    """Heartbeat while waiting, which is how a cancel reaches an activity."""
     monitor_modes: list[MonitorMode] = field(default_factory=list)
     """One mode per monitor start, then ``hold``: wait until cancelled, heartbeating."""
     monitor_reports: list[ActivityReport] = field(default_factory=list)
@@ -83,8 +85,10 @@ class FakeBackend:
         if self.provision_flaky > 0:
             self.provision_flaky -= 1
             raise RuntimeError("cloud API timed out")
-        if self.provision_gate is not None:
-            await self.provision_gate.wait()
+        while self.provision_gate is not None and not self.provision_gate.is_set():
+            if self.provision_heartbeats:
+                activity.heartbeat()
+            await asyncio.sleep(0.02)
         return InstanceInfo(
             instance_id=f"fake-{args.instance_token[:8]}",
             backend=args.spec.backend,

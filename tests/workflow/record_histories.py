@@ -150,6 +150,24 @@ async def workflow_cancelled(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "workflow_cancelled")
 
 
+async def stopped_while_provisioning(env: WorkflowEnvironment) -> Runs:
+    async with running_worker(env.client, provision_gate=asyncio.Event()) as fake:
+        handle = await start(env.client, fake, make_state("replay-stop-provisioning"))
+        await wait_for(handle, lambda s: len(fake.provisions) == 1)
+        await handle.execute_update(WF.request_stop, None)
+        assert fake.provision_gate is not None
+        fake.provision_gate.set()
+        return await _runs(env.client, handle, "stopped_while_provisioning")
+
+
+async def cancelled_while_provisioning(env: WorkflowEnvironment) -> Runs:
+    async with running_worker(env.client, provision_gate=asyncio.Event()) as fake:
+        handle = await start(env.client, fake, make_state("replay-cancel-provisioning"))
+        await wait_for(handle, lambda s: len(fake.provisions) == 1)
+        await handle.cancel()
+        return await _runs(env.client, handle, "cancelled_while_provisioning")
+
+
 async def provisioning_failure(env: WorkflowEnvironment) -> Runs:
     async with running_worker(env.client, provision_error="quota exceeded") as fake:
         handle = await start(env.client, fake, make_state("replay-provisioning", inactivity=H))
@@ -214,6 +232,8 @@ TIME_SKIPPING: list[Scenario] = [
     stop,
     stop_signal,
     workflow_cancelled,
+    stopped_while_provisioning,
+    cancelled_while_provisioning,
     provisioning_failure,
     instance_lost,
     continue_as_new,

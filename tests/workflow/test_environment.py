@@ -433,6 +433,61 @@ async def test_cancelling_the_workflow_still_terminates_the_instance(
     assert len(fake.terminates) == 1 and fake.terminates[0].instance is not None
 
 
+async def test_cancelling_while_provisioning_waits_for_it_then_terminates(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    gate = asyncio.Event()
+    async with running_worker(client, provision_gate=gate, provision_heartbeats=False) as fake:
+        handle = await start(client, fake, make_state(inactivity=H))
+        await wait_for(handle, lambda s: len(fake.provisions) == 1)
+        await handle.cancel()
+        await asyncio.sleep(0.2)
+        assert fake.terminates == [], "no cleanup while provision may still create the instance"
+        assert fake.provision_gate is not None
+        fake.provision_gate.set()
+        final = await handle.result()
+    # The fake provision does not heartbeat, so it never saw the cancel and finished.
+    assert final.status == Status.TERMINATED
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert final.instance is not None
+    assert [t.instance for t in fake.terminates] == [final.instance]
+    assert "workflow cancelled while provisioning" in messages(final)
+
+
+async def test_cancelled_provisioning_is_cleaned_up_by_token(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client, provision_gate=asyncio.Event()) as fake:
+        handle = await start(client, fake, make_state(inactivity=H))
+        await wait_for(handle, lambda s: len(fake.provisions) == 1)
+        await handle.cancel()  # the heartbeating provision sees it and stops
+        final = await handle.result()
+    assert final.status == Status.TERMINATED
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert final.instance is None
+    assert len(fake.terminates) == 1 and fake.terminates[0].instance is None
+    assert fake.terminates[0].instance_token == final.instance_token
+
+
+async def test_cancelling_while_terminating_still_terminates(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client, terminate_gate=asyncio.Event()) as fake:
+        handle = await start(client, fake, make_state(inactivity=H))
+        await wait_running(handle)
+        await handle.execute_update(WF.request_stop, None)
+        await wait_for(handle, lambda s: len(fake.terminates) == 1)
+        await handle.cancel()
+        await wait_for(handle, lambda s: s.events[-1].message.startswith("cancellation deferred"))
+        assert fake.terminate_gate is not None
+        fake.terminate_gate.set()
+        final = await handle.result()
+    assert final.status == Status.TERMINATED and len(fake.terminates) == 1
+
+
 async def test_terminate_is_retried_until_it_succeeds(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:

@@ -28,6 +28,8 @@ EXPECTED = {
     "stop",
     "stop_signal",
     "workflow_cancelled",
+    "stopped_while_provisioning",
+    "cancelled_while_provisioning",
     "provisioning_failure",
     "instance_lost",
     "continue_as_new_run1",
