@@ -13,15 +13,23 @@ from devenv.activities.backends.local import LocalBackend
 from devenv.activities.environment_activities import EnvironmentActivities, all_activities
 from devenv.keys import ensure_keypair
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
+from devenv.worker.recovery import STICKY_TIMEOUT, AttemptRegistry, RecordAttempts, recover
 from devenv.workflows.environment import DevEnvironmentWorkflow
 
 MAX_CONCURRENT_ACTIVITIES = 1_000
 """Each running environment holds one monitor activity for its whole life."""
 
 
-def build_workers(client: Client, settings: Settings) -> list[Worker]:
+def build_workers(
+    client: Client, settings: Settings, registry: AttemptRegistry | None = None
+) -> list[Worker]:
+    """Both workers; with a registry, every activity attempt is recorded while it runs
+    so that the next worker can fail it at once if this process dies (see recovery)."""
     ensure_keypair(settings.internal_key, comment="devenv-internal")
-    acts = EnvironmentActivities(client, settings, {"local": LocalBackend(settings)})
+    interceptors = [RecordAttempts(registry)] if registry is not None else []
+    acts = EnvironmentActivities(
+        client, settings, {"local": LocalBackend.from_environment(settings)}
+    )
     activities = all_activities(acts)
     shared = Worker(
         client,
@@ -29,26 +37,36 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
         workflows=[DevEnvironmentWorkflow],
         activities=activities,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+        interceptors=interceptors,
     )
     host = Worker(
         client,
         task_queue=host_task_queue(),
         activities=activities,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        interceptors=interceptors,
     )
     return [shared, host]
 
 
 @contextlib.asynccontextmanager
 async def running_workers(client: Client, settings: Settings) -> AsyncIterator[None]:
-    """Run the workers for the duration of the block; shut them down gracefully after."""
-    workers = build_workers(client, settings)
+    """Run the workers for the duration of the block; shut them down gracefully after.
+
+    Starting, they take over what a crashed predecessor left (see recovery).
+    """
+    registry = AttemptRegistry(settings)
+    workers = build_workers(client, settings, registry)
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
+    recovering = asyncio.create_task(recover(client, settings))
     try:
         yield
     finally:
+        recovering.cancel()
         await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, recovering, return_exceptions=True)
+        registry.close()
 
 
 async def run_until(client: Client, settings: Settings, stop: asyncio.Event) -> None:
