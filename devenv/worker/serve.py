@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import subprocess
+from pathlib import Path
 
 from rich.console import Console
 from temporalio.client import Client
@@ -19,6 +21,13 @@ from devenv.worker.pidfile import clear_pid, write_pid
 from devenv.worker.worker import run_until
 
 STARTUP_TIMEOUT = 60.0
+RESTART_MIN_SECONDS = 1.0
+RESTART_MAX_SECONDS = 30.0
+HEALTHY_RUN_SECONDS = 60.0
+"""A dev server that ran this long before dying is restarted after the minimum delay."""
+WATCH_SECONDS = 0.2
+
+log = logging.getLogger("devenv.server")
 
 
 async def serve(settings: Settings, ui_port: int, worker_only: bool, console: Console) -> None:
@@ -45,6 +54,7 @@ async def serve(settings: Settings, ui_port: int, worker_only: bool, console: Co
             f"logs {log_file})" + (f", Web UI http://127.0.0.1:{ui_port}" if ui_port else "")
         )
     write_pid(settings)
+    supervisor = None if process is None else DevServerSupervisor(settings, ui_port, process)
     try:
         client = await _wait_for(settings, process)
         console.print(f"devenv worker running against {settings.address} (Ctrl-C stops)")
@@ -52,11 +62,77 @@ async def serve(settings: Settings, ui_port: int, worker_only: bool, console: Co
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_until(client, settings, stop)
+        watching = None if supervisor is None else asyncio.create_task(supervisor.watch(stop))
+        try:
+            await run_until(client, settings, stop)
+        finally:
+            if watching is not None:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
     finally:
-        if process is not None:
-            stop_dev_server(process)
+        if supervisor is not None:
+            stop_dev_server(supervisor.process)
         clear_pid(settings)
+
+
+class DevServerSupervisor:
+    """Restarts the embedded dev server on its database when it dies unexpectedly.
+
+    Its state is in SQLite under DEVENV_HOME, so a restart loses nothing; the worker's
+    client reconnects by itself. Restarts back off (1 s, 2 s ... 30 s) while the server
+    keeps dying quickly, and every death and restart is logged.
+    """
+
+    def __init__(self, settings: Settings, ui_port: int, process: subprocess.Popen[bytes]) -> None:
+        self.settings = settings
+        self.ui_port = ui_port
+        self.process = process
+        self.restarts = 0
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.logs_dir / "temporal.log"
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = RESTART_MIN_SECONDS
+        started = loop.time()
+        while not stop.is_set():
+            if self.process.poll() is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), WATCH_SECONDS)
+                continue
+            ran = loop.time() - started
+            if ran >= HEALTHY_RUN_SECONDS:
+                backoff = RESTART_MIN_SECONDS
+            log.error(
+                "the Temporal dev server (pid %d) exited unexpectedly with code %s after %.0fs; "
+                "restarting it on %s in %.0fs (see %s)",
+                self.process.pid,
+                self.process.returncode,
+                ran,
+                self.settings.server_db,
+                backoff,
+                self.log_file,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            if stop.is_set():
+                return
+            backoff = min(backoff * 2, RESTART_MAX_SECONDS)
+            try:
+                self.process = start_dev_server(self.settings, self.ui_port or None, self.log_file)
+            except OSError as err:
+                log.error("could not restart the Temporal dev server: %s", err)
+                continue  # poll() of the dead process keeps us in the restart branch
+            started = loop.time()
+            self.restarts += 1
+            log.warning(
+                "restarted the Temporal dev server (pid %d, restart %d) on %s",
+                self.process.pid,
+                self.restarts,
+                self.settings.server_db,
+            )
 
 
 async def _answers(settings: Settings) -> bool:
