@@ -47,13 +47,20 @@ from devenv.activities.backends.local_models import (
 )
 from devenv.activities.models import ProvisionInput, TerminateInput
 from devenv.keys import ensure_keypair, private_dir, public_key_line
-from devenv.settings import Settings, host_task_queue
+from devenv.settings import Settings, SettingsError, host_task_queue
 from devenv.workflows.state import InstanceInfo
 
 BACKEND = "local"
 M = TypeVar("M", ReadyInfo, ServerConfig)
 PROVISIONING_ERROR = "ProvisioningError"
 SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+KEEPALIVE_INTERVAL_VAR = "DEVENV_LOCAL_KEEPALIVE_INTERVAL"
+KEEPALIVE_COUNT_MAX_VAR = "DEVENV_LOCAL_KEEPALIVE_COUNT_MAX"
+DEFAULT_KEEPALIVE_INTERVAL = 15.0
+DEFAULT_KEEPALIVE_COUNT_MAX = 3
+"""asyncssh drops a silent peer when the keepalive after ``count_max`` unanswered ones is
+due: a user whose network died without closing TCP stops counting after 15 s x (3 + 1)
+= 60 s (with 4 it was 75 s)."""
 STRIPPED_ENV_PREFIXES = ("DEVENV_", "TEMPORAL_")
 """Worker settings (and API keys) that must not leak into the user's shells."""
 
@@ -114,8 +121,8 @@ class LocalBackend:
         start_timeout: float = 20.0,
         stop_timeout: float = 5.0,
         login_timeout: float = 30.0,
-        keepalive_interval: float = 15.0,
-        keepalive_count_max: int = 4,
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
+        keepalive_count_max: int = DEFAULT_KEEPALIVE_COUNT_MAX,
     ) -> None:
         self.settings = settings
         self.start_timeout = start_timeout
@@ -123,6 +130,18 @@ class LocalBackend:
         self.login_timeout = login_timeout
         self.keepalive_interval = keepalive_interval
         self.keepalive_count_max = keepalive_count_max
+
+    @classmethod
+    def from_environment(cls, settings: Settings) -> LocalBackend:
+        """The backend with the keepalive of new instances from the worker's environment.
+
+        ``DEVENV_LOCAL_KEEPALIVE_INTERVAL`` (seconds) and ``DEVENV_LOCAL_KEEPALIVE_COUNT_MAX``
+        bound how long a user whose network died without closing TCP still counts:
+        interval x (count + 1). Tests lower them; production keeps 15 s and 3 (60 s).
+        """
+        interval = _number_variable(KEEPALIVE_INTERVAL_VAR, DEFAULT_KEEPALIVE_INTERVAL, float)
+        count = _number_variable(KEEPALIVE_COUNT_MAX_VAR, DEFAULT_KEEPALIVE_COUNT_MAX, int)
+        return cls(settings, keepalive_interval=interval, keepalive_count_max=count)
 
     # --- paths -----------------------------------------------------------------------
 
@@ -218,6 +237,14 @@ class LocalBackend:
         if pid is not None and _is_server(pid, instance_dir):
             # Started by an attempt that died before it saw ready.json.
             return self._wait_ready(instance_dir, pid)
+        servers = _unrecorded_servers(instance_dir)
+        if servers:
+            # Started by attempts that died (kill -9) before they wrote the pidfile:
+            # adopt one, so that there is never a second instance.
+            for extra in servers[1:]:
+                _stop_server(extra, self.stop_timeout)
+            write_atomic(instance_dir / PID_FILE, str(servers[0]))
+            return self._wait_ready(instance_dir, servers[0])
         return None
 
     def _start_server(self, instance_dir: Path, token: str) -> ReadyInfo:
@@ -315,6 +342,24 @@ class LocalBackend:
                     (instance_dir / leftover).unlink()
 
 
+N = TypeVar("N", int, float)
+
+
+def _number_variable(name: str, default: N, kind: type[N]) -> N:
+    """A positive number (at most an hour) from the environment; SettingsError otherwise."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = kind(0)
+    if not 0 < value <= 3600:
+        accepted = "a whole number 1-3600" if kind is int else "seconds, above 0 and at most 3600"
+        raise SettingsError(f"{name}: invalid value {raw[:40]!r}: accepted: {accepted}")
+    return value
+
+
 def _read_pid(instance_dir: Path) -> int | None:
     try:
         return int((instance_dir / PID_FILE).read_text().strip())
@@ -328,6 +373,21 @@ def _is_server(pid: int, instance_dir: Path) -> bool:
         return False
     argv = proctools.cmdline(pid)
     return SERVER_MODULE in argv and str(instance_dir) in argv
+
+
+def _unrecorded_servers(instance_dir: Path) -> list[int]:
+    """Server processes of this instance that no file names, found by their marker.
+
+    Forks of the server (children between fork and exec) carry the same argv; only a
+    process whose parent is not itself such a process is the server.
+    """
+    argv = ["-m", SERVER_MODULE, str(instance_dir)]
+    found = {
+        pid
+        for pid in proctools.processes_with_env(ENV_MARKER, instance_dir.name)
+        if proctools.cmdline(pid)[1:4] == argv
+    }
+    return sorted(pid for pid in found if proctools.parent(pid) not in found)
 
 
 def _stop_server(pid: int, timeout: float) -> None:

@@ -44,7 +44,7 @@ class ServerConfig(BaseModel):
     shell: str = "/bin/sh"
     login_timeout: float = Field(default=30.0, gt=0)
     keepalive_interval: float = Field(default=15.0, gt=0)
-    keepalive_count_max: int = Field(default=4, ge=1)
+    keepalive_count_max: int = Field(default=3, ge=1)
 
 
 class ReadyInfo(BaseModel):

@@ -35,6 +35,15 @@ def cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def parent(pid: int) -> int | None:
+    """The parent pid of ``pid``, None if gone."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[-1].split()[1])
+
+
 def environ_has(pid: int, entry: bytes) -> bool:
     """Whether ``pid``'s initial environment contains ``NAME=value`` exactly."""
     try:
