@@ -7,7 +7,7 @@ calling activity reconnects with backoff.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import asyncssh
@@ -30,7 +30,7 @@ async def stream_activity(
     connect_timeout: float = 10.0,
     keepalive_interval: float = KEEPALIVE_INTERVAL,
     keepalive_count_max: int = KEEPALIVE_COUNT_MAX,
-) -> AsyncIterator[ActivityReport]:
+) -> AsyncGenerator[ActivityReport, None]:
     """Yield one report per change of the instance's user connection count.
 
     The first report is the current state. Raises on connection failure, on a host

@@ -1,4 +1,4 @@
-"""The three activities of an environment's life: provision, monitor, terminate.
+"""The activities of an environment's life: provision, monitor, probe, terminate.
 
 They hold no logic of their own beyond dispatching to the backend and, for the
 monitor, turning the instance's activity stream into workflow signals.
@@ -7,26 +7,40 @@ monitor, turning the instance's activity stream into workflow signals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncssh
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.activities.activity_stream import stream_activity
 from devenv.activities.backends.base import Backend
-from devenv.activities.models import INSTANCE_LOST, MonitorInput, ProvisionInput, TerminateInput
+from devenv.activities.models import (
+    INSTANCE_LOST,
+    MonitorInput,
+    ProbeInput,
+    ProvisionInput,
+    TerminateInput,
+)
 from devenv.settings import Settings
-from devenv.workflows.state import ActivityReport, InstanceInfo
+from devenv.workflows.state import ActivityReport, EnvState, InstanceInfo, Status
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+RECONNECT_MIN_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 30.0
+STABLE_STREAM_SECONDS = 10.0
+"""A stream up this long was healthy: its loss reconnects after the minimum delay again.
+A stream that keeps dying right after connecting (a flapping network) backs off."""
+PROBE_CONNECT_TIMEOUT = 5.0
+QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 class EnvironmentActivities:
@@ -82,19 +96,28 @@ class EnvironmentActivities:
             keepalive.cancel()
 
     async def _follow(self, request: MonitorInput, backend: Backend, forwarder: _Forwarder) -> None:
-        backoff = 1.0
+        loop = asyncio.get_running_loop()
+        backoff = RECONNECT_MIN_SECONDS
         while True:
+            up_since: float | None = None
             try:
-                async for report in stream_activity(request.instance, self._settings.internal_key):
-                    forwarder.stream_up = True
-                    backoff = 1.0
-                    await forwarder.forward(report)
+                stream = stream_activity(request.instance, self._settings.internal_key)
+                async with contextlib.aclosing(stream):  # each lost stream closed at once
+                    async for report in stream:
+                        if up_since is None:
+                            up_since = loop.time()
+                            forwarder.stream_up = True
+                        await forwarder.forward(report)
                 raise ConnectionError("activity stream ended")
             except (_WorkflowGone, asyncio.CancelledError):
                 raise
             except Exception as err:
                 forwarder.stream_up = False
+                if up_since is not None and loop.time() - up_since >= STABLE_STREAM_SECONDS:
+                    backoff = RECONNECT_MIN_SECONDS
                 if not await backend.is_alive(request.instance):
+                    if await forwarder.terminating():
+                        return  # devenv itself stopped the instance: nothing was lost
                     raise ApplicationError(
                         f"instance {request.instance.instance_id} is gone",
                         type=INSTANCE_LOST,
@@ -108,6 +131,32 @@ class EnvironmentActivities:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
+
+    @activity.defn(name="probe")
+    async def probe(self, request: ProbeInput) -> ActivityReport:
+        """The instance's connection count right now, read once.
+
+        For decisions that must not rest on what the monitor last said (it may be
+        restarting after a worker crash): before terminating for inactivity, the
+        workflow asks. InstanceLost (non-retryable) if the instance is gone; any
+        other failure is retryable.
+        """
+        backend = self._backend(request.instance.backend)
+        stream = stream_activity(
+            request.instance, self._settings.internal_key, connect_timeout=PROBE_CONNECT_TIMEOUT
+        )
+        try:
+            return await anext(stream)  # the first line is the current state
+        except (asyncssh.Error, OSError, ValueError) as err:
+            if not await backend.is_alive(request.instance):
+                raise ApplicationError(
+                    f"instance {request.instance.instance_id} is gone",
+                    type=INSTANCE_LOST,
+                    non_retryable=True,
+                ) from err
+            raise
+        finally:
+            await stream.aclose()  # closes the SSH connection now, not at garbage collection
 
 
 class _WorkflowGone(Exception):
@@ -141,6 +190,16 @@ class _Forwarder:
                 except RPCError as err:
                     activity.logger.warning("keepalive not delivered: %s", err.message)
 
+    async def terminating(self) -> bool:
+        """Whether the workflow is already ending (its terminate stopped the instance)."""
+        try:
+            state = await self._handle.query(
+                "status", result_type=EnvState, rpc_timeout=QUERY_TIMEOUT
+            )
+        except (RPCError, WorkflowQueryFailedError):
+            return False
+        return isinstance(state, EnvState) and state.status != Status.RUNNING
+
     async def _signal(self, report: ActivityReport) -> None:
         try:
             await self._handle.signal("record_activity", report)
@@ -158,7 +217,7 @@ async def _heartbeat_forever() -> None:
 
 
 def all_activities(acts: EnvironmentActivities) -> list[Callable[..., object]]:
-    return [acts.provision, acts.monitor, acts.terminate]
+    return [acts.provision, acts.monitor, acts.probe, acts.terminate]
 
 
 __all__ = ["EnvironmentActivities", "all_activities"]

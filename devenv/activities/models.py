@@ -22,6 +22,13 @@ class MonitorInput(BaseModel):
     keepalive_seconds: int
 
 
+class ProbeInput(BaseModel):
+    """One reading of the instance's user connection count (the ``probe`` activity)."""
+
+    workflow_id: str
+    instance: InstanceInfo
+
+
 class TerminateInput(BaseModel):
     workflow_id: str
     instance_token: str
