@@ -100,11 +100,6 @@ def test_the_user_key_cannot_open_the_activity_subsystem(world: Devenv, main_env
     assert world.ps(main_env)["connections"] == 0, "the refused attempt does not linger"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="local_server.authorized_keys validates only the first line of user_public_key; "
-    "fix there (one line, no options) or in EnvSpec, then drop this marker",
-)
 def test_a_smuggled_second_key_line_never_becomes_the_internal_key() -> None:
     """The CLI refuses a .pub with two lines (tests/unit); the instance must refuse one
     too, whoever started the workflow (anyone with Temporal access can write a spec)."""

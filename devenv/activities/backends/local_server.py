@@ -57,19 +57,29 @@ class Instance:
 
 
 def authorized_keys(config: ServerConfig) -> asyncssh.SSHAuthorizedKeys:
-    """The user key unrestricted; the internal key marked and denied pty and forwarding."""
+    """The user key unrestricted; the internal key marked and denied pty and forwarding.
+
+    Each key must be exactly one OpenSSH public-key line and is re-exported in
+    canonical form, so no option or second line smuggled into a spec (anyone who
+    can start a workflow writes one) can grant a key the internal role.
+    """
+    canonical = {}
     for what, line in (("user", config.user_public_key), ("internal", config.internal_public_key)):
         try:
-            asyncssh.import_public_key(line)
+            if len(line.strip().splitlines()) != 1:
+                raise ValueError
+            key = asyncssh.import_public_key(line.strip())
         except (asyncssh.KeyImportError, ValueError):
-            # asyncssh would skip the line silently and nobody could ever log in.
-            raise ValueError(f"the {what} public key is not an OpenSSH public key line") from None
+            # asyncssh would skip a bad line silently and nobody could ever log in.
+            raise ValueError(
+                f"the {what} public key is not exactly one OpenSSH public key line"
+            ) from None
+        canonical[what] = key.export_public_key().decode().strip()
     internal_options = (
         f"{INTERNAL_OPTION},no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding"
     )
     return asyncssh.import_authorized_keys(
-        f"{config.user_public_key.strip()}\n"
-        f"{internal_options} {config.internal_public_key.strip()}\n"
+        f"{canonical['user']}\n{internal_options} {canonical['internal']}\n"
     )
 
 
