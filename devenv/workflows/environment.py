@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from devenv.activities.models import (
         INSTANCE_LOST,
         MonitorInput,
+        ProbeInput,
         ProvisionInput,
         TerminateInput,
     )
@@ -70,6 +71,15 @@ TERMINATE_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
     maximum_attempts=0,
+)
+PROBE_PATCH = "probe-before-idle-termination"
+"""Histories recorded before the probe existed replay without it (workflow.patched)."""
+PROBE_TIMEOUT = timedelta(seconds=15)
+PROBE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_attempts=3,
+    non_retryable_error_types=[INSTANCE_LOST],
 )
 MIN_TIMER = timedelta(milliseconds=1)
 
@@ -192,6 +202,7 @@ class DevEnvironmentWorkflow:
                 and s.deadline is not None
                 and s.deadline_reason is not None
                 and s.deadline <= now
+                and await self._confirm_idle()
             ):
                 self._begin_termination(s.deadline_reason, self._exceeded_message())
             if s.termination_reason is not None:
@@ -214,6 +225,65 @@ class DevEnvironmentWorkflow:
                 self._begin_termination(
                     TerminationReason.STOPPED_BY_USER, "workflow cancelled; stopping"
                 )
+
+    async def _confirm_idle(self) -> bool:
+        """Before ending an idle environment, ask the instance once who is connected.
+
+        The monitor may be behind (restarting after a worker crash, or its stream
+        cut): a user who connected meanwhile must not lose the machine. A probe
+        that cannot answer does not keep the machine alive; the monitor's own
+        silence bound already covers a blind monitor.
+        """
+        s = self._state
+        if (
+            s.deadline_reason != TerminationReason.INACTIVITY_DURATION_EXCEEDED
+            or s.instance is None
+            or not s.tuning.monitor
+            or not workflow.patched(PROBE_PATCH)
+        ):
+            return True
+        try:
+            seen = await workflow.execute_activity(
+                "probe",
+                ProbeInput(workflow_id=s.workflow_id, instance=s.instance),
+                result_type=ActivityReport,
+                task_queue=s.instance.task_queue,
+                start_to_close_timeout=PROBE_TIMEOUT,
+                retry_policy=PROBE_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == INSTANCE_LOST:
+                self._begin_termination(
+                    TerminationReason.INSTANCE_LOST, f"instance lost: {cause.message}"
+                )
+                return False
+            self._event(f"could not confirm idleness ({_failure_message(err)}); ending anyway")
+            return True
+        if s.termination_reason is not None or s.status != Status.RUNNING:
+            return False  # a stop arrived while the probe ran
+        now = workflow.now()
+        if seen.connections > 0 and s.connections == 0:
+            s.connections = seen.connections
+            s.last_report_at = now
+            self._event(
+                f"deadline reached, but the instance reports "
+                f"{_plural(seen.connections, 'connection')}; staying up"
+            )
+        elif seen.connections == 0 and s.connections == 0 and s.idle_since is not None:
+            last_change = min(_utc(seen.last_change), now)
+            if last_change > s.idle_since:
+                s.idle_since = last_change
+                self._event(
+                    f"deadline reached, but a user was connected until "
+                    f"{_clock(last_change)}; idle since then"
+                )
+        self._recompute()
+        return (
+            s.deadline is not None
+            and s.deadline <= now
+            and s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+        )
 
     def _should_wake(self) -> bool:
         return self._wake or (self._monitor is not None and self._monitor.done())

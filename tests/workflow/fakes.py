@@ -30,7 +30,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from devenv.activities.models import INSTANCE_LOST, MonitorInput, ProvisionInput, TerminateInput
+from devenv.activities.models import (
+    INSTANCE_LOST,
+    MonitorInput,
+    ProbeInput,
+    ProvisionInput,
+    TerminateInput,
+)
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import (
     ActivityReport,
@@ -63,6 +69,8 @@ class FakeBackend:
     """One mode per monitor start, then ``hold``: wait until cancelled, heartbeating."""
     monitor_reports: list[ActivityReport] = field(default_factory=list)
     """Signalled by the first monitor that holds, like the real one's first lines."""
+    probe_reports: list[ActivityReport] = field(default_factory=list)
+    """Answers of successive probes; then nobody connected since long ago."""
     terminate_gate: asyncio.Event | None = None
     """When set, terminate waits for it: lets a test observe TERMINATING."""
     terminate_flaky: int = 0
@@ -72,10 +80,18 @@ class FakeBackend:
     monitor_cancellations: int = 0
     running_monitors: int = 0
     terminates: list[TerminateInput] = field(default_factory=list)
+    probes: list[ProbeInput] = field(default_factory=list)
     release_monitors: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> Sequence[Callable[..., Any]]:
-        return [self.provision, self.monitor, self.terminate]
+        return [self.provision, self.monitor, self.probe, self.terminate]
+
+    @activity.defn(name="probe")
+    async def probe(self, args: ProbeInput) -> ActivityReport:
+        self.probes.append(args)
+        if self.probe_reports:
+            return self.probe_reports.pop(0)
+        return ActivityReport(connections=0, last_change=datetime(2000, 1, 1, tzinfo=UTC))
 
     @activity.defn(name="provision")
     async def provision(self, args: ProvisionInput) -> InstanceInfo:

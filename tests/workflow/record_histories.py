@@ -1,6 +1,6 @@
 """Record one history per workflow path into tests/histories/, for the replay test.
 
-Run ``python -m tests.workflow.record_histories`` after a deliberate change to
+Run ``python -m tests.workflow.record_histories [SCENARIO...]`` after a deliberate change to
 the workflow's commands (and say so in the commit): the replay test then checks
 new code against these. Never re-record to silence a replay failure of a change
 meant to be compatible; that failure is the point.
@@ -223,6 +223,17 @@ async def web_ui(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "web_ui", from_latest=True)
 
 
+async def probe_idle(env: WorkflowEnvironment) -> Runs:
+    """Dev server: the probe at the deadline moves the idle clock, the second confirms."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-probe", inactivity=2, tuning=Tuning(keepalive_seconds=5))
+        handle = await start(env.client, fake, state)
+        running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        assert running.idle_since is not None
+        fake.probe_reports = [report(0, running.idle_since + timedelta(seconds=1))]
+        return await _runs(env.client, handle, "probe_idle")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -238,7 +249,7 @@ TIME_SKIPPING: list[Scenario] = [
     instance_lost,
     continue_as_new,
 ]
-DEV_SERVER: list[Scenario] = [web_ui]
+DEV_SERVER: list[Scenario] = [web_ui, probe_idle]
 
 
 async def _record(env: WorkflowEnvironment, scenarios: list[Scenario]) -> list[Path]:
@@ -253,7 +264,10 @@ async def _record(env: WorkflowEnvironment, scenarios: list[Scenario]) -> list[P
     return written
 
 
-async def main() -> int:
+async def main(only: set[str]) -> int:
+    """Record every scenario, or only those named on the command line."""
+    time_skipping = [s for s in TIME_SKIPPING if not only or s.__name__ in only]
+    dev_server = [s for s in DEV_SERVER if not only or s.__name__ in only]
     # The fakes fail on purpose; their tracebacks would only bury the list of files written.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
     HISTORIES.mkdir(parents=True, exist_ok=True)
@@ -261,7 +275,7 @@ async def main() -> int:
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(binaries.test_server()),
     ) as env:
-        written = await _record(env, TIME_SKIPPING)
+        written = await _record(env, time_skipping)
     extra = [
         arg
         for key, kind in SEARCH_ATTRIBUTES.items()
@@ -277,11 +291,11 @@ async def main() -> int:
             "limit.historyCount.suggestContinueAsNew=60",
         ],
     ) as env:
-        written += await _record(env, DEV_SERVER)
+        written += await _record(env, dev_server)
     for path in written:
         print(f"wrote {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(set(sys.argv[1:]))))

@@ -36,6 +36,7 @@ EXPECTED = {
     "continue_as_new_run2",
     "web_ui_run1",
     "web_ui_run2",
+    "probe_idle",
 }
 
 

@@ -1,0 +1,62 @@
+"""Before ending an idle environment the workflow asks the instance once (the probe):
+a monitor that is behind (worker crash, cut stream) must not cost a connected user
+the machine. Real time on the dev server: the fake monitor holds, which freezes the
+time-skipping server's clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from temporalio.testing import WorkflowEnvironment
+
+from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.state import Status, TerminationReason, Tuning
+from tests.workflow.fakes import make_state, report, running_worker, start, wait_for
+
+WF = DevEnvironmentWorkflow
+TUNING = Tuning(keepalive_seconds=5)
+
+
+async def test_probe_finding_a_user_the_monitor_missed_keeps_it_up(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    client = dev_server_env.client
+    async with running_worker(client) as fake:
+        fake.probe_reports = [report(1, datetime.now(UTC))]
+        handle = await start(client, fake, make_state(inactivity=1, tuning=TUNING))
+        state = await wait_for(handle, lambda s: s.connections == 1, timeout=10)
+        assert state.status == Status.RUNNING and state.deadline is None
+        assert len(fake.probes) == 1
+        assert any("staying up" in e.message for e in state.events)
+        await handle.execute_update(WF.request_stop, None)
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+
+
+async def test_probe_seeing_a_later_disconnect_restarts_the_idle_clock(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    client = dev_server_env.client
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, make_state(inactivity=2, tuning=TUNING))
+        running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        assert running.idle_since is not None
+        later = running.idle_since + timedelta(seconds=1)
+        fake.probe_reports = [report(0, later)]
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert len(fake.probes) == 2, "probed at the first deadline and at the moved one"
+    assert any("idle since then" in e.message for e in final.events)
+    ended = next(e.at for e in final.events if "exceeded" in e.message)
+    assert ended >= later + timedelta(seconds=2), "the idle clock restarted from the disconnect"
+
+
+async def test_probe_confirming_nobody_is_there_ends_it_at_the_deadline(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    client = dev_server_env.client
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, make_state(inactivity=1, tuning=TUNING))
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert len(fake.probes) == 1 and len(fake.terminates) == 1
