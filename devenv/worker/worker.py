@@ -13,20 +13,15 @@ from devenv.activities.backends.local import LocalBackend
 from devenv.activities.environment_activities import EnvironmentActivities, all_activities
 from devenv.keys import ensure_keypair
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
-from devenv.worker.recovery import STICKY_TIMEOUT, AttemptRegistry, RecordAttempts, recover
+from devenv.worker.recovery import STICKY_TIMEOUT, recover
 from devenv.workflows.environment import DevEnvironmentWorkflow
 
 MAX_CONCURRENT_ACTIVITIES = 1_000
 """Each running environment holds one monitor activity for its whole life."""
 
 
-def build_workers(
-    client: Client, settings: Settings, registry: AttemptRegistry | None = None
-) -> list[Worker]:
-    """Both workers; with a registry, every activity attempt is recorded while it runs
-    so that the next worker can fail it at once if this process dies (see recovery)."""
+def build_workers(client: Client, settings: Settings) -> list[Worker]:
     ensure_keypair(settings.internal_key, comment="devenv-internal")
-    interceptors = [RecordAttempts(registry)] if registry is not None else []
     acts = EnvironmentActivities(
         client, settings, {"local": LocalBackend.from_environment(settings)}
     )
@@ -38,14 +33,12 @@ def build_workers(
         activities=activities,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
-        interceptors=interceptors,
     )
     host = Worker(
         client,
         task_queue=host_task_queue(),
         activities=activities,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
-        interceptors=interceptors,
     )
     return [shared, host]
 
@@ -56,8 +49,7 @@ async def running_workers(client: Client, settings: Settings) -> AsyncIterator[N
 
     Starting, they take over what a crashed predecessor left (see recovery).
     """
-    registry = AttemptRegistry(settings)
-    workers = build_workers(client, settings, registry)
+    workers = build_workers(client, settings)
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     recovering = asyncio.create_task(recover(client, settings))
     try:
@@ -66,7 +58,6 @@ async def running_workers(client: Client, settings: Settings) -> AsyncIterator[N
         recovering.cancel()
         await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
         await asyncio.gather(*tasks, recovering, return_exceptions=True)
-        registry.close()
 
 
 async def run_until(client: Client, settings: Settings, stop: asyncio.Event) -> None:
