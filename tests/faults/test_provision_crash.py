@@ -1,0 +1,118 @@
+"""kill -9 of a provisioning process in its narrowest window: the instance server runs, but
+no file names it yet. The next attempt must adopt it, never start a second one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from devenv.activities.backends import proctools
+from devenv.activities.backends.local import LocalBackend
+from devenv.activities.backends.local_models import PID_FILE, READY_FILE, SERVER_MODULE
+from devenv.activities.models import ProvisionInput, TerminateInput
+from devenv.keys import ensure_keypair, public_key_line
+from devenv.settings import Settings
+from devenv.workflows.state import EnvSpec
+from tests.faults.cluster import cmdline, kill_everything_of, pids
+
+pytestmark = pytest.mark.faults
+
+PROVISION = """\
+import asyncio, sys
+from devenv.activities.backends.local import LocalBackend
+from devenv.activities.models import ProvisionInput
+from devenv.settings import Settings
+settings = Settings.model_validate_json(sys.argv[1])
+request = ProvisionInput.model_validate_json(sys.argv[2])
+asyncio.run(LocalBackend(settings).provision(request))
+"""
+
+
+def servers(instance_dir: Path) -> list[int]:
+    """``python -m ...local_server DIR`` processes (not their forks, not the launcher)."""
+    argv = [b"-m", SERVER_MODULE.encode(), str(instance_dir).encode()]
+    found = [
+        pid
+        for pid in pids()
+        if cmdline(pid).split(b"\0")[1:4] == argv and proctools.is_running(pid)
+    ]
+    return [pid for pid in found if proctools.parent(pid) not in found]
+
+
+def launcher_running(instance_dir: Path) -> bool:
+    return any(
+        cmdline(pid).split(b"\0")[1:2] == [b"-c"] and str(instance_dir).encode() in cmdline(pid)
+        for pid in pids()
+    )
+
+
+def test_an_attempt_killed_before_it_recorded_the_server_is_adopted(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", address="127.0.0.1:7233", namespace="default")
+    user_key = ensure_keypair(tmp_path / "user_ed25519", comment="user")
+    token = str(uuid.uuid4())
+    request = ProvisionInput(
+        workflow_id="devenv-adopt",
+        instance_token=token,
+        spec=EnvSpec(name="adopt", user_public_key=public_key_line(user_key)),
+    )
+    backend = LocalBackend(settings)
+    instance_dir = backend.instance_dir("adopt", token)
+    try:
+        for _ in range(5):  # the window is a few ms wide: retry until the kill lands in it
+            attempt = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    PROVISION,
+                    settings.model_dump_json(),
+                    request.model_dump_json(),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            give_up = time.monotonic() + 20
+            while not launcher_running(instance_dir) and time.monotonic() < give_up:
+                time.sleep(0.001)
+            attempt.send_signal(signal.SIGKILL)
+            attempt.wait()
+            orphans: list[int] = []
+            give_up = time.monotonic() + 10
+            while not orphans and time.monotonic() < give_up:
+                orphans = servers(instance_dir)
+                time.sleep(0.01)
+            if orphans and not (instance_dir / PID_FILE).exists():
+                break
+            for pid in orphans:
+                os.kill(pid, signal.SIGKILL)
+            (instance_dir / PID_FILE).unlink(missing_ok=True)
+            (instance_dir / READY_FILE).unlink(missing_ok=True)
+        else:
+            pytest.skip("could not kill the attempt between spawning and recording the server")
+        [orphan] = orphans
+
+        info = asyncio.run(backend.provision(request))
+        assert info.pid == orphan, "the running server must be adopted"
+        assert servers(instance_dir) == [orphan]
+        assert (instance_dir / PID_FILE).read_text().strip() == str(orphan)
+
+        asyncio.run(
+            backend.terminate(
+                TerminateInput(
+                    workflow_id="devenv-adopt",
+                    instance_token=token,
+                    spec=request.spec,
+                    instance=info,
+                )
+            )
+        )
+        assert servers(instance_dir) == []
+    finally:
+        kill_everything_of(settings.home)

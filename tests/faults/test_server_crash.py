@@ -1,0 +1,109 @@
+"""kill -9 of the Temporal dev server: its SQLite file under DEVENV_HOME holds everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faults.cluster import Cluster, alive, cmdline, parent, pids, wait_for
+
+pytestmark = pytest.mark.faults
+
+
+def rows(cluster: Cluster, prefix: str) -> list[dict[str, Any]]:
+    """`devenv ps --all --json` for this test's environments, once it answers again."""
+
+    def answer() -> subprocess.CompletedProcess[str] | None:
+        result = cluster.run("ps", "--all", "--json", check=False)
+        return result if result.returncode == 0 else None
+
+    result = wait_for(answer, 30, "devenv ps to answer", every=0.2)
+    assert result is not None
+    return [row for row in json.loads(result.stdout) if row["name"].startswith(prefix)]
+
+
+def test_a_killed_temporal_server_restarted_on_its_database_loses_nothing(
+    cluster: Cluster, figures: dict[str, str]
+) -> None:
+    cluster.start_env("srv-idle", "--inactivity", "1h")
+    cluster.start_env("srv-changed", "--inactivity", "1h")
+    cluster.run("signal", "srv-changed", "--inactivity", "45m", "--max-duration", "2h")
+    cluster.start_env("srv-busy", "--inactivity", "1h")
+    session = cluster.open_session("srv-busy")
+    try:
+        session.send("echo busy-$((6*7))\n")
+        session.expect("busy-42")
+        wait_for(lambda: cluster.ps("srv-busy")["connections"] == 1, 10, "the user to count")
+        before = rows(cluster, "srv-")
+        assert len(before) == 3
+
+        cluster.kill_temporal()
+        time.sleep(0.5)
+        began = time.monotonic()
+        cluster.start_temporal()
+        after = rows(cluster, "srv-")
+        figures["fault 3: Temporal restarted -> devenv ps answers again"] = (
+            f"{time.monotonic() - began:.1f}s"
+        )
+        assert after == before
+
+        # The worker carried on: the monitor still sees the user leave.
+        assert session.close() == 0
+        wait_for(lambda: cluster.ps("srv-busy")["activity"] == "idle", 15, "the user to leave")
+    finally:
+        if session.process.poll() is None:
+            session.process.kill()
+    for name in ("srv-idle", "srv-changed", "srv-busy"):
+        cluster.run("stop", name, "--wait")
+        assert cluster.instance_pids(name) == []
+
+
+def dev_server_children(server_pid: int) -> list[int]:
+    """The `temporal server start-dev` processes whose parent is ``server_pid``."""
+    return [
+        pid
+        for pid in pids()
+        if parent(pid) == server_pid and b"start-dev" in cmdline(pid) and alive(pid)
+    ]
+
+
+def test_devenv_server_restarts_its_dev_server_when_it_dies(
+    tmp_path: Path, figures: dict[str, str]
+) -> None:
+    world = Cluster(tmp_path)
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        server = world.start_server()
+        world.start_env("sup-env", "--inactivity", "1h")
+        before = rows(world, "sup-")
+        [child] = dev_server_children(server.pid)
+
+        world_kill = time.monotonic()
+        os.kill(child, signal.SIGKILL)
+        [replacement] = wait_for(
+            lambda: dev_server_children(server.pid), 20, "a new dev server", every=0.1
+        )
+        assert replacement != child
+        after = rows(world, "sup-")
+        figures["fault 3: devenv server's dev server killed -> devenv ps answers again"] = (
+            f"{time.monotonic() - world_kill:.1f}s"
+        )
+        assert after == before
+        assert server.poll() is None, "devenv server itself must survive"
+        log = (tmp_path / "server.out").read_text()
+        assert "exited unexpectedly" in log and "restarted the Temporal dev server" in log
+
+        world.run("stop", "sup-env", "--wait")
+        assert world.instance_pids("sup-env") == []
+    finally:
+        world.run("server", "stop", check=False, timeout=30)
+        if server is not None and server.poll() is None:
+            server.kill()
+        world.teardown()
