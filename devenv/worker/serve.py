@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -17,7 +19,7 @@ from devenv.keys import private_dir
 from devenv.settings import Settings
 from devenv.worker.client import ServerUnreachableError, connect, wait_reachable
 from devenv.worker.devserver import start_dev_server, stop_dev_server
-from devenv.worker.pidfile import clear_pid, write_pid
+from devenv.worker.pidfile import clear_pid, read_pid, write_pid
 from devenv.worker.worker import run_until
 
 STARTUP_TIMEOUT = 60.0
@@ -34,14 +36,18 @@ async def serve(settings: Settings, ui_port: int, worker_only: bool, console: Co
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # asyncssh logs every monitor connection at INFO; its warnings are enough.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
     private_dir(settings.home)
     process: subprocess.Popen[bytes] | None = None
+    lock: int | None = None
     if not worker_only:
         if not settings.is_loopback:
             raise UserError(
                 f"DEVENV_TEMPORAL_ADDRESS={settings.address} is not on this machine; "
                 "run `devenv server --worker-only` to serve it"
             )
+        lock = _lock_database(settings)
         if await _answers(settings):
             raise UserError(
                 f"a Temporal server already answers at {settings.address}; "
@@ -73,6 +79,26 @@ async def serve(settings: Settings, ui_port: int, worker_only: bool, console: Co
         if supervisor is not None:
             stop_dev_server(supervisor.process)
         clear_pid(settings)
+        if lock is not None:
+            os.close(lock)
+
+
+def _lock_database(settings: Settings) -> int:
+    """One embedded server per DEVENV_HOME: two `devenv start` racing to start one must
+    not run two dev servers on the same SQLite file. The kernel drops the lock when the
+    process dies, even by kill -9; the dev server does not inherit it."""
+    path = settings.home / "server.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = read_pid(settings)
+        raise UserError(
+            f"another devenv server{f' (pid {holder})' if holder else ''} already runs the "
+            f"embedded Temporal server of {settings.home}; stop it with `devenv server stop`"
+        ) from None
+    return fd
 
 
 class DevServerSupervisor:
