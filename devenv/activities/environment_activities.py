@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,13 +66,15 @@ class EnvironmentActivities:
     async def provision(self, request: ProvisionInput) -> InstanceInfo:
         backend = self._backend(request.spec.backend)
         activity.logger.info("provisioning %s", request.workflow_id)
-        return await backend.provision(request)
+        async with _heartbeating():
+            return await backend.provision(request)
 
     @activity.defn(name="terminate")
     async def terminate(self, request: TerminateInput) -> None:
         backend = self._backend(request.spec.backend)
         activity.logger.info("terminating %s", request.workflow_id)
-        await backend.terminate(request)
+        async with _heartbeating():
+            await backend.terminate(request)
 
     @activity.defn(name="monitor")
     async def monitor(self, request: MonitorInput) -> None:
@@ -207,6 +209,18 @@ class _Forwarder:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise _WorkflowGone from err
             raise
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeats while a provision or terminate runs: with a heartbeat timeout set by the
+    workflow, an attempt lost with its worker is retried after that timeout rather than
+    after the whole start-to-close timeout (minutes)."""
+    beating = asyncio.create_task(_heartbeat_forever())
+    try:
+        yield
+    finally:
+        beating.cancel()
 
 
 async def _heartbeat_forever() -> None:
