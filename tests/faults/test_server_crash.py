@@ -12,7 +12,17 @@ from typing import Any
 
 import pytest
 
-from tests.faults.cluster import Cluster, alive, cmdline, parent, pids, wait_for
+from tests.e2e.harness import DEVENV, free_port
+from tests.faults.cluster import (
+    Cluster,
+    alive,
+    cmdline,
+    environ,
+    example_file,
+    parent,
+    pids,
+    wait_for,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -100,10 +110,63 @@ def test_devenv_server_restarts_its_dev_server_when_it_dies(
         log = (tmp_path / "server.out").read_text()
         assert "exited unexpectedly" in log and "restarted the Temporal dev server" in log
 
+        # A second embedded server on another port would open the same SQLite file.
+        second = world.run("server", "--temporal-port", str(free_port()), check=False)
+        assert second.returncode == 2
+        assert "already runs the embedded Temporal server" in second.stderr
+        assert dev_server_children(server.pid) == [replacement]
+
         world.run("stop", "sup-env", "--wait")
         assert world.instance_pids("sup-env") == []
     finally:
         world.run("server", "stop", check=False, timeout=30)
         if server is not None and server.poll() is None:
             server.kill()
+        world.teardown()
+
+
+def test_two_starts_racing_to_start_the_server_run_one_dev_server(tmp_path: Path) -> None:
+    """Both `devenv start` find no server and launch one in the background: the embedded
+    server's lock on DEVENV_HOME lets exactly one run Temporal on the SQLite file."""
+    world = Cluster(tmp_path)
+    world.home.mkdir(parents=True)
+    try:
+        starts = [
+            subprocess.Popen(
+                [DEVENV, "start", str(example_file()), "--name", f"auto-{i}", "--inactivity", "1h"],
+                env=world.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
+        for start in starts:
+            _, err = start.communicate(timeout=120)
+            assert start.returncode == 0, err
+        assert [row["status"] for row in rows(world, "auto-")] == ["running", "running"]
+
+        marker = f"DEVENV_HOME={world.home}".encode()
+
+        def servers() -> list[int]:
+            return [
+                pid
+                for pid in pids()
+                if cmdline(pid).split(b"\0")[1:4] == [b"-m", b"devenv.cli", b"server"]
+                and marker in environ(pid)
+                and alive(pid)
+            ]
+
+        wait_for(lambda: len(servers()) == 1, 20, "the losing server to exit")
+        databases = [
+            pid
+            for pid in pids()
+            if b"start-dev" in cmdline(pid)
+            and str(world.settings.server_db).encode() in cmdline(pid)
+        ]
+        assert len(databases) == 1, f"{len(databases)} dev servers on one SQLite file"
+        for name in ("auto-0", "auto-1"):
+            world.run("stop", name, "--wait")
+    finally:
+        world.run("server", "stop", check=False, timeout=30)
         world.teardown()
