@@ -72,7 +72,7 @@ def authorized_keys(config: ServerConfig) -> asyncssh.SSHAuthorizedKeys:
         except (asyncssh.KeyImportError, ValueError):
             # asyncssh would skip a bad line silently and nobody could ever log in.
             raise ValueError(
-                f"the {what} public key is not exactly one OpenSSH public key line"
+                f"the {what} public key is not an OpenSSH public key line (exactly one line)"
             ) from None
         canonical[what] = key.export_public_key().decode().strip()
     internal_options = (
