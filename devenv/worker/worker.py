@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 
 from devenv.activities.backends.local import LocalBackend
 from devenv.activities.environment_activities import EnvironmentActivities, all_activities
+from devenv.errors import UserError
 from devenv.keys import ensure_keypair
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
 from devenv.worker.recovery import STICKY_TIMEOUT, recover
@@ -43,8 +44,15 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
     return [shared, host]
 
 
+class WorkerFailedError(UserError):
+    """A worker stopped by itself (a fatal error): better a loud exit than a server that
+    looks alive and serves nobody; `devenv start` then starts a fresh one."""
+
+
 @contextlib.asynccontextmanager
-async def running_workers(client: Client, settings: Settings) -> AsyncIterator[None]:
+async def running_workers(
+    client: Client, settings: Settings
+) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Run the workers for the duration of the block; shut them down gracefully after.
 
     Starting, they take over what a crashed predecessor left (see recovery).
@@ -53,7 +61,7 @@ async def running_workers(client: Client, settings: Settings) -> AsyncIterator[N
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     recovering = asyncio.create_task(recover(client, settings))
     try:
-        yield
+        yield tasks
     finally:
         recovering.cancel()
         await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
@@ -61,5 +69,14 @@ async def running_workers(client: Client, settings: Settings) -> AsyncIterator[N
 
 
 async def run_until(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    async with running_workers(client, settings):
-        await stop.wait()
+    """Run the workers until ``stop`` is set; WorkerFailedError if one ends before."""
+    async with running_workers(client, settings) as tasks:
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if stopping not in done:
+            failed = next(iter(done))
+            error = None if failed.cancelled() else failed.exception()
+            raise WorkerFailedError(f"the devenv worker stopped by itself: {error or 'no error'}")
