@@ -8,6 +8,7 @@ import shutil
 import sys
 import traceback
 from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
@@ -189,6 +190,8 @@ async def _start(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             result_type=EnvState,
+            # A worker that dies holding a workflow task stalls it this long, not 10 s.
+            task_timeout=timedelta(seconds=5),
             static_summary=f"devenv {env_name} ({spec.backend}, "
             f"inactivity {format_duration(spec.inactivity_duration)})",
         )
@@ -378,7 +381,7 @@ async def _update(handle: Handle, update: str, arg: object) -> DeadlineAnswer:
     except WorkflowUpdateFailedError as failure:
         cause = failure.cause
         reason = getattr(cause, "message", None) or str(cause)
-        raise UserError(f"{handle.id}: {reason}") from None
+        raise UserError(f"{handle.id}: {reason}; nothing changed") from None
     except RPCError as failure:
         if "already completed" not in failure.message:
             raise

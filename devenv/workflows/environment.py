@@ -53,6 +53,9 @@ PROVISION_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=[PROVISIONING_ERROR],
 )
+WORK_HEARTBEAT = timedelta(seconds=30)
+"""Provision and terminate heartbeat every 5 s: an attempt lost with its worker is retried
+after 30 s on any host, not after the 10 / 5 minute start-to-close timeout."""
 MONITOR_TIMEOUT = timedelta(days=30)
 MONITOR_HEARTBEAT = timedelta(seconds=30)
 MONITOR_RETRY = RetryPolicy(
@@ -144,6 +147,7 @@ class DevEnvironmentWorkflow:
                 result_type=InstanceInfo,
                 task_queue=self._host_queue(),
                 start_to_close_timeout=PROVISION_TIMEOUT,
+                heartbeat_timeout=WORK_HEARTBEAT,
                 retry_policy=PROVISION_RETRY,
                 # Cancelled, it must stop before cleanup by token starts, or it could
                 # create the instance after the cleanup looked for it.
@@ -326,6 +330,7 @@ class DevEnvironmentWorkflow:
             ),
             task_queue=task_queue,
             start_to_close_timeout=TERMINATE_TIMEOUT,
+            heartbeat_timeout=WORK_HEARTBEAT,
             retry_policy=TERMINATE_RETRY,
         )
         while True:
