@@ -9,8 +9,8 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.settings import SEARCH_ATTRIBUTES
 from devenv.worker import binaries
+from tests.servers import start_test_dev_server
 
 
 def free_port() -> int:
@@ -32,17 +32,5 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server (for id conflicts, continue-as-new suggestion, search attributes)."""
-    extra = []
-    for key, kind in SEARCH_ATTRIBUTES.items():
-        extra += ["--search-attribute", f"{key}={kind}"]
-    async with await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=str(binaries.temporal_cli()),
-        ui=False,
-        dev_server_extra_args=[
-            *extra,
-            "--dynamic-config-value",
-            "limit.historyCount.suggestContinueAsNew=60",
-        ],
-    ) as env:
+    async with await start_test_dev_server() as env:
         yield env

@@ -31,9 +31,16 @@ def dev_server_command(settings: Settings, ui_port: int | None) -> list[str]:
     command += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     if settings.namespace != "default":
         command += ["--namespace", settings.namespace]
-    for key, kind in SEARCH_ATTRIBUTES.items():
-        command += ["--search-attribute", f"{key}={kind}"]
-    return command
+    return command + search_attribute_args()
+
+
+def search_attribute_args() -> list[str]:
+    """Registers devenv's search attributes at dev server start (Web UI, `ps` listing)."""
+    return [
+        arg
+        for key, kind in SEARCH_ATTRIBUTES.items()
+        for arg in ("--search-attribute", f"{key}={kind}")
+    ]
 
 
 def _die_with_parent() -> None:

@@ -26,6 +26,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from devenv.activities.backends.local_models import SERVER_MODULE
+from devenv.activities.backends.proctools import is_running as alive
+from devenv.activities.backends.proctools import parent
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
 from devenv.worker.client import ServerUnreachableError, connect
 from devenv.worker.devserver import dev_server_command
@@ -66,22 +68,6 @@ def environ(pid: int) -> list[bytes]:
         return (PROC / str(pid) / "environ").read_bytes().split(b"\0")
     except OSError:
         return []
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def parent(pid: int) -> int | None:
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[-1].split()[1])
 
 
 def pids() -> Iterator[int]:

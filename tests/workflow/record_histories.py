@@ -23,10 +23,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.settings import SEARCH_ATTRIBUTES
 from devenv.worker import binaries
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import EnvState, Status, Tuning
+from tests.servers import start_test_dev_server
 from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -276,21 +276,7 @@ async def main(only: set[str]) -> int:
         test_server_existing_path=str(binaries.test_server()),
     ) as env:
         written = await _record(env, time_skipping)
-    extra = [
-        arg
-        for key, kind in SEARCH_ATTRIBUTES.items()
-        for arg in ("--search-attribute", f"{key}={kind}")
-    ]
-    async with await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=str(binaries.temporal_cli()),
-        ui=False,
-        dev_server_extra_args=[
-            *extra,
-            "--dynamic-config-value",
-            "limit.historyCount.suggestContinueAsNew=60",
-        ],
-    ) as env:
+    async with await start_test_dev_server() as env:
         written += await _record(env, dev_server)
     for path in written:
         print(f"wrote {path}")
