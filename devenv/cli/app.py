@@ -57,6 +57,7 @@ T = TypeVar("T")
 STOP_WAIT_TIMEOUT = 300.0
 """`stop --wait` gives up (the stop stays requested) when termination takes longer."""
 
+IDE_LABELS = {"vscode": "VS Code", "cursor": "Cursor"}
 DURATION_HELP = "A duration: 7200, 90s, 30m, 2h, 1d, 1w, 1h30m; off to disable."
 NAME_ARG = Annotated[str, typer.Argument(help="Environment name, or its workflow id devenv-NAME.")]
 JSON_OPT = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -257,7 +258,7 @@ def _print_ready(state: EnvState, config: Path, included: bool, ui_link: str) ->
     out.print(f"              ssh -F {config} {spec.name}   ·   devenv ssh {spec.name}")
     if spec.ide in ("vscode", "cursor"):
         out.print(
-            f"  {spec.ide.capitalize() + ':':11} {spec.ide}://vscode-remote/ssh-remote+{spec.name}"
+            f"  {IDE_LABELS[spec.ide] + ':':11} {spec.ide}://vscode-remote/ssh-remote+{spec.name}"
             f"{instance.workspace or ''}"
         )
     if instance.workspace:
