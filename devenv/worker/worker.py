@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from devenv.activities.backends.local import LocalBackend
-from devenv.activities.environment_activities import EnvironmentActivities, all_activities
+from devenv.activities.activities import EnvironmentActivities, all_activities
+from devenv.backends.local.backend import LocalBackend
 from devenv.errors import UserError
 from devenv.keys import ensure_keypair
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from devenv.activities.backends import proctools
-from devenv.activities.backends.local import LocalBackend
-from devenv.activities.backends.local_models import ENV_MARKER
 from devenv.activities.models import ProvisionInput, TerminateInput
+from devenv.backends.local import proctools
+from devenv.backends.local.backend import LocalBackend
+from devenv.backends.local.files import ENV_MARKER
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.settings import Settings
 from devenv.workflows.state import EnvSpec, InstanceInfo

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import asyncssh
 import pytest
 
-from devenv.activities.activity_stream import stream_activity
+from devenv.backends.presence_stream import stream_activity
 from devenv.workflows.state import ActivityReport
 from tests.backend.conftest import Instance, Lab
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from devenv.activities.backends.local_counter import ActivitySnapshot, ConnectionCounter
+from devenv.backends.local.counter import ActivitySnapshot, ConnectionCounter
 from devenv.workflows.state import ActivityReport
 
 

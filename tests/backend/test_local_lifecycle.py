@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from devenv.activities.backends import proctools
-from devenv.activities.backends.local import PROVISIONING_ERROR, LocalBackend
-from devenv.activities.backends.local_models import ENV_MARKER, SERVER_MODULE
 from devenv.activities.models import TerminateInput
+from devenv.backends.local import proctools
+from devenv.backends.local.backend import PROVISIONING_ERROR, LocalBackend
+from devenv.backends.local.files import ENV_MARKER, SERVER_MODULE
 from devenv.workflows.state import InstanceInfo
 from tests.backend.conftest import Instance, Lab, mode, run, write_ssh_config
 
@@ -84,7 +84,7 @@ async def test_key_material_and_folders_are_private(lab: Lab, shared: Instance) 
 PROVISION_AND_DIE = textwrap.dedent(
     """
     import asyncio, os, signal, sys
-    from devenv.activities.backends.local import LocalBackend
+    from devenv.backends.local.backend import LocalBackend
     from devenv.activities.models import ProvisionInput
     from devenv.settings import Settings
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from devenv.activities.backends.local_models import ACTIVITY_SUBSYSTEM
-from devenv.activities.backends.local_terminal import take_controlling_tty
+from devenv.backends.local.files import ACTIVITY_SUBSYSTEM
+from devenv.backends.local.terminal import take_controlling_tty
 from tests.backend.conftest import Instance, Lab, run, write_ssh_config
 
 

@@ -177,7 +177,7 @@ def kill_instances(home: Path) -> None:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"local_server" in cmdline and str(home).encode() in cmdline:
+        if b"devenv.backends.local.server" in cmdline and str(home).encode() in cmdline:
             try:
                 os.kill(int(proc.name), signal.SIGKILL)
             except ProcessLookupError:

@@ -25,9 +25,9 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-from devenv.activities.backends.local_models import SERVER_MODULE
-from devenv.activities.backends.proctools import is_running as alive
-from devenv.activities.backends.proctools import parent
+from devenv.backends.local.files import SERVER_MODULE
+from devenv.backends.local.proctools import is_running as alive
+from devenv.backends.local.proctools import parent
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
 from devenv.worker.client import ServerUnreachableError, connect
 from devenv.worker.devserver import dev_server_command
@@ -183,9 +183,9 @@ class Cluster(Devenv):
         return self.ps(name)
 
     def instance_pids(self, name: str) -> list[int]:
-        """Every live instance server of ``name``: ``python -m ...local_server <its folder>``.
+        """Every live instance server of ``name``: ``python -m ...local.server <its folder>``.
 
-        Neither the short-lived launcher (``python -c ... -m ...local_server``) nor a
+        Neither the short-lived launcher (``python -c ... -m ...local.server``) nor a
         server's fork is one.
         """
         folder = str(self.home / "envs" / name / "instances").encode()

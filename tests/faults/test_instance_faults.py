@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.activities.backends.local import (
+from devenv.backends.local.backend import (
     KEEPALIVE_COUNT_MAX_VAR,
     KEEPALIVE_INTERVAL_VAR,
     LocalBackend,

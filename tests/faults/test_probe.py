@@ -19,9 +19,9 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from devenv.activities.backends.local import LocalBackend
-from devenv.activities.environment_activities import EnvironmentActivities
+from devenv.activities.activities import EnvironmentActivities
 from devenv.activities.models import INSTANCE_LOST, ProbeInput, ProvisionInput, TerminateInput
+from devenv.backends.local.backend import LocalBackend
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.settings import Settings
 from devenv.workflows.state import EnvSpec

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from devenv.activities.backends import proctools
-from devenv.activities.backends.local import LocalBackend
-from devenv.activities.backends.local_models import PID_FILE, READY_FILE, SERVER_MODULE
 from devenv.activities.models import ProvisionInput, TerminateInput
+from devenv.backends.local import proctools
+from devenv.backends.local.backend import LocalBackend
+from devenv.backends.local.files import PID_FILE, READY_FILE, SERVER_MODULE
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.settings import Settings
 from devenv.workflows.state import EnvSpec
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.faults
 
 PROVISION = """\
 import asyncio, sys
-from devenv.activities.backends.local import LocalBackend
+from devenv.backends.local.backend import LocalBackend
 from devenv.activities.models import ProvisionInput
 from devenv.settings import Settings
 settings = Settings.model_validate_json(sys.argv[1])
@@ -37,7 +37,7 @@ asyncio.run(LocalBackend(settings).provision(request))
 
 
 def servers(instance_dir: Path) -> list[int]:
-    """``python -m ...local_server DIR`` processes (not their forks, not the launcher)."""
+    """``python -m ...local.server DIR`` processes (not their forks, not the launcher)."""
     argv = [b"-m", SERVER_MODULE.encode(), str(instance_dir).encode()]
     found = [
         pid

@@ -20,8 +20,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from devenv.activities.backends.local_models import ACTIVITY_SUBSYSTEM, ServerConfig
-from devenv.activities.backends.local_server import authorized_keys
+from devenv.backends.local.files import ACTIVITY_SUBSYSTEM, ServerConfig
+from devenv.backends.local.server import authorized_keys
 from tests.e2e.harness import Devenv, port_open, wait_for
 
 pytestmark = pytest.mark.e2e

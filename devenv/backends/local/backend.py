@@ -28,8 +28,9 @@ from typing import TypeVar
 
 from temporalio.exceptions import ApplicationError
 
-from devenv.activities.backends import proctools
-from devenv.activities.backends.local_models import (
+from devenv.activities.models import ProvisionInput, TerminateInput
+from devenv.backends.local import proctools
+from devenv.backends.local.files import (
     CONFIG_FILE,
     ENV_MARKER,
     HOST_KEY_FILE,
@@ -45,7 +46,6 @@ from devenv.activities.backends.local_models import (
     login_shell,
     write_atomic,
 )
-from devenv.activities.models import ProvisionInput, TerminateInput
 from devenv.keys import ensure_keypair, private_dir, public_key_line
 from devenv.settings import Settings, SettingsError, host_task_queue
 from devenv.workflows.state import InstanceInfo

@@ -1,6 +1,6 @@
 """The local instance itself: an SSH server on 127.0.0.1 that knows who is connected.
 
-Run detached by the local backend as ``python -m devenv.activities.backends.local_server
+Run detached by the local backend as ``python -m devenv.backends.local.server
 INSTANCE_DIR``. It reads ``server.json``, listens on a free loopback port and writes
 ``ready.json``. The user's key gets a shell/PTY, exec, sftp, scp and local forwarding;
 devenv's internal key gets only the ``devenv-activity`` subsystem, which streams the
@@ -23,8 +23,8 @@ from typing import cast
 import asyncssh
 from asyncssh.channel import SSHChannel
 
-from devenv.activities.backends.local_counter import ConnectionCounter
-from devenv.activities.backends.local_models import (
+from devenv.backends.local.counter import ConnectionCounter
+from devenv.backends.local.files import (
     ACTIVITY_SUBSYSTEM,
     CONFIG_FILE,
     LOG_FILE,
@@ -33,7 +33,7 @@ from devenv.activities.backends.local_models import (
     ServerConfig,
     write_atomic,
 )
-from devenv.activities.backends.local_sessions import Children, SessionProcess, run_session
+from devenv.backends.local.sessions import Children, SessionProcess, run_session
 
 log = logging.getLogger("devenv.local_server")
 

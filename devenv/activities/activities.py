@@ -19,8 +19,6 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from devenv.activities.activity_stream import stream_activity
-from devenv.activities.backends.base import Backend
 from devenv.activities.models import (
     INSTANCE_LOST,
     MonitorInput,
@@ -28,6 +26,8 @@ from devenv.activities.models import (
     ProvisionInput,
     TerminateInput,
 )
+from devenv.backends.base import Backend
+from devenv.backends.presence_stream import stream_activity
 from devenv.settings import Settings
 from devenv.workflows.state import ActivityReport, EnvState, InstanceInfo, Status
 

@@ -24,9 +24,9 @@ import asyncssh
 from asyncssh import BreakReceived, SignalReceived, TerminalSizeChanged
 from asyncssh.misc import SoftEOFReceived
 
-from devenv.activities.backends import proctools
-from devenv.activities.backends.local_models import ENV_MARKER, ServerConfig
-from devenv.activities.backends.local_terminal import (
+from devenv.backends.local import proctools
+from devenv.backends.local.files import ENV_MARKER, ServerConfig
+from devenv.backends.local.terminal import (
     apply_modes,
     set_window_size,
     take_controlling_tty,

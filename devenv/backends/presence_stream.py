@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncssh
 
-from devenv.activities.backends.local_models import ACTIVITY_SUBSYSTEM
+from devenv.backends.local.files import ACTIVITY_SUBSYSTEM
 from devenv.workflows.state import ActivityReport, InstanceInfo
 
 KEEPALIVE_INTERVAL = 15.0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-SERVER_MODULE = "devenv.activities.backends.local_server"
+SERVER_MODULE = "devenv.backends.local.server"
 ACTIVITY_SUBSYSTEM = "devenv-activity"
 ENV_MARKER = "DEVENV_ENV"
 """Set in every process of an instance, so terminate can find them all in /proc."""

@@ -1,1 +1,0 @@
-"""Where instances live: each backend provisions, checks and terminates its own kind."""

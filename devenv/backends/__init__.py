@@ -1,0 +1,1 @@
+"""Backends: where instances live. The contract is in base.py, the list in registry.py."""

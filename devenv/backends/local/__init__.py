@@ -1,0 +1,1 @@
+"""The local backend: an SSH server process per environment on the worker's host."""
