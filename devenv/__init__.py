@@ -1,3 +1,83 @@
-"""devenv: durable, self-cleaning development environments on Temporal."""
+"""devenv: durable, self-cleaning development environments on Temporal.
 
-__version__ = "0.1.0"
+The Python API::
+
+    import devenv
+
+    env = devenv.start("dev.yml", inactivity_duration="2h")
+    env.update(inactivity_duration="8h")
+    for e in devenv.list(all=True):
+        print(e.name, e.status, e.deadline)
+    env.stop(wait=True)
+
+``devenv.aio`` has the same functions for asyncio programs. Every error devenv raises
+on purpose is a ``devenv.DevenvError``. Names are imported on first use, so that
+``import devenv`` (and the CLI) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+if TYPE_CHECKING:
+    from devenv.client.aio import AsyncClient, AsyncEnvironment, Connection
+    from devenv.client.default import get, list, start
+    from devenv.client.models import EnvironmentList, EnvironmentStatus
+    from devenv.client.sync import Client, Environment
+    from devenv.errors import (
+        ChangeRejectedError,
+        ConfigError,
+        DevenvError,
+        EnvironmentEndedError,
+        EnvironmentNotFoundError,
+        InvalidValueError,
+        NotAnsweringError,
+        NoWorkerError,
+        ProvisioningFailedError,
+        ServerNotAnsweringError,
+        ServerUnreachableError,
+        UserError,
+    )
+
+_EXPORTS = {
+    "start": "devenv.client.default",
+    "get": "devenv.client.default",
+    "list": "devenv.client.default",
+    "Client": "devenv.client.sync",
+    "Environment": "devenv.client.sync",
+    "AsyncClient": "devenv.client.aio",
+    "AsyncEnvironment": "devenv.client.aio",
+    "Connection": "devenv.client.aio",
+    "EnvironmentStatus": "devenv.client.models",
+    "EnvironmentList": "devenv.client.models",
+    **{
+        name: "devenv.errors"
+        for name in (
+            "ChangeRejectedError",
+            "ConfigError",
+            "DevenvError",
+            "EnvironmentEndedError",
+            "EnvironmentNotFoundError",
+            "InvalidValueError",
+            "NoWorkerError",
+            "NotAnsweringError",
+            "ProvisioningFailedError",
+            "ServerNotAnsweringError",
+            "ServerUnreachableError",
+            "UserError",
+        )
+    },
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "aio":
+        return importlib.import_module("devenv.aio")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'devenv' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

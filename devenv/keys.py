@@ -10,6 +10,8 @@ from pathlib import Path
 
 import asyncssh
 
+from devenv.settings import Settings, SettingsError
+
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
@@ -64,3 +66,34 @@ def write_private_file(path: Path, data: bytes) -> None:
 
 def public_key_line(key: asyncssh.SSHKey) -> str:
     return key.export_public_key().decode().strip()
+
+
+def ensure_internal_key(settings: Settings) -> asyncssh.SSHKey:
+    """The control plane's key: the operator's shared file, or one generated under home.
+
+    A shared file (DEVENV_INTERNAL_KEY_FILE) is never generated or rewritten: a typo
+    must not give one worker a key the instances do not know.
+    """
+    path = settings.internal_key_file
+    if path is None:
+        return ensure_keypair(settings.internal_key, comment="devenv-internal")
+    variable = "DEVENV_INTERNAL_KEY_FILE"
+    try:
+        mode = path.stat().st_mode & 0o777
+        key = asyncssh.read_private_key(str(path))
+    except (OSError, asyncssh.KeyImportError) as problem:
+        raise SettingsError(
+            f"{variable}: cannot use {str(path)!r} ({type(problem).__name__}): accepted: an "
+            "unencrypted OpenSSH private key file, e.g. from `ssh-keygen -t ed25519 -N ''`"
+        ) from None
+    if mode & 0o077:
+        raise SettingsError(
+            f"{variable}: {str(path)!r} is readable by others (mode {mode:04o}); "
+            f"run `chmod 600 {path}`"
+        )
+    return key
+
+
+def internal_public_key(settings: Settings) -> str:
+    """The public half that instances authorize, as one OpenSSH line."""
+    return public_key_line(ensure_internal_key(settings))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
-from devenv.errors import UserError
+from devenv.errors import InvalidValueError
 
 SHARED_TASK_QUEUE = "devenv"
 DEFAULT_ADDRESS = "127.0.0.1:7233"
@@ -35,7 +35,7 @@ FALSE_WORDS = ("0", "false", "no", "off")
 ADDRESS_PATTERN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})$")
 
 
-class SettingsError(UserError):
+class SettingsError(InvalidValueError):
     """A DEVENV_* variable with a value devenv cannot use (one line, exit code 2)."""
 
 
@@ -47,11 +47,19 @@ class Settings(BaseModel):
     """A secret: SecretStr keeps it out of repr(), logs and model dumps."""
     tls: bool = False
     ui_port_override: int | None = None
+    ssh_include: bool = True
+    """Whether ``devenv start`` may add an Include of this home's ssh config to
+    ~/.ssh/config: by default only for the default home (DEVENV_SSH_INCLUDE overrides),
+    so test and scratch homes never pile up there."""
+    internal_key_file: Path | None = None
+    """DEVENV_INTERNAL_KEY_FILE: the control plane's key shared by every worker of a
+    deployment (each must read every instance's presence); None: one under home."""
 
     @classmethod
     def load(cls) -> Settings:
         """The settings from the environment; SettingsError names a bad variable."""
-        home = Path(os.environ.get("DEVENV_HOME") or Path.home() / ".devenv").expanduser()
+        default_home = Path.home() / ".devenv"
+        home = Path(os.environ.get("DEVENV_HOME") or default_home).expanduser()
         api_key = os.environ.get("DEVENV_TEMPORAL_API_KEY") or None
         address = os.environ.get("DEVENV_TEMPORAL_ADDRESS") or DEFAULT_ADDRESS
         _check_address(address)
@@ -68,6 +76,8 @@ class Settings(BaseModel):
             api_key=SecretStr(api_key) if api_key else None,
             tls=_tls(api_key is not None),
             ui_port_override=_port_variable("DEVENV_UI_PORT"),
+            internal_key_file=_path_variable("DEVENV_INTERNAL_KEY_FILE"),
+            ssh_include=_flag("DEVENV_SSH_INCLUDE", home.absolute() == default_home.absolute()),
         )
 
     @property
@@ -99,8 +109,12 @@ class Settings(BaseModel):
 
     @property
     def internal_key(self) -> Path:
-        """devenv's control-plane key: the only key the activity subsystem accepts."""
-        return self.keys_dir / "internal_ed25519"
+        """devenv's control-plane key: it can read presence and nothing else.
+
+        Generated under home for a single worker; a deployment with several workers
+        gives all of them the same file through DEVENV_INTERNAL_KEY_FILE.
+        """
+        return self.internal_key_file or self.keys_dir / "internal_ed25519"
 
     @property
     def ssh_dir(self) -> Path:
@@ -158,6 +172,29 @@ def _port_variable(name: str) -> int | None:
             "or 0 to disable"
         )
     return int(raw)
+
+
+def _path_variable(name: str) -> Path | None:
+    raw = os.environ.get(name) or None
+    if raw is None:
+        return None
+    if "\n" in raw or "\x00" in raw:
+        raise SettingsError(f"{name}: invalid value {_show(raw)}: accepted: a file path")
+    return Path(raw).expanduser().absolute()
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    raise SettingsError(
+        f"{name}: invalid value {_show(raw)}: accepted: "
+        f"{'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)}"
+    )
 
 
 def _tls(has_api_key: bool) -> bool:

@@ -1,7 +1,7 @@
 """The activities of an environment's life: provision, monitor, probe, terminate.
 
 They hold no logic of their own beyond dispatching to the backend and, for the
-monitor, turning the instance's activity stream into workflow signals.
+monitor, turning the instance's presence stream into workflow signals.
 """
 
 from __future__ import annotations
@@ -13,23 +13,21 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncssh
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from devenv.activities.models import (
+from devenv.backends.base import Backend, ProvisioningError
+from devenv.settings import Settings
+from devenv.workflows.messages import (
     INSTANCE_LOST,
     MonitorInput,
     ProbeInput,
     ProvisionInput,
     TerminateInput,
 )
-from devenv.backends.base import Backend
-from devenv.backends.presence_stream import stream_activity
-from devenv.settings import Settings
-from devenv.workflows.state import ActivityReport, EnvState, InstanceInfo, Status
+from devenv.workflows.state import EnvState, InstanceInfo, PresenceReport, Status
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +37,6 @@ RECONNECT_MAX_SECONDS = 30.0
 STABLE_STREAM_SECONDS = 10.0
 """A stream up this long was healthy: its loss reconnects after the minimum delay again.
 A stream that keeps dying right after connecting (a flapping network) backs off."""
-PROBE_CONNECT_TIMEOUT = 5.0
 QUERY_TIMEOUT = timedelta(seconds=5)
 
 
@@ -55,11 +52,9 @@ class EnvironmentActivities:
         try:
             return self._backends[name]
         except KeyError:
-            raise ApplicationError(
+            raise ProvisioningError(
                 f"backend {name!r} is not available on this worker "
-                f"(available: {', '.join(sorted(self._backends))})",
-                type="ProvisioningError",
-                non_retryable=True,
+                f"(available: {', '.join(sorted(self._backends))})"
             ) from None
 
     @activity.defn(name="provision")
@@ -78,7 +73,7 @@ class EnvironmentActivities:
 
     @activity.defn(name="monitor")
     async def monitor(self, request: MonitorInput) -> None:
-        """Forward the instance's activity stream as signals until cancelled.
+        """Forward the instance's presence stream as signals until cancelled.
 
         Event driven: a signal per change of the connection count, plus a
         keepalive every ``keepalive_seconds`` while users are connected and the
@@ -103,14 +98,14 @@ class EnvironmentActivities:
         while True:
             up_since: float | None = None
             try:
-                stream = stream_activity(request.instance, self._settings.internal_key)
-                async with contextlib.aclosing(stream):  # each lost stream closed at once
+                stream = backend.presence(request.instance)
+                async with contextlib.aclosing(stream):  # type: ignore[type-var]  # each lost stream closed at once
                     async for report in stream:
                         if up_since is None:
                             up_since = loop.time()
                             forwarder.stream_up = True
                         await forwarder.forward(report)
-                raise ConnectionError("activity stream ended")
+                raise ConnectionError("presence stream ended")
             except (_WorkflowGone, asyncio.CancelledError):
                 raise
             except Exception as err:
@@ -126,7 +121,7 @@ class EnvironmentActivities:
                         non_retryable=True,
                     ) from err
                 activity.logger.warning(
-                    "activity stream of %s lost (%s); reconnecting in %.0fs",
+                    "presence stream of %s lost (%s); reconnecting in %.0fs",
                     request.workflow_id,
                     type(err).__name__,
                     backoff,
@@ -135,7 +130,7 @@ class EnvironmentActivities:
                 backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
 
     @activity.defn(name="probe")
-    async def probe(self, request: ProbeInput) -> ActivityReport:
+    async def probe(self, request: ProbeInput) -> PresenceReport:
         """The instance's connection count right now, read once.
 
         For decisions that must not rest on what the monitor last said (it may be
@@ -144,12 +139,11 @@ class EnvironmentActivities:
         other failure is retryable.
         """
         backend = self._backend(request.instance.backend)
-        stream = stream_activity(
-            request.instance, self._settings.internal_key, connect_timeout=PROBE_CONNECT_TIMEOUT
-        )
         try:
-            return await anext(stream)  # the first line is the current state
-        except (asyncssh.Error, OSError, ValueError) as err:
+            return await backend.probe(request.instance)
+        except ApplicationError:
+            raise
+        except Exception as err:
             if not await backend.is_alive(request.instance):
                 raise ApplicationError(
                     f"instance {request.instance.instance_id} is gone",
@@ -157,8 +151,6 @@ class EnvironmentActivities:
                     non_retryable=True,
                 ) from err
             raise
-        finally:
-            await stream.aclose()  # closes the SSH connection now, not at garbage collection
 
 
 class _WorkflowGone(Exception):
@@ -170,10 +162,10 @@ class _Forwarder:
 
     def __init__(self, handle: WorkflowHandle[Any, Any]):
         self._handle = handle
-        self._last: ActivityReport | None = None
+        self._last: PresenceReport | None = None
         self.stream_up = False
 
-    async def forward(self, report: ActivityReport) -> None:
+    async def forward(self, report: PresenceReport) -> None:
         if self._last is not None and report.connections == self._last.connections:
             return
         await self._signal(report)
@@ -202,7 +194,7 @@ class _Forwarder:
             return False
         return isinstance(state, EnvState) and state.status != Status.RUNNING
 
-    async def _signal(self, report: ActivityReport) -> None:
+    async def _signal(self, report: PresenceReport) -> None:
         try:
             await self._handle.signal("record_activity", report)
         except RPCError as err:

@@ -1,26 +1,98 @@
-"""The contract every backend meets; activities only ever talk to this."""
+"""The contract every backend meets; the activities talk only to this.
+
+A backend is a configuration model (``EnvironmentConfig`` subclass, in its
+``config`` module, light to import) and a ``Backend`` implementation, both named
+in ``registry.py``. The workflow and the CLI never see a backend: they see
+``InstanceInfo``, whose ``data`` is the backend's own opaque payload.
+
+Errors, the whole contract:
+
+* ``ProvisioningError``: retrying cannot fix it (bad input, a refused login, a
+  quota). Provisioning stops at once; the workflow runs ``terminate`` by token to
+  clean up whatever was created and the environment FAILS. Any other exception
+  from ``provision`` is retried (a few attempts), so it must be safe to repeat.
+* ``InstanceGoneError``: the instance no longer exists (killed from outside, a
+  spot interruption). From ``presence``/``probe`` it ends the environment as
+  ``instance_lost``. Raise it only when sure: a network blip is a plain error.
+* ``terminate`` never gives up: it is retried until it succeeds, so it must
+  succeed when the instance is already gone, and must find what a failed or
+  crashed provision created from the token alone (``request.instance`` may be None).
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import ClassVar
 
-from devenv.activities.models import ProvisionInput, TerminateInput
-from devenv.workflows.state import InstanceInfo
+from temporalio.exceptions import ApplicationError
+
+from devenv.settings import Settings
+from devenv.workflows.messages import (
+    INSTANCE_LOST,
+    PROVISIONING_ERROR,
+    ProvisionInput,
+    TerminateInput,
+)
+from devenv.workflows.state import InstanceInfo, PresenceReport
+
+PROBE_CONNECT_TIMEOUT = 5.0
 
 
-class Backend(Protocol):
+class ProvisioningError(ApplicationError):
+    """Provisioning failed in a way retrying cannot fix; the message is for the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=PROVISIONING_ERROR, non_retryable=True)
+
+
+class InstanceGoneError(ApplicationError):
+    """The instance is gone for good; the message says what happened to it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=INSTANCE_LOST, non_retryable=True)
+
+
+class Backend(ABC):
+    """One kind of instance. Workers make one object per backend and share it."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def for_worker(cls, settings: Settings) -> Backend:
+        """The backend as a worker runs it (may read its own DEVENV_* variables)."""
+        return cls(settings)
+
+    @abstractmethod
     async def provision(self, request: ProvisionInput) -> InstanceInfo:
-        """Create the instance for ``request.instance_token``, or return the one that exists.
+        """Create the instance of ``request.instance_token``, or return the one that exists.
 
-        Idempotent: retried after a crash it must never create a second instance.
-        Returns once the instance accepts SSH.
+        Idempotent per token: retried after a crash it never creates a second
+        instance. Returns once users can log in over SSH with the spec's public key,
+        with the host key to pin (never trusted on first use).
         """
-        ...
 
+    @abstractmethod
+    async def terminate(self, request: TerminateInput) -> None:
+        """End the instance and every process started in it; succeed if already gone."""
+
+    @abstractmethod
     async def is_alive(self, instance: InstanceInfo) -> bool:
         """False only when the instance is gone for good (not on a network blip)."""
-        ...
 
-    async def terminate(self, request: TerminateInput) -> None:
-        """Stop the instance and everything started in it; succeed if already gone."""
-        ...
+    @abstractmethod
+    def presence(
+        self, instance: InstanceInfo, *, connect_timeout: float = 10.0
+    ) -> AsyncIterator[PresenceReport]:
+        """Who is present: the current report first, then one per change, until the
+        stream breaks (raise; the monitor reconnects) or the instance is gone."""
+
+    async def probe(self, instance: InstanceInfo) -> PresenceReport:
+        """Who is present right now, read once (the first report of a fresh stream)."""
+        stream = self.presence(instance, connect_timeout=PROBE_CONNECT_TIMEOUT)
+        async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            return await anext(stream)

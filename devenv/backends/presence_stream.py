@@ -1,8 +1,9 @@
-"""The monitor's client side: read an instance's ``devenv-activity`` stream over SSH.
+"""Reading an instance's presence stream over SSH, as devenv's internal key.
 
 The host key is pinned to the one recorded at provisioning (never trust on first
-use), and only devenv's internal key is offered. Errors are raised, not hidden: the
-calling activity reconnects with backoff.
+use), and only the internal key is offered. The local server serves the stream as
+a subsystem; an sshd host serves it as the internal key's forced command. Errors
+are raised, not hidden: the monitor reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -12,29 +13,27 @@ from pathlib import Path
 
 import asyncssh
 
-from devenv.backends.local.files import ACTIVITY_SUBSYSTEM
-from devenv.workflows.state import ActivityReport, InstanceInfo
-
-KEEPALIVE_INTERVAL = 15.0
-KEEPALIVE_COUNT_MAX = 4
+from devenv import keepalive
+from devenv.workflows.state import InstanceInfo, PresenceReport
 
 
-class ActivityStreamEnded(ConnectionError):
+class PresenceStreamEndedError(ConnectionError):
     """The instance closed the stream (server stopping, or the instance is gone)."""
 
 
-async def stream_activity(
+async def ssh_presence(
     instance: InstanceInfo,
     internal_key_path: Path,
     *,
+    subsystem: str | None = None,
     connect_timeout: float = 10.0,
-    keepalive_interval: float = KEEPALIVE_INTERVAL,
-    keepalive_count_max: int = KEEPALIVE_COUNT_MAX,
-) -> AsyncGenerator[ActivityReport, None]:
-    """Yield one report per change of the instance's user connection count.
+    keepalive_interval: float = keepalive.INTERVAL_SECONDS,
+) -> AsyncGenerator[PresenceReport, None]:
+    """Yield one report per change of who is present; the first is the current state.
 
-    The first report is the current state. Raises on connection failure, on a host
-    key that is not the pinned one, on a dead server (keepalives) and at end of stream.
+    Without ``subsystem`` a plain session is opened: the forced command behind the
+    internal key decides what runs. Raises on connection failure, on a host key that
+    is not the pinned one, on a dead server (keepalives) and at end of stream.
     """
     client_key = asyncssh.read_private_key(str(internal_key_path))
     host_key = asyncssh.import_public_key(instance.host_public_key)
@@ -52,10 +51,10 @@ async def stream_activity(
         host_based_auth=False,
         connect_timeout=connect_timeout,
         keepalive_interval=keepalive_interval,
-        keepalive_count_max=keepalive_count_max,
+        keepalive_count_max=keepalive.asyncssh_count_max(keepalive_interval),
     ) as conn:
-        async with conn.create_process(subsystem=ACTIVITY_SUBSYSTEM, encoding="utf-8") as proc:
+        async with conn.create_process(subsystem=subsystem, encoding="utf-8") as proc:
             async for line in proc.stdout:
                 if line.strip():
-                    yield ActivityReport.model_validate_json(line)
-    raise ActivityStreamEnded(f"activity stream of {instance.instance_id} ended")
+                    yield PresenceReport.model_validate_json(line)
+    raise PresenceStreamEndedError(f"presence stream of {instance.instance_id} ended")

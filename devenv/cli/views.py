@@ -1,55 +1,16 @@
-"""How environments look to people (rich) and to scripts (--json)."""
+"""How environments look to people (rich tables) and to scripts (--json)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
 
-from pydantic import BaseModel, TypeAdapter
 from rich.table import Table
 
+from devenv.client.models import EnvironmentStatus, statuses_json
 from devenv.workflows.durations import format_duration
-from devenv.workflows.state import EnvState, Status, workflow_id_for
+from devenv.workflows.state import Status
 
-
-class EnvRow(BaseModel):
-    """One environment in `devenv ps --json`; the keys scripts may rely on."""
-
-    name: str
-    workflow_id: str
-    backend: str
-    status: Status
-    activity: Literal["active", "idle"] | None
-    connections: int
-    inactivity_duration: int | None
-    max_duration: int | None
-    idle_since: datetime | None
-    deadline: datetime | None
-    termination_reason: str | None
-
-    @classmethod
-    def from_state(cls, state: EnvState) -> EnvRow:
-        running = state.status == Status.RUNNING
-        return cls(
-            name=state.spec.name,
-            workflow_id=workflow_id_for(state.spec.name),
-            backend=state.spec.backend,
-            status=state.status,
-            activity=("active" if state.connections else "idle") if running else None,
-            connections=state.connections,
-            inactivity_duration=state.spec.inactivity_duration,
-            max_duration=state.spec.max_duration,
-            idle_since=state.idle_since if running and not state.connections else None,
-            deadline=state.deadline if not state.status.ended else None,
-            termination_reason=state.termination_reason,
-        )
-
-
-ROWS = TypeAdapter(list[EnvRow])
-
-
-def rows_json(rows: list[EnvRow]) -> str:
-    return ROWS.dump_json(rows, indent=2).decode()
+__all__ = ["describe_deadline", "ps_table", "statuses_json"]
 
 
 def relative(moment: datetime | None, now: datetime | None = None) -> str:
@@ -77,7 +38,7 @@ STATUS_STYLE = {
 }
 
 
-def ps_table(rows: list[EnvRow]) -> Table:
+def ps_table(rows: list[EnvironmentStatus]) -> Table:
     table = Table(box=None, header_style="bold")
     for column in ("NAME", "STATUS", "ACTIVITY", "INACTIVITY", "MAX", "DEADLINE", "REASON"):
         table.add_column(column)

@@ -8,22 +8,10 @@ import contextlib
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from devenv.errors import ServerNotAnsweringError, ServerUnreachableError
 from devenv.settings import Settings
 
-
-class ServerUnreachableError(ConnectionError):
-    """Nothing answers at the address (refused, unknown host, no route...)."""
-
-    hint = "start it with `devenv server` (or `devenv start FILE`)"
-
-
-class ServerNotAnsweringError(ServerUnreachableError):
-    """Something accepts TCP connections at the address but does not speak Temporal.
-
-    Starting a server there cannot help (the port is taken), so the hint differs.
-    """
-
-    hint = "check DEVENV_TEMPORAL_ADDRESS, or stop what listens there and run `devenv server`"
+__all__ = ["ServerNotAnsweringError", "ServerUnreachableError", "connect", "wait_reachable"]
 
 
 async def connect(settings: Settings, timeout: float = 5.0) -> Client:

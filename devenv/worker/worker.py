@@ -10,9 +10,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from devenv.activities.activities import EnvironmentActivities, all_activities
-from devenv.backends.local.backend import LocalBackend
+from devenv.backends import registry
+from devenv.backends.base import Backend
 from devenv.errors import UserError
-from devenv.keys import ensure_keypair
+from devenv.keys import ensure_internal_key
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
 from devenv.worker.recovery import STICKY_TIMEOUT, recover
 from devenv.workflows.environment import DevEnvironmentWorkflow
@@ -21,11 +22,14 @@ MAX_CONCURRENT_ACTIVITIES = 1_000
 """Each running environment holds one monitor activity for its whole life."""
 
 
+def build_backends(settings: Settings) -> dict[str, Backend]:
+    """One object per registered backend, shared by every activity of this worker."""
+    return {name: registry.backend_class(name).for_worker(settings) for name in registry.names()}
+
+
 def build_workers(client: Client, settings: Settings) -> list[Worker]:
-    ensure_keypair(settings.internal_key, comment="devenv-internal")
-    acts = EnvironmentActivities(
-        client, settings, {"local": LocalBackend.from_environment(settings)}
-    )
+    ensure_internal_key(settings)
+    acts = EnvironmentActivities(client, settings, build_backends(settings))
     activities = all_activities(acts)
     shared = Worker(
         client,

@@ -13,83 +13,54 @@ imports no I/O code, time comes from ``workflow.now()`` and ids from
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from devenv.activities.models import (
+    from devenv.workflows import deadline
+    from devenv.workflows.display import (
+        clock,
+        exceeded_message,
+        failure_message,
+        plural,
+        utc,
+    )
+    from devenv.workflows.durations import MAX_SECONDS, format_duration
+    from devenv.workflows.messages import (
         INSTANCE_LOST,
-        MonitorInput,
         ProbeInput,
         ProvisionInput,
         TerminateInput,
     )
-    from devenv.workflows.durations import MAX_SECONDS, format_duration
+    from devenv.workflows.monitoring import MonitorSupervisor
+    from devenv.workflows.policies import (
+        MIN_TIMER,
+        PROBE_RETRY,
+        PROBE_TIMEOUT,
+        PROVISION_RETRY,
+        PROVISION_TIMEOUT,
+        TERMINATE_RETRY,
+        TERMINATE_TIMEOUT,
+        WORK_HEARTBEAT,
+    )
     from devenv.workflows.state import (
         MAX_EVENTS,
         WORKFLOW_TYPE,
-        ActivityReport,
         DeadlineAnswer,
         EnvEvent,
         EnvState,
         InstanceInfo,
+        PresenceReport,
         Status,
         TerminationReason,
     )
+    from devenv.workflows.visibility import publish
 
-PROVISIONING_ERROR = "ProvisioningError"
-"""ApplicationError type of a provisioning failure that retrying cannot fix."""
-
-PROVISION_TIMEOUT = timedelta(minutes=10)
-PROVISION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=3,
-    non_retryable_error_types=[PROVISIONING_ERROR],
-)
-WORK_HEARTBEAT = timedelta(seconds=30)
-"""Provision and terminate heartbeat every 5 s: an attempt lost with its worker is retried
-after 30 s on any host, not after the 10 / 5 minute start-to-close timeout."""
-MONITOR_TIMEOUT = timedelta(days=30)
-MONITOR_HEARTBEAT = timedelta(seconds=30)
-MONITOR_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,
-    non_retryable_error_types=[INSTANCE_LOST],
-)
-MONITOR_HEALTHY_RUN = timedelta(minutes=1)
-"""A monitor that ended after running this long is restarted at once, a quicker one with backoff."""
-MONITOR_MAX_RESTART_DELAY = 60
-TERMINATE_TIMEOUT = timedelta(minutes=5)
-TERMINATE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=0,
-)
 PROBE_PATCH = "probe-before-idle-termination"
 """Histories recorded before the probe existed replay without it (workflow.patched)."""
-PROBE_TIMEOUT = timedelta(seconds=15)
-PROBE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_attempts=3,
-    non_retryable_error_types=[INSTANCE_LOST],
-)
-MIN_TIMER = timedelta(milliseconds=1)
-
-STATUS_ATTR = SearchAttributeKey.for_keyword("DevEnvStatus")
-BACKEND_ATTR = SearchAttributeKey.for_keyword("DevEnvBackend")
-NAME_ATTR = SearchAttributeKey.for_keyword("DevEnvName")
-DEADLINE_ATTR = SearchAttributeKey.for_datetime("DevEnvDeadline")
 
 _ENDING = (Status.TERMINATING, Status.TERMINATED, Status.FAILED)
 
@@ -113,10 +84,7 @@ class DevEnvironmentWorkflow:
             )
         self._wake = False
         """Set by handlers when the deadline may move earlier or active/idle flips."""
-        self._monitor: workflow.ActivityHandle[None] | None = None
-        self._monitor_started_at: datetime | None = None
-        self._monitor_quick_ends = 0
-        self._monitor_restart_at: datetime | None = None
+        self._monitor = MonitorSupervisor(state, self._event)
 
     # ------------------------------------------------------------------ run
 
@@ -162,7 +130,7 @@ class DevEnvironmentWorkflow:
                 return
             if not isinstance(err, ActivityError):
                 raise
-            s.error = _failure_message(err)
+            s.error = failure_message(err)
             s.status = Status.TERMINATING
             s.termination_reason = TerminationReason.PROVISIONING_FAILED
             self._event(f"provisioning failed: {s.error}; cleaning up")
@@ -198,24 +166,21 @@ class DevEnvironmentWorkflow:
         s = self._state
         while True:
             now = workflow.now()
-            self._tend_monitor(now)
+            lost = self._monitor.tend(now)
+            if lost is not None:
+                self._begin_termination(TerminationReason.INSTANCE_LOST, f"instance lost: {lost}")
             self._check_monitor_silence(now)
-            self._recompute()
-            if (
-                s.termination_reason is None
-                and s.deadline is not None
-                and s.deadline_reason is not None
-                and s.deadline <= now
-                and await self._confirm_idle()
-            ):
-                self._begin_termination(s.deadline_reason, self._exceeded_message())
+            deadline.recompute(s)
+            if deadline.overdue(s, now) and await self._confirm_idle():
+                assert s.deadline_reason is not None
+                self._begin_termination(s.deadline_reason, exceeded_message(s))
             if s.termination_reason is not None:
                 return
             self._publish()  # before continue-as-new too: the server carries the attributes
             if self._history_too_long():
                 await self._continue_as_new()
                 continue  # a stop arrived while handlers finished: terminate instead
-            wake_at = self._next_wake()
+            wake_at = deadline.next_wake(s, self._monitor.restart_at)
             self._wake = False
             try:
                 await workflow.wait_condition(
@@ -250,7 +215,7 @@ class DevEnvironmentWorkflow:
             seen = await workflow.execute_activity(
                 "probe",
                 ProbeInput(workflow_id=s.workflow_id, instance=s.instance),
-                result_type=ActivityReport,
+                result_type=PresenceReport,
                 task_queue=s.instance.task_queue,
                 start_to_close_timeout=PROBE_TIMEOUT,
                 retry_policy=PROBE_RETRY,
@@ -262,7 +227,7 @@ class DevEnvironmentWorkflow:
                     TerminationReason.INSTANCE_LOST, f"instance lost: {cause.message}"
                 )
                 return False
-            self._event(f"could not confirm idleness ({_failure_message(err)}); ending anyway")
+            self._event(f"could not confirm idleness ({failure_message(err)}); ending anyway")
             return True
         if s.termination_reason is not None or s.status != Status.RUNNING:
             return False  # a stop arrived while the probe ran
@@ -272,17 +237,26 @@ class DevEnvironmentWorkflow:
             s.last_report_at = now
             self._event(
                 f"deadline reached, but the instance reports "
-                f"{_plural(seen.connections, 'connection')}; staying up"
+                f"{plural(seen.connections, 'connection')}; staying up"
+            )
+        elif seen.waiting > 0 and s.connections == 0:
+            # A user logged in moments ago and is still inside min_connection_duration:
+            # present, just not counted yet. Restart the idle clock rather than cut them off.
+            s.idle_since = now
+            self._event(
+                f"deadline reached, but {plural(seen.waiting, 'user connection')} "
+                f"opened within min_connection_duration "
+                f"({format_duration(s.spec.min_connection_duration)}); idle clock restarted"
             )
         elif seen.connections == 0 and s.connections == 0 and s.idle_since is not None:
-            last_change = min(_utc(seen.last_change), now)
+            last_change = min(utc(seen.last_change), now)
             if last_change > s.idle_since:
                 s.idle_since = last_change
                 self._event(
                     f"deadline reached, but a user was connected until "
-                    f"{_clock(last_change)}; idle since then"
+                    f"{clock(last_change)}; idle since then"
                 )
-        self._recompute()
+        deadline.recompute(s)
         return (
             s.deadline is not None
             and s.deadline <= now
@@ -290,20 +264,12 @@ class DevEnvironmentWorkflow:
         )
 
     def _should_wake(self) -> bool:
-        return self._wake or (self._monitor is not None and self._monitor.done())
-
-    def _next_wake(self) -> datetime | None:
-        """The earliest moment something may be due: deadline, silence check, monitor restart."""
-        s = self._state
-        times = [s.deadline, self._monitor_restart_at]
-        if s.connections > 0 and s.last_report_at is not None:
-            times.append(s.last_report_at + timedelta(seconds=s.tuning.keepalive_bound_seconds))
-        return min((t for t in times if t is not None), default=None)
+        return self._wake or self._monitor.finished()
 
     async def _terminate(self) -> None:
         """TERMINATING -> TERMINATED: stop watching, delete the instance, record the end."""
         s = self._state
-        await self._stop_monitor()
+        await self._monitor.stop()
         self._publish()
         await self._run_terminate(
             task_queue=s.instance.task_queue if s.instance else self._host_queue()
@@ -317,7 +283,7 @@ class DevEnvironmentWorkflow:
         self._publish()
 
     async def _run_terminate(self, task_queue: str) -> None:
-        """Retried forever: an instance that cannot be deleted must not be forgotten."""
+        """Retried forever (TERMINATE_RETRY); a cancel waits until it is done."""
         s = self._state
         assert s.instance_token is not None
         handle = workflow.start_activity(
@@ -351,114 +317,15 @@ class DevEnvironmentWorkflow:
         self._event(message)
         self._publish()
 
-    def _exceeded_message(self) -> str:
-        s = self._state
-        if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
-            return (
-                f"max duration {format_duration(s.spec.max_duration)} exceeded "
-                f"(created {_clock(s.created_at)}); terminating"
-            )
-        return (
-            f"inactivity threshold {format_duration(s.spec.inactivity_duration)} exceeded "
-            f"(idle since {_clock(s.idle_since)}); terminating"
-        )
-
-    # -------------------------------------------------------------- monitor
-
-    def _tend_monitor(self, now: datetime) -> None:
-        """Keep exactly one monitor running; an instance it reports lost ends the environment."""
-        s = self._state
-        if s.instance is None or not s.tuning.monitor or s.termination_reason is not None:
-            return
-        handle = self._monitor
-        if handle is not None and handle.done():
-            self._monitor = None
-            err = None if handle.cancelled() else handle.exception()
-            cause = err.cause if isinstance(err, ActivityError) else None
-            if isinstance(cause, ApplicationError) and cause.type == INSTANCE_LOST:
-                self._begin_termination(
-                    TerminationReason.INSTANCE_LOST, f"instance lost: {cause.message}"
-                )
-                return
-            started = self._monitor_started_at or now
-            if now - started >= MONITOR_HEALTHY_RUN:
-                self._monitor_quick_ends = 0
-            delay = 0 if self._monitor_quick_ends == 0 else 2 ** (self._monitor_quick_ends - 1)
-            delay = min(delay, MONITOR_MAX_RESTART_DELAY)
-            self._monitor_quick_ends += 1
-            self._monitor_restart_at = now + timedelta(seconds=delay) if delay else None
-            why = "completed" if err is None else f"failed: {_failure_message(err)}"
-            self._event(f"monitor {why}; restarting" + (f" in {delay}s" if delay else ""))
-        if self._monitor is None and (
-            self._monitor_restart_at is None or self._monitor_restart_at <= now
-        ):
-            self._monitor_restart_at = None
-            self._monitor_started_at = now
-            self._monitor = workflow.start_activity(
-                "monitor",
-                MonitorInput(
-                    workflow_id=s.workflow_id,
-                    instance=s.instance,
-                    keepalive_seconds=s.tuning.keepalive_seconds,
-                ),
-                task_queue=s.instance.task_queue,
-                start_to_close_timeout=MONITOR_TIMEOUT,
-                heartbeat_timeout=MONITOR_HEARTBEAT,
-                retry_policy=MONITOR_RETRY,
-                cancellation_type=ActivityCancellationType.TRY_CANCEL,
-            )
-
-    async def _stop_monitor(self) -> None:
-        handle, self._monitor = self._monitor, None
-        self._monitor_restart_at = None
-        if handle is None or handle.done():
-            return
-        handle.cancel()
-        try:
-            await handle
-        except (ActivityError, asyncio.CancelledError):
-            pass
-
     def _check_monitor_silence(self, now: datetime) -> None:
         """A monitor silent past the bound must not keep a machine alive: count as idle."""
         s = self._state
-        if s.connections == 0 or s.last_report_at is None:
+        if not deadline.monitor_silent(s, now):
             return
-        if now < s.last_report_at + timedelta(seconds=s.tuning.keepalive_bound_seconds):
-            return
+        assert s.last_report_at is not None
         s.connections = 0
         s.idle_since = max(s.last_report_at, s.ready_at or s.last_report_at)
-        self._event(f"monitor silent since {_clock(s.last_report_at)}; counting as idle since then")
-
-    # ---------------------------------------------------------------- deadline
-
-    def _recompute(self) -> None:
-        """The earlier of the idle rule (only while nobody is connected) and max_duration."""
-        s = self._state
-        candidates: list[tuple[datetime, TerminationReason]] = []
-        if s.spec.max_duration is not None and s.created_at is not None:
-            candidates.append(
-                (
-                    s.created_at + timedelta(seconds=s.spec.max_duration),
-                    TerminationReason.MAX_DURATION_EXCEEDED,
-                )
-            )
-        if (
-            s.spec.inactivity_duration is not None
-            and s.connections == 0
-            and s.idle_since is not None
-            and s.status == Status.RUNNING
-        ):
-            candidates.append(
-                (
-                    s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
-                    TerminationReason.INACTIVITY_DURATION_EXCEEDED,
-                )
-            )
-        if s.status not in (Status.PROVISIONING, Status.RUNNING) or not candidates:
-            s.deadline = s.deadline_reason = None
-            return
-        s.deadline, s.deadline_reason = min(candidates, key=lambda c: c[0])
+        self._event(f"monitor silent since {clock(s.last_report_at)}; counting as idle since then")
 
     def _history_too_long(self) -> bool:
         info = workflow.info()
@@ -472,7 +339,7 @@ class DevEnvironmentWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._state.termination_reason is not None:
             return
-        await self._stop_monitor()
+        await self._monitor.stop()
         if self._state.termination_reason is not None:
             return
         s = self._state
@@ -483,14 +350,16 @@ class DevEnvironmentWorkflow:
 
     # ---------------------------------------------------------------- signals
 
-    @workflow.signal
-    def record_activity(self, report: ActivityReport) -> None:
-        """From the monitor: a change of the connection count, or a keepalive."""
+    @workflow.signal(name="record_activity")
+    def record_presence(self, report: PresenceReport) -> None:
+        """From the monitor: a change of who is present, or a keepalive.
+
+        The wire name predates the word "presence"; it stays so histories replay."""
         s = self._state
         if s.status != Status.RUNNING:
             self._event(
                 f"activity report ignored while {s.status.value} "
-                f"({_plural(report.connections, 'connection')})"
+                f"({plural(report.connections, 'connection')})"
             )
             return
         now = workflow.now()
@@ -501,10 +370,10 @@ class DevEnvironmentWorkflow:
         s.connections = after
         if after == 0:
             assert s.ready_at is not None
-            s.idle_since = min(max(_utc(report.last_change), s.ready_at), now)
-            self._event(f"last user disconnected; idle since {_clock(s.idle_since)}")
+            s.idle_since = min(max(utc(report.last_change), s.ready_at), now)
+            self._event(f"last user disconnected; idle since {clock(s.idle_since)}")
         elif before == 0:
-            self._event(f"user connected ({_plural(after, 'connection')})")
+            self._event(f"user connected ({plural(after, 'connection')})")
         else:
             self._event(f"connections changed from {before} to {after}")
         if (before == 0) != (after == 0):
@@ -593,9 +462,9 @@ class DevEnvironmentWorkflow:
         label = "inactivity threshold" if field == "inactivity_duration" else "max duration"
         old = getattr(s.spec, field)
         setattr(s.spec, field, value)
-        self._recompute()
-        deadline, reason = s.deadline, s.deadline_reason
-        if deadline is not None and reason is not None and deadline <= workflow.now():
+        deadline.recompute(s)
+        due, reason = s.deadline, s.deadline_reason
+        if due is not None and reason is not None and due <= workflow.now():
             self._begin_termination(
                 reason,
                 f"{label} changed from {format_duration(old)} to {format_duration(value)}; "
@@ -604,12 +473,12 @@ class DevEnvironmentWorkflow:
         else:
             self._event(
                 f"{label} changed from {format_duration(old)} to {format_duration(value)}; "
-                f"deadline {_clock(deadline) if deadline else 'none'}"
+                f"deadline {clock(due) if due else 'none'}"
             )
             self._wake = True  # the deadline may have moved earlier
             self._publish()
         # The deadline as computed for the new value, even the exceeded one that ends it.
-        return self._answer(deadline, reason)
+        return self._answer(due, reason)
 
     def _apply_stop(self, reason: str | None) -> DeadlineAnswer:
         self._begin_termination(
@@ -619,14 +488,14 @@ class DevEnvironmentWorkflow:
         return self._answer()
 
     def _answer(
-        self, deadline: datetime | None = None, reason: TerminationReason | None = None
+        self, due: datetime | None = None, reason: TerminationReason | None = None
     ) -> DeadlineAnswer:
         s = self._state
         return DeadlineAnswer(
             status=s.status,
             inactivity_duration=s.spec.inactivity_duration,
             max_duration=s.spec.max_duration,
-            deadline=deadline,
+            deadline=due,
             deadline_reason=reason,
             terminating=s.status == Status.TERMINATING,
         )
@@ -650,79 +519,7 @@ class DevEnvironmentWorkflow:
             del events[: len(events) - MAX_EVENTS]
 
     def _publish(self) -> None:
-        """Web UI: current details always; search attributes only when a value changed.
-
-        Recomputes the deadline first, so the query, the details and the search
-        attributes never show a stale one after a handler changed the state.
-        """
-        s = self._state
-        self._recompute()
-        workflow.set_current_details(self._details())
-        if not s.tuning.search_attributes:
-            return
-        current = workflow.info().typed_search_attributes
-        updates: list[SearchAttributeUpdate[Any]] = []
-        for key, value in (
-            (STATUS_ATTR, s.status.value),
-            (BACKEND_ATTR, s.spec.backend),
-            (NAME_ATTR, s.spec.name),
-        ):
-            if current.get(key) != value:
-                updates.append(key.value_set(value))
-        if current.get(DEADLINE_ATTR) != s.deadline:
-            updates.append(
-                DEADLINE_ATTR.value_unset()
-                if s.deadline is None
-                else DEADLINE_ATTR.value_set(s.deadline)
-            )
-        if updates:
-            workflow.upsert_search_attributes(updates)
-
-    def _details(self) -> str:
-        s = self._state
-        lines = [f"**{s.status.value}**"]
-        if s.termination_reason:
-            lines[0] += f" ({s.termination_reason.value})"
-        if s.status == Status.RUNNING:
-            if s.connections:
-                lines.append(f"active: {_plural(s.connections, 'connection')}")
-            else:
-                lines.append(f"idle since {_clock(s.idle_since)}")
-        if s.deadline is not None and s.deadline_reason is not None:
-            lines.append(f"deadline {_clock(s.deadline)} ({s.deadline_reason.value})")
-        lines.append(
-            f"inactivity {format_duration(s.spec.inactivity_duration)}, "
-            f"max duration {format_duration(s.spec.max_duration)}"
-        )
-        if s.error:
-            lines.append(f"error: {s.error}")
-        return "  \n".join(lines)
-
-
-def _failure_message(err: BaseException) -> str:
-    """The innermost meaningful message: 'Activity task failed' says nothing to a user."""
-    while isinstance(err, ActivityError) and err.cause is not None:
-        err = err.cause
-    if isinstance(err, FailureError):
-        return err.message
-    return str(err) or type(err).__name__
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _clock(moment: datetime | None) -> str:
-    """``10:02:03Z`` today, with the date otherwise: short enough for one log line."""
-    if moment is None:
-        return "never"
-    moment = _utc(moment)
-    if moment.date() == _utc(workflow.now()).date():
-        return moment.strftime("%H:%M:%SZ")
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+        """Recompute the deadline first, so the query, the Web UI and the search
+        attributes never show a stale one after a handler changed the state."""
+        deadline.recompute(self._state)
+        publish(self._state)

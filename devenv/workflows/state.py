@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from devenv.workflows.config import Resources
+from devenv.config.common import Resources
 
 WORKFLOW_TYPE = "DevEnvironment"
 WORKFLOW_ID_PREFIX = "devenv-"
@@ -43,7 +44,7 @@ class TerminationReason(StrEnum):
 
 
 class EnvSpec(BaseModel):
-    """What the user asked for, resolved by the CLI (name chosen, key read)."""
+    """What the user asked for, resolved by the SDK (name chosen, key read)."""
 
     name: str
     backend: str = "local"
@@ -55,7 +56,11 @@ class EnvSpec(BaseModel):
     user_public_key: str
     """OpenSSH public key line; the only key the instance accepts from users."""
     host_task_queue: str | None = None
-    """Queue of the worker that owns a local instance; None: the shared queue."""
+    """Queue of the backend's activities, chosen by the backend's configuration model
+    (local: the host's queue, where its instances live); None: the shared queue."""
+    backend_config: dict[str, Any] = Field(default_factory=dict)
+    """The backend's own section of the configuration (e.g. ``ssh_config``), as JSON;
+    validated by the backend's model before start, opaque to the workflow. No secrets."""
 
 
 class Tuning(BaseModel):
@@ -86,16 +91,49 @@ class InstanceInfo(BaseModel):
     """Pinned in known_hosts; never trust on first use."""
     task_queue: str
     """Queue whose worker can monitor and terminate this instance."""
-    workspace: str | None = None
+    folder: str | None = None
+    """Where a user's session starts on the instance (what VS Code opens)."""
+    data: dict[str, Any] = Field(default_factory=dict)
+    """Backend-owned and opaque to everything else (local: the server's pid...)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_local_fields(cls, value: Any) -> Any:
+        """Histories recorded before ``data`` existed carry the local backend's pid and
+        workspace at the top level: move them where the local backend now reads them."""
+        if isinstance(value, dict) and ("pid" in value or "workspace" in value):
+            value = dict(value)
+            data = dict(value.get("data") or {})
+            for key in ("pid", "workspace"):
+                if key in value:
+                    data.setdefault(key, value.pop(key))
+            value["data"] = data
+            value.setdefault("folder", data.get("workspace"))
+        return value
+
+
+class SessionInfo(BaseModel):
+    """One user connection as the instance sees it (for ``devenv ps NAME -v``)."""
+
     pid: int | None = None
+    peer: str | None = Field(default=None, alias="from")
+    since: datetime | None = None
+    kind: str | None = None
+    """shell, exec, sftp or forward."""
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
 
-class ActivityReport(BaseModel):
-    """One line of the ``devenv-activity`` stream, as the monitor forwards it."""
+class PresenceReport(BaseModel):
+    """Who is present on the instance: one line of its presence stream, as the monitor
+    forwards it in the ``record_activity`` signal (the wire name predates the word)."""
 
     connections: int = Field(ge=0)
     last_change: datetime
     keepalive: bool = False
+    waiting: int = Field(default=0, ge=0)
+    """Connections still inside ``min_connection_duration``: present, not yet counted."""
+    sessions: list[SessionInfo] = Field(default_factory=list)
 
 
 class EnvEvent(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from devenv.activities.models import ProvisionInput, TerminateInput
+from devenv.workflows.messages import ProvisionInput, TerminateInput
 from devenv.backends.local import proctools
 from devenv.backends.local.backend import LocalBackend
 from devenv.backends.local.files import ENV_MARKER
@@ -105,8 +105,8 @@ class Instance:
 
     @property
     def workspace(self) -> Path:
-        assert self.info.workspace is not None
-        return Path(self.info.workspace)
+        assert self.info.folder is not None
+        return Path(self.info.folder)
 
     def ssh_argv(self, *args: str, config: Path | None = None) -> list[str]:
         return ["ssh", "-F", str(config or self.config), *args]

@@ -13,7 +13,7 @@ import asyncssh
 import pytest
 
 from devenv.backends.presence_stream import stream_activity
-from devenv.workflows.state import ActivityReport
+from devenv.workflows.state import PresenceReport
 from tests.backend.conftest import Instance, Lab
 
 QUIET = 1.0
@@ -24,17 +24,17 @@ class Stream:
     """Reports of one ``stream_activity`` reader, collected in the background."""
 
     def __init__(self, instance: Instance) -> None:
-        self.reports: asyncio.Queue[ActivityReport] = asyncio.Queue()
+        self.reports: asyncio.Queue[PresenceReport] = asyncio.Queue()
         self.task = asyncio.ensure_future(self._read(instance))
 
     async def _read(self, instance: Instance) -> None:
         async for report in stream_activity(instance.info, instance.settings.internal_key):
             self.reports.put_nowait(report)
 
-    async def next(self, timeout: float = 10.0) -> ActivityReport:
+    async def next(self, timeout: float = 10.0) -> PresenceReport:
         return await asyncio.wait_for(self.reports.get(), timeout)
 
-    async def until(self, connections: int, timeout: float = 10.0) -> ActivityReport:
+    async def until(self, connections: int, timeout: float = 10.0) -> PresenceReport:
         while (report := await self.next(timeout)).connections != connections:
             pass
         return report

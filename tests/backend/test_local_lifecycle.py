@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from devenv.activities.models import TerminateInput
+from devenv.workflows.messages import TerminateInput
 from devenv.backends.local import proctools
 from devenv.backends.local.backend import PROVISIONING_ERROR, LocalBackend
 from devenv.backends.local.files import ENV_MARKER, SERVER_MODULE
@@ -36,15 +36,15 @@ async def test_provision_is_idempotent_per_token(lab: Lab) -> None:
     request = lab.request("idem")
     first = await lab.backend.provision(request)
     again = await lab.backend.provision(request)
-    assert (again.pid, again.port, again.host_public_key) == (
-        first.pid,
+    assert (again.data["pid"], again.port, again.host_public_key) == (
+        first.data["pid"],
         first.port,
         first.host_public_key,
     )
     assert first.backend == "local" and first.host == "127.0.0.1"
     assert first.instance_id == request.instance_token
     instance_dir = lab.backend.instance_dir("idem", request.instance_token)
-    assert server_pids(instance_dir) == [first.pid]
+    assert server_pids(instance_dir) == [first.data["pid"]]
     assert await lab.backend.is_alive(first)
     await lab.backend.terminate(
         TerminateInput(
@@ -59,7 +59,7 @@ async def test_provision_is_idempotent_per_token(lab: Lab) -> None:
 async def test_concurrent_provisions_start_one_server(lab: Lab) -> None:
     request = lab.request("race")
     infos = await asyncio.gather(*(lab.backend.provision(request) for _ in range(3)))
-    assert len({info.pid for info in infos}) == 1
+    assert len({info.data["pid"] for info in infos}) == 1
     assert len(server_pids(lab.backend.instance_dir("race", request.instance_token))) == 1
     await lab.backend.terminate(
         TerminateInput(workflow_id="w", instance_token=request.instance_token, spec=request.spec)
@@ -85,7 +85,7 @@ PROVISION_AND_DIE = textwrap.dedent(
     """
     import asyncio, os, signal, sys
     from devenv.backends.local.backend import LocalBackend
-    from devenv.activities.models import ProvisionInput
+    from devenv.workflows.messages import ProvisionInput
     from devenv.settings import Settings
 
     request = ProvisionInput.model_validate_json(sys.argv[1])
@@ -105,22 +105,22 @@ async def test_the_instance_survives_the_worker_that_provisioned_it(
     )
     assert worker.returncode == -9, worker.err
     info = InstanceInfo.model_validate_json(worker.stdout)
-    assert info.pid is not None and proctools.is_running(info.pid)
+    assert info.data["pid"] is not None and proctools.is_running(info.data["pid"])
     assert await lab.backend.is_alive(info)
     # Not a child of anyone still around from the worker's side.
-    assert proctools.ancestors(info.pid).isdisjoint({os.getpid()})
+    assert proctools.ancestors(info.data["pid"]).isdisjoint({os.getpid()})
 
     config = write_ssh_config(tmp_path, "orphan", info, lab.user_key)
     result = await run("ssh", "-F", config, "orphan", "echo alive")
     assert result.out == "alive\n", result.err
     # A retry of the same provision (as Temporal would do) finds it.
-    assert (await lab.backend.provision(request)).pid == info.pid
+    assert (await lab.backend.provision(request)).data["pid"] == info.data["pid"]
     await lab.backend.terminate(
         TerminateInput(
             workflow_id="w", instance_token=request.instance_token, spec=request.spec, instance=info
         )
     )
-    assert not proctools.is_running(info.pid)
+    assert not proctools.is_running(info.data["pid"])
 
 
 async def test_terminate_kills_everything_keeps_the_workspace_and_never_resurrects(
@@ -142,7 +142,7 @@ async def test_terminate_kills_everything_keeps_the_workspace_and_never_resurrec
     )
     await asyncio.sleep(0.5)
     marked = proctools.processes_with_env(ENV_MARKER, instance.token)
-    assert instance.info.pid in marked
+    assert instance.info.data["pid"] in marked
     assert len(marked) >= 4  # server, two detached sleeps, the session's sleep
 
     await lab.backend.terminate(instance.terminate_request())
@@ -174,10 +174,10 @@ async def test_the_server_cleans_up_its_processes_on_sigterm(lab: Lab) -> None:
         stdout=asyncio.subprocess.DEVNULL,
     )
     await asyncio.sleep(0.5)
-    assert instance.info.pid is not None
-    os.kill(instance.info.pid, signal.SIGTERM)
-    await asyncio.to_thread(proctools.wait_gone, [instance.info.pid], 5.0)
-    assert not proctools.is_running(instance.info.pid)
+    assert instance.info.data["pid"] is not None
+    os.kill(instance.info.data["pid"], signal.SIGTERM)
+    await asyncio.to_thread(proctools.wait_gone, [instance.info.data["pid"]], 5.0)
+    assert not proctools.is_running(instance.info.data["pid"])
     assert proctools.processes_with_env(ENV_MARKER, instance.token) == []
     await asyncio.wait_for(held_open.wait(), 10)
     log = (lab.backend.instance_dir("tidy", instance.token) / "server.log").read_text()

@@ -73,6 +73,8 @@ class Devenv:
             HOME=str(self.user_home),
             DEVENV_TEMPORAL_ADDRESS=f"127.0.0.1:{self.temporal_port}",
             DEVENV_UI_PORT=str(self.ui_port),
+            # A test home is not the default one: let it edit the (test) user's ~/.ssh/config.
+            DEVENV_SSH_INCLUDE="1",
             COLUMNS="200",
         )
         env.update(self.extra_env)

@@ -181,5 +181,5 @@ def test_production_keepalive_bounds_a_dead_user_to_a_minute(
     monkeypatch.delenv(KEEPALIVE_INTERVAL_VAR, raising=False)
     monkeypatch.delenv(KEEPALIVE_COUNT_MAX_VAR, raising=False)
     settings = Settings(home=tmp_path, address="127.0.0.1:7233", namespace="default")
-    backend = LocalBackend.from_environment(settings)
+    backend = LocalBackend.for_worker(settings)
     assert backend.keepalive_interval * (backend.keepalive_count_max + 1) == 60

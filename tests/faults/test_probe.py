@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from devenv.activities.activities import EnvironmentActivities
-from devenv.activities.models import INSTANCE_LOST, ProbeInput, ProvisionInput, TerminateInput
+from devenv.workflows.messages import INSTANCE_LOST, ProbeInput, ProvisionInput, TerminateInput
 from devenv.backends.local.backend import LocalBackend
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.settings import Settings
@@ -63,8 +63,8 @@ async def test_probe_reads_the_count_now_and_reports_a_vanished_instance(tmp_pat
         else:
             raise AssertionError("the closed connection still counts")
 
-        assert info.pid is not None
-        os.kill(info.pid, signal.SIGKILL)
+        assert info.data["pid"] is not None
+        os.kill(info.data["pid"], signal.SIGKILL)
         with pytest.raises(ApplicationError) as lost:
             await ActivityEnvironment().run(acts.probe, probe)
         assert lost.value.type == INSTANCE_LOST and lost.value.non_retryable

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.activities.models import ProvisionInput, TerminateInput
+from devenv.workflows.messages import ProvisionInput, TerminateInput
 from devenv.backends.local import proctools
 from devenv.backends.local.backend import LocalBackend
 from devenv.backends.local.files import PID_FILE, READY_FILE, SERVER_MODULE
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.faults
 PROVISION = """\
 import asyncio, sys
 from devenv.backends.local.backend import LocalBackend
-from devenv.activities.models import ProvisionInput
+from devenv.workflows.messages import ProvisionInput
 from devenv.settings import Settings
 settings = Settings.model_validate_json(sys.argv[1])
 request = ProvisionInput.model_validate_json(sys.argv[2])
@@ -99,7 +99,7 @@ def test_an_attempt_killed_before_it_recorded_the_server_is_adopted(tmp_path: Pa
         [orphan] = orphans
 
         info = asyncio.run(backend.provision(request))
-        assert info.pid == orphan, "the running server must be adopted"
+        assert info.data["pid"] == orphan, "the running server must be adopted"
         assert servers(instance_dir) == [orphan]
         assert (instance_dir / PID_FILE).read_text().strip() == str(orphan)
 

@@ -28,7 +28,7 @@ CONNECT_TIMEOUT = 5.0
 BOUND = CONNECT_TIMEOUT + 12.0
 """Generous headroom for Python start-up with several commands at once on 2 cores."""
 QUERY_TIMEOUT = 10.0
-"""devenv.cli.environments.QUERY_TIMEOUT: reads of an environment give up after it."""
+"""devenv.client.lookup.QUERY_TIMEOUT: reads of an environment give up after it."""
 
 COMMANDS_ON_AN_ENVIRONMENT = [
     ("ps", "{ref}"),

@@ -13,7 +13,7 @@ import asyncssh
 import pytest
 from typer.testing import CliRunner
 
-from devenv.cli import sshconfig
+from devenv.client import sshconfig
 from devenv.cli.app import app, run
 from devenv.settings import Settings
 from devenv.workflows.state import InstanceInfo
@@ -202,7 +202,7 @@ def test_a_private_key_others_can_read_is_refused(tmp_path: Path, isolated_home:
 
 
 def test_the_public_key_is_passed_on_as_one_canonical_line(isolated_home: Path) -> None:
-    from devenv.cli.identity import user_key
+    from devenv.client.identity import user_key
 
     private, key = user_keypair("me@laptop")
     pub = private.with_name("id_ed25519.pub")

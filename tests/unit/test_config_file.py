@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devenv.cli.app import app
-from devenv.cli.config_file import load_config
+from devenv.config.loader import load_config
 from devenv.errors import UserError
 
 GOOD = "type: dev-environment\nname: my-env\ninactivity_duration: 2h\n"

@@ -30,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from devenv.activities.models import (
+from devenv.workflows.messages import (
     INSTANCE_LOST,
     MonitorInput,
     ProbeInput,
@@ -39,7 +39,7 @@ from devenv.activities.models import (
 )
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import (
-    ActivityReport,
+    PresenceReport,
     EnvSpec,
     EnvState,
     InstanceInfo,
@@ -67,9 +67,9 @@ class FakeBackend:
     """Heartbeat while waiting, which is how a cancel reaches an activity."""
     monitor_modes: list[MonitorMode] = field(default_factory=list)
     """One mode per monitor start, then ``hold``: wait until cancelled, heartbeating."""
-    monitor_reports: list[ActivityReport] = field(default_factory=list)
+    monitor_reports: list[PresenceReport] = field(default_factory=list)
     """Signalled by the first monitor that holds, like the real one's first lines."""
-    probe_reports: list[ActivityReport] = field(default_factory=list)
+    probe_reports: list[PresenceReport] = field(default_factory=list)
     """Answers of successive probes; then nobody connected since long ago."""
     terminate_gate: asyncio.Event | None = None
     """When set, terminate waits for it: lets a test observe TERMINATING."""
@@ -87,11 +87,11 @@ class FakeBackend:
         return [self.provision, self.monitor, self.probe, self.terminate]
 
     @activity.defn(name="probe")
-    async def probe(self, args: ProbeInput) -> ActivityReport:
+    async def probe(self, args: ProbeInput) -> PresenceReport:
         self.probes.append(args)
         if self.probe_reports:
             return self.probe_reports.pop(0)
-        return ActivityReport(connections=0, last_change=datetime(2000, 1, 1, tzinfo=UTC))
+        return PresenceReport(connections=0, last_change=datetime(2000, 1, 1, tzinfo=UTC))
 
     @activity.defn(name="provision")
     async def provision(self, args: ProvisionInput) -> InstanceInfo:
@@ -130,7 +130,7 @@ class FakeBackend:
         reports, self.monitor_reports = self.monitor_reports, []
         handle = activity.client().get_workflow_handle(args.workflow_id)
         for line in reports:
-            await handle.signal(DevEnvironmentWorkflow.record_activity, line)
+            await handle.signal(DevEnvironmentWorkflow.record_presence, line)
         self.running_monitors += 1
         try:
             while not self.release_monitors.is_set():
@@ -243,8 +243,8 @@ async def wait_running(handle: WorkflowHandle[DevEnvironmentWorkflow, EnvState])
     return await wait_for(handle, lambda s: s.status == Status.RUNNING)
 
 
-def report(connections: int, last_change: datetime, *, keepalive: bool = False) -> ActivityReport:
-    return ActivityReport(connections=connections, last_change=last_change, keepalive=keepalive)
+def report(connections: int, last_change: datetime, *, keepalive: bool = False) -> PresenceReport:
+    return PresenceReport(connections=connections, last_change=last_change, keepalive=keepalive)
 
 
 def utc(moment: datetime) -> datetime:

@@ -74,13 +74,13 @@ async def user_activity_and_updates(env: WorkflowEnvironment) -> Runs:
         handle = await start(env.client, fake, state)
         await wait_for(handle, lambda s: s.status == Status.RUNNING)
         now = utc(await env.get_current_time())
-        await handle.signal(WF.record_activity, report(1, now))
-        await handle.signal(WF.record_activity, report(2, now))
+        await handle.signal(WF.record_presence, report(1, now))
+        await handle.signal(WF.record_presence, report(2, now))
         for _ in range(3):
             await env.sleep(timedelta(minutes=45))
-            await handle.signal(WF.record_activity, report(2, now, keepalive=True))
+            await handle.signal(WF.record_presence, report(2, now, keepalive=True))
         left = utc(await env.get_current_time())
-        await handle.signal(WF.record_activity, report(0, left))
+        await handle.signal(WF.record_presence, report(0, left))
         await handle.execute_update(WF.set_inactivity, 12 * H)
         await handle.execute_update(WF.set_max_duration, 3 * 86_400)
         await handle.signal(WF.update_inactivity, -1)  # ignored, with an event
@@ -97,7 +97,7 @@ async def silent_monitor(env: WorkflowEnvironment) -> Runs:
             env.client, fake, make_state("replay-silent", inactivity=H, tuning=tuning)
         )
         await wait_for(handle, lambda s: s.status == Status.RUNNING)
-        await handle.signal(WF.record_activity, report(1, await env.get_current_time()))
+        await handle.signal(WF.record_presence, report(1, await env.get_current_time()))
         await wait_for(handle, lambda s: s.connections == 1)
         return await _runs(env.client, handle, "silent_monitor")
 
@@ -108,7 +108,7 @@ async def max_duration(env: WorkflowEnvironment) -> Runs:
         state = make_state("replay-max", inactivity=H, max_duration=24 * H, tuning=tuning)
         handle = await start(env.client, fake, state)
         await wait_for(handle, lambda s: s.status == Status.RUNNING)
-        await handle.signal(WF.record_activity, report(1, await env.get_current_time()))
+        await handle.signal(WF.record_presence, report(1, await env.get_current_time()))
         await wait_for(handle, lambda s: s.connections == 1)
         return await _runs(env.client, handle, "max_duration")
 
@@ -191,8 +191,8 @@ async def continue_as_new(env: WorkflowEnvironment) -> Runs:
         )
         await wait_for(handle, lambda s: s.status == Status.RUNNING)
         now = utc(await env.get_current_time())
-        await handle.signal(WF.record_activity, report(1, now))
-        await handle.signal(WF.record_activity, report(0, now))
+        await handle.signal(WF.record_presence, report(1, now))
+        await handle.signal(WF.record_presence, report(0, now))
         await wait_for(handle, lambda s: s.last_report_at is not None)
         latest = env.client.get_workflow_handle_for(WF.run, handle.id)
         for hours in (12, 13, 12, 13, 12, 13, 12, 13):
@@ -214,8 +214,8 @@ async def web_ui(env: WorkflowEnvironment) -> Runs:
         latest = env.client.get_workflow_handle_for(WF.run, handle.id)
         for _ in range(30):
             now = utc((await latest.query(WF.status)).events[-1].at)
-            await latest.signal(WF.record_activity, report(1, now))
-            await latest.signal(WF.record_activity, report(0, now))
+            await latest.signal(WF.record_presence, report(1, now))
+            await latest.signal(WF.record_presence, report(0, now))
             if (await latest.describe()).run_id != handle.result_run_id:
                 break
         await wait_for(latest, lambda s: s.runs == 2 and len(fake.monitors) == 2)

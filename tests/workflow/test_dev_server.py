@@ -44,7 +44,7 @@ async def test_search_attributes_and_current_details(dev_server_env: WorkflowEnv
         assert text.startswith("**running**") and "idle since" in text and "deadline" in text
 
         now = utc(running.ready_at or running.events[-1].at)
-        await handle.signal(WF.record_activity, report(1, now))
+        await handle.signal(WF.record_presence, report(1, now))
         await wait_for(handle, lambda s: s.connections == 1)
         attrs = (await handle.describe()).typed_search_attributes
         assert attrs.get(DEADLINE) is None, "no idle deadline while a user is connected"
@@ -76,8 +76,8 @@ async def test_continue_as_new_suggested_by_the_server_keeps_state(
         left_at = first.ready_at
         for _ in range(30):
             left_at = utc((await latest.query(WF.status)).events[-1].at)
-            await latest.signal(WF.record_activity, report(1, left_at))
-            await latest.signal(WF.record_activity, report(0, left_at))
+            await latest.signal(WF.record_presence, report(1, left_at))
+            await latest.signal(WF.record_presence, report(0, left_at))
             if (await latest.describe()).run_id != handle.result_run_id:
                 break
         second = await wait_for(latest, lambda s: s.runs == 2 and len(fake.monitors) == 2)

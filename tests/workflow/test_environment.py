@@ -90,14 +90,14 @@ async def test_connected_user_keeps_it_alive_then_disconnect_starts_the_clock(
         handle = await start(env.client, fake, make_state(inactivity=12 * H, tuning=tuning))
         await wait_running(handle)
         connected_at = await env.get_current_time()
-        await handle.signal(WF.record_activity, report(1, connected_at))
+        await handle.signal(WF.record_presence, report(1, connected_at))
         active = await wait_for(handle, lambda s: s.connections == 1)
         assert active.deadline is None
         assert "user connected (1 connection)" in messages(active)
 
         for _ in range(16):  # 16 x 50 min: well past the 12 h threshold
             await env.sleep(timedelta(minutes=50))
-            await handle.signal(WF.record_activity, report(1, connected_at, keepalive=True))
+            await handle.signal(WF.record_presence, report(1, connected_at, keepalive=True))
         alive = await wait_for(handle, lambda s: s.last_report_at != active.last_report_at)
         assert alive.status == Status.RUNNING and alive.connections == 1
         assert alive.deadline is None
@@ -107,7 +107,7 @@ async def test_connected_user_keeps_it_alive_then_disconnect_starts_the_clock(
         assert await count_events(handle, EventType.EVENT_TYPE_TIMER_CANCELED) == 1
 
         left_at = utc(await env.get_current_time()) - timedelta(minutes=5)
-        await handle.signal(WF.record_activity, report(0, left_at))
+        await handle.signal(WF.record_presence, report(0, left_at))
         idle = await wait_for(handle, lambda s: s.connections == 0)
         assert idle.idle_since == left_at
         assert idle.deadline == left_at + timedelta(hours=12)
@@ -128,12 +128,12 @@ async def test_disconnect_time_is_clamped_to_ready_and_now(
         running = await wait_running(handle)
         assert running.ready_at is not None
         now = utc(await env.get_current_time())
-        await handle.signal(WF.record_activity, report(1, now))
-        await handle.signal(WF.record_activity, report(0, now - timedelta(days=3)))
+        await handle.signal(WF.record_presence, report(1, now))
+        await handle.signal(WF.record_presence, report(0, now - timedelta(days=3)))
         idle = await wait_for(handle, lambda s: s.connections == 0 and s.last_report_at is not None)
         assert idle.idle_since == running.ready_at
-        await handle.signal(WF.record_activity, report(2, now))
-        await handle.signal(WF.record_activity, report(0, now + timedelta(days=3)))
+        await handle.signal(WF.record_presence, report(2, now))
+        await handle.signal(WF.record_presence, report(0, now + timedelta(days=3)))
         later = await wait_for(handle, lambda s: s.idle_since != running.ready_at)
         assert later.idle_since is not None and later.last_report_at is not None
         assert later.idle_since <= later.last_report_at
@@ -149,7 +149,7 @@ async def test_silent_monitor_counts_as_idle_since_last_report(
     async with running_worker(env.client) as fake:
         handle = await start(env.client, fake, make_state(inactivity=H, tuning=tuning))
         await wait_running(handle)
-        await handle.signal(WF.record_activity, report(1, await env.get_current_time()))
+        await handle.signal(WF.record_presence, report(1, await env.get_current_time()))
         active = await wait_for(handle, lambda s: s.connections == 1)
         assert active.last_report_at is not None
 
@@ -326,7 +326,7 @@ async def test_max_duration_terminates_even_with_a_user_connected(
         state = make_state(inactivity=H, max_duration=24 * H, tuning=tuning)
         handle = await start(env.client, fake, state)
         await wait_running(handle)
-        await handle.signal(WF.record_activity, report(1, await env.get_current_time()))
+        await handle.signal(WF.record_presence, report(1, await env.get_current_time()))
         active = await wait_for(handle, lambda s: s.connections == 1)
         assert active.created_at is not None
         assert active.deadline == active.created_at + timedelta(hours=24)
@@ -605,8 +605,8 @@ async def test_continue_as_new_keeps_the_whole_state(
         handle = await start(env.client, fake, make_state(inactivity=2 * H, tuning=tuning))
         first = await wait_running(handle)
         left_at = utc(await env.get_current_time())
-        await handle.signal(WF.record_activity, report(1, left_at))
-        await handle.signal(WF.record_activity, report(0, left_at))
+        await handle.signal(WF.record_presence, report(1, left_at))
+        await handle.signal(WF.record_presence, report(0, left_at))
         idle = await wait_for(handle, lambda s: s.last_report_at is not None)
         assert idle.idle_since == left_at and idle.runs == 1
 

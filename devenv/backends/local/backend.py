@@ -22,13 +22,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from temporalio.exceptions import ApplicationError
+from pydantic import BaseModel
 
-from devenv.activities.models import ProvisionInput, TerminateInput
+from devenv import keepalive
+from devenv.backends.base import Backend, ProvisioningError
 from devenv.backends.local import proctools
 from devenv.backends.local.files import (
     CONFIG_FILE,
@@ -37,6 +38,7 @@ from devenv.backends.local.files import (
     LOCK_FILE,
     LOG_FILE,
     PID_FILE,
+    PRESENCE_SUBSYSTEM,
     READY_FILE,
     SERVER_MODULE,
     TERMINATED_FILE,
@@ -46,21 +48,20 @@ from devenv.backends.local.files import (
     login_shell,
     write_atomic,
 )
-from devenv.keys import ensure_keypair, private_dir, public_key_line
+from devenv.backends.presence_stream import ssh_presence
+from devenv.keys import ensure_keypair, internal_public_key, private_dir
 from devenv.settings import Settings, SettingsError, host_task_queue
-from devenv.workflows.state import InstanceInfo
+from devenv.workflows.messages import PROVISIONING_ERROR, ProvisionInput, TerminateInput
+from devenv.workflows.state import InstanceInfo, PresenceReport
 
 BACKEND = "local"
 M = TypeVar("M", ReadyInfo, ServerConfig)
-PROVISIONING_ERROR = "ProvisioningError"
+__all__ = ["PROVISIONING_ERROR", "LocalBackend", "LocalInstanceData"]
 SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KEEPALIVE_INTERVAL_VAR = "DEVENV_LOCAL_KEEPALIVE_INTERVAL"
 KEEPALIVE_COUNT_MAX_VAR = "DEVENV_LOCAL_KEEPALIVE_COUNT_MAX"
-DEFAULT_KEEPALIVE_INTERVAL = 15.0
-DEFAULT_KEEPALIVE_COUNT_MAX = 3
-"""asyncssh drops a silent peer when the keepalive after ``count_max`` unanswered ones is
-due: a user whose network died without closing TCP stops counting after 15 s x (3 + 1)
-= 60 s (with 4 it was 75 s)."""
+DEFAULT_KEEPALIVE_INTERVAL = float(keepalive.INTERVAL_SECONDS)
+DEFAULT_KEEPALIVE_COUNT_MAX = keepalive.asyncssh_count_max()
 STRIPPED_ENV_PREFIXES = ("DEVENV_", "TEMPORAL_")
 """Worker settings (and API keys) that must not leak into the user's shells."""
 
@@ -75,8 +76,19 @@ print(proc.pid, flush=True)
 """
 
 
-def provisioning_error(message: str) -> ApplicationError:
-    return ApplicationError(message, type=PROVISIONING_ERROR, non_retryable=True)
+def provisioning_error(message: str) -> ProvisioningError:
+    return ProvisioningError(message)
+
+
+class LocalInstanceData(BaseModel):
+    """``InstanceInfo.data`` of a local instance: which process serves it, where it lives."""
+
+    pid: int | None = None
+    workspace: str | None = None
+
+    @classmethod
+    def of(cls, instance: InstanceInfo) -> LocalInstanceData:
+        return cls.model_validate(instance.data)
 
 
 def _safe(kind: str, value: str) -> str:
@@ -111,8 +123,10 @@ def _locked(instance_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Instances as detached processes of this host (see the module docstring)."""
+
+    name = BACKEND
 
     def __init__(
         self,
@@ -124,7 +138,7 @@ class LocalBackend:
         keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
         keepalive_count_max: int = DEFAULT_KEEPALIVE_COUNT_MAX,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.login_timeout = login_timeout
@@ -132,7 +146,7 @@ class LocalBackend:
         self.keepalive_count_max = keepalive_count_max
 
     @classmethod
-    def from_environment(cls, settings: Settings) -> LocalBackend:
+    def for_worker(cls, settings: Settings) -> LocalBackend:
         """The backend with the keepalive of new instances from the worker's environment.
 
         ``DEVENV_LOCAL_KEEPALIVE_INTERVAL`` (seconds) and ``DEVENV_LOCAL_KEEPALIVE_COUNT_MAX``
@@ -156,8 +170,9 @@ class LocalBackend:
 
     def _find_instance_dir(self, instance: InstanceInfo) -> Path | None:
         token = _safe("instance token", instance.instance_id)
-        if instance.workspace:
-            candidate = Path(instance.workspace).parent / "instances" / token
+        workspace = LocalInstanceData.of(instance).workspace
+        if workspace:
+            candidate = Path(workspace).parent / "instances" / token
             if candidate.is_dir():
                 return candidate
         return next(iter(self.settings.envs_dir.glob(f"*/instances/{token}")), None)
@@ -173,7 +188,19 @@ class LocalBackend:
         instance_dir = self._find_instance_dir(instance)
         if instance_dir is None or (instance_dir / TERMINATED_FILE).exists():
             return False
-        return instance.pid is not None and _is_server(instance.pid, instance_dir)
+        pid = LocalInstanceData.of(instance).pid
+        return pid is not None and _is_server(pid, instance_dir)
+
+    def presence(
+        self, instance: InstanceInfo, *, connect_timeout: float = 10.0
+    ) -> AsyncIterator[PresenceReport]:
+        """The server's own count of authenticated user connections, over SSH."""
+        return ssh_presence(
+            instance,
+            self.settings.internal_key,
+            subsystem=PRESENCE_SUBSYSTEM,
+            connect_timeout=connect_timeout,
+        )
 
     async def terminate(self, request: TerminateInput) -> None:
         """Stop the server and every process of the instance; keep the workspace."""
@@ -211,13 +238,12 @@ class LocalBackend:
             return existing
         host_key = instance_dir / HOST_KEY_FILE
         ensure_keypair(host_key, comment=f"devenv-{request.instance_token}")
-        internal = ensure_keypair(self.settings.internal_key, comment="devenv-internal")
         config = ServerConfig(
             instance_id=request.instance_token,
             workspace=workspace,
             username=local_username(),
             user_public_key=request.spec.user_public_key,
-            internal_public_key=public_key_line(internal),
+            internal_public_key=internal_public_key(self.settings),
             host_key=host_key,
             min_connection_duration=request.spec.min_connection_duration,
             shell=login_shell(),
@@ -312,8 +338,8 @@ class LocalBackend:
             username=config.username,
             host_public_key=host_key,
             task_queue=request.spec.host_task_queue or host_task_queue(),
-            workspace=str(config.workspace),
-            pid=ready.pid,
+            folder=str(config.workspace),
+            data=LocalInstanceData(pid=ready.pid, workspace=str(config.workspace)).model_dump(),
         )
 
     # --- terminate -----------------------------------------------------------------------
@@ -332,7 +358,7 @@ class LocalBackend:
             if ready is not None:
                 candidates.add(ready.pid)
             if request.instance is not None:
-                candidates.add(request.instance.pid)
+                candidates.add(LocalInstanceData.of(request.instance).pid)
             for pid in candidates:
                 if pid is not None and _is_server(pid, instance_dir):
                     _stop_server(pid, self.stop_timeout)

@@ -14,8 +14,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from devenv import keepalive
+
 SERVER_MODULE = "devenv.backends.local.server"
-ACTIVITY_SUBSYSTEM = "devenv-activity"
+PRESENCE_SUBSYSTEM = "devenv-activity"
+"""The internal key's only door: the presence stream (wire name kept for running instances)."""
+ACTIVITY_SUBSYSTEM = PRESENCE_SUBSYSTEM
 ENV_MARKER = "DEVENV_ENV"
 """Set in every process of an instance, so terminate can find them all in /proc."""
 
@@ -38,13 +42,13 @@ class ServerConfig(BaseModel):
     user_public_key: str
     """OpenSSH public key line of the user: shell, exec, sftp, scp, forwarding."""
     internal_public_key: str
-    """OpenSSH public key line of devenv's control plane: the activity subsystem only."""
+    """OpenSSH public key line of devenv's control plane: the presence subsystem only."""
     host_key: Path
     min_connection_duration: float = Field(default=0.0, ge=0)
     shell: str = "/bin/sh"
     login_timeout: float = Field(default=30.0, gt=0)
-    keepalive_interval: float = Field(default=15.0, gt=0)
-    keepalive_count_max: int = Field(default=3, ge=1)
+    keepalive_interval: float = Field(default=keepalive.INTERVAL_SECONDS, gt=0)
+    keepalive_count_max: int = Field(default=keepalive.asyncssh_count_max(), ge=1)
 
 
 class ReadyInfo(BaseModel):

@@ -12,8 +12,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from devenv.errors import UserError
-from devenv.workflows.config import NAME_ACCEPTED, NAME_PATTERN
+from devenv.config.common import NAME_ACCEPTED, NAME_PATTERN
+from devenv.errors import (
+    EnvironmentNotFoundError,
+    InvalidValueError,
+    NotAnsweringError,
+    NoWorkerError,
+    UserError,
+)
 from devenv.workflows.state import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, EnvState, workflow_id_for
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -36,7 +42,7 @@ def candidate_ids(ref: str) -> list[str]:
     ):
         candidates.append(ref)
     if not candidates:
-        raise UserError(
+        raise InvalidValueError(
             f"NAME: invalid value {_show(ref)}: expected an environment name "
             f"({NAME_ACCEPTED}) or its workflow id '{WORKFLOW_ID_PREFIX}NAME' "
             "(see `devenv ps --all`)"
@@ -66,7 +72,7 @@ async def resolve(client: Client, ref: str) -> Handle:
                 "not a devenv environment"
             )
         return handle
-    raise UserError(f"no environment named {ref!r} (see `devenv ps --all`)")
+    raise EnvironmentNotFoundError(f"no environment named {ref!r} (see `devenv ps --all`)")
 
 
 async def require_worker(client: Client, handle: Handle) -> None:
@@ -87,7 +93,7 @@ async def require_worker(client: Client, handle: Handle) -> None:
         timeout=QUERY_TIMEOUT,
     )
     if not response.pollers:
-        raise UserError(
+        raise NoWorkerError(
             f"{handle.id}: no devenv worker is running, so nothing can apply the change; "
             "start one with `devenv server` (nothing was changed)"
         )
@@ -96,7 +102,7 @@ async def require_worker(client: Client, handle: Handle) -> None:
 async def fetch_state(handle: Handle) -> EnvState:
     """Running: the `status` query. Ended: the workflow's result (the final state)."""
     description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
-    silent = UserError(
+    silent = NotAnsweringError(
         f"environment {handle.id} did not answer within "
         f"{QUERY_TIMEOUT.seconds}s; is a devenv worker running? (`devenv server`)"
     )

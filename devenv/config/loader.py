@@ -1,38 +1,58 @@
-"""Reads ``dev.yml`` into a DevEnvConfig, or fails with one line naming file, key and value."""
+"""Reads ``dev.yml`` (or a mapping) into its backend's configuration model, or fails
+with one line naming the file, the key, the value and what is accepted."""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from devenv.errors import UserError
-from devenv.workflows.config import DevEnvConfig, Resources
+from devenv.backends import registry
+from devenv.config.common import EnvironmentConfig
+from devenv.errors import ConfigError
 
 MAX_FILE_BYTES = 1_000_000
 MAX_NODES = 10_000
 MAX_DEPTH = 50
 
 
-def load_config(path: Path) -> DevEnvConfig:
-    data = _read_mapping(path)
+def load_config(path: Path) -> EnvironmentConfig:
+    """The file's configuration, validated by its backend's model."""
+    return parse_config(read_mapping(path), str(path))
+
+
+def parse_config(data: Mapping[str, Any], source: str = "config") -> EnvironmentConfig:
+    """A mapping (the YAML's keys) validated by the model of its ``backend``.
+
+    The configuration is a union discriminated on ``backend`` (default ``local``);
+    each backend's model validates its own keys.
+    """
+    backend = data.get("backend", "local")
+    if not isinstance(backend, str) or backend not in registry.names():
+        raise ConfigError(
+            f"{source}: backend: invalid value {_show(backend)}: accepted: "
+            f"{', '.join(registry.names())}"
+        )
+    model = registry.config_model(backend)
     try:
-        return DevEnvConfig.model_validate(data)
+        return model.model_validate(dict(data))
     except ValidationError as err:
-        raise UserError(f"{path}: {describe_validation_error(err)}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(err, model)}") from None
 
 
-def _read_mapping(path: Path) -> dict[str, Any]:
+def read_mapping(path: Path) -> dict[str, Any]:
+    """The YAML file as a mapping, refused in one line if it cannot be one."""
     if not path.exists():
-        raise UserError(f"{path}: file not found")
+        raise ConfigError(f"{path}: file not found")
     if not path.is_file():
-        raise UserError(f"{path}: not a file")
+        raise ConfigError(f"{path}: not a file")
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise UserError(
+        raise ConfigError(
             f"{path}: file is {size:,} bytes; a dev environment file is a few lines of YAML "
             f"(at most {MAX_FILE_BYTES:,} bytes)"
         )
@@ -40,23 +60,23 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file; expected YAML") from None
+        raise ConfigError(f"{path}: not a UTF-8 text file; expected YAML") from None
     if "\x00" in text:
-        raise UserError(f"{path}: binary data, not YAML")
+        raise ConfigError(f"{path}: binary data, not YAML")
     try:
         _check_size(yaml.compose(text, Loader=yaml.SafeLoader))
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise UserError(f"{path}: invalid YAML: {_yaml_reason(err)}") from None
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_reason(err)}") from None
     except _TooBigError as err:
-        raise UserError(f"{path}: invalid YAML: {err}") from None
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
     except RecursionError:
-        raise UserError(f"{path}: invalid YAML: nested too deeply") from None
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except ValueError as err:  # a scalar Python cannot convert, e.g. a 5000-digit integer
-        raise UserError(f"{path}: invalid YAML: {str(err).split(';')[0]}") from None
+        raise ConfigError(f"{path}: invalid YAML: {str(err).split(';')[0]}") from None
     if not isinstance(data, dict):
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise UserError(
+        raise ConfigError(
             f"{path}: expected a mapping of keys such as 'type: dev-environment', got {kind}"
         )
     return data
@@ -98,7 +118,9 @@ def _yaml_reason(err: yaml.YAMLError) -> str:
     return str(problem)
 
 
-def describe_validation_error(err: ValidationError) -> str:
+def describe_validation_error(
+    err: ValidationError, model: type[BaseModel] = EnvironmentConfig
+) -> str:
     """The first error as 'key: value: what is accepted' (+ how many more there are)."""
     errors = err.errors()
     first = errors[0]
@@ -108,7 +130,7 @@ def describe_validation_error(err: ValidationError) -> str:
     kind = first["type"]
     value = first.get("input")
     if kind == "extra_forbidden":
-        return _unknown_key(first["loc"]) + suffix
+        return _unknown_key(model, first["loc"]) + suffix
     if kind == "missing":
         accepted = " (accepted: dev-environment)" if loc == "type" else ""
         return f"{loc}: required key is missing{accepted}" + suffix
@@ -119,10 +141,23 @@ def describe_validation_error(err: ValidationError) -> str:
     return f"{loc}: invalid value {_show(value)}: {message}" + suffix
 
 
-def _unknown_key(loc: tuple[int | str, ...]) -> str:
+def _model_at(model: type[BaseModel], path: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The nested model a location points into (``ssh_config`` -> its section's model)."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        candidates = [field.annotation] if field is not None else []
+        candidates += list(getattr(field.annotation, "__args__", ())) if field else []
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _unknown_key(root: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     key = str(loc[-1])
     where = ".".join(str(part) for part in loc[:-1])
-    model = Resources if where == "resources" else DevEnvConfig
+    model = _model_at(root, loc[:-1]) or root
     valid = list(model.model_fields)
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f"did you mean '{close[0]}'? " if close else ""

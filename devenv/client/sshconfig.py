@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from devenv import keepalive
 from devenv.errors import UserError
 from devenv.keys import private_dir
 from devenv.settings import Settings
 from devenv.workflows.state import InstanceInfo
 
-SERVER_ALIVE_INTERVAL = 15
-SERVER_ALIVE_COUNT_MAX = 4
+SERVER_ALIVE_INTERVAL = keepalive.INTERVAL_SECONDS
+SERVER_ALIVE_COUNT_MAX = keepalive.openssh_count_max()
 
 
 def _hosts_dir(settings: Settings) -> Path:
@@ -72,8 +73,11 @@ def include_in_user_config(settings: Settings) -> bool:
     """Prepend ``Include`` of devenv's config to ~/.ssh/config (for `ssh NAME` and VS Code).
 
     Returns True when the line was added now. Include must come before any Host
-    block to apply everywhere, hence prepended.
+    block to apply everywhere, hence prepended. Only for a home that may edit the
+    user's config (``Settings.ssh_include``: the default home, or DEVENV_SSH_INCLUDE).
     """
+    if not settings.ssh_include:
+        return False
     user_dir = Path.home() / ".ssh"
     user_config = user_dir / "config"
     line = f"Include {quote_path(settings.ssh_config)}"
@@ -85,6 +89,16 @@ def include_in_user_config(settings: Settings) -> bool:
     target = user_config.resolve() if user_config.is_symlink() else user_config
     _atomic_write(target, f"{line}\n\n{existing}" if existing else f"{line}\n")
     return True
+
+
+def is_included(settings: Settings) -> bool:
+    """Whether ~/.ssh/config already includes this home's config."""
+    user_config = Path.home() / ".ssh" / "config"
+    try:
+        lines = user_config.read_text().splitlines()
+    except OSError:
+        return False
+    return f"Include {quote_path(settings.ssh_config)}" in lines
 
 
 def check_paths(settings: Settings, identity: Path) -> None:

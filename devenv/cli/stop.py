@@ -1,0 +1,37 @@
+"""`devenv stop NAME`: terminate an environment now (its workspace is kept)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from devenv.cli.output import JSON_OPT, NAME_ARG, err, out, run
+
+
+def stop(
+    name: NAME_ARG,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it is terminated.")] = False,
+    json_output: JSON_OPT = False,
+) -> None:
+    """Terminate an environment now (its workspace folder is kept)."""
+    run(_stop(name, wait, json_output))
+
+
+async def _stop(name: str, wait: bool, json_output: bool) -> None:
+    from devenv.cli.views import statuses_json
+    from devenv.client.aio import AsyncClient
+    from devenv.client.lookup import candidate_ids
+
+    candidate_ids(name)
+    env = await AsyncClient().get(name)
+    if not wait:
+        await env.stop()
+        err.print(f"Stopping {env.workflow_id}; `devenv ps --all` shows when it has ended.")
+        return
+    with err.status(f"Terminating {env.workflow_id}…"):
+        status = await env.stop(wait=True)
+    if json_output:
+        out.print(statuses_json([status]))
+    else:
+        out.print(f"{env.workflow_id}: {status.status.value} ({status.termination_reason})")

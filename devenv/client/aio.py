@@ -1,0 +1,396 @@
+"""The Python SDK, asyncio flavour: ``AsyncClient`` and ``AsyncEnvironment``.
+
+The only code outside the worker that talks to Temporal. The CLI is a thin layer of
+presentation over it, and the blocking ``Client`` runs it on a private event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from pydantic import SecretStr
+from temporalio.client import Client as TemporalClient
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from devenv.client import sshconfig
+from devenv.client.durations import check_duration
+from devenv.client.identity import user_key
+from devenv.client.lookup import (
+    UPDATE_TIMEOUT,
+    Handle,
+    candidate_ids,
+    fetch_state,
+    list_states,
+    require_worker,
+    resolve,
+)
+from devenv.client.models import EnvironmentList, EnvironmentStatus
+from devenv.client.names import generate_name
+from devenv.client.server import ensure_server
+from devenv.client.server_errors import translated
+from devenv.config.common import EnvironmentConfig, validate_name
+from devenv.config.loader import parse_config, read_mapping, shorten
+from devenv.errors import (
+    ChangeRejectedError,
+    EnvironmentEndedError,
+    InvalidValueError,
+    NotAnsweringError,
+    ProvisioningFailedError,
+    UserError,
+)
+from devenv.settings import SHARED_TASK_QUEUE, Settings
+from devenv.worker.client import ServerNotAnsweringError, ServerUnreachableError, connect
+from devenv.workflows.durations import format_duration
+from devenv.workflows.state import (
+    WORKFLOW_TYPE,
+    DeadlineAnswer,
+    EnvEvent,
+    EnvSpec,
+    EnvState,
+    Status,
+    workflow_id_for,
+)
+
+ConfigSource = str | Path | Mapping[str, Any] | EnvironmentConfig
+Progress = Callable[[str, bool], None]
+"""``progress(message, transient)``: transient messages replace each other (a spinner)."""
+STOP_WAIT_TIMEOUT = 300.0
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
+"""A worker that dies holding a workflow task stalls the environment this long, not 10 s."""
+_UNSET: Any = object()
+DURATION_KEYS = frozenset({"inactivity_duration", "max_duration", "min_connection_duration"})
+
+
+def _quiet(message: str, transient: bool) -> None:
+    """The default progress: scripts see nothing."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a running environment from this machine."""
+
+    ssh_config: Path
+    """The generated OpenSSH config with the environment's Host entry (``ssh -F``)."""
+    included: bool
+    """Whether ~/.ssh/config includes it, so that plain ``ssh NAME`` works."""
+    included_now: bool
+    """Whether this start added the Include line."""
+    web_ui: str
+
+
+class AsyncClient:
+    """devenv for asyncio programs. Without arguments it uses the CLI's settings
+    (``DEVENV_HOME``, ``DEVENV_TEMPORAL_*``); each argument overrides one of them."""
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        namespace: str | None = None,
+        api_key: str | None = None,
+        tls: bool | None = None,
+        home: str | Path | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        base = settings or Settings.load()
+        updates: dict[str, Any] = {}
+        if address is not None:
+            updates["address"] = address
+        if namespace is not None:
+            updates["namespace"] = namespace
+        if api_key is not None:
+            updates["api_key"] = SecretStr(api_key)
+            updates["tls"] = True if tls is None else tls
+        if tls is not None:
+            updates["tls"] = tls
+        if home is not None:
+            updates["home"] = Path(home).expanduser().absolute()
+        self.settings = base.model_copy(update=updates) if updates else base
+        self._temporal: TemporalClient | None = None
+
+    async def temporal(self) -> TemporalClient:
+        """The Temporal client, connected on first use (ServerUnreachableError if nothing
+        answers)."""
+        if self._temporal is None:
+            self._temporal = await connect(self.settings)
+        return self._temporal
+
+    @translated
+    async def start(
+        self,
+        config: ConfigSource,
+        *,
+        name: str | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+        **overrides: Any,
+    ) -> AsyncEnvironment:
+        """Start an environment from a file path, a mapping or a configuration model.
+
+        Keyword overrides replace keys of the configuration (``inactivity_duration="2h"``)
+        and are validated like the file. Starts the embedded server when nothing answers
+        at a loopback address, as ``devenv start`` does. With ``wait`` (the default)
+        returns once the environment accepts SSH, with its ssh config entry written;
+        ProvisioningFailedError if it could not start.
+        """
+        say = progress or _quiet
+        parsed = _configuration(config, overrides)
+        if name is not None:
+            try:
+                validate_name(name)
+            except ValueError as problem:
+                raise InvalidValueError(f"name: {shorten(str(problem), name)}") from None
+        env_name = name or parsed.name or generate_name()
+        settings = self.settings
+        await _refuse_silent_port(settings)
+        key = user_key(settings)
+        sshconfig.check_paths(settings, key.private_key)
+        spec = EnvSpec(
+            name=env_name,
+            backend=parsed.backend,
+            ide=parsed.ide,
+            inactivity_duration=parsed.inactivity_duration,
+            max_duration=parsed.max_duration,
+            min_connection_duration=parsed.min_connection_duration or 0,
+            resources=parsed.resources,
+            user_public_key=key.public_key,
+            host_task_queue=parsed.activity_task_queue(),
+            backend_config=parsed.backend_section(),
+        )
+        temporal = await ensure_server(settings, lambda text: say(text, False))
+        self._temporal = temporal
+        workflow_id = workflow_id_for(env_name)
+        try:
+            handle: Handle = await temporal.start_workflow(
+                WORKFLOW_TYPE,
+                EnvState(spec=spec),
+                id=workflow_id,
+                task_queue=SHARED_TASK_QUEUE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                result_type=EnvState,
+                task_timeout=WORKFLOW_TASK_TIMEOUT,
+                static_summary=f"devenv {env_name} ({spec.backend}, "
+                f"inactivity {format_duration(spec.inactivity_duration)})",
+            )
+        except WorkflowAlreadyStartedError:
+            raise UserError(
+                f"an environment named {env_name!r} is already running; "
+                f"stop it with `devenv stop {env_name}` or choose another name"
+            ) from None
+        env = AsyncEnvironment(self, handle, env_name)
+        if wait:
+            await env.wait_ready(progress=say)
+        return env
+
+    @translated
+    async def get(self, ref: str) -> AsyncEnvironment:
+        """The environment called ``ref`` (a name or its workflow id ``devenv-NAME``);
+        EnvironmentNotFoundError if there is none."""
+        candidate_ids(ref)  # bad input fails before any server is contacted
+        handle = await resolve(await self.temporal(), ref)
+        return AsyncEnvironment(self, handle, handle.id.removeprefix("devenv-"))
+
+    @translated
+    async def list(self, *, all: bool = False) -> EnvironmentList:
+        """Running environments (``all``: ended ones too), as ``devenv ps --json`` lists them."""
+        states, silent = await list_states(await self.temporal(), all)
+        return EnvironmentList([EnvironmentStatus.from_state(s) for s in states], silent)
+
+
+class AsyncEnvironment:
+    """One environment; every method asks the server afresh."""
+
+    def __init__(self, client: AsyncClient, handle: Handle, name: str) -> None:
+        self._client = client
+        self._handle = handle
+        self.name = name
+        self.connection: Connection | None = None
+        """Set once the environment accepts SSH (by ``start`` or ``wait_ready``)."""
+
+    @property
+    def workflow_id(self) -> str:
+        return self._handle.id
+
+    def __repr__(self) -> str:
+        return f"<Environment {self.name}>"
+
+    @translated
+    async def state(self) -> EnvState:
+        """The whole state (history of events included), as the workflow holds it."""
+        return await fetch_state(self._handle)
+
+    async def status(self) -> EnvironmentStatus:
+        """Status, presence, thresholds and deadline: one row of ``devenv ps --json``."""
+        return EnvironmentStatus.from_state(await self.state())
+
+    async def events(self) -> list[EnvEvent]:
+        """What happened to it, in plain words (``devenv logs``)."""
+        return (await self.state()).events
+
+    @translated
+    async def update(
+        self, *, inactivity_duration: Any = _UNSET, max_duration: Any = _UNSET
+    ) -> EnvironmentStatus:
+        """Change thresholds of the running environment, in force at once.
+
+        Values as in the YAML (``"8h"``, ``7200``, ``"off"``). A bad value raises
+        InvalidValueError and changes nothing; a lowered threshold that is already
+        exceeded terminates the environment. Returns the new status.
+        """
+        changes: list[tuple[str, int | None]] = []
+        if inactivity_duration is not _UNSET:
+            changes.append(
+                ("set_inactivity", check_duration("inactivity_duration", inactivity_duration))
+            )
+        if max_duration is not _UNSET:
+            changes.append(("set_max_duration", check_duration("max_duration", max_duration)))
+        if not changes:
+            raise InvalidValueError(
+                "nothing to change: give inactivity_duration and/or max_duration"
+            )
+        await require_worker(await self._client.temporal(), self._handle)
+        for update, seconds in changes:
+            await self._update(update, seconds)
+        return await self.status()
+
+    @translated
+    async def stop(
+        self, *, wait: bool = False, timeout: float = STOP_WAIT_TIMEOUT
+    ) -> EnvironmentStatus:
+        """Terminate now (reason ``stopped_by_user``); the workspace is kept.
+
+        With ``wait``, returns once it is terminated (NotAnsweringError after ``timeout``
+        seconds; the stop stays requested).
+        """
+        await require_worker(await self._client.temporal(), self._handle)
+        await self._update("request_stop", "stopped with devenv stop")
+        if not wait:
+            return await self.status()
+        try:
+            state = await asyncio.wait_for(self._handle.result(), timeout)
+        except TimeoutError:
+            raise NotAnsweringError(
+                f"{self.workflow_id}: stop requested, but still not terminated after "
+                f"{timeout:.0f}s; see `devenv logs {self.name}`"
+            ) from None
+        sshconfig.remove_entry(self._client.settings, self.name)
+        return EnvironmentStatus.from_state(state)
+
+    @translated
+    async def wait_ready(self, *, progress: Progress | None = None) -> EnvironmentStatus:
+        """Wait while it provisions; once it accepts SSH, write its ssh config entry.
+
+        ProvisioningFailedError if it ended instead."""
+        say = progress or _quiet
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while True:
+            state = await self.state()
+            if state.status != Status.PROVISIONING:
+                break
+            say(f"Provisioning {self.name}… {loop.time() - began:.0f}s", True)
+            await asyncio.sleep(0.2)
+        if state.status != Status.RUNNING or state.instance is None:
+            raise ProvisioningFailedError(
+                f"environment {self.name!r} could not start: "
+                f"{state.error or state.termination_reason} (details: `devenv logs {self.name}`)"
+            )
+        self.connection = await self.ssh_config(state)
+        return EnvironmentStatus.from_state(state)
+
+    @translated
+    async def ssh_config(self, state: EnvState | None = None) -> Connection:
+        """Write (or refresh) its entry in devenv's ssh config; how to connect."""
+        settings = self._client.settings
+        state = state or await self.state()
+        if state.status != Status.RUNNING or state.instance is None:
+            raise EnvironmentEndedError(
+                f"environment {self.name!r} is {state.status.value}, not running"
+            )
+        identity = user_key(settings).private_key
+        path = sshconfig.write_entry(settings, self.name, state.instance, identity)
+        added = sshconfig.include_in_user_config(settings)
+        return Connection(
+            ssh_config=path,
+            included=added or sshconfig.is_included(settings),
+            included_now=added,
+            web_ui=(
+                f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{self.workflow_id}"
+            ),
+        )
+
+    async def _update(self, update: str, arg: object) -> DeadlineAnswer:
+        """Run a validated Update; rejections and ended environments become one clear line."""
+        handle = self._handle
+        try:
+            answer = await asyncio.wait_for(
+                handle.execute_update(update, arg, result_type=DeadlineAnswer),
+                UPDATE_TIMEOUT.total_seconds(),
+            )
+            return cast(DeadlineAnswer, answer)
+        except TimeoutError:
+            raise NotAnsweringError(
+                f"{handle.id}: no answer within {UPDATE_TIMEOUT.seconds}s; is a devenv worker "
+                f"running? (`devenv server`); the change may still apply later: check with "
+                f"`devenv ps {self.name}`"
+            ) from None
+        except WorkflowUpdateFailedError as failure:
+            cause = failure.cause
+            reason = getattr(cause, "message", None) or str(cause)
+            error = EnvironmentEndedError if "environment " in reason else ChangeRejectedError
+            raise error(f"{handle.id}: {reason}; nothing changed") from None
+        except RPCError as failure:
+            if "already completed" not in failure.message:
+                raise
+        state = await fetch_state(handle)
+        raise EnvironmentEndedError(
+            f"{handle.id}: environment is {state.status.value} "
+            f"({state.termination_reason or 'ended'}); nothing changed"
+        )
+
+
+def _configuration(config: ConfigSource, overrides: Mapping[str, Any]) -> EnvironmentConfig:
+    """The validated configuration with the keyword overrides applied."""
+    if isinstance(config, EnvironmentConfig):
+        if not overrides:
+            return config
+        data: dict[str, Any] = {
+            key: "off" if value is None else value
+            for key, value in config.model_dump(exclude_unset=True).items()
+        }
+        source = "config"
+    elif isinstance(config, Mapping):
+        data, source = dict(config), "config"
+    else:
+        path = Path(config)
+        data, source = read_mapping(path), str(path)
+    data.update(
+        {
+            key: "off" if value is None and key in DURATION_KEYS else value
+            for key, value in overrides.items()
+        }
+    )
+    return parse_config(data, source)
+
+
+async def _refuse_silent_port(settings: Settings) -> None:
+    """Fail in seconds when the Temporal port is held by something that never answers.
+
+    Otherwise ``ensure_server`` would start a background server that cannot bind the
+    port and then wait for it for minutes.
+    """
+    try:
+        await connect(settings)
+    except ServerNotAnsweringError:
+        raise
+    except ServerUnreachableError:
+        pass  # nothing there: ensure_server starts the embedded server

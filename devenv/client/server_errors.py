@@ -1,0 +1,59 @@
+"""Server answers a user can act on, turned into devenv's own one-line errors.
+
+So that no caller of the SDK (the CLI included) has to know Temporal's error types.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from temporalio.service import RPCError, RPCStatusCode
+
+from devenv.errors import DevenvError, ServerRefusedError, ServerUnreachableError
+from devenv.settings import Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def translate(problem: RPCError, settings: Settings) -> DevenvError | None:
+    """One line for server answers the user can act on; None for anything else (a bug)."""
+    where = f"the Temporal server at {settings.address}"
+    first = problem.message.splitlines()[0][:120] if problem.message else ""
+    if problem.status == RPCStatusCode.NOT_FOUND and "amespace" in problem.message:
+        return ServerRefusedError(
+            f"namespace {settings.namespace!r} does not exist on {where}; "
+            "check DEVENV_TEMPORAL_NAMESPACE"
+        )
+    if problem.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
+        return ServerRefusedError(
+            f"{where} refused devenv ({first}); "
+            "check DEVENV_TEMPORAL_API_KEY and DEVENV_TEMPORAL_NAMESPACE"
+        )
+    if problem.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        error = ServerUnreachableError(f"{where} stopped answering ({first})")
+        error.hint = "is it running? (`devenv server`)"
+        return error
+    return None
+
+
+def translated(
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Decorate an SDK method of an object with ``settings`` (or ``_client.settings``)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except RPCError as problem:
+            owner: Any = args[0]
+            settings = getattr(owner, "settings", None) or owner._client.settings
+            error = translate(problem, settings)
+            if error is None:
+                raise
+            raise error from None
+
+    return wrapper

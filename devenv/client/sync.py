@@ -1,0 +1,167 @@
+"""The Python SDK, blocking flavour: ``Client`` and ``Environment``.
+
+Each call runs the asyncio SDK on a private event loop in a background thread, so
+it works the same in scripts, in threads and in notebooks that already run a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from devenv.client.aio import (
+    _UNSET,
+    STOP_WAIT_TIMEOUT,
+    AsyncClient,
+    AsyncEnvironment,
+    ConfigSource,
+    Connection,
+    Progress,
+)
+from devenv.client.models import EnvironmentList, EnvironmentStatus
+from devenv.settings import Settings
+from devenv.workflows.state import EnvEvent, EnvState
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """One event loop in a daemon thread, shared by every blocking client."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="devenv-sdk", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self.close)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result()
+
+    def close(self) -> None:
+        """Stop the loop before the interpreter tears down (the Temporal client's threads
+        must not outlive it)."""
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+
+
+_runner: _LoopThread | None = None
+_runner_lock = threading.Lock()
+
+
+def _loop() -> _LoopThread:
+    global _runner
+    with _runner_lock:
+        if _runner is None:
+            _runner = _LoopThread()
+        return _runner
+
+
+class Client:
+    """devenv for ordinary (blocking) programs; see ``AsyncClient`` for the arguments."""
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        namespace: str | None = None,
+        api_key: str | None = None,
+        tls: bool | None = None,
+        home: str | Path | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.aio = AsyncClient(
+            address=address,
+            namespace=namespace,
+            api_key=api_key,
+            tls=tls,
+            home=home,
+            settings=settings,
+        )
+        self._loop = _loop()
+
+    @property
+    def settings(self) -> Settings:
+        return self.aio.settings
+
+    def start(
+        self,
+        config: ConfigSource,
+        *,
+        name: str | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+        **overrides: Any,
+    ) -> Environment:
+        """Start an environment (see ``AsyncClient.start``)."""
+        env = self._loop.run(
+            self.aio.start(config, name=name, wait=wait, progress=progress, **overrides)
+        )
+        return Environment(env, self._loop)
+
+    def get(self, ref: str) -> Environment:
+        """The environment called ``ref`` (a name or ``devenv-NAME``)."""
+        return Environment(self._loop.run(self.aio.get(ref)), self._loop)
+
+    def list(self, *, all: bool = False) -> EnvironmentList:
+        """Running environments (``all``: ended ones too), as ``devenv ps --json``."""
+        return self._loop.run(self.aio.list(all=all))
+
+
+class Environment:
+    """One environment (see ``AsyncEnvironment`` for what each method does)."""
+
+    def __init__(self, env: AsyncEnvironment, loop: _LoopThread) -> None:
+        self.aio = env
+        self._loop = loop
+
+    @property
+    def name(self) -> str:
+        return self.aio.name
+
+    @property
+    def workflow_id(self) -> str:
+        return self.aio.workflow_id
+
+    @property
+    def connection(self) -> Connection | None:
+        return self.aio.connection
+
+    def __repr__(self) -> str:
+        return f"<Environment {self.name}>"
+
+    def state(self) -> EnvState:
+        """The whole state, as the workflow holds it."""
+        return self._loop.run(self.aio.state())
+
+    def status(self) -> EnvironmentStatus:
+        """One row of ``devenv ps --json``."""
+        return self._loop.run(self.aio.status())
+
+    def events(self) -> list[EnvEvent]:
+        """What happened to it, in plain words."""
+        return self._loop.run(self.aio.events())
+
+    def update(
+        self, *, inactivity_duration: Any = _UNSET, max_duration: Any = _UNSET
+    ) -> EnvironmentStatus:
+        """Change thresholds at once; returns the new status."""
+        return self._loop.run(
+            self.aio.update(inactivity_duration=inactivity_duration, max_duration=max_duration)
+        )
+
+    def stop(self, *, wait: bool = False, timeout: float = STOP_WAIT_TIMEOUT) -> EnvironmentStatus:
+        """Terminate now; with ``wait``, return once terminated."""
+        return self._loop.run(self.aio.stop(wait=wait, timeout=timeout))
+
+    def wait_ready(self, *, progress: Progress | None = None) -> EnvironmentStatus:
+        """Wait until it accepts SSH."""
+        return self._loop.run(self.aio.wait_ready(progress=progress))

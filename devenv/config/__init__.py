@@ -1,0 +1,1 @@
+"""The environment configuration: common keys, each backend's section, the YAML loader."""

@@ -1,0 +1,93 @@
+"""The keys every backend shares (``dev.yml``), validated before anything starts.
+
+Each backend subclasses ``EnvironmentConfig`` with its ``backend`` literal and its
+own section (``backends/<name>/config.py``); the registry picks the model by the
+``backend`` key, so the whole configuration is a union discriminated on it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from devenv.workflows.durations import parse_duration
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
+NAME_ACCEPTED = (
+    "1 to 40 lowercase letters, digits and hyphens, starting with a letter "
+    "and not ending with a hyphen"
+)
+MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?\s*(MB|GB|TB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+Duration = Annotated[int | None, BeforeValidator(parse_duration)]
+"""Seconds, or ``None`` for off."""
+
+
+def validate_name(value: str) -> str:
+    """Names become workflow ids, ssh host aliases and folder names: keep them tame."""
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a valid name; accepted: {NAME_ACCEPTED}")
+    return value
+
+
+class Resources(BaseModel):
+    """What the instance should have; the local backend shares the host and ignores it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu: Annotated[int, Field(ge=1, le=1024)] | None = None
+    memory: str | None = None
+    disk: str | None = None
+    gpu: int | str | None = None
+
+    @field_validator("memory", "disk", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        if value is not None and not MEMORY_PATTERN.fullmatch(str(value).strip()):
+            raise ValueError(f"{value!r} is not a size; accepted: a number with MB, GB or TB")
+        return value
+
+
+class EnvironmentConfig(BaseModel):
+    """One dev environment, as in ``examples/dev.yml`` (the dstack file shape)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["dev-environment"] = Field(description="Always `dev-environment`.")
+    name: str | None = Field(
+        default=None, description=f"The environment's name ({NAME_ACCEPTED}); generated if unset."
+    )
+    ide: Literal["vscode", "cursor", "none"] = Field(
+        default="none", description="Which editor's remote link `devenv start` prints."
+    )
+    backend: str = Field(default="local", description="Where the instance runs.")
+    inactivity_duration: Duration = Field(
+        default=None, description="Terminate after this long with nobody connected; off: never."
+    )
+    max_duration: Duration = Field(
+        default=None, description="Terminate this long after start, even while in use."
+    )
+    min_connection_duration: Duration = Field(
+        default=None, description="A user connection shorter than this does not count."
+    )
+    resources: Resources = Field(
+        default=Resources(), description="What the instance should have (cloud backends)."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else validate_name(value)
+
+    def activity_task_queue(self) -> str | None:
+        """The queue of this backend's activities; None: the shared queue (any worker).
+
+        A backend whose instances live on one host (``local``) answers that host's queue.
+        """
+        return None
+
+    def backend_section(self) -> dict[str, Any]:
+        """The backend's own keys as JSON, carried opaquely to its activities."""
+        return {}

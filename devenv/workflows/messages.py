@@ -1,0 +1,45 @@
+"""What the workflow sends its activities, and the failure types it acts on.
+
+Every field lands in workflow history, so no secrets. Defined here, at the bottom
+of the layers, so that the workflow, the activities and the backends all import
+them from one place and no import cycle forms.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from devenv.workflows.state import EnvSpec, InstanceInfo
+
+PROVISIONING_ERROR = "ProvisioningError"
+"""Failure type: provisioning that retrying cannot fix; the environment FAILS after cleanup."""
+INSTANCE_LOST = "InstanceLost"
+"""Failure type: the instance is gone for good; the environment ends as ``instance_lost``."""
+
+
+class ProvisionInput(BaseModel):
+    workflow_id: str
+    instance_token: str
+    """Idempotency token: a retried provision returns the instance of this token."""
+    spec: EnvSpec
+
+
+class MonitorInput(BaseModel):
+    workflow_id: str
+    instance: InstanceInfo
+    keepalive_seconds: int
+
+
+class ProbeInput(BaseModel):
+    """One reading of who is present on the instance (the ``probe`` activity)."""
+
+    workflow_id: str
+    instance: InstanceInfo
+
+
+class TerminateInput(BaseModel):
+    workflow_id: str
+    instance_token: str
+    spec: EnvSpec
+    instance: InstanceInfo | None = None
+    """None when provisioning failed before it could report what it created."""

@@ -1,0 +1,41 @@
+"""What the server shows of an environment without asking its worker: the Web UI's
+current details and the search attributes that listing and filtering read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+
+from devenv.workflows.display import details
+from devenv.workflows.state import EnvState
+
+STATUS_ATTR = SearchAttributeKey.for_keyword("DevEnvStatus")
+BACKEND_ATTR = SearchAttributeKey.for_keyword("DevEnvBackend")
+NAME_ATTR = SearchAttributeKey.for_keyword("DevEnvName")
+DEADLINE_ATTR = SearchAttributeKey.for_datetime("DevEnvDeadline")
+
+
+def publish(s: EnvState) -> None:
+    """Current details always; search attributes only when a value changed."""
+    workflow.set_current_details(details(s))
+    if not s.tuning.search_attributes:
+        return
+    current = workflow.info().typed_search_attributes
+    updates: list[SearchAttributeUpdate[Any]] = []
+    for key, value in (
+        (STATUS_ATTR, s.status.value),
+        (BACKEND_ATTR, s.spec.backend),
+        (NAME_ATTR, s.spec.name),
+    ):
+        if current.get(key) != value:
+            updates.append(key.value_set(value))
+    if current.get(DEADLINE_ATTR) != s.deadline:
+        updates.append(
+            DEADLINE_ATTR.value_unset()
+            if s.deadline is None
+            else DEADLINE_ATTR.value_set(s.deadline)
+        )
+    if updates:
+        workflow.upsert_search_attributes(updates)
