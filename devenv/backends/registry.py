@@ -33,6 +33,11 @@ def register(entry: BackendEntry) -> None:
     _ENTRIES[entry.name] = entry
 
 
+def unregister(name: str) -> None:
+    """Forget a backend (tests that register a toy one clean up after themselves)."""
+    _ENTRIES.pop(name, None)
+
+
 def names() -> list[str]:
     return list(_ENTRIES)
 

@@ -7,6 +7,7 @@ presentation over it, and the blocking ``Client`` runs it on a private event loo
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -69,8 +70,14 @@ _UNSET: Any = object()
 DURATION_KEYS = frozenset({"inactivity_duration", "max_duration", "min_connection_duration"})
 
 
+log = logging.getLogger("devenv")
+
+
 def _quiet(message: str, transient: bool) -> None:
-    """The default progress: scripts see nothing."""
+    """The default progress: notes (a server started in the background) go to the
+    ``devenv`` logger; the ticking of a wait goes nowhere."""
+    if not transient:
+        log.info("%s", message)
 
 
 @dataclass(frozen=True)
