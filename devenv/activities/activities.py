@@ -48,18 +48,24 @@ class EnvironmentActivities:
         self._settings = settings
         self._backends = backends
 
-    def _backend(self, name: str) -> Backend:
+    def _backend(self, name: str, *, final: bool = False) -> Backend:
+        """The backend of an activity. A worker that lacks it fails a provision for good
+        (nothing was created), but only this attempt of anything else: a terminate must
+        be retried until a worker that has the backend runs it, never given up."""
         try:
             return self._backends[name]
         except KeyError:
-            raise ProvisioningError(
+            message = (
                 f"backend {name!r} is not available on this worker "
                 f"(available: {', '.join(sorted(self._backends))})"
-            ) from None
+            )
+            if final:
+                raise ProvisioningError(message) from None
+            raise ApplicationError(message, type="BackendUnavailable") from None
 
     @activity.defn(name="provision")
     async def provision(self, request: ProvisionInput) -> InstanceInfo:
-        backend = self._backend(request.spec.backend)
+        backend = self._backend(request.spec.backend, final=True)
         activity.logger.info("provisioning %s", request.workflow_id)
         async with _heartbeating():
             return await backend.provision(request)

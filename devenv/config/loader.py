@@ -123,6 +123,8 @@ def describe_validation_error(
 ) -> str:
     """The first error as 'key: value: what is accepted' (+ how many more there are)."""
     errors = err.errors()
+    # A typo ('regoin') also makes the real key missing: name the typo, it is the cause.
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = ".".join(str(part) for part in first["loc"])
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"

@@ -1,0 +1,85 @@
+"""A whole backend in one module: what `backend: ssh` / `aws` each add, in miniature.
+
+Its instances are records in this process; presence is whatever the test says.
+Registered by ``tests/backend/test_toy_backend.py`` with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from devenv.backends.base import Backend, InstanceGoneError, ProvisioningError
+from devenv.config.common import EnvironmentConfig
+from devenv.workflows.messages import ProvisionInput, TerminateInput
+from devenv.workflows.state import InstanceInfo, PresenceReport
+
+
+class ToySection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    region: Literal["north", "south"] = Field(description="Where the toy lives.")
+
+
+class ToyConfig(EnvironmentConfig):
+    backend: Literal["toy"] = "toy"
+    toy: ToySection
+
+    def backend_section(self) -> dict[str, object]:
+        return self.toy.model_dump(mode="json")
+
+
+class ToyInstance:
+    """Who is present on one toy instance; every change wakes its readers."""
+
+    def __init__(self) -> None:
+        self.report = PresenceReport(connections=0, last_change=datetime.now(UTC))
+        self.changed = asyncio.Event()
+
+    def set(self, connections: int) -> None:
+        self.report = PresenceReport(connections=connections, last_change=datetime.now(UTC))
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class ToyBackend(Backend):
+    name = "toy"
+    instances: ClassVar[dict[str, ToyInstance]] = {}
+    terminated: ClassVar[list[str]] = []
+
+    async def provision(self, request: ProvisionInput) -> InstanceInfo:
+        region = request.spec.backend_config.get("region")
+        if region != "north":
+            raise ProvisioningError(f"no toys in the {region}")
+        self.instances.setdefault(request.instance_token, ToyInstance())
+        return InstanceInfo(
+            instance_id=request.instance_token,
+            backend=self.name,
+            host="127.0.0.1",
+            port=1,
+            username="toy",
+            host_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIToyToyToyToyToyToyToyToyToyToyToyToy",
+            task_queue=request.spec.host_task_queue or "devenv",
+            data={"region": region},
+        )
+
+    async def terminate(self, request: TerminateInput) -> None:
+        self.terminated.append(request.instance_token)
+        self.instances.pop(request.instance_token, None)
+
+    async def is_alive(self, instance: InstanceInfo) -> bool:
+        return instance.instance_id in self.instances
+
+    async def presence(
+        self, instance: InstanceInfo, *, connect_timeout: float = 10.0
+    ) -> AsyncIterator[PresenceReport]:
+        toy = self.instances.get(instance.instance_id)
+        if toy is None:
+            raise InstanceGoneError(f"toy {instance.instance_id} is gone")
+        while True:
+            changed = toy.changed
+            yield toy.report
+            await changed.wait()
