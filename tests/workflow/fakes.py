@@ -243,8 +243,12 @@ async def wait_running(handle: WorkflowHandle[DevEnvironmentWorkflow, EnvState])
     return await wait_for(handle, lambda s: s.status == Status.RUNNING)
 
 
-def report(connections: int, last_change: datetime, *, keepalive: bool = False) -> PresenceReport:
-    return PresenceReport(connections=connections, last_change=last_change, keepalive=keepalive)
+def report(
+    connections: int, last_change: datetime, *, keepalive: bool = False, waiting: int = 0
+) -> PresenceReport:
+    return PresenceReport(
+        connections=connections, last_change=last_change, keepalive=keepalive, waiting=waiting
+    )
 
 
 def utc(moment: datetime) -> datetime:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
@@ -234,6 +234,15 @@ async def probe_idle(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "probe_idle")
 
 
+async def probe_waiting(env: WorkflowEnvironment) -> Runs:
+    """Dev server: the probe finds a user inside min_connection_duration; clock restarts."""
+    async with running_worker(env.client) as fake:
+        fake.probe_reports = [report(0, datetime(2000, 1, 1, tzinfo=UTC), waiting=1)]
+        state = make_state("replay-waiting", inactivity=2, tuning=Tuning(keepalive_seconds=5))
+        handle = await start(env.client, fake, state)
+        return await _runs(env.client, handle, "probe_waiting")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -249,7 +258,7 @@ TIME_SKIPPING: list[Scenario] = [
     instance_lost,
     continue_as_new,
 ]
-DEV_SERVER: list[Scenario] = [web_ui, probe_idle]
+DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_waiting]
 
 
 async def _record(env: WorkflowEnvironment, scenarios: list[Scenario]) -> list[Path]:

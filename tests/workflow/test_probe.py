@@ -60,3 +60,21 @@ async def test_probe_confirming_nobody_is_there_ends_it_at_the_deadline(
         final = await handle.result()
     assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
     assert len(fake.probes) == 1 and len(fake.terminates) == 1
+
+
+async def test_probe_finding_a_user_inside_min_connection_duration_restarts_the_clock(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    """A user who logged in just before the deadline is not counted yet (min duration):
+    they are present all the same, so the idle clock restarts instead of cutting them off."""
+    client = dev_server_env.client
+    async with running_worker(client) as fake:
+        fake.probe_reports = [report(0, datetime(2000, 1, 1, tzinfo=UTC), waiting=1)]
+        handle = await start(client, fake, make_state(inactivity=2, tuning=TUNING))
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert len(fake.probes) == 2, "probed at the first deadline and at the restarted one"
+    restarted = next(e for e in final.events if "idle clock restarted" in e.message)
+    assert "1 user connection opened within min_connection_duration" in restarted.message
+    ended = next(e.at for e in final.events if "exceeded" in e.message)
+    assert ended >= restarted.at + timedelta(seconds=2), "a whole threshold after the probe"

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -62,8 +62,19 @@ KEEPALIVE_INTERVAL_VAR = "DEVENV_LOCAL_KEEPALIVE_INTERVAL"
 KEEPALIVE_COUNT_MAX_VAR = "DEVENV_LOCAL_KEEPALIVE_COUNT_MAX"
 DEFAULT_KEEPALIVE_INTERVAL = float(keepalive.INTERVAL_SECONDS)
 DEFAULT_KEEPALIVE_COUNT_MAX = keepalive.asyncssh_count_max()
-STRIPPED_ENV_PREFIXES = ("DEVENV_", "TEMPORAL_")
-"""Worker settings (and API keys) that must not leak into the user's shells."""
+SERVER_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "PYTHONPATH")
+SERVER_ENV_PREFIXES = ("LC_",)
+"""What the instance server inherits from the worker (an allow-list): a session can read
+the server's environment in /proc, so nothing else of the worker's (API keys, cloud
+credentials, agent sockets) may be there."""
+
+
+def server_environment(worker: Mapping[str, str]) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in worker.items()
+        if key in SERVER_ENV or key.startswith(SERVER_ENV_PREFIXES)
+    }
 
 # Started by the worker; starts the server in a new session, prints its pid and exits,
 # so the server is reparented away from the worker (no zombie, survives the worker).
@@ -277,7 +288,7 @@ class LocalBackend(Backend):
         for stale in (READY_FILE, PID_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (instance_dir / stale).unlink()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_ENV_PREFIXES)}
+        env = server_environment(os.environ)
         env[ENV_MARKER] = token
         argv = [sys.executable, "-m", SERVER_MODULE, str(instance_dir)]
         log_fd = os.open(instance_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -417,8 +428,16 @@ def _unrecorded_servers(instance_dir: Path) -> list[int]:
 
 
 def _stop_server(pid: int, timeout: float) -> None:
-    """SIGTERM (the server then kills its children), SIGKILL if it does not exit."""
+    """SIGTERM (the server then kills its whole tree), SIGKILL if it does not exit.
+
+    The tree is read first: a server killed before it finished would hand its adopted
+    processes to init, where those without the marker (``env -i``) could escape.
+    """
+    tree = proctools.descendants(pid)
     proctools.send(pid, signal.SIGTERM)
     if proctools.wait_gone([pid], timeout):
         proctools.send(pid, signal.SIGKILL)
         proctools.wait_gone([pid], 1.0)
+    leftovers = [child for child in tree if proctools.is_running(child)]
+    if leftovers:
+        proctools.kill_processes(leftovers, grace=1.0)

@@ -1,8 +1,9 @@
 """The number of user connections that count as "in use", and who is told when it changes.
 
 Event driven: a connection is counted by a per-connection timer once it has lasted
-``min_connection_duration``, and uncounted when it closes; every change is pushed to
-the subscribers (the ``devenv-activity`` streams), never polled.
+``min_connection_duration`` (until then it is ``waiting``), and uncounted when it
+closes; every change is pushed to the subscribers (the ``devenv-activity`` streams),
+never polled.
 """
 
 from __future__ import annotations
@@ -21,16 +22,29 @@ def utc_now() -> datetime:
 @dataclass(frozen=True)
 class ActivitySnapshot:
     connections: int
+    """Authenticated user connections open for at least ``min_connection_duration``."""
     last_change: datetime
+    """When ``connections`` last changed (and only then)."""
+    waiting: int = 0
+    """Authenticated user connections still younger than ``min_connection_duration``."""
 
     def to_line(self) -> bytes:
-        """One line of the activity stream (parsed by ``ActivityReport``)."""
-        body = {"connections": self.connections, "last_change": self.last_change.isoformat()}
+        """One line of the activity stream (parsed by the monitor's report model)."""
+        body = {
+            "connections": self.connections,
+            "waiting": self.waiting,
+            "last_change": self.last_change.isoformat(),
+        }
         return (json.dumps(body) + "\n").encode()
 
 
 class ConnectionCounter:
-    """Counts authenticated user connections open for at least ``min_duration`` seconds."""
+    """Counts authenticated user connections open for at least ``min_duration`` seconds.
+
+    The ones not yet that old are ``waiting``: present, not yet counted. Every change
+    of either number is published, so the first snapshot a subscriber gets is always
+    the current truth; ``last_change`` moves only when the count does.
+    """
 
     def __init__(self, min_duration: float, clock: Callable[[], datetime] = utc_now) -> None:
         self._min_duration = min_duration
@@ -53,15 +67,15 @@ class ConnectionCounter:
             return
         loop = asyncio.get_running_loop()
         self._pending[conn] = loop.call_later(self._min_duration, self._count, conn)
+        self._publish()
 
     def user_disconnected(self, conn: Hashable) -> None:
-        """A user connection closed: forget a pending one, uncount a counted one."""
+        """A user connection closed: forget a waiting one, uncount a counted one."""
         timer = self._pending.pop(conn, None)
         if timer is not None:
             timer.cancel()
-        if conn in self._counted:
-            self._counted.discard(conn)
-            self._publish()
+        self._counted.discard(conn)
+        self._publish()
 
     def subscribe(self) -> asyncio.Queue[ActivitySnapshot]:
         """A queue that gets the current state now and every change after it."""
@@ -79,6 +93,12 @@ class ConnectionCounter:
         self._publish()
 
     def _publish(self) -> None:
-        self._snapshot = ActivitySnapshot(len(self._counted), self._clock())
+        """A new snapshot for every subscriber, if anything changed."""
+        previous = self._snapshot
+        connections, waiting = len(self._counted), len(self._pending)
+        if (connections, waiting) == (previous.connections, previous.waiting):
+            return
+        last_change = self._clock() if connections != previous.connections else previous.last_change
+        self._snapshot = ActivitySnapshot(connections, last_change, waiting)
         for queue in self._subscribers:
             queue.put_nowait(self._snapshot)

@@ -1,11 +1,13 @@
 """Finding and killing processes through /proc (Linux), safe against pid reuse.
 
 Used by the local backend to stop an instance and everything started in it, and by
-the instance server to clean up after itself.
+the instance server to clean up after itself (it is a child subreaper: every orphan
+of its process tree is reparented to it).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import time
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 PROC = Path("/proc")
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def is_running(pid: int) -> bool:
@@ -35,13 +38,20 @@ def cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def parent(pid: int) -> int | None:
-    """The parent pid of ``pid``, None if gone."""
+def _stat_fields(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of ``pid``, None if gone."""
     try:
         stat = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[-1].split()[1])
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[0], int(fields[1])
+
+
+def parent(pid: int) -> int | None:
+    """The parent pid of ``pid``, None if gone."""
+    fields = _stat_fields(pid)
+    return None if fields is None else fields[1]
 
 
 def environ_has(pid: int, entry: bytes) -> bool:
@@ -117,3 +127,54 @@ def kill_processes(pids: Iterable[int], grace: float = 3.0) -> None:
     for pid in wait_gone(targets, grace):
         send(pid, signal.SIGKILL)
     wait_gone(targets, 1.0)
+
+
+def become_subreaper() -> None:
+    """Make this process a child subreaper (Linux ``PR_SET_CHILD_SUBREAPER``).
+
+    Every process orphaned below it (setsid, double fork, nohup, ``env -i``...) is then
+    reparented to it rather than to init, so it can find and kill them all. Raises
+    OSError where the kernel does not support it.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}")
+
+
+def _parents() -> dict[int, tuple[str, int]]:
+    """Every visible process: pid -> (state, parent pid)."""
+    table = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None:
+                table[int(entry.name)] = fields
+    return table
+
+
+def descendants(root: int | None = None) -> set[int]:
+    """Live (non-zombie) processes below ``root`` (default: this process), not ``root``."""
+    root = root or os.getpid()
+    children: dict[int, list[int]] = {}
+    live: set[int] = set()
+    for pid, (state, ppid) in _parents().items():
+        children.setdefault(ppid, []).append(pid)
+        if state not in ("Z", "X"):
+            live.add(pid)
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found and child != root:
+                found.add(child)
+                stack.append(child)
+    return found & live
+
+
+def zombie_children(pid: int | None = None) -> list[int]:
+    """Children of ``pid`` (default: this process) that have exited and wait to be reaped."""
+    pid = pid or os.getpid()
+    return sorted(
+        child for child, (state, ppid) in _parents().items() if ppid == pid and state == "Z"
+    )

@@ -4,7 +4,9 @@ Run detached by the local backend as ``python -m devenv.backends.local.server
 INSTANCE_DIR``. It reads ``server.json``, listens on a free loopback port and writes
 ``ready.json``. The user's key gets a shell/PTY, exec, sftp, scp and local forwarding;
 devenv's internal key gets only the ``devenv-activity`` subsystem, which streams the
-number of user connections as JSON lines. On SIGTERM it kills everything it started.
+number of user connections as JSON lines. It is a child subreaper, so every process
+started in it stays in its process tree however it daemonised; it reaps the orphans
+it adopts, and on SIGTERM it kills its whole tree.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import cast
 import asyncssh
 from asyncssh.channel import SSHChannel
 
+from devenv.backends.local import proctools
 from devenv.backends.local.counter import ConnectionCounter
 from devenv.backends.local.files import (
     ACTIVITY_SUBSYSTEM,
@@ -221,6 +224,11 @@ class InstanceServer(asyncssh.SSHServer):
 
 async def serve(instance_dir: Path, config: ServerConfig) -> None:
     """Listen, announce ``ready.json``, and run until SIGTERM/SIGINT."""
+    try:
+        # Before anything is started: every orphan of the tree is reparented here.
+        proctools.become_subreaper()
+    except (OSError, AttributeError) as exc:
+        log.warning("not a child subreaper, daemonised processes may outlive it: %s", exc)
     os.chdir(config.workspace)  # sftp and scp resolve relative paths from here
     instance = Instance(
         config=config,
@@ -232,6 +240,7 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGCHLD, instance.children.reap_orphans)
 
     acceptor = await asyncssh.listen(
         LISTEN_HOST,

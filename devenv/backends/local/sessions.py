@@ -4,7 +4,11 @@ A session with a PTY gets a real pseudo-terminal (the child is a session leader 
 the pty as its controlling terminal; window changes are applied; when the client
 goes away the pty is hung up). Without a PTY the child gets pipes, and as with sshd
 the session ends when the child has exited *and* its output is closed. Every child
-starts a new session (its own process group), so shutdown can kill them all.
+starts a new session (its own process group). The server is a child subreaper, so
+whatever a session leaves behind (setsid, double fork, nohup) stays in its process
+tree: ``Children`` reaps those orphans when they exit and kills the whole tree on
+shutdown. A child's environment is built from an allow-list, never inherited whole
+from the worker that started the server.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import contextlib
 import errno
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import termios
 from asyncio.subprocess import Process
+from collections.abc import Iterator
 from typing import Any
 
 import asyncssh
@@ -39,6 +45,16 @@ PTY_DRAIN_SECONDS = 0.5
 """After a PTY child exits, how long the pty may stay quiet before the session ends."""
 ACCEPTED_CLIENT_ENV = ("LANG", "LC_")
 """Client-sent variables passed on, as sshd's default AcceptEnv."""
+PASSED_SERVER_ENV = ("LANG", "TZ")
+PASSED_SERVER_ENV_PREFIXES = ("LC_",)
+"""The only variables of the server's own environment a session inherits (locale and
+time zone); everything else is set explicitly, so an SSH agent socket, cloud
+credentials or tokens of the shell that started the worker never reach a session."""
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+TERM_GRACE_SECONDS = 2.0
+"""On shutdown, how long processes have after SIGHUP/SIGTERM before SIGKILL."""
+KILL_TIMEOUT_SECONDS = 2.0
+"""How long SIGKILL is repeated on the process tree before giving up (with a warning)."""
 
 SessionProcess = asyncssh.SSHServerProcess[bytes]
 
@@ -48,11 +64,19 @@ class SpawnError(Exception):
 
 
 class Children:
-    """The process groups this server started, so it can kill them all on shutdown."""
+    """This server's process tree: the sessions it started and the orphans it adopted.
+
+    asyncio's child watcher owns the exit status of every session it started (their
+    pids are kept here while they run); any other child of the server is an orphan
+    reparented to it as subreaper, reaped by ``reap_orphans`` so it does not stay a
+    zombie. ``kill_all`` ends the whole tree on shutdown.
+    """
 
     def __init__(self, instance_id: str) -> None:
         self._instance_id = instance_id
         self._procs: dict[int, Process] = {}
+        self._spawning = 0
+        self._reap_deferred = False
 
     def add(self, proc: Process) -> None:
         self._procs[proc.pid] = proc
@@ -60,36 +84,113 @@ class Children:
     def discard(self, proc: Process) -> None:
         self._procs.pop(proc.pid, None)
 
-    async def kill_all(self, grace: float = 2.0) -> None:
-        """HUP+TERM every group, KILL what is left after ``grace``, then any escapee."""
-        procs = list(self._procs.values())
-        for proc in procs:
+    @contextlib.contextmanager
+    def spawning(self) -> Iterator[None]:
+        """Around the start of a session: until ``add``, its pid is asyncio's but unknown
+        here, so no orphan is reaped meanwhile (the pass runs once the spawn is over)."""
+        self._spawning += 1
+        try:
+            yield
+        finally:
+            self._spawning -= 1
+            if not self._spawning and self._reap_deferred:
+                self.reap_orphans()
+
+    def reap_orphans(self) -> None:
+        """Reap the exited children that are not asyncio's (run on SIGCHLD)."""
+        if self._spawning:
+            self._reap_deferred = True
+            return
+        self._reap_deferred = False
+        try:
+            # Without reaping anything: is any child waiting to be reaped at all?
+            exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if exited is None:
+            return
+        for pid in proctools.zombie_children():
+            if pid in self._procs:
+                continue  # a session: asyncio collects its exit status
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            log.debug("reaped orphan %d", pid)
+
+    async def kill_all(
+        self, grace: float = TERM_GRACE_SECONDS, kill_timeout: float = KILL_TIMEOUT_SECONDS
+    ) -> None:
+        """End every process of this server's tree, then any escapee with the marker.
+
+        HUP+TERM+CONT to every session's group and every descendant (the server being a
+        subreaper, the tree holds every orphan too, whoever it was started by and
+        whatever its environment), for at most ``grace`` seconds; then KILL what is
+        left, again and again until nothing remains, so that nothing forked meanwhile
+        survives either.
+        """
+        loop = asyncio.get_running_loop()
+        groups = [proc.pid for proc in self._procs.values()]
+        for pgid in groups:
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGCONT):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, sig)
-        if procs:
-            await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=grace)
-        for proc in procs:
+                    os.killpg(pgid, sig)
+        signalled: set[int] = set()
+        deadline = loop.time() + grace
+        while tree := proctools.descendants():
+            for pid in tree - signalled:
+                for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGCONT):
+                    proctools.send(pid, sig)
+            signalled |= tree
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for pgid in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        # Processes that left their group (setsid, double fork) still carry the marker.
+                os.killpg(pgid, signal.SIGKILL)
+        deadline = loop.time() + kill_timeout
+        while tree := proctools.descendants():
+            if loop.time() >= deadline:
+                log.warning("processes still running after SIGKILL: %s", sorted(tree))
+                break
+            log.info("%d process(es) still running after SIGTERM: SIGKILL", len(tree))
+            for pid in tree:
+                proctools.send(pid, signal.SIGKILL)
+            await asyncio.sleep(0.02)
+        # Outside the tree only if started before this server was a subreaper.
         escaped = proctools.processes_with_env(ENV_MARKER, self._instance_id)
         if escaped:
-            await asyncio.to_thread(proctools.kill_processes, escaped, grace)
+            await asyncio.to_thread(proctools.kill_processes, escaped, min(grace, 1.0))
+
+
+def _home() -> str:
+    home = os.environ.get("HOME")
+    if home:
+        return home
+    with contextlib.suppress(KeyError):
+        return pwd.getpwuid(os.getuid()).pw_dir
+    return "/"
 
 
 def child_env(config: ServerConfig, process: SessionProcess, term: str | None) -> dict[str, str]:
-    """The server's environment (already cleaned by the backend) plus what sshd sets."""
-    env = dict(os.environ)
-    env.update(
-        USER=config.username,
-        LOGNAME=config.username,
-        SHELL=config.shell,
-        PWD=str(config.workspace),
-    )
-    env[ENV_MARKER] = config.instance_id
-    env.setdefault("HOME", os.path.expanduser("~"))
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    """What a session's process gets, from an allow-list, as sshd builds it.
+
+    The user, their home, shell and PATH; the server's locale and time zone; what sshd
+    sets (SSH_CLIENT, SSH_CONNECTION, SSH_TTY with a PTY and TERM from its request); the
+    instance marker; and the LANG/LC_* the client sent. Nothing else of the server's
+    environment (which is the worker's) is passed on.
+    """
+    env = {
+        "HOME": _home(),
+        "USER": config.username,
+        "LOGNAME": config.username,
+        "SHELL": config.shell,
+        "PATH": os.environ.get("PATH") or DEFAULT_PATH,
+        "PWD": str(config.workspace),
+    }
+    for name, value in os.environ.items():
+        if name in PASSED_SERVER_ENV or name.startswith(PASSED_SERVER_ENV_PREFIXES):
+            env[name] = value
     for name, value in process.env.items():
         if (
             isinstance(name, str)
@@ -101,10 +202,9 @@ def child_env(config: ServerConfig, process: SessionProcess, term: str | None) -
     sock = process.get_extra_info("sockname") or ("127.0.0.1", 0)
     env["SSH_CLIENT"] = f"{peer[0]} {peer[1]} {sock[1]}"
     env["SSH_CONNECTION"] = f"{peer[0]} {peer[1]} {sock[0]} {sock[1]}"
-    env.pop("TERM", None)
-    env.pop("SSH_TTY", None)
     if term:
         env["TERM"] = term
+    env[ENV_MARKER] = config.instance_id
     return env
 
 
@@ -295,20 +395,25 @@ async def _spawn(
     argv: list[str],
     env: dict[str, str],
     config: ServerConfig,
+    children: Children,
     pty: bool,
     stdio: tuple[int, int, int],
 ) -> Process:
+    """Start a session's child, known to ``children`` before anything can reap it."""
     try:
-        return await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=stdio[0],
-            stdout=stdio[1],
-            stderr=stdio[2],
-            cwd=config.workspace,
-            env=env,
-            start_new_session=True,
-            preexec_fn=take_controlling_tty if pty else None,
-        )
+        with children.spawning():
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=stdio[0],
+                stdout=stdio[1],
+                stderr=stdio[2],
+                cwd=config.workspace,
+                env=env,
+                start_new_session=True,
+                preexec_fn=take_controlling_tty if pty else None,
+            )
+            children.add(proc)
+            return proc
     except (OSError, subprocess.SubprocessError) as exc:
         raise SpawnError(f"cannot start {argv[0]}: {exc}") from exc
 
@@ -329,7 +434,7 @@ async def _run_with_pty(
         except (termios.error, OSError, ValueError) as exc:
             log.warning("terminal settings not applied: %s", exc)
         env["SSH_TTY"] = os.ttyname(slave)
-        proc = await _spawn(argv, env, config, True, (slave, slave, slave))
+        proc = await _spawn(argv, env, config, children, True, (slave, slave, slave))
     except BaseException:
         fds.close_all()
         raise
@@ -368,7 +473,7 @@ async def _run_with_pipes(
     out_r, out_w = (fds.add(fd) for fd in os.pipe())
     err_r, err_w = (fds.add(fd) for fd in os.pipe())
     try:
-        proc = await _spawn(argv, env, config, False, (in_r, out_w, err_w))
+        proc = await _spawn(argv, env, config, children, False, (in_r, out_w, err_w))
     except BaseException:
         fds.close_all()
         raise
