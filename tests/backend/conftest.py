@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from devenv.workflows.messages import ProvisionInput, TerminateInput
 from devenv.backends.local import proctools
 from devenv.backends.local.backend import LocalBackend
 from devenv.backends.local.files import ENV_MARKER
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.settings import Settings
+from devenv.workflows.messages import ProvisionInput, TerminateInput
 from devenv.workflows.state import EnvSpec, InstanceInfo
 
 SSH_TIMEOUT = 20.0

@@ -18,12 +18,12 @@ from temporalio.testing import WorkflowEnvironment
 
 import devenv
 from devenv.backends import registry
-from devenv.backends.registry import BackendEntry
 from devenv.client.models import EnvironmentStatus
 from devenv.client.server import has_host_worker, stop_background
 from devenv.errors import InvalidValueError, ProvisioningFailedError
 from devenv.settings import Settings
 from devenv.worker.worker import build_workers
+from tests.backend import toy_backend
 from tests.backend.toy_backend import ToyBackend
 
 
@@ -32,11 +32,7 @@ async def toy_world(
     dev_server_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[devenv.AsyncClient]:
     # The registration line:
-    registry.register(
-        BackendEntry(
-            "toy", "tests.backend.toy_backend:ToyConfig", "tests.backend.toy_backend:ToyBackend"
-        )
-    )  # noqa: E501
+    registry.register(toy_backend.ENTRY)
     client = dev_server_env.client
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     monkeypatch.setenv("DEVENV_HOME", str(tmp_path / "home"))

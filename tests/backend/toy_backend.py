@@ -14,9 +14,13 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from devenv.backends.base import Backend, InstanceGoneError, ProvisioningError
+from devenv.backends.registry import BackendEntry
 from devenv.config.common import EnvironmentConfig
 from devenv.workflows.messages import ProvisionInput, TerminateInput
 from devenv.workflows.state import InstanceInfo, PresenceReport
+
+ENTRY = BackendEntry("toy", f"{__name__}:ToyConfig", f"{__name__}:ToyBackend")
+"""What ``registry.register`` takes: the name, the configuration model, the backend."""
 
 
 class ToySection(BaseModel):
@@ -61,7 +65,7 @@ class ToyBackend(Backend):
             host="127.0.0.1",
             port=1,
             username="toy",
-            host_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIToyToyToyToyToyToyToyToyToyToyToyToy",
+            host_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIToyToyToyToyToyToyToyToyToy",
             task_queue=request.spec.host_task_queue or "devenv",
             data={"region": region},
         )

@@ -13,8 +13,8 @@ import asyncssh
 import pytest
 from typer.testing import CliRunner
 
-from devenv.client import sshconfig
 from devenv.cli.app import app, run
+from devenv.client import sshconfig
 from devenv.settings import Settings
 from devenv.workflows.state import InstanceInfo
 from tests.unit.test_config_file import GOOD, isolated_home, one_error_line, write

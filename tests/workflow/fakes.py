@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import (
     INSTANCE_LOST,
     MonitorInput,
@@ -37,12 +38,11 @@ from devenv.workflows.messages import (
     ProvisionInput,
     TerminateInput,
 )
-from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import (
-    PresenceReport,
     EnvSpec,
     EnvState,
     InstanceInfo,
+    PresenceReport,
     Status,
     Tuning,
     workflow_id_for,
