@@ -1,0 +1,615 @@
+"""devenv's presence agent: how many authenticated SSH connections a Unix account has.
+
+Copied to sshd hosts and run there as the environment's own account, as the forced
+command of devenv's internal key, so it needs no privilege and nothing but the
+standard library of Python 3.8+. It never reads SSH_ORIGINAL_COMMAND: whatever the
+client asks for, the same stream runs.
+
+How a connection is recognised (OpenSSH 8.x to 10.x): after authentication sshd
+forks a process running as the account and retitles it ``sshd: USER`` (no channel
+yet, e.g. ``ssh -N -L``), ``sshd: USER@notty`` or ``sshd: USER@pts/0,pts/1``
+(``sshd-session:`` since OpenSSH 9.8); its parent is the root monitor
+``sshd: USER [priv]`` (``sshd-session: USER [postauth]`` since 10.5). Requiring the
+account's real uid, that exact title and that parent means that pre-authentication
+processes ([accepted], [net], [preauth], sshd-auth), failed logins, bare TCP
+connections, other accounts, the internal-sftp child and look-alikes never count.
+
+The parsing is pure functions over a list of :class:`Proc` records so it can be
+tested against recorded process tables; the thin layer at the end reads /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import math
+import os
+import pwd
+import re
+import select
+import signal
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
+
+AGENT_VERSION = "1"
+AGENT_SCRIPT = "presence_agent.py"
+DEFAULT_INTERVAL = 0.25
+
+KIND_SHELL = "shell"
+KIND_SFTP = "sftp"
+KIND_EXEC = "exec"
+KIND_FORWARD = "forward"
+
+# "sshd: alice", "sshd: alice@notty", "sshd-session: alice@pts/1,pts/2"
+_SESSION_TITLE = re.compile(r"^(?:sshd|sshd-session): ([^\s@\[\]]+)(?:@(\S+))?$")
+# The root monitor of a connection: "[priv]", and "[postauth]" since OpenSSH 10.5.
+_MONITOR_TITLE = re.compile(r"^(?:sshd|sshd-session): ([^\s@\[\]]+) \[(?:priv|postauth)\]$")
+_INTERNAL_SFTP = "internal-sftp"
+# timezone.utc (the same object), spelled so that pyupgrade rules for newer Pythons do not
+# rewrite it to datetime.UTC, which Python 3.8 to 3.10 lack.
+_UTC = timezone(timedelta(0))
+_NO_TTY = "notty"
+
+
+class Proc(NamedTuple):
+    """One process: ``argv`` is /proc/PID/cmdline split on NULs (sshd's title for sshd),
+    ``start`` seconds after boot (CLOCK_BOOTTIME, the clock of /proc/PID/stat)."""
+
+    pid: int
+    ppid: int
+    uid: int
+    argv: tuple[str, ...]
+    start: float
+
+    @property
+    def title(self) -> str:
+        return " ".join(self.argv).strip()
+
+
+class Connection(NamedTuple):
+    """One authenticated connection of the account, as seen at one instant."""
+
+    pid: int
+    start: float
+    kind: str
+    counted: bool
+    """Lasted at least min-connection-duration; otherwise it is waiting."""
+
+
+# --- pure functions over process tables ----------------------------------------
+
+
+def session_ttys(title: str, user: str) -> str | None:
+    """The tty list of ``user``'s post-authentication title ("" before any channel), else None.
+
+    ``USER@internal-sftp`` is the forked internal-sftp server of a connection, not one.
+    """
+    match = _SESSION_TITLE.match(title)
+    if match is None or match.group(1) != user:
+        return None
+    ttys = match.group(2) or ""
+    return None if ttys == _INTERNAL_SFTP else ttys
+
+
+def has_tty(ttys: str) -> bool:
+    return any(tty and tty != _NO_TTY for tty in ttys.split(","))
+
+
+def is_monitor(proc: Proc, user: str) -> bool:
+    """The root-owned ``sshd: USER [priv]`` (10.5+: ``[postauth]``) parent of a session."""
+    match = _MONITOR_TITLE.match(proc.title)
+    return proc.uid == 0 and match is not None and match.group(1) == user
+
+
+def session_processes(procs: Sequence[Proc], user: str, uid: int) -> list[Proc]:
+    """One process per authenticated connection of ``user`` (real uid ``uid``).
+
+    The parent must be the [priv] monitor. A parent that is itself a session process
+    (the internal-sftp child, a session child between fork and exec) is not a
+    connection. A parent we cannot see (/proc mounted with hidepid) is accepted, so
+    such hosts still count their users rather than terminate them.
+    """
+    by_pid = {proc.pid: proc for proc in procs}
+    found = []
+    for proc in procs:
+        if proc.uid != uid or session_ttys(proc.title, user) is None:
+            continue
+        parent = by_pid.get(proc.ppid)
+        if parent is not None and not is_monitor(parent, user):
+            continue
+        found.append(proc)
+    return found
+
+
+def ancestry(parents: Mapping[int, int], pid: int) -> list[int]:
+    """``pid`` and its ancestors, nearest first, following ppid links."""
+    chain = [pid]
+    while len(chain) < 256:
+        parent = parents.get(chain[-1])
+        if parent is None or parent <= 0 or parent in chain:
+            break
+        chain.append(parent)
+    return chain
+
+
+def children_of(procs: Iterable[Proc]) -> dict[int, list[Proc]]:
+    children: dict[int, list[Proc]] = {}
+    for proc in procs:
+        children.setdefault(proc.ppid, []).append(proc)
+    return children
+
+
+def descendants(pid: int, children: Mapping[int, list[Proc]]) -> list[Proc]:
+    found: list[Proc] = []
+    todo = [pid]
+    seen = {pid}
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child.pid not in seen:
+                seen.add(child.pid)
+                found.append(child)
+                todo.append(child.pid)
+    return found
+
+
+def is_sftp_server(proc: Proc) -> bool:
+    if proc.title.endswith("@" + _INTERNAL_SFTP):
+        return True
+    return bool(proc.argv) and os.path.basename(proc.argv[0]).startswith("sftp-server")
+
+
+def is_agent_process(proc: Proc, script: str = AGENT_SCRIPT) -> bool:
+    """A presence agent (``... presence_agent.py stream|probe ...``), ours or a sibling's."""
+    argv = proc.argv
+    for index in range(len(argv) - 1):
+        if os.path.basename(argv[index]) == script and argv[index + 1] in ("stream", "probe"):
+            return True
+    return False
+
+
+def connection_kind(ttys: str, below: Sequence[Proc]) -> str:
+    if has_tty(ttys):
+        return KIND_SHELL
+    if any(is_sftp_server(proc) for proc in below):
+        return KIND_SFTP
+    return KIND_EXEC if below else KIND_FORWARD
+
+
+def is_agent_connection(ttys: str, below: Sequence[Proc], script: str = AGENT_SCRIPT) -> bool:
+    """A connection that runs nothing but presence agents: devenv's, never a user's.
+
+    A probe and a stream may run at the same time; neither may count the other.
+    """
+    if has_tty(ttys) or not below:
+        return False
+    parents = {proc.ppid for proc in below}
+    leaves = [proc for proc in below if proc.pid not in parents]
+    return all(is_agent_process(proc, script) for proc in leaves)
+
+
+def find_connections(
+    procs: Sequence[Proc],
+    user: str,
+    uid: int,
+    own_ancestry: Sequence[int],
+    now: float,
+    min_duration: float,
+    script: str = AGENT_SCRIPT,
+) -> list[Connection]:
+    """The account's authenticated connections, minus the agent's own and its siblings'.
+
+    ``own_ancestry`` is the agent's pid and its ancestors: the session process among
+    them is the agent's own connection. ``now`` and every ``start`` are seconds after
+    boot; a connection is counted once ``now - start >= min_duration``, waiting before.
+    """
+    sessions = session_processes(procs, user, uid)
+    own = set(own_ancestry)
+    children = children_of(procs)
+    found = []
+    for proc in sessions:
+        if proc.pid in own:
+            continue
+        ttys = session_ttys(proc.title, user) or ""
+        below = descendants(proc.pid, children)
+        if is_agent_connection(ttys, below, script):
+            continue
+        counted = now - proc.start >= min_duration
+        found.append(Connection(proc.pid, proc.start, connection_kind(ttys, below), counted))
+    found.sort(key=lambda connection: (connection.start, connection.pid))
+    return found
+
+
+def next_count_change(connections: Iterable[Connection], min_duration: float) -> float | None:
+    """When (seconds after boot) the first waiting connection becomes counted."""
+    moments = [c.start + min_duration for c in connections if not c.counted]
+    return min(moments) if moments else None
+
+
+def _address(hex_address: str) -> str:
+    host_hex, port_hex = hex_address.split(":")
+    raw = bytes.fromhex(host_hex)
+    # /proc/net/tcp{,6} prints each 32-bit word of the address in host (little endian) order.
+    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    port = int(port_hex, 16)
+    if len(raw) == 4:
+        return f"{ipaddress.IPv4Address(raw)}:{port}"
+    address = ipaddress.IPv6Address(raw)
+    if address.ipv4_mapped is not None:
+        return f"{address.ipv4_mapped}:{port}"
+    return f"[{address}]:{port}"
+
+
+def parse_net_tcp(text: str) -> dict[int, str]:
+    """Socket inode -> remote ``ip:port``, from /proc/net/tcp or /proc/net/tcp6."""
+    peers: dict[int, str] = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10:
+            continue
+        try:
+            inode = int(fields[9])
+            if inode:
+                peers[inode] = _address(fields[2])
+        except ValueError:
+            continue
+    return peers
+
+
+def peer_from_environ(environ: bytes) -> str | None:
+    """``ip:port`` of the client from SSH_CONNECTION in a /proc/PID/environ blob."""
+    for entry in environ.split(b"\0"):
+        if entry.startswith(b"SSH_CONNECTION="):
+            parts = entry[len(b"SSH_CONNECTION=") :].decode(errors="replace").split()
+            if len(parts) == 4:
+                host, port = parts[0], parts[1]
+                return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return None
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=_UTC).isoformat(timespec="microseconds")
+
+
+def report(
+    connections: Sequence[Connection],
+    peers: Mapping[int, str | None],
+    boot_wall: float,
+    last_change: str,
+) -> dict[str, Any]:
+    """One line of the stream; ``boot_wall`` is the wall-clock time of boot."""
+    return {
+        "connections": sum(1 for c in connections if c.counted),
+        "waiting": sum(1 for c in connections if not c.counted),
+        "last_change": last_change,
+        "sessions": [
+            {
+                "pid": c.pid,
+                "from": peers.get(c.pid),
+                "since": iso(boot_wall + c.start),
+                "kind": c.kind,
+            }
+            for c in connections
+        ],
+    }
+
+
+# --- reading /proc ---------------------------------------------------------------
+
+
+def boot_clock() -> float:
+    """Seconds since boot on the clock process start times use (suspend included)."""
+    try:
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):
+        with open("/proc/uptime") as uptime:
+            return float(uptime.read().split()[0])
+
+
+def boot_wall_time() -> float:
+    """Wall-clock time of boot. /proc/stat's btime is whole seconds, too coarse to say
+    when a connection reaches min-connection-duration, so it is only the fallback."""
+    try:
+        return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):
+        with open("/proc/stat") as stat:
+            for line in stat:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+        raise
+
+
+def _read_stat(pid: int) -> tuple[str, int, int]:
+    """(comm, ppid, start ticks) from /proc/PID/stat (comm may hold spaces and parens)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        text = stat.read()
+    comm = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    return comm, int(fields[1]), int(fields[19])
+
+
+def _read_real_uid(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    raise ValueError(f"no Uid in /proc/{pid}/status")
+
+
+def _read_argv(pid: int) -> tuple[str, ...]:
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        raw = cmdline.read()
+    return tuple(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+
+
+def read_ancestry(pid: int) -> list[int]:
+    """The agent's own pid and ancestors, read once: its connection never changes."""
+    parents: dict[int, int] = {}
+    current = pid
+    for _ in range(256):
+        try:
+            parents[current] = _read_stat(current)[1]
+        except (OSError, ValueError, IndexError):
+            break
+        current = parents[current]
+        if current <= 1:
+            break
+    return ancestry(parents, pid)
+
+
+class ProcReader:
+    """Reads the process records that matter, cheaply enough to run four times a second.
+
+    Only processes whose /proc/PID belongs to the account, or to root with a command
+    name starting with "sshd", are read in full; which root processes are not sshd is
+    remembered per pid (comm changes only on exec, and sshd's children are forked).
+    """
+
+    def __init__(self, uid: int, ticks_per_second: int) -> None:
+        self.uid = uid
+        self.ticks = float(ticks_per_second)
+        self._root_not_sshd: set[int] = set()
+
+    def read(self) -> list[Proc]:
+        pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+        self._root_not_sshd.intersection_update(pids)
+        procs = []
+        for pid in pids:
+            try:
+                owner = os.stat(f"/proc/{pid}").st_uid
+                if owner != self.uid and (owner != 0 or pid in self._root_not_sshd):
+                    continue
+                comm, ppid, start = _read_stat(pid)
+                if owner != self.uid and not comm.startswith("sshd"):
+                    self._root_not_sshd.add(pid)
+                    continue
+                procs.append(self._record(pid, ppid, start))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile, or not ours to read
+        # A session-like title whose parent was skipped (not sshd): read that parent,
+        # so a look-alike process reparented to init is seen as what it is.
+        seen = {proc.pid for proc in procs}
+        for proc in list(procs):
+            if proc.ppid not in seen and proc.title.startswith("sshd"):
+                try:
+                    _, ppid, start = _read_stat(proc.ppid)
+                    procs.append(self._record(proc.ppid, ppid, start))
+                    seen.add(proc.ppid)
+                except (OSError, ValueError, IndexError):
+                    continue  # hidden (hidepid) or gone
+        return procs
+
+    def _record(self, pid: int, ppid: int, start_ticks: int) -> Proc:
+        return Proc(pid, ppid, _read_real_uid(pid), _read_argv(pid), start_ticks / self.ticks)
+
+
+def _socket_inodes(pid: int) -> list[int]:
+    """Socket inodes of ``pid``, its stdin/stdout first (where sshd puts the connection)."""
+    fd_dir = f"/proc/{pid}/fd"
+    fds = sorted(int(fd) for fd in os.listdir(fd_dir) if fd.isdigit())
+    fds.sort(key=lambda fd: (fd > 1, fd))
+    inodes = []
+    for fd in fds:
+        try:
+            target = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.append(int(target[len("socket:[") : -1]))
+    return inodes
+
+
+def read_peer(pid: int, below: Sequence[Proc]) -> str | None:
+    """The client's ``ip:port``: the session's own socket if readable (sshd usually makes
+    it non-dumpable), else SSH_CONNECTION in a child's environment, else None."""
+    try:
+        inodes = _socket_inodes(pid)
+    except OSError:
+        inodes = []
+    if inodes:
+        peers: dict[int, str] = {}
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as text:
+                    peers.update(parse_net_tcp(text.read()))
+            except OSError:
+                continue
+        for inode in inodes:
+            if inode in peers:
+                return peers[inode]
+    for proc in below:
+        try:
+            with open(f"/proc/{proc.pid}/environ", "rb") as environ:
+                peer = peer_from_environ(environ.read())
+        except OSError:
+            continue
+        if peer is not None:
+            return peer
+    return None
+
+
+class Agent:
+    """Observes one account; remembers peers found so /proc/net is read once per connection."""
+
+    def __init__(self, user: str, uid: int, min_duration: float) -> None:
+        self.user = user
+        self.uid = uid
+        self.min_duration = min_duration
+        self.reader = ProcReader(uid, os.sysconf("SC_CLK_TCK"))
+        self.own_ancestry = read_ancestry(os.getpid())
+        self.boot_wall = boot_wall_time()
+        self.script = os.path.basename(__file__)
+        self._peers: dict[tuple[int, float], str] = {}
+
+    def observe(self) -> tuple[list[Connection], dict[int, str | None], float]:
+        """(connections, peer per pid, now in seconds after boot)."""
+        procs = self.reader.read()
+        now = boot_clock()
+        connections = find_connections(
+            procs, self.user, self.uid, self.own_ancestry, now, self.min_duration, self.script
+        )
+        children = children_of(procs)
+        peers: dict[int, str | None] = {}
+        alive = set()
+        for connection in connections:
+            key = (connection.pid, connection.start)
+            alive.add(key)
+            if key not in self._peers:
+                peer = read_peer(connection.pid, descendants(connection.pid, children))
+                if peer is None:
+                    peers[connection.pid] = None
+                    continue
+                self._peers[key] = peer
+            peers[connection.pid] = self._peers[key]
+        for key in set(self._peers) - alive:
+            del self._peers[key]
+        return connections, peers, now
+
+
+# --- the commands ------------------------------------------------------------------
+
+
+class _Stop(BaseException):
+    """Raised by SIGTERM/SIGHUP/SIGINT: leave quietly with status 0."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stop()
+
+
+def _write(out: Any, line: dict[str, Any]) -> bool:
+    """False when the reader has gone (the SSH channel closed)."""
+    try:
+        out.write(json.dumps(line) + "\n")
+        out.flush()
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    return True
+
+
+def _now_iso() -> str:
+    return datetime.now(_UTC).isoformat(timespec="microseconds")
+
+
+def probe(agent: Agent, out: Any) -> int:
+    connections, peers, _ = agent.observe()
+    _write(out, report(connections, peers, agent.boot_wall, _now_iso()))
+    return 0
+
+
+def stream(agent: Agent, out: Any, interval: float) -> int:
+    """Current state first, then a line per change, until the channel or a signal ends it.
+
+    Between polls it waits on stdout for POLLERR/POLLHUP, so it also leaves when the
+    client goes away while nothing changes (instead of lingering until the next write).
+    """
+    poller = select.poll()
+    poller.register(out.fileno(), 0)  # no events asked: errors and hang-ups still wake us
+    previous: object = None
+    counted: int | None = None
+    last_change = _now_iso()
+    while True:
+        connections, peers, now = agent.observe()
+        line = report(connections, peers, agent.boot_wall, last_change)
+        if counted is not None and line["connections"] != counted:
+            last_change = _now_iso()
+            line["last_change"] = last_change
+        counted = line["connections"]
+        key = (line["connections"], line["waiting"], line["sessions"])
+        if key != previous:
+            if not _write(out, line):
+                return 0
+            previous = key
+        wake = now + interval
+        change = next_count_change(connections, agent.min_duration)
+        if change is not None:
+            wake = min(wake, change + 0.001)
+        timeout_ms = max(0, math.ceil((wake - boot_clock()) * 1000))
+        if poller.poll(timeout_ms):
+            return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=AGENT_SCRIPT, description="devenv presence agent: who is connected over SSH"
+    )
+    parser.add_argument("--version", action="version", version=AGENT_VERSION)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("stream", "a JSON line now, then one per change"),
+        ("probe", "one JSON line, then exit"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--user", required=True, help="the account to watch")
+        command.add_argument(
+            "--min-connection-duration",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="connections younger than this are waiting, not counted",
+        )
+        if name == "stream":
+            command.add_argument(
+                "--interval", type=float, default=DEFAULT_INTERVAL, metavar="SECONDS"
+            )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        uid = pwd.getpwnam(args.user).pw_uid
+    except KeyError:
+        print(f"{AGENT_SCRIPT}: no such user: {args.user}", file=sys.stderr)
+        return 2
+    if args.min_connection_duration < 0 or getattr(args, "interval", 1.0) <= 0:
+        print(f"{AGENT_SCRIPT}: durations must be positive", file=sys.stderr)
+        return 2
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, _stop)
+    try:
+        agent = Agent(args.user, uid, args.min_connection_duration)
+        if args.command == "probe":
+            status = probe(agent, sys.stdout)
+        else:
+            status = stream(agent, sys.stdout, max(0.01, args.interval))
+    except _Stop:
+        status = 0
+    # Whatever is left in stdout's buffer has nowhere to go: do not let the flush at
+    # exit complain about a closed pipe.
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ConnectionResetError, _Stop):
+        pass
+    finally:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

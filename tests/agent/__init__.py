@@ -1,0 +1,1 @@
+"""Tests of the presence agent for sshd hosts."""
