@@ -271,14 +271,16 @@ class AsyncEnvironment:
 
     @translated
     async def stop(
-        self, *, wait: bool = False, timeout: float = STOP_WAIT_TIMEOUT
+        self, *, wait: bool = False, purge: bool = False, timeout: float = STOP_WAIT_TIMEOUT
     ) -> EnvironmentStatus:
-        """Terminate now (reason ``stopped_by_user``); the workspace is kept.
+        """Terminate now (reason ``stopped_by_user``); the workspace is kept unless ``purge``.
 
         With ``wait``, returns once it is terminated (NotAnsweringError after ``timeout``
         seconds; the stop stays requested).
         """
         await require_worker(await self._client.temporal(), self._handle)
+        if purge:
+            await self._update("set_purge_workspace", True)
         await self._update("request_stop", "stopped with devenv stop")
         if not wait:
             return await self.status()

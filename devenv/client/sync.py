@@ -158,9 +158,11 @@ class Environment:
             self.aio.update(inactivity_duration=inactivity_duration, max_duration=max_duration)
         )
 
-    def stop(self, *, wait: bool = False, timeout: float = STOP_WAIT_TIMEOUT) -> EnvironmentStatus:
-        """Terminate now; with ``wait``, return once terminated."""
-        return self._loop.run(self.aio.stop(wait=wait, timeout=timeout))
+    def stop(
+        self, *, wait: bool = False, purge: bool = False, timeout: float = STOP_WAIT_TIMEOUT
+    ) -> EnvironmentStatus:
+        """Terminate now (``purge``: the workspace too); with ``wait``, once terminated."""
+        return self._loop.run(self.aio.stop(wait=wait, purge=purge, timeout=timeout))
 
     def wait_ready(self, *, progress: Progress | None = None) -> EnvironmentStatus:
         """Wait until it accepts SSH."""

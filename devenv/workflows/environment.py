@@ -293,6 +293,7 @@ class DevEnvironmentWorkflow:
                 instance_token=s.instance_token,
                 spec=s.spec,
                 instance=s.instance,
+                purge_workspace=s.purge_workspace,
             ),
             task_queue=task_queue,
             start_to_close_timeout=TERMINATE_TIMEOUT,
@@ -427,6 +428,17 @@ class DevEnvironmentWorkflow:
     @set_max_duration.validator
     def _validate_set_max_duration(self, seconds: int | None) -> None:
         self._validate_threshold("max_duration", seconds)
+
+    @workflow.update
+    def set_purge_workspace(self, purge: bool) -> DeadlineAnswer:
+        """Have the coming termination delete the workspace too (``stop --purge``)."""
+        self._state.purge_workspace = bool(purge)
+        self._event("the workspace will be deleted at termination" if purge else "workspace kept")
+        return self._answer()
+
+    @set_purge_workspace.validator
+    def _validate_set_purge_workspace(self, purge: bool) -> None:
+        self._validate_not_ending()
 
     @workflow.update
     def request_stop(self, reason: str | None = None) -> DeadlineAnswer:

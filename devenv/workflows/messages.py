@@ -43,3 +43,5 @@ class TerminateInput(BaseModel):
     spec: EnvSpec
     instance: InstanceInfo | None = None
     """None when provisioning failed before it could report what it created."""
+    purge_workspace: bool = False
+    """Delete the workspace too (``devenv stop --purge``); kept by default."""

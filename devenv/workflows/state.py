@@ -160,6 +160,8 @@ class EnvState(BaseModel):
     deadline_reason: TerminationReason | None = None
     termination_reason: TerminationReason | None = None
     error: str | None = None
+    purge_workspace: bool = False
+    """Set by ``stop --purge``: terminate deletes the workspace as well."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 

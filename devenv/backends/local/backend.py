@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -377,6 +378,8 @@ class LocalBackend(Backend):
             for leftover in (READY_FILE, PID_FILE, HOST_KEY_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (instance_dir / leftover).unlink()
+        if request.purge_workspace:
+            shutil.rmtree(self.workspace(request.spec.name), ignore_errors=True)
 
 
 N = TypeVar("N", int, float)
