@@ -29,7 +29,7 @@ from devenv.client.lookup import (
     Handle,
     candidate_ids,
     fetch_state,
-    list_states,
+    list_statuses,
     require_worker,
     resolve,
 )
@@ -59,6 +59,7 @@ from devenv.workflows.state import (
     Status,
     workflow_id_for,
 )
+from devenv.workflows.visibility import MEMO_KEY, memo_row
 
 ConfigSource = str | Path | Mapping[str, Any] | EnvironmentConfig
 Progress = Callable[[str, bool], None]
@@ -185,6 +186,8 @@ class AsyncClient:
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 result_type=EnvState,
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
+                # Listed (as provisioning) before the workflow's first task runs.
+                memo={MEMO_KEY: memo_row(EnvState(spec=spec))},
                 static_summary=f"devenv {env_name} ({spec.backend}, "
                 f"inactivity {format_duration(spec.inactivity_duration)})",
             )
@@ -209,8 +212,8 @@ class AsyncClient:
     @translated
     async def list(self, *, all: bool = False) -> EnvironmentList:
         """Running environments (``all``: ended ones too), as ``devenv ps --json`` lists them."""
-        states, silent = await list_states(await self.temporal(), all)
-        return EnvironmentList([EnvironmentStatus.from_state(s) for s in states], silent)
+        rows, silent = await list_statuses(await self.temporal(), all)
+        return EnvironmentList(rows, silent)
 
 
 class AsyncEnvironment:

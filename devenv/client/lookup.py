@@ -21,11 +21,14 @@ from devenv.errors import (
     UserError,
 )
 from devenv.workflows.state import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, EnvState, workflow_id_for
+from devenv.workflows.status import EnvironmentStatus
+from devenv.workflows.visibility import MEMO_KEY
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 UPDATE_TIMEOUT = timedelta(seconds=20)
 """How long `signal` and `stop` wait for the workflow to answer a change."""
 Handle = WorkflowHandle[Any, EnvState]
+LIST_PAGE_SIZE = 1000
 
 
 def candidate_ids(ref: str) -> list[str]:
@@ -130,27 +133,39 @@ async def _query(handle: Handle) -> EnvState:
     return cast(EnvState, state)
 
 
-async def list_states(client: Client, include_ended: bool) -> tuple[list[EnvState], list[str]]:
+async def list_statuses(
+    client: Client, include_ended: bool
+) -> tuple[list[EnvironmentStatus], list[str]]:
     """Every environment (one row per environment, not per continue-as-new run), and the
-    workflow ids of those that did not answer (no worker, or a broken state)."""
+    workflow ids of those that did not answer.
+
+    One paged listing of the server's visibility store: each workflow keeps its status
+    in its memo, so no workflow is queried and no worker is needed. Only environments
+    started before the memo existed are queried (and may not answer).
+    """
     query = f'WorkflowType="{WORKFLOW_TYPE}"'
     query += (
         ' AND ExecutionStatus!="ContinuedAsNew"'
         if include_ended
         else ' AND ExecutionStatus="Running"'
     )
-    handles: list[Handle] = []
-    async for execution in client.list_workflows(query):
+    rows: list[EnvironmentStatus] = []
+    unlisted: list[Handle] = []
+    async for execution in client.list_workflows(query, page_size=LIST_PAGE_SIZE):
+        memo = await execution.memo_value(MEMO_KEY, None, type_hint=dict)
+        if memo is not None:
+            rows.append(EnvironmentStatus.model_validate(memo))
+            continue
         running = execution.status == WorkflowExecutionStatus.RUNNING
         run_id = None if running else execution.run_id
-        handles.append(
+        unlisted.append(
             client.get_workflow_handle(execution.id, run_id=run_id, result_type=EnvState)
         )
-    results = await asyncio.gather(*(fetch_state(h) for h in handles), return_exceptions=True)
-    states = [r for r in results if isinstance(r, EnvState)]
-    silent = [h.id for h, r in zip(handles, results, strict=True) if not isinstance(r, EnvState)]
+    results = await asyncio.gather(*(fetch_state(h) for h in unlisted), return_exceptions=True)
+    rows += [EnvironmentStatus.from_state(r) for r in results if isinstance(r, EnvState)]
+    silent = [h.id for h, r in zip(unlisted, results, strict=True) if not isinstance(r, EnvState)]
     order = {
         status: index for index, status in enumerate(("provisioning", "running", "terminating"))
     }
-    states.sort(key=lambda s: (order.get(s.status.value, 9), s.spec.name))
-    return states, silent
+    rows.sort(key=lambda row: (order.get(row.status.value, 9), row.name))
+    return rows, silent

@@ -10,18 +10,31 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 from devenv.workflows.display import details
 from devenv.workflows.state import EnvState
+from devenv.workflows.status import EnvironmentStatus
 
 STATUS_ATTR = SearchAttributeKey.for_keyword("DevEnvStatus")
 BACKEND_ATTR = SearchAttributeKey.for_keyword("DevEnvBackend")
 NAME_ATTR = SearchAttributeKey.for_keyword("DevEnvName")
 DEADLINE_ATTR = SearchAttributeKey.for_datetime("DevEnvDeadline")
+MEMO_KEY = "devenv"
+"""Memo field holding the ``EnvironmentStatus`` that ``devenv ps`` lists."""
+MEMO_PATCH = "status-in-memo"
+"""Histories recorded before the memo existed replay without it (workflow.patched)."""
+
+
+def memo_row(s: EnvState) -> dict[str, Any]:
+    return EnvironmentStatus.from_state(s).model_dump(mode="json")
 
 
 def publish(s: EnvState) -> None:
-    """Current details always; search attributes only when a value changed."""
+    """Current details always; search attributes and the memo only when a value changed."""
     workflow.set_current_details(details(s))
     if not s.tuning.search_attributes:
         return
+    if workflow.patched(MEMO_PATCH):
+        row = memo_row(s)
+        if workflow.memo_value(MEMO_KEY, None, type_hint=dict) != row:
+            workflow.upsert_memo({MEMO_KEY: row})
     current = workflow.info().typed_search_attributes
     updates: list[SearchAttributeUpdate[Any]] = []
     for key, value in (

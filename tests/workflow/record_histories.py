@@ -243,6 +243,22 @@ async def probe_waiting(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "probe_waiting")
 
 
+async def listing_memo(env: WorkflowEnvironment) -> Runs:
+    """Dev server: the status kept in the memo through presence, a change, purge and stop."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-memo", inactivity=2 * H, tuning=Tuning(keepalive_seconds=5))
+        handle = await start(env.client, fake, state)
+        running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        now = utc(running.events[-1].at)
+        await handle.signal(WF.record_presence, report(1, now))
+        await wait_for(handle, lambda s: s.connections == 1)
+        await handle.signal(WF.record_presence, report(0, now))
+        await handle.execute_update(WF.set_inactivity, H)
+        await handle.execute_update(WF.set_purge_workspace, True)
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "listing_memo")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -258,7 +274,7 @@ TIME_SKIPPING: list[Scenario] = [
     instance_lost,
     continue_as_new,
 ]
-DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_waiting]
+DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_waiting, listing_memo]
 
 
 async def _record(env: WorkflowEnvironment, scenarios: list[Scenario]) -> list[Path]:

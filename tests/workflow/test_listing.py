@@ -1,0 +1,46 @@
+"""Listing reads the status each workflow keeps in its memo: no query, no worker needed."""
+
+from __future__ import annotations
+
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from devenv.client.lookup import list_statuses
+from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.state import Status, Tuning
+from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
+
+WF = DevEnvironmentWorkflow
+
+
+async def test_the_listing_is_current_and_needs_no_worker(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    client = dev_server_env.client
+    state = make_state(inactivity=3600, tuning=Tuning(monitor=False))
+    name = state.spec.name
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, state)
+        running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.signal(WF.record_presence, report(1, utc(running.events[-1].at)))
+        await wait_for(handle, lambda s: s.connections == 1)
+        await handle.execute_update(WF.set_max_duration, 7200)
+    # The worker is gone: a query would hang; the listing answers from the memo.
+    rows, silent = await list_statuses(client, include_ended=False)
+    [row] = [r for r in rows if r.name == name]
+    assert silent == []
+    assert (row.status, row.activity, row.connections) == ("running", "active", 1)
+    assert (row.inactivity_duration, row.max_duration) == (3600, 7200)
+    assert row.deadline is not None and row.idle_since is None
+
+    async with Worker(
+        client, task_queue=fake.task_queue, workflows=[WF], activities=fake.activities()
+    ):
+        await handle.execute_update(WF.request_stop, None)
+        final = await handle.result()
+    assert final.status == Status.TERMINATED
+    rows, _ = await list_statuses(client, include_ended=True)
+    [ended] = [r for r in rows if r.name == name]
+    assert (ended.status, ended.termination_reason) == ("terminated", "stopped_by_user")
+    assert ended.deadline is None
+    assert name not in [r.name for r in (await list_statuses(client, include_ended=False))[0]]
