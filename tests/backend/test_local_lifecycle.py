@@ -12,12 +12,19 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from devenv.workflows.messages import TerminateInput
 from devenv.backends.local import proctools
-from devenv.backends.local.backend import PROVISIONING_ERROR, LocalBackend
-from devenv.backends.local.files import ENV_MARKER, SERVER_MODULE
+from devenv.backends.local.backend import PROVISIONING_ERROR
+from devenv.backends.local.files import (
+    ENV_MARKER,
+    LOCK_FILE,
+    PID_FILE,
+    READY_FILE,
+    SERVER_MODULE,
+    TERMINATED_FILE,
+)
+from devenv.workflows.messages import ProvisionInput, TerminateInput
 from devenv.workflows.state import InstanceInfo
-from tests.backend.conftest import Instance, Lab, mode, run, write_ssh_config
+from tests.backend.conftest import Instance, Lab, mode, run, wait_until, write_ssh_config
 
 
 def server_pids(instance_dir: Path) -> list[int]:
@@ -30,6 +37,17 @@ def server_pids(instance_dir: Path) -> list[int]:
                 if proctools.is_running(int(entry.name)):
                     found.append(int(entry.name))
     return found
+
+
+def marked_commands(token: str) -> set[str]:
+    """The command lines of the live processes carrying instance ``token``'s marker."""
+    return {
+        " ".join(proctools.cmdline(pid)) for pid in proctools.processes_with_env(ENV_MARKER, token)
+    }
+
+
+def tree(root: Path) -> set[Path]:
+    return set(root.rglob("*"))
 
 
 async def test_provision_is_idempotent_per_token(lab: Lab) -> None:
@@ -140,7 +158,9 @@ async def test_terminate_kills_everything_keeps_the_workspace_and_never_resurrec
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
     )
-    await asyncio.sleep(0.5)
+    # The session's sleep runs once ssh has logged in: wait for it, not for a fixed time.
+    sleeps = {"sleep 1000", "sleep 1001", "sleep 1002"}
+    await wait_until(lambda: sleeps <= marked_commands(instance.token))
     marked = proctools.processes_with_env(ENV_MARKER, instance.token)
     assert instance.info.data["pid"] in marked
     assert len(marked) >= 4  # server, two detached sleeps, the session's sleep
@@ -173,7 +193,7 @@ async def test_the_server_cleans_up_its_processes_on_sigterm(lab: Lab) -> None:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
     )
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: {"sleep 1003", "sleep 1004"} <= marked_commands(instance.token))
     assert instance.info.data["pid"] is not None
     os.kill(instance.info.data["pid"], signal.SIGTERM)
     await asyncio.to_thread(proctools.wait_gone, [instance.info.data["pid"]], 5.0)
@@ -185,13 +205,22 @@ async def test_the_server_cleans_up_its_processes_on_sigterm(lab: Lab) -> None:
 
 
 async def test_terminate_before_anything_was_provisioned(lab: Lab) -> None:
+    """A stop that won the race against provisioning: a late provision must not start it."""
     request = lab.request("never")
+    token = request.instance_token
     await lab.backend.terminate(
-        TerminateInput(workflow_id="w", instance_token=request.instance_token, spec=request.spec)
+        TerminateInput(workflow_id="w", instance_token=token, spec=request.spec)
     )
     with pytest.raises(ApplicationError) as refused:
         await lab.backend.provision(request)
-    assert refused.value.type == PROVISIONING_ERROR
+    assert refused.value.type == PROVISIONING_ERROR and refused.value.non_retryable
+    assert refused.value.message == (
+        f"instance {token} of never was terminated; it is not started again"
+    )
+    assert proctools.processes_with_env(ENV_MARKER, token) == []
+    instance_dir = lab.backend.instance_dir("never", token)
+    assert server_pids(instance_dir) == []
+    assert {path.name for path in instance_dir.iterdir()} == {TERMINATED_FILE, LOCK_FILE}
 
 
 async def test_a_server_that_cannot_start_fails_provisioning_cleanly(lab: Lab) -> None:
@@ -202,18 +231,57 @@ async def test_a_server_that_cannot_start_fails_provisioning_cleanly(lab: Lab) -
     assert failed.value.type == PROVISIONING_ERROR and failed.value.non_retryable
     assert "user public key is not an OpenSSH public key" in str(failed.value)
     assert proctools.processes_with_env(ENV_MARKER, request.instance_token) == []
+    instance_dir = lab.backend.instance_dir("broken", request.instance_token)
+    assert server_pids(instance_dir) == []
+    assert not (instance_dir / PID_FILE).exists() and not (instance_dir / READY_FILE).exists()
 
 
 async def test_is_alive_is_not_fooled_by_a_reused_pid(lab: Lab, shared: Instance) -> None:
     assert await lab.backend.is_alive(shared.info)
-    impostor = shared.info.model_copy(update={"pid": os.getpid()})
+    # The pid lives in the backend's data; this process is alive but not the server.
+    impostor = shared.info.model_copy(update={"data": {**shared.info.data, "pid": os.getpid()}})
     assert not await lab.backend.is_alive(impostor)
     gone = shared.info.model_copy(update={"instance_id": "tnothere"})
     assert not await lab.backend.is_alive(gone)
 
 
-def test_unsafe_names_are_refused(lab: Lab) -> None:
-    backend = LocalBackend(lab.settings)
-    for bad in ("../escape", "a/b", "..", ""):
-        with pytest.raises(ApplicationError):
-            backend.instance_dir("ok", bad)
+UNSAFE = ["../escape", "a/b", "..", ".", "", "-rf", "x" * 129]
+
+
+@pytest.mark.parametrize("bad", UNSAFE, ids=repr)
+async def test_an_unsafe_token_is_refused_before_anything_is_created(lab: Lab, bad: str) -> None:
+    """Tokens become folder names: one that could escape ``envs/`` fails provisioning for
+    good (not retried), says which value is wrong, and creates no file and no process."""
+    request = ProvisionInput.model_validate(
+        {**lab.request("unsafe").model_dump(), "instance_token": bad}
+    )
+    before = tree(lab.home)
+    with pytest.raises(ApplicationError) as refused:
+        await lab.backend.provision(request)
+    assert refused.value.type == PROVISIONING_ERROR and refused.value.non_retryable
+    assert refused.value.message == f"invalid instance token for the local backend: {bad!r}"
+    # Nor may terminate touch a path outside: Temporal would retry it forever if it could.
+    with pytest.raises(ApplicationError) as refused_too:
+        await lab.backend.terminate(
+            TerminateInput(workflow_id="w", instance_token=bad, spec=request.spec)
+        )
+    assert refused_too.value.non_retryable and refused_too.value.message == refused.value.message
+    assert tree(lab.home) == before, "a refused request left files behind"
+    assert not (lab.settings.envs_dir / "unsafe" / "escape").exists()
+    assert proctools.processes_with_env(ENV_MARKER, bad) == []
+
+
+@pytest.mark.parametrize("bad", ["../escape", "a/b", "..", ".hidden"], ids=repr)
+async def test_an_unsafe_environment_name_is_refused_before_anything_is_created(
+    lab: Lab, bad: str
+) -> None:
+    request = lab.request("placeholder")
+    request.spec.name = bad
+    before = tree(lab.home)
+    with pytest.raises(ApplicationError) as refused:
+        await lab.backend.provision(request)
+    assert refused.value.type == PROVISIONING_ERROR and refused.value.non_retryable
+    assert refused.value.message == f"invalid environment name for the local backend: {bad!r}"
+    assert tree(lab.home) == before, "a refused request left files behind"
+    assert not (lab.home / "escape").exists()
+    assert proctools.processes_with_env(ENV_MARKER, request.instance_token) == []

@@ -18,9 +18,10 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from devenv.backends.local.files import ACTIVITY_SUBSYSTEM
+from devenv.backends.local import proctools
+from devenv.backends.local.files import ACTIVITY_SUBSYSTEM, ENV_MARKER
 from devenv.backends.local.terminal import take_controlling_tty
-from tests.backend.conftest import Instance, Lab, run, write_ssh_config
+from tests.backend.conftest import Instance, Lab, run, wait_until, write_ssh_config
 
 
 async def test_exec_prints_output_and_propagates_the_exit_code(shared: Instance) -> None:
@@ -106,6 +107,30 @@ class PtyClient:
         os.close(self.master)
 
 
+async def until_size(terminal: PtyClient, size: bytes, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        terminal.type("echo SIZE=$(stty size)\n")
+        seen = (await terminal.expect(r"SIZE=(\d+ \d+)\r?\n")).group(1)
+        if seen == size:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the shell's terminal is {seen!r}, not {size!r}")
+        await asyncio.sleep(0.05)
+
+
+def foreground_sleep(token: str, seconds: str) -> bool:
+    """``sleep SECONDS`` of instance ``token`` runs and owns its terminal's foreground."""
+    for pid in proctools.processes_with_env(ENV_MARKER, token):
+        if proctools.cmdline(pid) != ["sleep", seconds]:
+            continue
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if fields[2] == fields[5]:  # process group == the tty's foreground group
+                return True
+    return False
+
+
 @pytest.fixture
 async def terminal() -> AsyncIterator[PtyClient]:
     client = PtyClient(rows=30, cols=100)
@@ -123,17 +148,17 @@ async def test_interactive_login_shell_with_job_control_and_resize(
     await terminal.expect(r"30 100\r?\n")
     await terminal.expect("READY42")
 
-    # The window size follows the user's terminal.
+    # The window size follows the user's terminal (ssh forwards the change on SIGWINCH:
+    # ask until the shell sees it, the first answer may predate it).
     terminal.resize(40, 120)
-    await asyncio.sleep(0.3)
-    terminal.type("stty size\n")
-    await terminal.expect(r"40 120\r?\n")
+    await until_size(terminal, b"40 120")
 
     # The pty is the shell's controlling terminal: /dev/tty opens and ^C interrupts.
     terminal.type(": </dev/tty && echo CTTY$((1+1))\n")
     await terminal.expect("CTTY2")
-    terminal.type("sleep 30\n")
-    await asyncio.sleep(0.5)
+    terminal.type("sleep 37\n")
+    # ^C only reaches the sleep once it is the terminal's foreground job.
+    await wait_until(lambda: foreground_sleep(shared.token, "37"))
     terminal.type("\x03")
     terminal.type("echo AFTER$((2+2))\n")
     await terminal.expect("AFTER4", timeout=5)

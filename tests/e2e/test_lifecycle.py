@@ -92,10 +92,59 @@ def test_signal_changes_the_threshold_of_a_running_environment_at_once(
     assert late.returncode == 2 and "terminated" in late.stderr
 
 
+def test_a_second_start_of_a_running_name_is_refused_and_the_first_is_untouched(
+    devenv: Devenv, example: Path, tmp_path: Path
+) -> None:
+    """`devenv start` of a name that is running: one line, exit code 2, and the running
+    environment keeps its thresholds, deadline, instance, host key and history."""
+    name = "e2e-twice"
+    devenv.run("start", str(example), "--name", name, "--inactivity", "1h", "--max-duration", "off")
+    before = devenv.ps(name)
+    assert (before["status"], before["inactivity_duration"], before["max_duration"]) == (
+        "running",
+        3600,
+        None,
+    )
+    host_entry = devenv.home / "ssh" / "hosts" / f"{name}.conf"
+    entry_before = host_entry.read_text()
+    port = devenv.instance_port(name)
+    instances = devenv.home / "envs" / name / "instances"
+    tokens_before = sorted(path.name for path in instances.iterdir())
+    events_before = json.loads(devenv.run("logs", name, "--json").stdout)
+
+    # The name given on the command line, then in the file itself.
+    named = tmp_path / "twice.yml"
+    named.write_text(example.read_text().replace("name: my-env", f"name: {name}"))
+    attempts = [
+        ["start", str(example), "--name", name, "--inactivity", "5s", "--max-duration", "1d"],
+        ["start", str(named), "--inactivity", "5s"],
+    ]
+    for args in attempts:
+        again = devenv.run(*args, check=False)
+        assert again.returncode == 2, (again.args, again.stdout, again.stderr)
+        assert again.stdout == ""
+        assert again.stderr.splitlines() == [
+            f"error: an environment named '{name}' is already running; "
+            f"stop it with `devenv stop {name}` or choose another name"
+        ]
+
+    assert devenv.ps(name) == before, "the refused start changed the running environment"
+    assert host_entry.read_text() == entry_before, "the pinned host key was rewritten"
+    assert devenv.instance_port(name) == port and port_open(port)
+    assert sorted(path.name for path in instances.iterdir()) == tokens_before, "a 2nd instance"
+    assert json.loads(devenv.run("logs", name, "--json").stdout) == events_before
+    assert devenv.ssh(name, "echo", "still-mine").stdout == "still-mine\n"
+
+    devenv.run("stop", name, "--wait")
+    # Once it has ended, the name is free again: a new environment, a new instance.
+    devenv.run("start", str(example), "--name", name, "--inactivity", "1h")
+    assert devenv.ps(name)["status"] == "running"
+    assert len(list(instances.iterdir())) == len(tokens_before) + 1
+    devenv.run("stop", name, "--wait")
+
+
 def test_tools_stop_and_logs(devenv: Devenv, example: Path, tmp_path: Path) -> None:
     devenv.run("start", str(example), "--name", "e2e-tools")
-    again = devenv.run("start", str(example), "--name", "e2e-tools", check=False)
-    assert again.returncode == 2 and "already running" in again.stderr
 
     assert devenv.run("ssh", "e2e-tools", "--", "echo", "from-devenv-ssh").stdout.strip() == (
         "from-devenv-ssh"

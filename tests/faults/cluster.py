@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -246,7 +248,7 @@ def kill_everything_of(home: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
         if not victims:
             return
-        time.sleep(0.1)
+        time.sleep(0.1)  # a pause between sweeps, so the processes they started show up
 
 
 def example_file() -> Path:
@@ -286,10 +288,29 @@ def tcp_connections(pid: int, remote_port: int) -> list[int]:
     ]
 
 
-def cut_tcp(local_port: int, remote_port: int) -> bool:
+SS_K_REQUIREMENT = (
+    "this test cuts one TCP connection with `ss -K` (iproute2), which needs CAP_NET_ADMIN "
+    "(root) and a kernel built with CONFIG_INET_DIAG_DESTROY. CI (.ci/run) runs the suite "
+    "as root on Debian 12, where iproute2 provides `ss`; locally: `apt-get install iproute2` "
+    "and run the fault tests as root"
+)
+
+
+def require_ss_kill() -> None:
+    """Fail (never skip) when ``ss`` is missing: the guarantee would go unchecked."""
+    if shutil.which("ss") is None:
+        pytest.fail(f"`ss` was not found on PATH: {SS_K_REQUIREMENT}", pytrace=False)
+
+
+def _ss_k_failed(what: str) -> None:
+    pytest.fail(f"{what} (running as uid {os.geteuid()}): {SS_K_REQUIREMENT}", pytrace=False)
+
+
+def cut_tcp(local_port: int, remote_port: int) -> None:
     """Destroy one loopback TCP connection in the kernel (``ss -K``), as a network cut does:
-    the owner's socket fails with ECONNABORTED and the peer gets a reset. Needs
-    CAP_NET_ADMIN and CONFIG_INET_DIAG_DESTROY; False when the kernel did not do it."""
+    the owner's socket fails with ECONNABORTED and the peer gets a reset. Fails the test,
+    saying what is missing, when the kernel did not do it."""
+    require_ss_kill()
     result = subprocess.run(
         [
             "ss", "-K", "-tnH", "state", "established",
@@ -300,11 +321,16 @@ def cut_tcp(local_port: int, remote_port: int) -> bool:
         check=False,
     )  # fmt: skip
     if result.returncode != 0:
-        return False
+        _ss_k_failed(f"`ss -K` exited {result.returncode}: {result.stderr.strip() or 'no message'}")
     listing = subprocess.run(
         ["ss", "-tnH", "state", "established", "src", f"127.0.0.1:{local_port}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return f":{remote_port}" not in listing
+    if f":{remote_port}" in listing:
+        said = result.stderr.strip() or "nothing"
+        _ss_k_failed(
+            f"`ss -K` ran (it said: {said}) but 127.0.0.1:{local_port} -> :{remote_port} is "
+            "still established (no CAP_NET_ADMIN, or a kernel without CONFIG_INET_DIAG_DESTROY)"
+        )

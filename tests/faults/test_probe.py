@@ -20,10 +20,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from devenv.activities.activities import EnvironmentActivities
-from devenv.workflows.messages import INSTANCE_LOST, ProbeInput, ProvisionInput, TerminateInput
 from devenv.backends.local.backend import LocalBackend
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.settings import Settings
+from devenv.workflows.messages import INSTANCE_LOST, ProbeInput, ProvisionInput, TerminateInput
 from devenv.workflows.state import EnvSpec
 from tests.faults.cluster import kill_everything_of
 

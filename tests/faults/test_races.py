@@ -95,19 +95,23 @@ def test_a_signal_landing_on_the_deadline_either_applies_or_is_refused(
     name = "race-deadline"
     row = cluster.start_env(name, "--inactivity", "3s")
     deadline = when(row["deadline"])
-    # `devenv signal` takes ~0.7 s to start; aim its update at the deadline.
+    # On purpose: `devenv signal` takes ~0.7 s to start; aim its update at the deadline.
     time.sleep(max(0.0, (deadline - now()).total_seconds() - 0.7))
     result = cluster.run("signal", name, "--inactivity", "1h", check=False)
-    time.sleep(1)
-    final = cluster.ps(name)
     if result.returncode == 0:
+        assert "terminat" not in result.stdout, result.stdout
+        # On purpose: a window past the old deadline in which it must NOT terminate.
+        time.sleep(max(0.0, (deadline - now()).total_seconds()) + 1)
+        final = cluster.ps(name)
         assert (final["status"], final["inactivity_duration"]) == ("running", 3600)
+        assert "terminat" not in cluster.logs(name)
         cluster.run("stop", name, "--wait")
     else:
-        refused(result)
-        assert (final["status"], final["termination_reason"], final["inactivity_duration"]) == (
-            "terminated",
+        refused(result, "nothing changed")
+        final = cluster.wait_status(name, "terminated", timeout=10)
+        assert (final["termination_reason"], final["inactivity_duration"]) == (
             "inactivity_duration_exceeded",
             3,
         )
+        assert "changed" not in cluster.logs(name)
     assert cluster.instance_pids(name) == []

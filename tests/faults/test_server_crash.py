@@ -21,6 +21,7 @@ from tests.faults.cluster import (
     example_file,
     parent,
     pids,
+    port_open,
     wait_for,
 )
 
@@ -55,7 +56,9 @@ def test_a_killed_temporal_server_restarted_on_its_database_loses_nothing(
         assert len(before) == 3
 
         cluster.kill_temporal()
-        time.sleep(0.5)
+        wait_for(
+            lambda: not port_open(cluster.temporal_port), 10, "the dead server's port to close"
+        )
         began = time.monotonic()
         cluster.start_temporal()
         after = rows(cluster, "srv-")

@@ -1,16 +1,14 @@
 """What only the real dev server does: search attributes, the continue-as-new suggestion
-(lowered to 60 events in conftest), id conflicts. Time is real here, so nothing waits for
+(lowered to 60 events in conftest). Time is real here, so nothing waits for
 a deadline; the fake monitor holds as the real one does."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowHandle
-from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 from devenv.workflows.environment import DevEnvironmentWorkflow
@@ -96,24 +94,3 @@ async def test_continue_as_new_suggested_by_the_server_keeps_state(
         final = await latest.result()
     assert final.runs == 2 and final.status == Status.TERMINATED
     assert [t.instance for t in fake.terminates] == [first.instance]
-
-
-async def test_second_environment_with_a_running_name_is_refused(
-    dev_server_env: WorkflowEnvironment,
-) -> None:
-    client = dev_server_env.client
-    async with running_worker(client) as fake:
-        state = make_state(inactivity=3600, tuning=TUNING)
-        handle = await start(client, fake, state)
-        await wait_for(handle, lambda s: s.status == Status.RUNNING)
-        with pytest.raises(WorkflowAlreadyStartedError):
-            await client.start_workflow(
-                WF.run,
-                state,
-                id=handle.id,
-                task_queue=fake.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            )
-        await handle.execute_update(WF.request_stop, None)
-        await handle.result()
-    assert len(fake.provisions) == 1

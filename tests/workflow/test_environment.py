@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from devenv.workflows.durations import MAX_SECONDS
@@ -566,7 +566,7 @@ async def test_monitor_that_ends_is_restarted_and_its_reports_count(
     assert final.termination_reason == TerminationReason.STOPPED_BY_USER
 
 
-async def test_reports_outside_running_are_ignored_and_events_are_bounded(
+async def test_events_are_bounded_and_the_oldest_are_dropped_first(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     client = time_skipping_env.client
@@ -581,6 +581,140 @@ async def test_reports_outside_running_are_ignored_and_events_are_bounded(
         await handle.execute_update(WF.request_stop, None)
         final = await handle.result()
     assert len(final.events) == MAX_EVENTS
+
+
+# ---------------------------------------------------------------- reports outside RUNNING
+
+
+def without_events(state: EnvState) -> dict[str, object]:
+    return state.model_dump(exclude={"events"})
+
+
+async def test_a_report_while_provisioning_changes_nothing_and_is_logged(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A monitor of an earlier run, or one that is early, must not count users before the
+    instance exists: no connections, no idle clock, the max_duration deadline as it was."""
+    env = time_skipping_env
+    async with running_worker(env.client, provision_gate=asyncio.Event()) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=H, max_duration=24 * H))
+        provisioning = await wait_for(handle, lambda s: len(fake.provisions) == 1)
+        assert provisioning.status == Status.PROVISIONING and provisioning.created_at is not None
+        assert provisioning.deadline == provisioning.created_at + timedelta(hours=24)
+
+        now = utc(await env.get_current_time())
+        await handle.signal(WF.record_presence, report(2, now))
+        await handle.signal(WF.record_presence, report(0, now))
+        ignored = await wait_for(handle, lambda s: len(s.events) == len(provisioning.events) + 2)
+        assert messages(ignored)[-2:] == [
+            "activity report ignored while provisioning (2 connections)",
+            "activity report ignored while provisioning (0 connections)",
+        ]
+        assert without_events(ignored) == without_events(provisioning)
+        assert ignored.status == Status.PROVISIONING and ignored.connections == 0
+        assert ignored.idle_since is None and ignored.last_report_at is None
+        assert ignored.deadline == provisioning.deadline
+        assert ignored.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED
+
+        assert fake.provision_gate is not None
+        fake.provision_gate.set()
+        running = await wait_running(handle)
+        # Had the report of 2 counted, there would be no idle deadline now.
+        assert running.connections == 0 and running.last_report_at is None
+        assert running.ready_at is not None and running.idle_since == running.ready_at
+        assert running.deadline == running.ready_at + timedelta(hours=1)
+        await handle.execute_update(WF.request_stop, None)
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert not any(m.startswith("user connected") for m in messages(final))
+
+
+async def test_a_report_while_terminating_changes_nothing_and_is_logged(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The user leaves (and a keepalive comes) while the instance is being deleted: the
+    ending environment keeps its last count, idle clock and report time."""
+    env = time_skipping_env
+    async with running_worker(env.client, terminate_gate=asyncio.Event()) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=H))
+        running = await wait_running(handle)
+        connected_at = utc(await env.get_current_time())
+        await handle.signal(WF.record_presence, report(1, connected_at))
+        active = await wait_for(handle, lambda s: s.connections == 1)
+        await handle.execute_update(WF.request_stop, "end of day")
+        terminating = await wait_for(handle, lambda s: len(fake.terminates) == 1)
+        assert terminating.status == Status.TERMINATING
+        assert terminating.connections == 1 and terminating.deadline is None
+
+        left_at = utc(await env.get_current_time())
+        await handle.signal(WF.record_presence, report(0, left_at))
+        await handle.signal(WF.record_presence, report(1, connected_at, keepalive=True))
+        ignored = await wait_for(handle, lambda s: len(s.events) == len(terminating.events) + 2)
+        assert messages(ignored)[-2:] == [
+            "activity report ignored while terminating (0 connections)",
+            "activity report ignored while terminating (1 connection)",
+        ]
+        assert without_events(ignored) == without_events(terminating)
+        assert ignored.connections == 1, "the disconnect was not applied"
+        assert ignored.idle_since == running.ready_at, "no idle clock started"
+        assert ignored.last_report_at == active.last_report_at, "the keepalive was not counted"
+        assert ignored.deadline is None and ignored.deadline_reason is None
+
+        assert fake.terminate_gate is not None
+        fake.terminate_gate.set()
+        final = await handle.result()
+    assert final.status == Status.TERMINATED
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert messages(final)[-1] == "terminated: stopped_by_user"
+    assert not any(m.startswith("last user disconnected") for m in messages(final))
+    assert len(fake.terminates) == 1
+
+
+async def test_a_report_while_cleaning_up_a_failed_provision_changes_nothing(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    async with running_worker(
+        env.client, provision_error="no capacity", terminate_gate=asyncio.Event()
+    ) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=H, max_duration=24 * H))
+        cleaning = await wait_for(handle, lambda s: len(fake.terminates) == 1)
+        assert cleaning.status == Status.TERMINATING
+        assert cleaning.termination_reason == TerminationReason.PROVISIONING_FAILED
+
+        await handle.signal(WF.record_presence, report(3, utc(await env.get_current_time())))
+        ignored = await wait_for(handle, lambda s: len(s.events) == len(cleaning.events) + 1)
+        assert messages(ignored)[-1] == "activity report ignored while terminating (3 connections)"
+        assert without_events(ignored) == without_events(cleaning)
+        assert ignored.connections == 0 and ignored.idle_since is None
+        assert ignored.last_report_at is None and ignored.deadline is None
+
+        assert fake.terminate_gate is not None
+        fake.terminate_gate.set()
+        final = await handle.result()
+    assert final.status == Status.FAILED and final.error == "no capacity"
+    assert final.connections == 0 and final.ready_at is None and final.idle_since is None
+
+
+async def test_a_report_after_the_end_is_refused_and_changes_nothing(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """An ended environment's workflow closes in the task that ended it, so a late report
+    never reaches it: the server refuses the signal and the recorded end stays as it was."""
+    env = time_skipping_env
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=H))
+        await wait_running(handle)
+        await handle.execute_update(WF.request_stop, None)
+        final = await handle.result()
+        with pytest.raises(RPCError) as refused:
+            await handle.signal(WF.record_presence, report(1, utc(await env.get_current_time())))
+        assert refused.value.status == RPCStatusCode.NOT_FOUND
+        assert "completed" in str(refused.value).lower()
+        after = await handle.query(WF.status)
+    assert after == final
+    assert after.status == Status.TERMINATED and after.connections == 0
+    assert after.idle_since == final.idle_since and after.deadline is None
 
 
 # ---------------------------------------------------------------- continue-as-new

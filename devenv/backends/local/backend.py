@@ -77,6 +77,7 @@ def server_environment(worker: Mapping[str, str]) -> dict[str, str]:
         if key in SERVER_ENV or key.startswith(SERVER_ENV_PREFIXES)
     }
 
+
 # Started by the worker; starts the server in a new session, prints its pid and exits,
 # so the server is reparented away from the worker (no zombie, survives the worker).
 _LAUNCHER = """\
