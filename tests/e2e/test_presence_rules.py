@@ -53,3 +53,17 @@ def test_the_shell_sees_none_of_the_workers_secrets(devenv: Devenv) -> None:
     assert {"HOME", "USER", "PATH", "SHELL", "DEVENV_ENV"} <= names
     assert not {n for n in names if n.startswith(("DEVENV_TEMPORAL", "TEMPORAL_", "PYTEST"))}
     devenv.run("stop", "e2e-env", "--wait")
+
+
+def test_stop_keeps_the_workspace_and_purge_deletes_it(devenv: Devenv) -> None:
+    example = str(Path(__file__).parents[2] / "examples" / "dev.yml")
+    workspace = devenv.home / "envs" / "e2e-purge" / "workspace"
+    devenv.run("start", example, "--name", "e2e-purge")
+    assert devenv.ssh("e2e-purge", "echo kept > notes.txt").returncode == 0
+    devenv.run("stop", "e2e-purge", "--wait")
+    assert (workspace / "notes.txt").read_text() == "kept\n"
+    devenv.run("start", example, "--name", "e2e-purge")
+    assert devenv.ssh("e2e-purge", "cat notes.txt").stdout == "kept\n"
+    devenv.run("stop", "e2e-purge", "--wait", "--purge")
+    assert not workspace.exists()
+    assert "the workspace will be deleted at termination" in devenv.run("logs", "e2e-purge").stdout
