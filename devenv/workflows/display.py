@@ -72,3 +72,22 @@ def details(s: EnvState) -> str:
     if s.error:
         lines.append(f"error: {s.error}")
     return "  \n".join(lines)
+
+
+def wake_summary(s: EnvState, wake_at: datetime | None, restart_at: datetime | None) -> str:
+    """What the workflow's one timer waits for, as the Web UI's timeline shows it."""
+    if wake_at is None:
+        return "waiting for a change (no deadline)"
+    if restart_at is not None and wake_at == restart_at:
+        return f"monitor restart {clock(wake_at)}"
+    if s.deadline is not None and wake_at == s.deadline:
+        if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
+            return (
+                f"max_duration deadline {clock(wake_at)} "
+                f"({format_duration(s.spec.max_duration)} after creation)"
+            )
+        return (
+            f"idle deadline {clock(wake_at)} "
+            f"({format_duration(s.spec.inactivity_duration)} after the last user left)"
+        )
+    return f"monitor silence check {clock(wake_at)}"

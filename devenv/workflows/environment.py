@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         failure_message,
         plural,
         utc,
+        wake_summary,
     )
     from devenv.workflows.durations import MAX_SECONDS, format_duration
     from devenv.workflows.messages import (
@@ -120,6 +121,7 @@ class DevEnvironmentWorkflow:
                 # Cancelled, it must stop before cleanup by token starts, or it could
                 # create the instance after the cleanup looked for it.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=f"provision on {s.spec.backend}",
             )
         except (ActivityError, asyncio.CancelledError) as err:
             if workflow.cancellation_reason() is not None:  # the provision stopped on cancel
@@ -186,6 +188,7 @@ class DevEnvironmentWorkflow:
                 await workflow.wait_condition(
                     self._should_wake,
                     timeout=None if wake_at is None else max(wake_at - now, MIN_TIMER),
+                    timeout_summary=wake_summary(s, wake_at, self._monitor.restart_at),
                 )
             except TimeoutError:
                 pass
@@ -219,6 +222,7 @@ class DevEnvironmentWorkflow:
                 task_queue=s.instance.task_queue,
                 start_to_close_timeout=PROBE_TIMEOUT,
                 retry_policy=PROBE_RETRY,
+                summary="probe: who is connected",
             )
         except ActivityError as err:
             cause = err.cause
@@ -299,6 +303,8 @@ class DevEnvironmentWorkflow:
             start_to_close_timeout=TERMINATE_TIMEOUT,
             heartbeat_timeout=WORK_HEARTBEAT,
             retry_policy=TERMINATE_RETRY,
+            summary="terminate"
+            + (f" ({s.termination_reason.value})" if s.termination_reason else ""),
         )
         while True:
             try:

@@ -77,6 +77,7 @@ class MonitorSupervisor:
                 heartbeat_timeout=MONITOR_HEARTBEAT,
                 retry_policy=MONITOR_RETRY,
                 cancellation_type=ActivityCancellationType.TRY_CANCEL,
+                summary="monitor: who is present (presence stream)",
             )
         return None
 
