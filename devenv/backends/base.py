@@ -92,7 +92,12 @@ class Backend(ABC):
         stream breaks (raise; the monitor reconnects) or the instance is gone."""
 
     async def probe(self, instance: InstanceInfo) -> PresenceReport:
-        """Who is present right now, read once (the first report of a fresh stream)."""
+        """Who is present right now, read once (the first report of a fresh stream).
+
+        Its ``last_change`` must be the last moment the backend KNOWS users left: the
+        workflow restarts the idle clock from it. A source that starts afresh and cannot
+        know (an agent started for this probe) reports the epoch, never its own start.
+        """
         stream = self.presence(instance, connect_timeout=PROBE_CONNECT_TIMEOUT)
         async with contextlib.aclosing(stream):  # type: ignore[type-var]
             return await anext(stream)

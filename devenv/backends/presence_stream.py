@@ -9,12 +9,46 @@ are raised, not hidden: the monitor reconnects with backoff.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
 from devenv import keepalive
 from devenv.workflows.state import InstanceInfo, PresenceReport
+
+KEY_ONLY: dict[str, Any] = {
+    "config": None,
+    "agent_path": None,
+    "password_auth": False,
+    "kbdint_auth": False,
+    "gss_auth": False,
+    "host_based_auth": False,
+}
+"""asyncssh options of every connection devenv makes: the one key it offers, no OpenSSH
+config, no agent, no password or other method a host could ask for."""
+
+
+def connect_internal(
+    instance: InstanceInfo,
+    internal_key_path: Path,
+    *,
+    connect_timeout: float = 10.0,
+    keepalive_interval: float = keepalive.INTERVAL_SECONDS,
+) -> AbstractAsyncContextManager[asyncssh.SSHClientConnection]:
+    """The internal key's connection to an instance, its host key pinned."""
+    return asyncssh.connect(
+        instance.host,
+        instance.port,
+        username=instance.username,
+        client_keys=[asyncssh.read_private_key(str(internal_key_path))],
+        known_hosts=([asyncssh.import_public_key(instance.host_public_key)], [], []),
+        connect_timeout=connect_timeout,
+        keepalive_interval=keepalive_interval,
+        keepalive_count_max=keepalive.asyncssh_count_max(keepalive_interval),
+        **KEY_ONLY,
+    )
 
 
 class PresenceStreamEndedError(ConnectionError):
@@ -35,23 +69,11 @@ async def ssh_presence(
     internal key decides what runs. Raises on connection failure, on a host key that
     is not the pinned one, on a dead server (keepalives) and at end of stream.
     """
-    client_key = asyncssh.read_private_key(str(internal_key_path))
-    host_key = asyncssh.import_public_key(instance.host_public_key)
-    async with asyncssh.connect(
-        instance.host,
-        instance.port,
-        username=instance.username,
-        client_keys=[client_key],
-        known_hosts=([host_key], [], []),
-        config=None,
-        agent_path=None,
-        password_auth=False,
-        kbdint_auth=False,
-        gss_auth=False,
-        host_based_auth=False,
+    async with connect_internal(
+        instance,
+        internal_key_path,
         connect_timeout=connect_timeout,
         keepalive_interval=keepalive_interval,
-        keepalive_count_max=keepalive.asyncssh_count_max(keepalive_interval),
     ) as conn:
         async with conn.create_process(subsystem=subsystem, encoding="utf-8") as proc:
             async for line in proc.stdout:

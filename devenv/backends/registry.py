@@ -69,3 +69,8 @@ register(
         "devenv.backends.local.backend:LocalBackend",
     )
 )
+register(
+    BackendEntry(
+        "ssh", "devenv.backends.ssh.config:SshConfig", "devenv.backends.ssh.backend:SshBackend"
+    )
+)

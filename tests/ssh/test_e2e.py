@@ -1,0 +1,194 @@
+"""``backend: ssh`` end to end, as a user lives it: the real `devenv` CLI, `ssh`, and sshd.
+
+A private devenv world (its own DEVENV_HOME, HOME and embedded Temporal server) whose
+worker administers the harness sshd as root; environments are accounts on this
+machine, deleted at teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devenv.backends.ssh.host_setup import account_name
+from tests.e2e.harness import Devenv, wait_for
+from tests.ssh.conftest import (
+    account_of,
+    host_dir_of,
+    pids_of,
+    remove_environment_account,
+    shadow,
+    ssh_section,
+    unique_name,
+)
+from tests.support.sshd import Sshd, running_sshd
+
+pytestmark = pytest.mark.e2e
+
+
+class World:
+    """A devenv world and the sshd its environments live on; remembers names to clean up."""
+
+    def __init__(self, devenv: Devenv, sshd: Sshd) -> None:
+        self.devenv = devenv
+        self.sshd = sshd
+        self.names: set[str] = set()
+
+    def config(self, directory: Path, **section: Any) -> tuple[str, Path]:
+        """A `backend: ssh` file pointing at the harness sshd with the admin key."""
+        name = unique_name("sshe")
+        self.names.add(name)
+        path = directory / f"{name}.yml"
+        doc = {
+            "type": "dev-environment",
+            "name": name,
+            "backend": "ssh",
+            "ssh_config": ssh_section(self.sshd, **section),
+            "inactivity_duration": "1h",
+        }
+        path.write_text(yaml.safe_dump(doc))
+        return name, path
+
+    def ps(self, name: str) -> dict[str, Any]:
+        return self.devenv.ps(name)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with running_sshd() as sshd:
+        devenv = Devenv(
+            tmp_path_factory.mktemp("ssh-e2e"),
+            # The host folder inside the sshd's root (removed with it); no HTTP API port
+            # of this world may collide with another's.
+            extra_env={"DEVENV_SSH_HOST_DIR": str(host_dir_of(sshd)), "DEVENV_API_PORT": "0"},
+        )
+        made = World(devenv, sshd)
+        server = devenv.start_server()
+        try:
+            yield made
+        finally:
+            devenv.cleanup()
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
+            for name in made.names:
+                remove_environment_account(name)
+
+
+def when(text: str | None) -> datetime:
+    assert text is not None
+    return datetime.fromisoformat(text)
+
+
+def until_status(world: World, name: str, status: str, timeout: float = 20) -> dict[str, Any]:
+    try:
+        return wait_for(
+            lambda: (row := world.ps(name))["status"] == status and row, timeout, f"{name} {status}"
+        )
+    except AssertionError as timed_out:
+        logs = world.devenv.run("logs", name, check=False).stdout
+        raise AssertionError(f"{timed_out}; its events:\n{logs}") from None
+
+
+def until_activity(world: World, name: str, activity: str, timeout: float = 10) -> None:
+    wait_for(lambda: world.ps(name)["activity"] == activity, timeout, f"ps to show {activity}")
+
+
+def test_an_ssh_environment_is_used_walked_away_from_and_ends_on_time(
+    world: World, tmp_path: Path
+) -> None:
+    devenv = world.devenv
+    name, path = world.config(tmp_path)
+    started = devenv.run("start", str(path))
+    assert name in started.stdout and "ssh" in started.stdout
+    row = world.ps(name)
+    assert (row["status"], row["backend"], row["activity"]) == ("running", "ssh", "idle")
+    account = account_name(name)
+
+    who = devenv.ssh(name, "id -un; pwd")
+    assert who.returncode == 0, who.stderr
+    assert who.stdout.split() == [account, f"/home/{account}"]
+    via_cli = devenv.run("ssh", name, "--", "id", "-un")
+    assert via_cli.stdout.strip() == account
+
+    session = devenv.open_session(name)
+    session.send("echo shell-$((6*7)) $(tty)\n")
+    session.expect("shell-42 /dev/pts/")
+    until_activity(world, name, "active")
+    assert world.ps(name)["connections"] == 1
+    assert session.close() == 0
+    until_activity(world, name, "idle")
+
+    # sshd restarted with every session killed (the monitor's too): the monitor reconnects.
+    world.sshd.restart(kill_sessions=True)
+    session = devenv.open_session(name)
+    session.send("echo back-$((6*7))\n")
+    session.expect("back-42")
+    until_activity(world, name, "active", timeout=20)
+    escape = "setsid nohup env -i sleep 600 >/dev/null 2>&1 </dev/null &\n"
+    session.send(escape + "echo escaped\n")
+    session.expect("escaped")
+    assert session.close() == 0
+    until_activity(world, name, "idle")
+    assert pids_of(account), "the escaped sleep runs while the environment does"
+
+    idle_since = when(world.ps(name)["idle_since"])
+    signalled_at = datetime.now(UTC)
+    signalled = json.loads(devenv.run("signal", name, "--inactivity", "2s", "--json").stdout)
+    if signalled["deadline"] is not None:
+        assert when(signalled["deadline"]) == idle_since + timedelta(seconds=2)
+    # On a loaded machine 2 s may already have passed: then it ends at once.
+    due = max(idle_since + timedelta(seconds=2), signalled_at)
+    row = until_status(world, name, "terminated")
+    assert row["termination_reason"] == "inactivity_duration_exceeded"
+    events = json.loads(devenv.run("logs", name, "--json").stdout)
+    ended = next(when(e["at"]) for e in events if e["message"].startswith("terminated:"))
+    assert idle_since + timedelta(seconds=2) <= ended <= due + timedelta(seconds=5), (due, ended)
+
+    assert pids_of(account) == [], "nothing of the account survives termination"
+    refused = devenv.ssh(name, "true")
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr
+    assert shadow(account)[1].startswith("!")
+
+
+def test_devenv_stop_wait_ends_it_and_keeps_the_home(world: World, tmp_path: Path) -> None:
+    devenv = world.devenv
+    name, path = world.config(tmp_path)
+    devenv.run("start", str(path))
+    wrote = devenv.ssh(name, "echo kept > notes.txt; sleep 600 >/dev/null 2>&1 </dev/null &")
+    assert wrote.returncode == 0, wrote.stderr
+    account = account_name(name)
+    wait_for(lambda: pids_of(account), 10, "the sleep to run")
+
+    devenv.run("stop", name, "--wait")
+    row = world.ps(name)
+    assert (row["status"], row["termination_reason"]) == ("terminated", "stopped_by_user")
+    assert pids_of(account) == []
+    found = account_of(name)
+    assert found is not None and (found.home / "notes.txt").read_text() == "kept\n"
+
+
+def test_a_host_key_missing_from_known_hosts_fails_the_start_in_one_line(
+    world: World, tmp_path: Path
+) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    name, path = world.config(tmp_path, known_hosts=str(empty))
+    result = world.devenv.run("start", str(path), check=False)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "ssh_config.known_hosts:" in lines[0]
+    assert f"ssh-keyscan -p {world.sshd.port} 127.0.0.1 >> {empty}" in lines[0]
+    assert account_of(name) is None
+    assert until_status(world, name, "failed")["termination_reason"] == "provisioning_failed"
