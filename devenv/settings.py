@@ -6,6 +6,7 @@ point one process at another ``DEVENV_HOME`` without restarting Python.
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import socket
@@ -17,6 +18,8 @@ from devenv.errors import InvalidValueError
 
 SHARED_TASK_QUEUE = "devenv"
 DEFAULT_ADDRESS = "127.0.0.1:7233"
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8234
 SEARCH_ATTRIBUTES = {
     "DevEnvStatus": "Keyword",
     "DevEnvBackend": "Keyword",
@@ -28,6 +31,15 @@ SEARCH_ATTRIBUTES = {
 def host_task_queue(host_id: str | None = None) -> str:
     """The queue of activities that must run on the host owning a local instance."""
     return f"devenv-host-{host_id or socket.gethostname()}"
+
+
+def local_user() -> str:
+    """The OS user running this process: the owner of what it starts without an owner,
+    and the name of the local admin of the HTTP API."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (some containers)
+        return f"uid-{os.getuid()}"
 
 
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -54,6 +66,13 @@ class Settings(BaseModel):
     internal_key_file: Path | None = None
     """DEVENV_INTERNAL_KEY_FILE: the control plane's key shared by every worker of a
     deployment (each must read every instance's presence); None: one under home."""
+    api_port_override: int | None = None
+    """DEVENV_API_PORT: the HTTP API's port for `devenv server` (0: no API); None: 8234."""
+    server_url: str | None = None
+    """DEVENV_SERVER_URL: a devenv server's HTTP API; set, the SDK and the CLI talk to it
+    (remote mode) instead of to Temporal."""
+    token: SecretStr | None = None
+    """DEVENV_TOKEN: the bearer token for ``server_url``. A secret, like ``api_key``."""
 
     @classmethod
     def load(cls) -> Settings:
@@ -78,6 +97,9 @@ class Settings(BaseModel):
             ui_port_override=_port_variable("DEVENV_UI_PORT"),
             internal_key_file=_path_variable("DEVENV_INTERNAL_KEY_FILE"),
             ssh_include=_flag("DEVENV_SSH_INCLUDE", home.absolute() == default_home.absolute()),
+            api_port_override=_port_variable("DEVENV_API_PORT"),
+            server_url=_url_variable("DEVENV_SERVER_URL"),
+            token=_token_variable("DEVENV_TOKEN"),
         )
 
     @property
@@ -97,6 +119,11 @@ class Settings(BaseModel):
         if self.ui_port_override is not None:
             return self.ui_port_override
         return self.port + 1000 if self.port + 1000 <= MAX_PORT else 0
+
+    @property
+    def api_port(self) -> int:
+        """The HTTP API's port (0: disabled)."""
+        return DEFAULT_API_PORT if self.api_port_override is None else self.api_port_override
 
     @property
     def ui_url(self) -> str:
@@ -148,6 +175,16 @@ class Settings(BaseModel):
     def server_pidfile(self) -> Path:
         return self.home / "server.pid"
 
+    @property
+    def users_file(self) -> Path:
+        """The HTTP API's users: names, roles, public keys and token hashes (0600)."""
+        return self.home / "users.json"
+
+    @property
+    def admin_token_file(self) -> Path:
+        """The local admin's bearer token in clear (`devenv token` prints it), 0600."""
+        return self.keys_dir / "api-token"
+
 
 MAX_PORT = 65_535
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -172,6 +209,38 @@ def _port_variable(name: str) -> int | None:
             "or 0 to disable"
         )
     return int(raw)
+
+
+URL_PATTERN = re.compile(
+    r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?(/[^\s?#]*)?$"
+)
+TOKEN_PATTERN = re.compile(r"^[\x21-\x7e]{1,512}$")
+
+
+def _url_variable(name: str) -> str | None:
+    """An http(s) base URL without query or fragment, its trailing slash removed."""
+    raw = (os.environ.get(name) or "").strip() or None
+    if raw is None:
+        return None
+    if URL_PATTERN.fullmatch(raw) is None:
+        raise SettingsError(
+            f"{name}: invalid value {_show(raw)}: accepted: the devenv server's URL, "
+            "such as http://127.0.0.1:8234"
+        )
+    return raw.rstrip("/")
+
+
+def _token_variable(name: str) -> SecretStr | None:
+    """A bearer token; never shown, not even in the error about a malformed one."""
+    raw = (os.environ.get(name) or "").strip() or None
+    if raw is None:
+        return None
+    if TOKEN_PATTERN.fullmatch(raw) is None:
+        raise SettingsError(
+            f"{name}: invalid value (not shown): accepted: the token `devenv token` or "
+            "`devenv users add` printed (printable characters, no spaces)"
+        )
+    return SecretStr(raw)
 
 
 def _path_variable(name: str) -> Path | None:

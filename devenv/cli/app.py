@@ -23,6 +23,8 @@ from devenv.cli.signal import signal
 from devenv.cli.ssh import ssh
 from devenv.cli.start import start
 from devenv.cli.stop import stop
+from devenv.cli.token import token
+from devenv.cli.users import users_app
 
 app = typer.Typer(
     name="devenv",
@@ -58,6 +60,8 @@ app.command()(stop)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(ssh)
 app.command()(logs)
 app.add_typer(server_app, name="server")
+app.command()(token)
+app.add_typer(users_app, name="users")
 
 
 def run(args: list[str] | None = None) -> int:

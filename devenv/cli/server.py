@@ -34,21 +34,54 @@ def server(
             help="Only the worker, against DEVENV_TEMPORAL_ADDRESS (a cluster or another server).",
         ),
     ] = False,
+    api_host: Annotated[
+        str,
+        typer.Option(
+            help="Address of the HTTP API (plain HTTP: keep it on loopback or behind TLS)."
+        ),
+    ] = "127.0.0.1",
+    api_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port of the HTTP API (default DEVENV_API_PORT or 8234); 0 disables it.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the embedded Temporal dev server and the worker in the foreground."""
+    """Run the embedded Temporal dev server, the worker and the HTTP API in the foreground."""
     if ctx.invoked_subcommand is not None:
         return
-    run(_server(temporal_port, ui_port, worker_only))
+    run(_server(temporal_port, ui_port, worker_only, api_host, api_port))
 
 
-async def _server(temporal_port: int | None, ui_port: int | None, worker_only: bool) -> None:
+async def _server(
+    temporal_port: int | None,
+    ui_port: int | None,
+    worker_only: bool,
+    api_host: str,
+    api_port: int | None,
+) -> None:
+    from contextlib import AbstractAsyncContextManager
+
     from devenv.settings import Settings
     from devenv.worker.serve import serve
 
     settings = Settings.load()
     if temporal_port is not None:
         settings = settings.model_copy(update={"address": f"{settings.host}:{temporal_port}"})
-    await serve(settings, settings.ui_port if ui_port is None else ui_port, worker_only, err)
+    port = settings.api_port if api_port is None else api_port
+    explicit = api_port is not None or settings.api_port_override is not None
+
+    def api() -> AbstractAsyncContextManager[str | None]:
+        # Imported here: FastAPI and uvicorn load only in the server.
+        from devenv.api.server import api_running
+
+        return api_running(
+            settings, api_host, port, explicit=explicit, say=lambda line: err.print(line)
+        )
+
+    await serve(settings, settings.ui_port if ui_port is None else ui_port, worker_only, err, api)
 
 
 @server_app.command("stop")

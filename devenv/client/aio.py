@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+import asyncssh
 from pydantic import SecretStr
 from temporalio.client import Client as TemporalClient
 from temporalio.client import WorkflowUpdateFailedError
@@ -25,6 +26,7 @@ from devenv.client import sshconfig
 from devenv.client.durations import check_duration
 from devenv.client.identity import user_key
 from devenv.client.lookup import (
+    QUERY_TIMEOUT,
     UPDATE_TIMEOUT,
     Handle,
     candidate_ids,
@@ -47,7 +49,7 @@ from devenv.errors import (
     ProvisioningFailedError,
     UserError,
 )
-from devenv.settings import SHARED_TASK_QUEUE, Settings
+from devenv.settings import SHARED_TASK_QUEUE, Settings, local_user
 from devenv.worker.client import ServerNotAnsweringError, ServerUnreachableError, connect
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import (
@@ -61,6 +63,9 @@ from devenv.workflows.state import (
 )
 from devenv.workflows.visibility import MEMO_KEY, memo_row
 
+if TYPE_CHECKING:
+    from devenv.client.remote import RemoteAsyncClient
+
 ConfigSource = str | Path | Mapping[str, Any] | EnvironmentConfig
 Progress = Callable[[str, bool], None]
 """``progress(message, transient)``: transient messages replace each other (a spinner)."""
@@ -69,6 +74,9 @@ WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
 """A worker that dies holding a workflow task stalls the environment this long, not 10 s."""
 _UNSET: Any = object()
 DURATION_KEYS = frozenset({"inactivity_duration", "max_duration", "min_connection_duration"})
+MAX_OWNER_LENGTH = 64
+STOP_REASON = "stopped with devenv stop"
+MAX_REASON_LENGTH = 200
 
 
 log = logging.getLogger("devenv")
@@ -96,7 +104,18 @@ class Connection:
 
 class AsyncClient:
     """devenv for asyncio programs. Without arguments it uses the CLI's settings
-    (``DEVENV_HOME``, ``DEVENV_TEMPORAL_*``); each argument overrides one of them."""
+    (``DEVENV_HOME``, ``DEVENV_TEMPORAL_*``); each argument overrides one of them.
+
+    Without arguments and with ``DEVENV_SERVER_URL`` set, ``AsyncClient()`` is a
+    ``RemoteAsyncClient``: the same calls over a devenv server's HTTP API (remote mode),
+    so scripts and the CLI need no Temporal access. Any argument means a direct client.
+    """
+
+    def __new__(cls, **options: Any) -> AsyncClient:
+        if cls is AsyncClient and not any(v is not None for v in options.values()):
+            if Settings.load().server_url is not None:
+                return _remote_client()
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -139,6 +158,8 @@ class AsyncClient:
         name: str | None = None,
         wait: bool = True,
         progress: Progress | None = None,
+        owner: str | None = None,
+        public_key: str | None = None,
         **overrides: Any,
     ) -> AsyncEnvironment:
         """Start an environment from a file path, a mapping or a configuration model.
@@ -148,8 +169,15 @@ class AsyncClient:
         at a loopback address, as ``devenv start`` does. With ``wait`` (the default)
         returns once the environment accepts SSH, with its ssh config entry written;
         ProvisioningFailedError if it could not start.
+
+        ``owner`` is recorded in the environment (default: the local OS user name);
+        ``public_key`` is the one OpenSSH key line the instance accepts (default: this
+        machine's user key). The HTTP API passes its user and that user's key; the ssh
+        config entry that ``wait`` writes always names this machine's key.
         """
         say = progress or _quiet
+        owner_name = _checked_owner(local_user() if owner is None else owner)
+        authorized = None if public_key is None else _checked_public_key(public_key)
         parsed = _configuration(config, overrides)
         if name is not None:
             try:
@@ -159,8 +187,10 @@ class AsyncClient:
         env_name = name or parsed.name or generate_name()
         settings = self.settings
         await _refuse_silent_port(settings)
-        key = user_key(settings)
-        sshconfig.check_paths(settings, key.private_key)
+        if authorized is None:
+            key = user_key(settings)
+            sshconfig.check_paths(settings, key.private_key)
+            authorized = key.public_key
         spec = EnvSpec(
             name=env_name,
             backend=parsed.backend,
@@ -169,9 +199,10 @@ class AsyncClient:
             max_duration=parsed.max_duration,
             min_connection_duration=parsed.min_connection_duration or 0,
             resources=parsed.resources,
-            user_public_key=key.public_key,
+            user_public_key=authorized,
             host_task_queue=parsed.activity_task_queue(),
             backend_config=parsed.backend_section(),
+            owner=owner_name,
         )
         temporal = await ensure_server(settings, lambda text: say(text, False))
         self._temporal = temporal
@@ -247,6 +278,18 @@ class AsyncEnvironment:
         return (await self.state()).events
 
     @translated
+    async def listed_status(self) -> EnvironmentStatus:
+        """The row ``devenv ps`` lists, read from the server's visibility store: one cheap
+        call that needs no worker, for what rarely changes (its owner, its backend).
+        ``status()`` asks the workflow itself; this row can trail it by a moment.
+        Environments started before the row existed are asked as ``status()`` does."""
+        description = await self._handle.describe(rpc_timeout=QUERY_TIMEOUT)
+        row = await description.memo_value(MEMO_KEY, None, type_hint=dict)
+        if row is None:
+            return await self.status()
+        return EnvironmentStatus.model_validate(row)
+
+    @translated
     async def update(
         self, *, inactivity_duration: Any = _UNSET, max_duration: Any = _UNSET
     ) -> EnvironmentStatus:
@@ -274,17 +317,24 @@ class AsyncEnvironment:
 
     @translated
     async def stop(
-        self, *, wait: bool = False, purge: bool = False, timeout: float = STOP_WAIT_TIMEOUT
+        self,
+        *,
+        wait: bool = False,
+        purge: bool = False,
+        timeout: float = STOP_WAIT_TIMEOUT,
+        reason: str | None = None,
     ) -> EnvironmentStatus:
         """Terminate now (reason ``stopped_by_user``); the workspace is kept unless ``purge``.
 
-        With ``wait``, returns once it is terminated (NotAnsweringError after ``timeout``
-        seconds; the stop stays requested).
+        ``reason`` says who stopped it in its events (``"stopped by alice via the API"``;
+        default ``"stopped with devenv stop"``). With ``wait``, returns once it is
+        terminated (NotAnsweringError after ``timeout`` seconds; the stop stays requested).
         """
+        why = STOP_REASON if reason is None else _checked_reason(reason)
         await require_worker(await self._client.temporal(), self._handle)
         if purge:
             await self._update("set_purge_workspace", True)
-        await self._update("request_stop", "stopped with devenv stop")
+        await self._update("request_stop", why)
         if not wait:
             return await self.status()
         try:
@@ -370,11 +420,70 @@ class AsyncEnvironment:
         )
 
 
+def _remote_client() -> RemoteAsyncClient:
+    """A bare RemoteAsyncClient; ``AsyncClient()`` then runs its ``__init__``."""
+    from devenv.client.remote import RemoteAsyncClient
+
+    return object.__new__(RemoteAsyncClient)
+
+
+def _checked_owner(owner: str) -> str:
+    """A short printable name: it lands in history, listings and the API's checks."""
+    if (
+        not owner
+        or len(owner) > MAX_OWNER_LENGTH
+        or not owner.isprintable()
+        or owner.strip() != owner
+    ):
+        raise InvalidValueError(
+            f"owner: invalid value {shorten(repr(owner), owner)}: accepted: 1-"
+            f"{MAX_OWNER_LENGTH} printable characters"
+        )
+    return owner
+
+
+def _checked_reason(reason: str) -> str:
+    """One printable line: it becomes an event of the environment."""
+    if not reason or len(reason) > MAX_REASON_LENGTH or not reason.isprintable():
+        raise InvalidValueError(
+            f"reason: invalid value {shorten(repr(reason), reason)}: accepted: one line of "
+            f"1-{MAX_REASON_LENGTH} printable characters"
+        )
+    return reason
+
+
+def _checked_public_key(text: str) -> str:
+    """``text`` as one canonical OpenSSH public key line.
+
+    It becomes the instance's only authorized user key: a second line or leading
+    options (``devenv-internal``) must never get through, so it is re-exported.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        if len(lines) != 1:
+            raise ValueError(len(lines))
+        key = asyncssh.import_public_key(lines[0])
+    except (asyncssh.KeyImportError, ValueError):
+        raise InvalidValueError(
+            "public_key: expected exactly one OpenSSH public key line "
+            "('ssh-ed25519 AAAA... comment')"
+        ) from None
+    return key.export_public_key().decode().strip()
+
+
 def _configuration(config: ConfigSource, overrides: Mapping[str, Any]) -> EnvironmentConfig:
     """The validated configuration with the keyword overrides applied."""
+    if isinstance(config, EnvironmentConfig) and not overrides:
+        return config
+    return parse_config(*configuration_data(config, overrides))
+
+
+def configuration_data(
+    config: ConfigSource, overrides: Mapping[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """The configuration's keys with the keyword overrides applied, and where they came
+    from (the file, or "config"), for error lines. Not validated yet."""
     if isinstance(config, EnvironmentConfig):
-        if not overrides:
-            return config
         data: dict[str, Any] = {
             key: "off" if value is None else value
             for key, value in config.model_dump(exclude_unset=True).items()
@@ -391,7 +500,7 @@ def _configuration(config: ConfigSource, overrides: Mapping[str, Any]) -> Enviro
             for key, value in overrides.items()
         }
     )
-    return parse_config(data, source)
+    return data, source
 
 
 async def _refuse_silent_port(settings: Settings) -> None:

@@ -9,7 +9,10 @@ import logging
 import os
 import signal
 import subprocess
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from temporalio.client import Client
@@ -32,7 +35,18 @@ WATCH_SECONDS = 0.2
 log = logging.getLogger("devenv.server")
 
 
-async def serve(settings: Settings, ui_port: int, worker_only: bool, console: Console) -> None:
+Beside = Callable[[], AbstractAsyncContextManager[Any]]
+"""What runs beside the worker once Temporal answers (the HTTP API), given by the CLI so
+that the worker layer knows nothing of the layers above it."""
+
+
+async def serve(
+    settings: Settings,
+    ui_port: int,
+    worker_only: bool,
+    console: Console,
+    beside: Beside | None = None,
+) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -70,7 +84,10 @@ async def serve(settings: Settings, ui_port: int, worker_only: bool, console: Co
             loop.add_signal_handler(signum, stop.set)
         watching = None if supervisor is None else asyncio.create_task(supervisor.watch(stop))
         try:
-            await run_until(client, settings, stop)
+            async with contextlib.AsyncExitStack() as services:
+                if beside is not None:
+                    await services.enter_async_context(beside())
+                await run_until(client, settings, stop)
         finally:
             if watching is not None:
                 watching.cancel()

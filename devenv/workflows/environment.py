@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         TERMINATE_TIMEOUT,
         WORK_HEARTBEAT,
     )
+    from devenv.workflows.presence import probe_answer
     from devenv.workflows.state import (
         MAX_EVENTS,
         WORKFLOW_TYPE,
@@ -236,30 +237,9 @@ class DevEnvironmentWorkflow:
         if s.termination_reason is not None or s.status != Status.RUNNING:
             return False  # a stop arrived while the probe ran
         now = workflow.now()
-        if seen.connections > 0 and s.connections == 0:
-            s.connections = seen.connections
-            s.last_report_at = now
-            self._event(
-                f"deadline reached, but the instance reports "
-                f"{plural(seen.connections, 'connection')}; staying up"
-            )
-        elif seen.waiting > 0 and s.connections == 0:
-            # A user logged in moments ago and is still inside min_connection_duration:
-            # present, just not counted yet. Restart the idle clock rather than cut them off.
-            s.idle_since = now
-            self._event(
-                f"deadline reached, but {plural(seen.waiting, 'user connection')} "
-                f"opened within min_connection_duration "
-                f"({format_duration(s.spec.min_connection_duration)}); idle clock restarted"
-            )
-        elif seen.connections == 0 and s.connections == 0 and s.idle_since is not None:
-            last_change = min(utc(seen.last_change), now)
-            if last_change > s.idle_since:
-                s.idle_since = last_change
-                self._event(
-                    f"deadline reached, but a user was connected until "
-                    f"{clock(last_change)}; idle since then"
-                )
+        told = probe_answer(s, seen, now)
+        if told is not None:
+            self._event(told)
         deadline.recompute(s)
         return (
             s.deadline is not None

@@ -61,6 +61,9 @@ class EnvSpec(BaseModel):
     backend_config: dict[str, Any] = Field(default_factory=dict)
     """The backend's own section of the configuration (e.g. ``ssh_config``), as JSON;
     validated by the backend's model before start, opaque to the workflow. No secrets."""
+    owner: str | None = None
+    """Who started it (the HTTP API's user, or the local OS user); None in histories
+    recorded before owners existed. The API shows an environment to its owner only."""
 
 
 class Tuning(BaseModel):

@@ -33,6 +33,15 @@ class EnvironmentStatus(BaseModel):
         description="When it will be terminated (UTC), if nothing changes."
     )
     termination_reason: str | None = Field(description="Why it ended, once it is ending.")
+    owner: str | None = Field(
+        default=None,
+        description="Who started it (an HTTP API user, or the local OS user); absent for "
+        "environments started before owners were recorded.",
+        # Absent rather than null: the memo row of an environment started before owners
+        # existed stays byte-identical, so its workflow never upserts a memo its
+        # recorded history lacks (replay stays deterministic).
+        exclude_if=lambda owner: owner is None,
+    )
 
     @classmethod
     def from_state(cls, state: EnvState) -> EnvironmentStatus:
@@ -49,6 +58,7 @@ class EnvironmentStatus(BaseModel):
             idle_since=state.idle_since if running and not state.connections else None,
             deadline=state.deadline if not state.status.ended else None,
             termination_reason=state.termination_reason,
+            owner=state.spec.owner,
         )
 
 

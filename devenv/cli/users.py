@@ -1,0 +1,131 @@
+"""`devenv users add|list|remove|key`: who may use the HTTP API, with which SSH key.
+
+Run on the server's machine: it edits DEVENV_HOME/users.json, which the running server
+rereads at once. A new user's token prints alone on stdout, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from devenv.cli.output import JSON_OPT, err, fail, out
+from devenv.errors import DevenvError
+
+if TYPE_CHECKING:
+    from devenv.api.tokens import User, UserStore
+
+users_app = typer.Typer(help="Users of the HTTP API and their tokens.", no_args_is_help=True)
+
+USER_ARG = Annotated[str, typer.Argument(help="The user's name.")]
+KEY_HELP = "Their OpenSSH public key file (one line, e.g. ~/.ssh/id_ed25519.pub)."
+
+
+def _store() -> UserStore:
+    from devenv.api.tokens import UserStore
+    from devenv.settings import Settings
+
+    return UserStore(Settings.load())
+
+
+def _key(path: Path) -> str:
+    from devenv.client.identity import canonical_public_key
+
+    return canonical_public_key(path.expanduser())
+
+
+@users_app.command("add")
+def add(
+    name: USER_ARG,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="May see and change every environment.")
+    ] = False,
+    key: Annotated[Path | None, typer.Option(metavar="FILE", help=KEY_HELP)] = None,
+) -> None:
+    """Add a user and print their token (alone on stdout, shown only this once)."""
+    from devenv.api.tokens import check_user_name
+
+    try:
+        check_user_name(name)
+        public_key = None if key is None else _key(key)
+        token = _store().add(name, admin=admin, public_key=public_key)
+    except DevenvError as problem:
+        raise fail(problem) from None
+    role = "an admin" if admin else "a user"
+    if public_key is None and not admin:
+        role += f"; no SSH key yet, so no environments: `devenv users key {name} FILE`"
+    err.print(f"Added {name} ({role}). Their token, shown only once:")
+    sys.stdout.write(token + "\n")
+
+
+@users_app.command("list")
+def list_users(json_output: JSON_OPT = False) -> None:
+    """The users: name, role, SSH key fingerprint, since when (never a token)."""
+    try:
+        users = _store().users()
+    except DevenvError as problem:
+        raise fail(problem) from None
+    if json_output:
+        rows = [user.model_dump(mode="json", exclude={"token_sha256"}) for user in users]
+        out.print_json(json.dumps(rows))
+        return
+    if not users:
+        err.print(
+            "No users yet: `devenv token` creates the local admin, `devenv users add` others."
+        )
+        return
+    width = max(len(user.name) for user in users)
+    out.print(f"{'NAME':{width}}  {'ROLE':11}  {'CREATED':16}  KEY", markup=False)
+    for user in users:
+        out.print(
+            f"{user.name:{width}}  {_role(user):11}  {user.created_at:%Y-%m-%d %H:%M}  "
+            f"{fingerprint(user.public_key)}",
+            markup=False,
+        )
+
+
+@users_app.command("remove")
+def remove(name: USER_ARG) -> None:
+    """Remove a user: their token stops working at once (their environments keep running)."""
+    try:
+        _store().remove(name)
+    except DevenvError as problem:
+        raise fail(problem) from None
+    err.print(f"Removed {name}; their token no longer works.")
+
+
+@users_app.command("key")
+def key(
+    name: USER_ARG,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help=KEY_HELP)],
+) -> None:
+    """Register (or replace) a user's SSH key; their token stays the same."""
+    try:
+        user = _store().set_key(name, _key(file))
+    except DevenvError as problem:
+        raise fail(problem) from None
+    err.print(f"{name}'s environments will accept {fingerprint(user.public_key)}.")
+
+
+def _role(user: User) -> str:
+    return "local admin" if user.local_admin else "admin" if user.admin else "user"
+
+
+def fingerprint(public_key: str | None) -> str:
+    """``SHA256:...`` as ssh-keygen -l shows it, and the key's comment."""
+    if not public_key:
+        return "-"
+    parts = public_key.split()
+    try:
+        digest = hashlib.sha256(base64.b64decode(parts[1], validate=True)).digest()
+    except (IndexError, binascii.Error):
+        return "(unreadable key)"
+    shown = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    return " ".join([parts[0], shown, *parts[2:3]])
