@@ -32,6 +32,10 @@ class EnvironmentNotFoundError(UserError, LookupError):
     """No environment has that name (or workflow id)."""
 
 
+class EnvironmentExistsError(UserError):
+    """An environment of that name is already running: stop it or choose another name."""
+
+
 class EnvironmentEndedError(UserError):
     """The environment has ended (or is ending), so it cannot be changed."""
 

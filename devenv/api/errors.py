@@ -11,6 +11,7 @@ from devenv.errors import (
     ChangeRejectedError,
     DevenvError,
     EnvironmentEndedError,
+    EnvironmentExistsError,
     EnvironmentNotFoundError,
     InvalidValueError,
     NotAnsweringError,
@@ -27,6 +28,7 @@ STATUS_OF: tuple[tuple[type[DevenvError], int], ...] = (
     # Most specific first: the first class the error is an instance of decides.
     (EnvironmentNotFoundError, 404),
     (EnvironmentEndedError, 409),
+    (EnvironmentExistsError, 409),
     (ProvisioningFailedError, 502),
     (StoreError, 503),
     (NoWorkerError, 503),

@@ -44,10 +44,10 @@ from devenv.config.loader import parse_config, read_mapping, shorten
 from devenv.errors import (
     ChangeRejectedError,
     EnvironmentEndedError,
+    EnvironmentExistsError,
     InvalidValueError,
     NotAnsweringError,
     ProvisioningFailedError,
-    UserError,
 )
 from devenv.settings import SHARED_TASK_QUEUE, Settings, local_user
 from devenv.worker.client import ServerNotAnsweringError, ServerUnreachableError, connect
@@ -223,7 +223,7 @@ class AsyncClient:
                 f"inactivity {format_duration(spec.inactivity_duration)})",
             )
         except WorkflowAlreadyStartedError:
-            raise UserError(
+            raise EnvironmentExistsError(
                 f"an environment named {env_name!r} is already running; "
                 f"stop it with `devenv stop {env_name}` or choose another name"
             ) from None

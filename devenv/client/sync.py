@@ -159,10 +159,15 @@ class Environment:
         )
 
     def stop(
-        self, *, wait: bool = False, purge: bool = False, timeout: float = STOP_WAIT_TIMEOUT
+        self,
+        *,
+        wait: bool = False,
+        purge: bool = False,
+        timeout: float = STOP_WAIT_TIMEOUT,
+        reason: str | None = None,
     ) -> EnvironmentStatus:
         """Terminate now (``purge``: the workspace too); with ``wait``, once terminated."""
-        return self._loop.run(self.aio.stop(wait=wait, purge=purge, timeout=timeout))
+        return self._loop.run(self.aio.stop(wait=wait, purge=purge, timeout=timeout, reason=reason))
 
     def wait_ready(self, *, progress: Progress | None = None) -> EnvironmentStatus:
         """Wait until it accepts SSH."""
