@@ -7,10 +7,12 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-import asyncssh
+from typing import TYPE_CHECKING
 
 from devenv.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # asyncssh costs ~0.1 s to import: only the commands that need keys pay it
+    import asyncssh
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -30,6 +32,8 @@ def ensure_keypair(path: Path, comment: str = "devenv") -> asyncssh.SSHKey:
     leaves half a key and no other user can read one even for a moment. An existing
     key whose mode was loosened is tightened again (OpenSSH would refuse it).
     """
+    import asyncssh
+
     private_dir(path.parent)
     with _locked(path):
         if path.exists():
@@ -74,6 +78,8 @@ def ensure_internal_key(settings: Settings) -> asyncssh.SSHKey:
     A shared file (DEVENV_INTERNAL_KEY_FILE) is never generated or rewritten: a typo
     must not give one worker a key the instances do not know.
     """
+    import asyncssh
+
     path = settings.internal_key_file
     if path is None:
         return ensure_keypair(settings.internal_key, comment="devenv-internal")

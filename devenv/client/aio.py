@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import asyncssh
 from pydantic import SecretStr
 from temporalio.client import Client as TemporalClient
 from temporalio.client import WorkflowUpdateFailedError
@@ -313,7 +312,8 @@ class AsyncEnvironment:
         await require_worker(await self._client.temporal(), self._handle)
         for update, seconds in changes:
             await self._update(update, seconds)
-        return await self.status()
+        # The Update's workflow task also refreshed the memo: no query needed.
+        return await self.listed_status()
 
     @translated
     async def stop(
@@ -458,6 +458,8 @@ def _checked_public_key(text: str) -> str:
     It becomes the instance's only authorized user key: a second line or leading
     options (``devenv-internal``) must never get through, so it is re-exported.
     """
+    import asyncssh  # lazily: only a start with a given key pays its import
+
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     try:
         if len(lines) != 1:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-import asyncssh
 from pydantic import BaseModel
 
 from devenv.errors import UserError
@@ -52,6 +51,8 @@ def canonical_public_key(path: Path) -> str:
             f"{path}: expected exactly one OpenSSH public key line, found {len(lines)}; "
             "keep one key per .pub file"
         )
+    import asyncssh  # lazily: commands that need no key must not pay its import
+
     try:
         key = asyncssh.import_public_key(lines[0])
     except (asyncssh.KeyImportError, ValueError):
