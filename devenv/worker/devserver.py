@@ -27,6 +27,12 @@ def dev_server_command(settings: Settings, ui_port: int | None) -> list[str]:
         str(settings.port),
         "--log-level",
         "warn",
+        # Write-ahead log: one sync per commit instead of a rollback journal's several,
+        # with the same crash safety (the synchronous setting is unchanged). It took the
+        # server's CPU per termination from ~70 to ~52 ms, and deadline -> terminated p99
+        # at 10/s from 0.4-12 s (it tipped over under load) to 0.4 s (benchmarks/scale.py).
+        "--sqlite-pragma",
+        "journal_mode=wal",
     ]
     command += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     if settings.namespace != "default":

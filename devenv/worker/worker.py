@@ -18,8 +18,17 @@ from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
 from devenv.worker.recovery import STICKY_TIMEOUT, recover
 from devenv.workflows.environment import DevEnvironmentWorkflow
 
-MAX_CONCURRENT_ACTIVITIES = 1_000
-"""Each running environment holds one monitor activity for its whole life."""
+MAX_CONCURRENT_ACTIVITIES = 20_000
+"""Each running environment holds one monitor activity for its whole life, and in the
+same slots as provision, probe and terminate: past this many environments per worker
+process, those wait behind monitors that never end, and nothing starts or terminates
+any more (benchmarks/scale.py measured the stall). Sized for 10,000 environments per
+machine with room to spare; an idle monitor is one sleeping coroutine."""
+MAX_CACHED_WORKFLOWS = 10_000
+"""Every running environment stays cached (about 0.1 MB each): a timer or signal for an
+evicted one replays its whole history in a fresh sandbox, which doubled the worker's CPU
+per termination and took deadline -> terminated p99 from 0.3 s to 1.9 s in
+benchmarks/scale.py (SDK default: 1,000)."""
 
 
 def build_backends(settings: Settings) -> dict[str, Backend]:
@@ -37,6 +46,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
         workflows=[DevEnvironmentWorkflow],
         activities=activities,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_cached_workflows=MAX_CACHED_WORKFLOWS,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
     )
     host = Worker(
