@@ -1,0 +1,131 @@
+"""The local backend's instance: how fast `devenv start` makes it SSH-ready, and its RSS.
+
+A private world (DEVENV_HOME, HOME, ports) with `devenv server` in the foreground.
+Each round runs the real `devenv start examples/dev.yml --name N` (it returns once
+the instance accepts SSH) and then the real `ssh N true`, and reads the instance
+server's memory (VmRSS; PSS and USS from smaps_rollup) once that session has ended.
+The first start of a fresh world (cold: keys generated, server caches empty) is
+reported apart; the figures are medians of the ``--rounds`` starts after it.
+
+    python -m benchmarks.local_instance [--rounds 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.e2e.harness import Devenv, kill_instances
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "dev.yml"
+SERVER_MODULE = "devenv.backends.local.server"
+
+
+def instance_pid(home: Path, name: str) -> int:
+    """The pid of the instance server of ``name`` (its argv names its folder)."""
+    folder = str(home / "envs" / name).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if SERVER_MODULE.encode() in argv and any(arg.startswith(folder) for arg in argv):
+            return int(proc.name)
+    raise LookupError(f"no instance server for {name}")
+
+
+def memory_mb(pid: int) -> tuple[float, float, float]:
+    """(VmRSS, Pss, Uss) of a process, in MB. Uss (its private pages) is what one more
+    instance costs; Pss shares the libraries' pages among the processes mapping them."""
+    rss = pss = uss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key == "Pss":
+            pss = int(value.split()[0]) / 1024
+        elif key in ("Private_Clean", "Private_Dirty"):
+            uss += int(value.split()[0]) / 1024
+    return rss, pss, uss
+
+
+def one_round(world: Devenv, name: str) -> dict[str, float]:
+    """Start one environment, log in once, measure; the environment keeps running."""
+    began = time.perf_counter()
+    world.run("start", str(EXAMPLE), "--name", name)
+    started = time.perf_counter() - began
+    while world.ssh(name, "true").returncode != 0:
+        if time.perf_counter() - began > 60:
+            raise RuntimeError(f"ssh {name} never succeeded")
+        time.sleep(0.05)
+    first_ssh = time.perf_counter() - began
+    time.sleep(1.0)  # the session's processes are gone; the server is idle again
+    rss, pss, uss = memory_mb(instance_pid(world.home, name))
+    return {
+        "start_s": started,
+        "first_ssh_s": first_ssh,
+        "rss_mb": rss,
+        "pss_mb": pss,
+        "uss_mb": uss,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the environments and the server are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory(prefix="devenv-local-bench-") as tmp:
+        world = Devenv(Path(tmp))
+        server: subprocess.Popen[bytes] | None = None
+        try:
+            server = world.start_server()
+            cold = one_round(world, "local-cold")
+            rounds = [one_round(world, f"local-{index}") for index in range(args.rounds)]
+        finally:
+            try:
+                world.cleanup()
+            finally:
+                if server is not None:
+                    server.terminate()
+                    try:
+                        server.wait(30)
+                    except subprocess.TimeoutExpired:
+                        server.kill()
+                        server.wait()
+                kill_instances(world.home)
+    report: dict[str, object] = {
+        key: {
+            "median": round(statistics.median(r[key] for r in rounds), 3),
+            "min": round(min(r[key] for r in rounds), 3),
+            "max": round(max(r[key] for r in rounds), 3),
+        }
+        for key in ("start_s", "first_ssh_s", "rss_mb", "pss_mb", "uss_mb")
+    }
+    report["cold"] = {key: round(value, 3) for key, value in cold.items()}
+    report["rounds"] = args.rounds
+    report["cores"] = os.cpu_count()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"devenv local instance, median of {args.rounds} starts (after a cold one)")
+        for key, figure in report.items():
+            print(f"{key:12} {figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
