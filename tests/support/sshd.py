@@ -354,13 +354,10 @@ class Sshd:
 
     # --- clients -------------------------------------------------------------
 
-    def ssh_argv(
-        self, user: str, key: KeyPair | Path, *command: str, options: Sequence[str] = ()
-    ) -> list[str]:
-        """The real OpenSSH client, pinned to this sshd's host key, offering only ``key``."""
+    def _pinned(self, key: KeyPair | Path) -> list[str]:
+        """Options every client here uses: this sshd's host key pinned, only ``key``."""
         private = key.private if isinstance(key, KeyPair) else key
         return [
-            "ssh",
             "-F",
             "/dev/null",
             "-o",
@@ -372,11 +369,20 @@ class Sshd:
             "-o",
             "BatchMode=yes",
             "-o",
-            "ConnectTimeout=10",
-            "-o",
             "LogLevel=ERROR",
             "-i",
             str(private),
+        ]
+
+    def ssh_argv(
+        self, user: str, key: KeyPair | Path, *command: str, options: Sequence[str] = ()
+    ) -> list[str]:
+        """The real OpenSSH client, pinned to this sshd's host key, offering only ``key``."""
+        return [
+            "ssh",
+            *self._pinned(key),
+            "-o",
+            "ConnectTimeout=10",
             "-p",
             str(self.port),
             *options,
@@ -386,23 +392,9 @@ class Sshd:
 
     def sftp_argv(self, user: str, key: KeyPair | Path, *options: str) -> list[str]:
         """The real ``sftp`` client in batch mode reading commands from stdin."""
-        private = key.private if isinstance(key, KeyPair) else key
         return [
             "sftp",
-            "-F",
-            "/dev/null",
-            "-o",
-            f"UserKnownHostsFile={self.known_hosts}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-i",
-            str(private),
+            *self._pinned(key),
             "-P",
             str(self.port),
             *options,
