@@ -14,6 +14,7 @@ Errors, the whole contract:
 * ``InstanceGoneError``: the instance no longer exists (killed from outside, a
   spot interruption). From ``presence``/``probe`` it ends the environment as
   ``instance_lost``. Raise it only when sure: a network blip is a plain error.
+* ``apply_policy`` and ``leftovers`` are optional: the defaults do nothing.
 * ``terminate`` never gives up: it is retried until it succeeds, so it must
   succeed when the instance is already gone, and must find what a failed or
   crashed provision created from the token alone (``request.instance`` may be None).
@@ -24,7 +25,9 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
 
 from temporalio.exceptions import ApplicationError
 
@@ -32,6 +35,7 @@ from devenv.settings import Settings
 from devenv.workflows.messages import (
     INSTANCE_LOST,
     PROVISIONING_ERROR,
+    FailsafePolicy,
     ProvisionInput,
     TerminateInput,
 )
@@ -52,6 +56,24 @@ class InstanceGoneError(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type=INSTANCE_LOST, non_retryable=True)
+
+
+class Leftover(BaseModel):
+    """Something a backend created that may have outlived its environment (``devenv gc``).
+
+    ``devenv gc`` removes it only when no running environment owns it: the workflow
+    ``workflow_id`` is not running, or runs with another ``instance_token``.
+    """
+
+    backend: str
+    id: str = Field(description="What it is: an instance id, account@host, a pid.")
+    where: str = Field(description="Where it is: a region, a host.")
+    name: str | None = Field(default=None, description="The environment's name, if recorded.")
+    workflow_id: str | None = None
+    instance_token: str | None = None
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    """Backend-owned: what ``remove_leftover`` needs."""
 
 
 class Backend(ABC):
@@ -101,3 +123,22 @@ class Backend(ABC):
         stream = self.presence(instance, connect_timeout=PROBE_CONNECT_TIMEOUT)
         async with contextlib.aclosing(stream):  # type: ignore[type-var]
             return await anext(stream)
+
+    async def apply_policy(self, instance: InstanceInfo, policy: FailsafePolicy) -> None:
+        """Tell the machine the idle rule to enforce itself if the control plane is gone.
+
+        Called after provision and whenever a threshold changes; the default (backends
+        without a failsafe) does nothing. Must be idempotent.
+        """
+
+    async def leftovers(self) -> list[Leftover]:
+        """Everything this backend created that it can find from this machine, live or not.
+
+        ``devenv gc`` compares the list with the running environments; the default finds
+        nothing.
+        """
+        return []
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        """End one leftover (idempotent; succeeds if it is already gone)."""
+        raise NotImplementedError(f"{self.name} has no leftovers to remove")
