@@ -16,6 +16,12 @@ connections, other accounts, the internal-sftp child and look-alikes never count
 
 The parsing is pure functions over a list of :class:`Proc` records so it can be
 tested against recorded process tables; the thin layer at the end reads /proc.
+
+``failsafe`` (run as root, one per account) is the machine's own end when its control
+plane is gone: it re-reads a policy file, watches the account's users and whether a
+control plane still reads the stream, and runs an action (``shutdown -h now``) once
+nobody has read the stream for ``failsafe_after_seconds`` and the policy's idle or
+maximum duration has passed. A policy it cannot read never acts.
 """
 
 from __future__ import annotations
@@ -29,15 +35,18 @@ import pwd
 import re
 import select
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-AGENT_VERSION = "1"
+AGENT_VERSION = "2"
 AGENT_SCRIPT = "presence_agent.py"
 DEFAULT_INTERVAL = 0.25
+FAILSAFE_INTERVAL = 5.0
+_ACTION_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 KIND_SHELL = "shell"
 KIND_SFTP = "sftp"
@@ -53,6 +62,8 @@ _INTERNAL_SFTP = "internal-sftp"
 # rewrite it to datetime.UTC, which Python 3.8 to 3.10 lack.
 _UTC = timezone(timedelta(0))
 _NO_TTY = "notty"
+# Any version of the agent as hosts install it: presence_agent.py, presence_agent-2.py.
+_AGENT_FILE = re.compile(r"^presence_agent(?:-[A-Za-z0-9._]+)?\.py$")
 
 
 class Proc(NamedTuple):
@@ -223,6 +234,47 @@ def find_connections(
     return found
 
 
+def is_stream_process(proc: Proc, script: str = AGENT_SCRIPT) -> bool:
+    """A presence agent ``stream`` of any installed version (``script`` or presence_agent*)."""
+    argv = proc.argv
+    for index in range(len(argv) - 1):
+        name = os.path.basename(argv[index])
+        if (name == script or _AGENT_FILE.match(name)) and argv[index + 1] == "stream":
+            return True
+    return False
+
+
+def _is_any_agent_process(proc: Proc, script: str) -> bool:
+    argv = proc.argv
+    for index in range(len(argv) - 1):
+        name = os.path.basename(argv[index])
+        if (name == script or _AGENT_FILE.match(name)) and argv[index + 1] in ("stream", "probe"):
+            return True
+    return False
+
+
+def control_plane_present(
+    procs: Sequence[Proc], user: str, uid: int, script: str = AGENT_SCRIPT
+) -> bool:
+    """Whether a control plane reads the account's stream: an authenticated connection
+    without a tty that runs nothing but presence agents, one of them a ``stream``."""
+    children = children_of(procs)
+    for proc in session_processes(procs, user, uid):
+        ttys = session_ttys(proc.title, user) or ""
+        if has_tty(ttys):
+            continue
+        below = descendants(proc.pid, children)
+        parents = {child.ppid for child in below}
+        leaves = [child for child in below if child.pid not in parents]
+        if (
+            leaves
+            and all(_is_any_agent_process(leaf, script) for leaf in leaves)
+            and any(is_stream_process(leaf, script) for leaf in leaves)
+        ):
+            return True
+    return False
+
+
 def next_count_change(connections: Iterable[Connection], min_duration: float) -> float | None:
     """When (seconds after boot) the first waiting connection becomes counted."""
     moments = [c.start + min_duration for c in connections if not c.counted]
@@ -295,6 +347,116 @@ def report(
             for c in connections
         ],
     }
+
+
+# --- the failsafe: pure decisions ------------------------------------------------
+
+
+class FailsafePolicy(NamedTuple):
+    """The policy file (devenv.workflows.messages.FailsafePolicy), in seconds."""
+
+    inactivity: float | None
+    max_duration: float | None
+    started_at: float
+    """Wall-clock (epoch) seconds."""
+    failsafe_after: float
+
+
+class FailsafeSeen(NamedTuple):
+    """Monotonic seconds when a control plane, and a user, were last seen (the failsafe's
+    own start until then: never earlier)."""
+
+    control: float
+    user: float
+
+
+def _policy_seconds(data: Mapping[str, Any], key: str, nullable: bool) -> float | None:
+    if key not in data:
+        raise ValueError(f"{key} is missing")
+    value = data[key]
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} must be a number of seconds{' or null' if nullable else ''}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{key} must be finite and not negative")
+    return float(value)
+
+
+def parse_timestamp(text: str) -> float:
+    """Epoch seconds of an ISO-8601 time; ``Z`` and naive times are UTC."""
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_UTC)
+    return moment.timestamp()
+
+
+def parse_policy(text: str) -> FailsafePolicy:
+    """The policy in ``text``, or ValueError saying what is wrong with it."""
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    started = data.get("started_at")
+    if not isinstance(started, str):
+        raise ValueError("started_at must be an ISO-8601 time")
+    try:
+        started_at = parse_timestamp(started)
+    except (ValueError, OverflowError):
+        raise ValueError(f"started_at {started!r} is not an ISO-8601 time") from None
+    after = _policy_seconds(data, "failsafe_after_seconds", nullable=False)
+    assert after is not None
+    return FailsafePolicy(
+        inactivity=_policy_seconds(data, "inactivity_seconds", nullable=True),
+        max_duration=_policy_seconds(data, "max_duration_seconds", nullable=True),
+        started_at=started_at,
+        failsafe_after=after,
+    )
+
+
+def failsafe_seen(seen: FailsafeSeen, now: float, control: bool, users: int) -> FailsafeSeen:
+    """``seen`` after an observation at ``now``: a control plane reading, ``users`` counted."""
+    return FailsafeSeen(now if control else seen.control, now if users > 0 else seen.user)
+
+
+def failsafe_reason(
+    policy: FailsafePolicy | None,
+    seen: FailsafeSeen,
+    now: float,
+    wall: float,
+    users: int,
+    control: bool,
+) -> str | None:
+    """Why the machine must end now, or None (the common answer).
+
+    ``now`` is monotonic like ``seen``; ``wall`` is epoch seconds (for ``started_at``);
+    ``users`` the account's user connections now, waiting ones included; ``control``
+    whether a control plane reads the stream now. Without a policy, or while a control
+    plane reads, or before none has for ``failsafe_after``: never.
+    """
+    if policy is None or control:
+        return None
+    unread = now - seen.control
+    if unread < policy.failsafe_after:
+        return None
+    why = f"no control plane for {unread:.0f}s (failsafe_after {policy.failsafe_after:g}s)"
+    if policy.max_duration is not None and wall >= policy.started_at + policy.max_duration:
+        return (
+            f"max_duration {policy.max_duration:g}s reached (started {iso(policy.started_at)}), "
+            f"{why}"
+        )
+    if policy.inactivity is not None and users == 0:
+        idle = now - seen.user
+        if idle >= policy.inactivity:
+            return (
+                f"inactivity: nobody connected for {idle:.0f}s (inactivity "
+                f"{policy.inactivity:g}s), {why}"
+            )
+    return None
 
 
 # --- reading /proc ---------------------------------------------------------------
@@ -552,6 +714,120 @@ def stream(agent: Agent, out: Any, interval: float) -> int:
             return 0
 
 
+class FailsafeWatcher:
+    """What the failsafe sees of one account: (user connections, counted ones, control)."""
+
+    def __init__(self, user: str, uid: int, min_duration: float) -> None:
+        self.user = user
+        self.uid = uid
+        self.min_duration = min_duration
+        self.reader = ProcReader(uid, os.sysconf("SC_CLK_TCK"))
+        self.own_ancestry = read_ancestry(os.getpid())
+        self.script = os.path.basename(__file__)
+
+    def observe(self) -> tuple[int, int, bool]:
+        procs = self.reader.read()
+        connections = find_connections(
+            procs,
+            self.user,
+            self.uid,
+            self.own_ancestry,
+            boot_clock(),
+            self.min_duration,
+            self.script,
+        )
+        counted = sum(1 for connection in connections if connection.counted)
+        control = control_plane_present(procs, self.user, self.uid, self.script)
+        return len(connections), counted, control
+
+
+def load_policy(path: str) -> tuple[FailsafePolicy | None, str]:
+    """(the policy, "") or (None, why it cannot be used)."""
+    try:
+        with open(path, encoding="utf-8") as policy_file:
+            text = policy_file.read(65536)
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"cannot read {path} ({getattr(error, 'strerror', None) or error})"
+    try:
+        return parse_policy(text), ""
+    except ValueError as error:
+        return None, f"invalid policy {path}: {error}"
+
+
+def describe_policy(policy: FailsafePolicy) -> str:
+    def seconds(value: float | None) -> str:
+        return "off" if value is None else f"{value:g}s"
+
+    return (
+        f"inactivity {seconds(policy.inactivity)}, max_duration {seconds(policy.max_duration)}, "
+        f"started {iso(policy.started_at)}, failsafe_after {policy.failsafe_after:g}s"
+    )
+
+
+def _log(err: Any, message: str) -> None:
+    try:
+        err.write(f"{AGENT_SCRIPT} failsafe {_now_iso()}: {message}\n")
+        err.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def run_action(action: str, err: Any) -> int:
+    """``/bin/sh -c ACTION`` as root, once; its output goes to the failsafe's log.
+
+    Its environment is fixed (not the failsafe's own), the same under systemd and setsid.
+    """
+    env = {"PATH": _ACTION_PATH, "HOME": "/"}
+    try:
+        err.flush()
+        done = subprocess.run(
+            ["/bin/sh", "-c", action],
+            stdin=subprocess.DEVNULL,
+            stdout=err.fileno(),
+            stderr=err.fileno(),
+            cwd="/",
+            env=env,
+            check=False,
+        )
+    except (OSError, ValueError) as error:
+        _log(err, f"the action could not run: {error}")
+        return 127
+    return done.returncode
+
+
+def failsafe(
+    watcher: FailsafeWatcher, policy_path: str, action: str, interval: float, err: Any
+) -> int:
+    """Observe every ``interval`` seconds; run ``action`` once when the policy says so."""
+    start = time.monotonic()
+    seen = FailsafeSeen(start, start)
+    logged_policy: object = None
+    logged_state: object = None
+    _log(err, f"watching {watcher.user} (policy {policy_path}, every {interval:g}s)")
+    while True:
+        policy, problem = load_policy(policy_path)
+        if (policy, problem) != logged_policy:
+            logged_policy = (policy, problem)
+            if policy is None:
+                _log(err, f"{problem}: the failsafe will not act")
+            else:
+                _log(err, f"policy: {describe_policy(policy)}")
+        users, counted, control = watcher.observe()
+        now = time.monotonic()
+        seen = failsafe_seen(seen, now, control, counted)
+        state = (users, control)
+        if state != logged_state:
+            logged_state = state
+            _log(err, f"users={users} control={'yes' if control else 'no'}")
+        reason = failsafe_reason(policy, seen, now, time.time(), users, control)
+        if reason is not None:
+            _log(err, f"acting on {watcher.user}: {reason}; running the action")
+            status = run_action(action, err)
+            _log(err, f"the action exited with status {status}; the failsafe is done")
+            return 0
+        time.sleep(interval)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=AGENT_SCRIPT, description="devenv presence agent: who is connected over SSH"
@@ -575,7 +851,41 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--interval", type=float, default=DEFAULT_INTERVAL, metavar="SECONDS"
             )
+    command = commands.add_parser(
+        "failsafe", help="as root: run an action once the control plane is gone and idle"
+    )
+    command.add_argument("--user", required=True, help="the account to watch")
+    command.add_argument("--policy", required=True, metavar="FILE", help="the policy JSON")
+    actions = command.add_mutually_exclusive_group(required=True)
+    actions.add_argument("--action", metavar="COMMAND", help="run with /bin/sh -c, once")
+    actions.add_argument(
+        "--action-file", metavar="FILE", help="read the action from FILE (at start)"
+    )
+    command.add_argument("--interval", type=float, default=FAILSAFE_INTERVAL, metavar="SECONDS")
+    command.add_argument(
+        "--min-connection-duration",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="user connections younger than this do not renew the idle time",
+    )
     return parser
+
+
+def _read_action(args: argparse.Namespace) -> str | None:
+    if args.action is not None:
+        action: str = args.action
+    else:
+        try:
+            with open(args.action_file, encoding="utf-8") as action_file:
+                action = action_file.read(65536)
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"{AGENT_SCRIPT}: cannot read {args.action_file}: {error}", file=sys.stderr)
+            return None
+    if not action.strip():
+        print(f"{AGENT_SCRIPT}: the action is empty", file=sys.stderr)
+        return None
+    return action
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -590,6 +900,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, _stop)
+    if args.command == "failsafe":
+        action = _read_action(args)
+        if action is None:
+            return 2
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # detached: a hang-up is no reason to stop
+        try:
+            watcher = FailsafeWatcher(args.user, uid, args.min_connection_duration)
+            return failsafe(watcher, args.policy, action, max(0.01, args.interval), sys.stderr)
+        except _Stop:
+            return 0
     try:
         agent = Agent(args.user, uid, args.min_connection_duration)
         if args.command == "probe":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from devenv.agent import presence_agent
 from tests.agent.streams import SYSTEM_PYTHON, AgentStream, Keys, Line, authorize
 from tests.support.sshd import Account, Sshd, free_port, wait_until
 
@@ -100,7 +101,8 @@ def test_agent_version(agent_path: Path) -> None:
     result = subprocess.run(
         [SYSTEM_PYTHON, str(agent_path), "--version"], capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == "1"
+    # Hosts keep each version under its own file name: a bump must show here.
+    assert result.stdout.strip() == presence_agent.AGENT_VERSION == "2"
 
 
 # --- kinds of connections ---------------------------------------------------------
