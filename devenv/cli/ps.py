@@ -1,4 +1,4 @@
-"""`devenv ps`: environments with status, presence, thresholds and deadline."""
+"""`devenv ps`: environments with status, presence, thresholds, deadline and cost so far."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def ps(
     all_: Annotated[bool, typer.Option("--all", "-a", help="Include ended environments.")] = False,
     json_output: JSON_OPT = False,
 ) -> None:
-    """List environments: status, activity, threshold and deadline."""
+    """List environments: status, activity, threshold, deadline and cost so far."""
     run(_ps(name, all_, json_output))
 
 

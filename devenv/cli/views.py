@@ -10,7 +10,7 @@ from devenv.client.models import EnvironmentStatus, statuses_json
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import Status
 
-__all__ = ["describe_deadline", "ps_table", "statuses_json"]
+__all__ = ["describe_deadline", "money", "ps_table", "statuses_json"]
 
 
 def relative(moment: datetime | None, now: datetime | None = None) -> str:
@@ -29,6 +29,11 @@ def clock(moment: datetime | None) -> str:
     return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def money(usd: float | None) -> str:
+    """'$12.41' / '$0.00' / '-' (price unknown)."""
+    return "-" if usd is None else f"${usd:,.2f}"
+
+
 STATUS_STYLE = {
     Status.PROVISIONING: "yellow",
     Status.RUNNING: "green",
@@ -40,8 +45,8 @@ STATUS_STYLE = {
 
 def ps_table(rows: list[EnvironmentStatus]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("NAME", "STATUS", "ACTIVITY", "INACTIVITY", "MAX", "DEADLINE", "REASON"):
-        table.add_column(column)
+    for column in ("NAME", "STATUS", "ACTIVITY", "INACTIVITY", "MAX", "DEADLINE", "COST", "REASON"):
+        table.add_column(column, justify="right" if column == "COST" else "left")
     for row in rows:
         if row.activity == "active":
             activity = f"active ({row.connections} connection{'s' if row.connections != 1 else ''})"
@@ -56,6 +61,7 @@ def ps_table(rows: list[EnvironmentStatus]) -> Table:
             format_duration(row.inactivity_duration),
             format_duration(row.max_duration),
             relative(row.deadline),
+            money(row.cost),
             row.termination_reason or "-",
         )
     return table

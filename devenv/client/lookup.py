@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -150,11 +150,12 @@ async def list_statuses(
         else ' AND ExecutionStatus="Running"'
     )
     rows: list[EnvironmentStatus] = []
+    now = datetime.now(UTC)  # one moment for every row's cost
     unlisted: list[Handle] = []
     async for execution in client.list_workflows(query, page_size=LIST_PAGE_SIZE):
         memo = await execution.memo_value(MEMO_KEY, None, type_hint=dict)
         if memo is not None:
-            rows.append(EnvironmentStatus.model_validate(memo))
+            rows.append(EnvironmentStatus.model_validate(memo).costed(now))
             continue
         running = execution.status == WorkflowExecutionStatus.RUNNING
         run_id = None if running else execution.run_id
@@ -162,7 +163,7 @@ async def list_statuses(
             client.get_workflow_handle(execution.id, run_id=run_id, result_type=EnvState)
         )
     results = await asyncio.gather(*(fetch_state(h) for h in unlisted), return_exceptions=True)
-    rows += [EnvironmentStatus.from_state(r) for r in results if isinstance(r, EnvState)]
+    rows += [EnvironmentStatus.from_state(r, now) for r in results if isinstance(r, EnvState)]
     silent = [h.id for h, r in zip(unlisted, results, strict=True) if not isinstance(r, EnvState)]
     order = {
         status: index for index, status in enumerate(("provisioning", "running", "terminating"))

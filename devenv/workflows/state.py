@@ -98,6 +98,12 @@ class InstanceInfo(BaseModel):
     """Where a user's session starts on the instance (what VS Code opens)."""
     data: dict[str, Any] = Field(default_factory=dict)
     """Backend-owned and opaque to everything else (local: the server's pid...)."""
+    price_per_hour: float | None = None
+    """USD per hour of what the backend provisioned (local and ssh: 0 unless configured);
+    None in histories recorded before prices existed: unknown."""
+    failsafe: bool = False
+    """The machine enforces its idle rule itself if the control plane is gone; the
+    workflow sends it every threshold change (``apply_policy``)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +152,45 @@ class EnvEvent(BaseModel):
     message: str
 
 
+class FailsafePolicy(BaseModel):
+    """The idle rule a machine enforces on itself once no control plane reads its stream.
+
+    Written to the instance at provision and again whenever a threshold changes, so a
+    machine whose control plane is gone still ends, and never earlier than its user
+    last asked. Backends without a failsafe ignore it.
+    """
+
+    inactivity_seconds: int | None = Field(
+        description="End after this long with no user connected; None: never for idleness."
+    )
+    max_duration_seconds: int | None = Field(
+        description="End this long after started_at, even in use; None: no limit."
+    )
+    started_at: datetime = Field(description="When the environment became ready (UTC).")
+    failsafe_after_seconds: int = Field(
+        description="Act only after no control plane has read the stream for this long."
+    )
+
+    @classmethod
+    def of(
+        cls,
+        inactivity: int | None,
+        max_duration: int | None,
+        started_at: datetime,
+        failsafe_after: int | None = None,
+    ) -> FailsafePolicy:
+        """Default ``failsafe_after``: the longer of an hour and the inactivity threshold."""
+        return cls(
+            inactivity_seconds=inactivity,
+            max_duration_seconds=max_duration,
+            started_at=started_at,
+            failsafe_after_seconds=failsafe_after or max(MIN_FAILSAFE_AFTER, inactivity or 0),
+        )
+
+
+MIN_FAILSAFE_AFTER = 3600
+
+
 class EnvState(BaseModel):
     spec: EnvSpec
     tuning: Tuning = Tuning()
@@ -165,6 +210,8 @@ class EnvState(BaseModel):
     error: str | None = None
     purge_workspace: bool = False
     """Set by ``stop --purge``: terminate deletes the workspace as well."""
+    failsafe_policy: FailsafePolicy | None = None
+    """The thresholds the machine's failsafe last confirmed (instances with a failsafe)."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 

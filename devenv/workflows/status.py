@@ -7,7 +7,7 @@ asks no workflow anything.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
@@ -42,10 +42,46 @@ class EnvironmentStatus(BaseModel):
         # recorded history lacks (replay stays deterministic).
         exclude_if=lambda owner: owner is None,
     )
+    price_per_hour: float | None = Field(
+        default=None,
+        description="USD per hour of what the backend provisioned (local, ssh: 0 unless "
+        "configured; aws: devenv's indicative price table or `aws.price_per_hour`); "
+        "null: unknown (not provisioned yet, or started before prices were recorded).",
+    )
+    cost: float | None = Field(
+        default=None,
+        description="USD so far: price_per_hour times the hours from ready (or created) "
+        "to ended (or now), rounded to cents; null when the price is unknown.",
+    )
+    billed_from: datetime | None = Field(
+        default=None,
+        description="What `cost` counts from (UTC): when the instance was ready, or when the "
+        "environment was created if it never was; null when the price is unknown.",
+    )
+    billed_until: datetime | None = Field(
+        default=None,
+        description="What `cost` counts to (UTC): when it ended; null while it lasts.",
+    )
 
     @classmethod
-    def from_state(cls, state: EnvState) -> EnvironmentStatus:
+    def from_state(cls, state: EnvState, now: datetime | None = None) -> EnvironmentStatus:
+        """The row of ``state``, its ``cost`` as of ``now`` (default: the clock)."""
+        return cls.published(state).costed(now)
+
+    def costed(self, now: datetime | None = None) -> EnvironmentStatus:
+        """This row with ``cost`` as of ``now`` (default: the clock). The workflow publishes
+        the price and the period, never a cost (it would go stale, and the workflow must not
+        read the clock); whoever reads a row adds the cost."""
+        cost = cost_so_far(
+            self.price_per_hour, self.billed_from, self.billed_until, now or datetime.now(UTC)
+        )
+        return self.model_copy(update={"cost": cost})
+
+    @classmethod
+    def published(cls, state: EnvState) -> EnvironmentStatus:
+        """The row without ``cost``: what the workflow keeps in its memo (no clock read)."""
         running = state.status == Status.RUNNING
+        price = state.instance.price_per_hour if state.instance is not None else None
         return cls(
             name=state.spec.name,
             workflow_id=workflow_id_for(state.spec.name),
@@ -59,7 +95,24 @@ class EnvironmentStatus(BaseModel):
             deadline=state.deadline if not state.status.ended else None,
             termination_reason=state.termination_reason,
             owner=state.spec.owner,
+            price_per_hour=price,
+            billed_from=(state.ready_at or state.created_at) if price is not None else None,
+            billed_until=state.ended_at if price is not None else None,
         )
+
+
+def cost_so_far(
+    price_per_hour: float | None,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+) -> float | None:
+    """USD from ``since`` to ``until`` (or ``now`` while it lasts), rounded to cents; None
+    when the price or the start is unknown. A clock behind ``since`` counts nothing."""
+    if price_per_hour is None or since is None:
+        return None
+    hours = max(((until or now) - since).total_seconds(), 0.0) / 3600
+    return round(price_per_hour * hours, 2)
 
 
 class EnvironmentList(list[EnvironmentStatus]):

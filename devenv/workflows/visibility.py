@@ -23,7 +23,17 @@ MEMO_PATCH = "status-in-memo"
 
 
 def memo_row(s: EnvState) -> dict[str, Any]:
-    return EnvironmentStatus.from_state(s).model_dump(mode="json")
+    """The row as the memo keeps it: no ``cost`` (readers compute it, see
+    ``EnvironmentStatus.costed``) but what it is computed from, once the price is known.
+
+    Without a price (histories recorded before prices existed) the row stays exactly
+    what it was, so replaying such a history upserts no memo it lacks.
+    """
+    row = EnvironmentStatus.published(s).model_dump(mode="json", exclude={"cost"})
+    if row["price_per_hour"] is None:
+        for key in ("price_per_hour", "billed_from", "billed_until"):
+            del row[key]
+    return row
 
 
 def publish(s: EnvState) -> None:

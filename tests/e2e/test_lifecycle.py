@@ -31,6 +31,7 @@ def test_a_user_session_keeps_it_alive_and_walking_away_terminates_it(
     row = devenv.ps("e2e-idle")
     assert (row["status"], row["activity"], row["connections"]) == ("running", "idle", 0)
     assert row["inactivity_duration"] == 4
+    assert (row["price_per_hour"], row["cost"]) == (0.0, 0.0), "local: free"
     port = devenv.instance_port("e2e-idle")
 
     session = devenv.open_session("e2e-idle")
@@ -163,6 +164,7 @@ def test_tools_stop_and_logs(devenv: Devenv, example: Path, tmp_path: Path) -> N
 
     table = devenv.run("ps").stdout
     assert "e2e-tools" in table and "running" in table
+    assert "COST" in table and "$0.00" in table
 
     stopped = devenv.run("stop", "e2e-tools", "--wait")
     assert "stopped_by_user" in stopped.stdout

@@ -130,6 +130,14 @@ class SshSection(BaseModel):
         default=False,
         description="Delete the account and its home at termination (kept by default).",
     )
+    price_per_hour: float = Field(
+        default=0,
+        ge=0,
+        description="USD per hour an environment on these hosts costs, for `devenv ps`'s "
+        "COST column (0: free).",
+        # Absent at 0: the section a configuration without it carries stays as it was.
+        exclude_if=lambda price: price == 0,
+    )
 
     @field_validator("hosts")
     @classmethod
