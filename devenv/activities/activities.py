@@ -18,10 +18,12 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from devenv.backends import progress
 from devenv.backends.base import Backend, ProvisioningError
 from devenv.settings import Settings
 from devenv.workflows.messages import (
     INSTANCE_LOST,
+    ApplyPolicyInput,
     MonitorInput,
     ProbeInput,
     ProvisionInput,
@@ -77,6 +79,12 @@ class EnvironmentActivities:
         async with _heartbeating():
             await backend.terminate(request)
 
+    @activity.defn(name="apply_policy")
+    async def apply_policy(self, request: ApplyPolicyInput) -> None:
+        """Write the thresholds a machine's failsafe enforces when the control plane is gone."""
+        backend = self._backend(request.instance.backend)
+        await backend.apply_policy(request.instance, request.policy)
+
     @activity.defn(name="monitor")
     async def monitor(self, request: MonitorInput) -> None:
         """Forward the instance's presence stream as signals until cancelled.
@@ -115,6 +123,8 @@ class EnvironmentActivities:
             except (_WorkflowGone, asyncio.CancelledError):
                 raise
             except Exception as err:
+                if isinstance(err, ApplicationError) and err.type == INSTANCE_LOST:
+                    raise  # the backend knows the instance is gone, and why: keep its reason
                 forwarder.stream_up = False
                 if up_since is not None and loop.time() - up_since >= STABLE_STREAM_SECONDS:
                     backoff = RECONNECT_MIN_SECONDS
@@ -214,22 +224,24 @@ async def _heartbeating() -> AsyncIterator[None]:
     """Heartbeats while a provision or terminate runs: with a heartbeat timeout set by the
     workflow, an attempt lost with its worker is retried after that timeout rather than
     after the whole start-to-close timeout (minutes)."""
-    beating = asyncio.create_task(_heartbeat_forever())
-    try:
-        yield
-    finally:
-        beating.cancel()
+    with progress.tracking():
+        beating = asyncio.create_task(_heartbeat_forever())
+        try:
+            yield
+        finally:
+            beating.cancel()
 
 
 async def _heartbeat_forever() -> None:
-    """Heartbeats prove the monitor is alive and deliver cancellation to it."""
+    """Heartbeats prove the monitor is alive and deliver cancellation to it; during a
+    provision they carry the backend's latest step (``devenv start`` shows it)."""
     while True:
-        activity.heartbeat(datetime.now(UTC).isoformat())
+        activity.heartbeat(progress.latest() or datetime.now(UTC).isoformat())
         await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
 def all_activities(acts: EnvironmentActivities) -> list[Callable[..., object]]:
-    return [acts.provision, acts.monitor, acts.probe, acts.terminate]
+    return [acts.provision, acts.monitor, acts.probe, acts.terminate, acts.apply_policy]
 
 
 __all__ = ["EnvironmentActivities", "all_activities"]

@@ -28,18 +28,16 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
-
 from temporalio.exceptions import ApplicationError
 
 from devenv.settings import Settings
 from devenv.workflows.messages import (
     INSTANCE_LOST,
     PROVISIONING_ERROR,
-    FailsafePolicy,
     ProvisionInput,
     TerminateInput,
 )
-from devenv.workflows.state import InstanceInfo, PresenceReport
+from devenv.workflows.state import FailsafePolicy, InstanceInfo, PresenceReport
 
 PROBE_CONNECT_TIMEOUT = 5.0
 
@@ -130,6 +128,7 @@ class Backend(ABC):
         Called after provision and whenever a threshold changes; the default (backends
         without a failsafe) does nothing. Must be idempotent.
         """
+        return None
 
     async def leftovers(self) -> list[Leftover]:
         """Everything this backend created that it can find from this machine, live or not.

@@ -74,3 +74,13 @@ register(
         "ssh", "devenv.backends.ssh.config:SshConfig", "devenv.backends.ssh.backend:SshBackend"
     )
 )
+register(
+    BackendEntry(
+        "aws", "devenv.backends.aws.config:AwsConfig", "devenv.backends.aws.backend:AwsBackend"
+    )
+)
+register(
+    BackendEntry(
+        "aws", "devenv.backends.aws.config:AwsConfig", "devenv.backends.aws.backend:AwsBackend"
+    )
+)

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from devenv import __version__
+from devenv.cli.gc import gc
 from devenv.cli.logs import logs
 from devenv.cli.output import err, out
 from devenv.cli.ps import ps
@@ -59,6 +60,7 @@ app.command()(signal)
 app.command()(stop)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(ssh)
 app.command()(logs)
+app.command()(gc)
 app.add_typer(server_app, name="server")
 app.command()(token)
 app.add_typer(users_app, name="users")

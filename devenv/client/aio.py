@@ -7,6 +7,7 @@ presentation over it, and the blocking ``Client`` runs it on a private event loo
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ from devenv.workflows.state import (
 from devenv.workflows.visibility import MEMO_KEY, memo_row
 
 if TYPE_CHECKING:
+    from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.remote import RemoteAsyncClient
 
 ConfigSource = str | Path | Mapping[str, Any] | EnvironmentConfig
@@ -245,6 +247,31 @@ class AsyncClient:
         rows, silent = await list_statuses(await self.temporal(), all)
         return EnvironmentList(rows, silent)
 
+    @translated
+    async def gc(
+        self,
+        *,
+        remove: bool = False,
+        report: GcReport | None = None,
+        on_removed: OnRemoved | None = None,
+    ) -> GcReport:
+        """What devenv's backends created, reachable from this machine, that may have
+        outlived its environment (``devenv gc``): each leftover ``orphan`` or ``live``.
+
+        With ``remove``, the orphans are terminated too, each re-checked just before
+        (``on_removed`` is called after each); ``report`` removes those of an earlier
+        listing rather than listing again. A live environment's instance is never
+        touched; a backend that cannot be searched is a line of ``warnings``.
+        """
+        from devenv.client import gc as sweeper
+
+        temporal = await self.temporal()
+        if report is None:
+            report = await sweeper.find_leftovers(temporal, self.settings)
+        if remove:
+            report = await sweeper.remove(temporal, self.settings, report, on_removed)
+        return report
+
 
 class AsyncEnvironment:
     """One environment; every method asks the server afresh."""
@@ -286,7 +313,7 @@ class AsyncEnvironment:
         row = await description.memo_value(MEMO_KEY, None, type_hint=dict)
         if row is None:
             return await self.status()
-        return EnvironmentStatus.model_validate(row)
+        return EnvironmentStatus.model_validate(row).costed()
 
     @translated
     async def update(
@@ -355,11 +382,17 @@ class AsyncEnvironment:
         say = progress or _quiet
         loop = asyncio.get_running_loop()
         began = loop.time()
+        step: str | None = None
+        polls = 0
         while True:
             state = await self.state()
             if state.status != Status.PROVISIONING:
                 break
-            say(f"Provisioning {self.name}… {loop.time() - began:.0f}s", True)
+            if polls % 5 == 4:  # a slow provision says what it is doing, once a second
+                step = await self._provision_step() or step
+            polls += 1
+            doing = f" {step}," if step else ""
+            say(f"Provisioning {self.name}…{doing} {loop.time() - began:.0f}s", True)
             await asyncio.sleep(0.2)
         if state.status != Status.RUNNING or state.instance is None:
             raise ProvisioningFailedError(
@@ -368,6 +401,23 @@ class AsyncEnvironment:
             )
         self.connection = await self.ssh_config(state)
         return EnvironmentStatus.from_state(state)
+
+    async def _provision_step(self) -> str | None:
+        """The provision's latest step, from its heartbeat (backends report slow steps)."""
+        try:
+            description = await self._handle.describe(rpc_timeout=QUERY_TIMEOUT)
+        except RPCError:
+            return None
+        for pending in description.raw_description.pending_activities:
+            payloads = pending.heartbeat_details.payloads
+            if pending.activity_type.name == "provision" and payloads:
+                try:
+                    detail = json.loads(payloads[0].data)
+                except ValueError:
+                    return None
+                if isinstance(detail, str) and not detail[:4].isdigit():  # not a timestamp
+                    return detail[:120]
+        return None
 
     @translated
     async def ssh_config(self, state: EnvState | None = None) -> Connection:

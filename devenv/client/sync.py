@@ -12,7 +12,7 @@ import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from devenv.client.aio import (
     _UNSET,
@@ -26,6 +26,9 @@ from devenv.client.aio import (
 from devenv.client.models import EnvironmentList, EnvironmentStatus
 from devenv.settings import Settings
 from devenv.workflows.state import EnvEvent, EnvState
+
+if TYPE_CHECKING:
+    from devenv.client.gc import GcReport, OnRemoved
 
 T = TypeVar("T")
 
@@ -114,6 +117,16 @@ class Client:
     def list(self, *, all: bool = False) -> EnvironmentList:
         """Running environments (``all``: ended ones too), as ``devenv ps --json``."""
         return self._loop.run(self.aio.list(all=all))
+
+    def gc(
+        self,
+        *,
+        remove: bool = False,
+        report: GcReport | None = None,
+        on_removed: OnRemoved | None = None,
+    ) -> GcReport:
+        """Leftovers no running environment owns (see ``AsyncClient.gc``)."""
+        return self._loop.run(self.aio.gc(remove=remove, report=report, on_removed=on_removed))
 
 
 class Environment:

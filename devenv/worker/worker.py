@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from temporalio.client import Client
@@ -17,6 +18,8 @@ from devenv.keys import ensure_internal_key
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
 from devenv.worker.recovery import STICKY_TIMEOUT, recover
 from devenv.workflows.environment import DevEnvironmentWorkflow
+
+log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_ACTIVITIES = 20_000
 """Each running environment holds one monitor activity for its whole life, and in the
@@ -32,8 +35,23 @@ benchmarks/scale.py (SDK default: 1,000)."""
 
 
 def build_backends(settings: Settings) -> dict[str, Backend]:
-    """One object per registered backend, shared by every activity of this worker."""
-    return {name: registry.backend_class(name).for_worker(settings) for name in registry.names()}
+    """One object per registered backend, shared by every activity of this worker.
+
+    A backend whose optional dependencies are not installed (``aws`` without boto3) is
+    left out with a warning; its environments fail to provision saying it is missing.
+    """
+    backends: dict[str, Backend] = {}
+    for name in registry.names():
+        try:
+            backends[name] = registry.backend_class(name).for_worker(settings)
+        except ImportError as problem:
+            log.warning(
+                "backend %s unavailable (%s); install it: pip install 'devenv[%s]'",
+                name,
+                problem,
+                name,
+            )
+    return backends
 
 
 def build_workers(client: Client, settings: Settings) -> list[Worker]:

@@ -32,12 +32,15 @@ with workflow.unsafe.imports_passed_through():
     from devenv.workflows.durations import MAX_SECONDS, format_duration
     from devenv.workflows.messages import (
         INSTANCE_LOST,
+        ApplyPolicyInput,
         ProbeInput,
         ProvisionInput,
         TerminateInput,
     )
     from devenv.workflows.monitoring import MonitorSupervisor
     from devenv.workflows.policies import (
+        APPLY_POLICY_RETRY,
+        APPLY_POLICY_TIMEOUT,
         MIN_TIMER,
         PROBE_RETRY,
         PROBE_TIMEOUT,
@@ -54,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         DeadlineAnswer,
         EnvEvent,
         EnvState,
+        FailsafePolicy,
         InstanceInfo,
         PresenceReport,
         Status,
@@ -63,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
 
 PROBE_PATCH = "probe-before-idle-termination"
 """Histories recorded before the probe existed replay without it (workflow.patched)."""
+FAILSAFE_PATCH = "failsafe-policy"
+"""Instances with a failsafe are told each threshold change (asked only for those)."""
 
 _ENDING = (Status.TERMINATING, Status.TERMINATED, Status.FAILED)
 
@@ -87,6 +93,7 @@ class DevEnvironmentWorkflow:
         self._wake = False
         """Set by handlers when the deadline may move earlier or active/idle flips."""
         self._monitor = MonitorSupervisor(state, self._event)
+        self._policy_push: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ run
 
@@ -180,6 +187,7 @@ class DevEnvironmentWorkflow:
             if s.termination_reason is not None:
                 return
             self._publish()  # before continue-as-new too: the server carries the attributes
+            self._push_failsafe_policy()
             if self._history_too_long():
                 await self._continue_as_new()
                 continue  # a stop arrived while handlers finished: terminate instead
@@ -246,6 +254,42 @@ class DevEnvironmentWorkflow:
             and s.deadline <= now
             and s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
         )
+
+    def _push_failsafe_policy(self) -> None:
+        """Tell a machine with a failsafe the thresholds now in force, in the background.
+
+        The machine enforces them itself only when no control plane has read it for a
+        long while; it must never act on a threshold the user has since raised.
+        """
+        s = self._state
+        if (
+            s.instance is None
+            or not s.instance.failsafe
+            or s.ready_at is None
+            or (self._policy_push is not None and not self._policy_push.done())
+        ):
+            return
+        policy = FailsafePolicy.of(s.spec.inactivity_duration, s.spec.max_duration, s.ready_at)
+        if policy == s.failsafe_policy or not workflow.patched(FAILSAFE_PATCH):
+            return
+        self._policy_push = asyncio.create_task(self._apply_policy(s.instance, policy))
+
+    async def _apply_policy(self, instance: InstanceInfo, policy: FailsafePolicy) -> None:
+        s = self._state
+        try:
+            await workflow.execute_activity(
+                "apply_policy",
+                ApplyPolicyInput(workflow_id=s.workflow_id, instance=instance, policy=policy),
+                task_queue=instance.task_queue,
+                start_to_close_timeout=APPLY_POLICY_TIMEOUT,
+                retry_policy=APPLY_POLICY_RETRY,
+                summary="tell the machine's failsafe the thresholds",
+            )
+        except ActivityError as err:
+            self._event(f"could not update the machine's failsafe ({failure_message(err)})")
+            return
+        s.failsafe_policy = policy
+        self._wake = True  # a change that arrived meanwhile is pushed on the next pass
 
     def _should_wake(self) -> bool:
         return self._wake or self._monitor.finished()

@@ -50,3 +50,13 @@ PROBE_RETRY = RetryPolicy(
     non_retryable_error_types=[INSTANCE_LOST],
 )
 MIN_TIMER = timedelta(milliseconds=1)
+
+APPLY_POLICY_TIMEOUT = timedelta(seconds=60)
+APPLY_POLICY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=5,
+)
+"""Telling a machine's failsafe a new threshold: a few tries, then an event says it failed
+(the failsafe only acts when the control plane is gone, so this is never urgent)."""

@@ -33,6 +33,7 @@ from temporalio.worker import Worker
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import (
     INSTANCE_LOST,
+    ApplyPolicyInput,
     MonitorInput,
     ProbeInput,
     ProvisionInput,
@@ -74,6 +75,8 @@ class FakeBackend:
     terminate_gate: asyncio.Event | None = None
     """When set, terminate waits for it: lets a test observe TERMINATING."""
     terminate_flaky: int = 0
+    failsafe: bool = False
+    """Instances say they enforce a failsafe policy (the workflow sends them changes)."""
 
     provisions: list[ProvisionInput] = field(default_factory=list)
     monitors: list[MonitorInput] = field(default_factory=list)
@@ -81,10 +84,15 @@ class FakeBackend:
     running_monitors: int = 0
     terminates: list[TerminateInput] = field(default_factory=list)
     probes: list[ProbeInput] = field(default_factory=list)
+    policies: list[ApplyPolicyInput] = field(default_factory=list)
     release_monitors: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> Sequence[Callable[..., Any]]:
-        return [self.provision, self.monitor, self.probe, self.terminate]
+        return [self.provision, self.monitor, self.probe, self.terminate, self.apply_policy]
+
+    @activity.defn(name="apply_policy")
+    async def apply_policy(self, args: ApplyPolicyInput) -> None:
+        self.policies.append(args)
 
     @activity.defn(name="probe")
     async def probe(self, args: ProbeInput) -> PresenceReport:
@@ -113,6 +121,7 @@ class FakeBackend:
             username="dev",
             host_public_key="ssh-ed25519 AAAAHostKey",
             task_queue=self.task_queue,
+            failsafe=self.failsafe,
         )
 
     @activity.defn(name="monitor")

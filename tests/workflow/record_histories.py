@@ -259,6 +259,23 @@ async def listing_memo(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "listing_memo")
 
 
+async def failsafe_policy(env: WorkflowEnvironment) -> Runs:
+    """An instance with a failsafe: told the policy when ready and after each change."""
+    async with running_worker(env.client) as fake:
+        fake.failsafe = True
+        handle = await start(env.client, fake, make_state("replay-failsafe", inactivity=2 * H))
+        await wait_for(handle, lambda s: s.failsafe_policy is not None)
+        await handle.execute_update(WF.set_inactivity, 12 * H)
+        await wait_for(
+            handle,
+            lambda s: (
+                s.failsafe_policy is not None and s.failsafe_policy.inactivity_seconds == 12 * H
+            ),
+        )
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "failsafe_policy")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -273,6 +290,7 @@ TIME_SKIPPING: list[Scenario] = [
     provisioning_failure,
     instance_lost,
     continue_as_new,
+    failsafe_policy,
 ]
 DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_waiting, listing_memo]
 

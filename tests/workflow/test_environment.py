@@ -775,3 +775,42 @@ async def test_the_clock_still_skips_after_all_of_the_above(
         final = await (await start(client, fake, make_state(inactivity=12 * H))).result()
     assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
     assert time.monotonic() - wall < 3.0
+
+
+# ---------------------------------------------------------------- the machine's failsafe
+
+
+@pytest.mark.parametrize("failsafe", [True, False])
+async def test_a_failsafe_machine_is_told_every_threshold_change_and_others_never(
+    time_skipping_env: WorkflowEnvironment, failsafe: bool
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        fake.failsafe = failsafe
+        handle = await start(client, fake, make_state(inactivity=2 * H))
+        running = await wait_running(handle)
+        if failsafe:
+            await wait_for(handle, lambda s: s.failsafe_policy is not None)
+        await handle.execute_update(WF.set_inactivity, 12 * H)
+        await handle.execute_update(WF.set_max_duration, 48 * H)
+        if failsafe:
+            final_policy = await wait_for(
+                handle,
+                lambda s: (
+                    s.failsafe_policy is not None
+                    and s.failsafe_policy.max_duration_seconds == 48 * H
+                ),
+            )
+            assert final_policy.failsafe_policy is not None
+            assert final_policy.failsafe_policy.inactivity_seconds == 12 * H
+            # The machine waits the longer of an hour and the threshold without a control plane.
+            assert final_policy.failsafe_policy.failsafe_after_seconds == 12 * H
+            assert final_policy.failsafe_policy.started_at == running.ready_at
+        await handle.execute_update(WF.request_stop, None)
+        await handle.result()
+    if not failsafe:
+        assert fake.policies == []
+    else:
+        sent = [(p.policy.inactivity_seconds, p.policy.max_duration_seconds) for p in fake.policies]
+        assert sent[0] == (2 * H, None) and sent[-1] == (12 * H, 48 * H)
+        assert all(p.instance.failsafe for p in fake.policies)

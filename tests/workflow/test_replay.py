@@ -37,6 +37,7 @@ EXPECTED = {
     "web_ui_run1",
     "web_ui_run2",
     "probe_idle",
+    "failsafe_policy",
 }
 
 

@@ -9,6 +9,10 @@ Layout under ``settings.envs_dir``::
 Provision is idempotent per token (an flock on the instance folder serialises
 retries and concurrent attempts), and the server is started through an intermediate
 process so it outlives the worker and never becomes the worker's zombie.
+
+``leftovers`` (``devenv gc``) are the instance folders with processes still running:
+the server, or anything carrying the instance's ``DEVENV_ENV`` marker. The folder
+names the environment (so its workflow) and the token.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +35,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from devenv import keepalive
-from devenv.backends.base import Backend, ProvisioningError
+from devenv.backends.base import Backend, Leftover, ProvisioningError
 from devenv.backends.local import proctools
 from devenv.backends.local.files import (
     CONFIG_FILE,
@@ -53,7 +58,7 @@ from devenv.backends.presence_stream import ssh_presence
 from devenv.keys import ensure_keypair, internal_public_key, private_dir
 from devenv.settings import Settings, SettingsError, host_task_queue
 from devenv.workflows.messages import PROVISIONING_ERROR, ProvisionInput, TerminateInput
-from devenv.workflows.state import InstanceInfo, PresenceReport
+from devenv.workflows.state import InstanceInfo, PresenceReport, workflow_id_for
 
 BACKEND = "local"
 M = TypeVar("M", ReadyInfo, ServerConfig)
@@ -219,6 +224,16 @@ class LocalBackend(Backend):
         """Stop the server and every process of the instance; keep the workspace."""
         await asyncio.to_thread(self._terminate, request)
 
+    async def leftovers(self) -> list[Leftover]:
+        """Every instance of this host's DEVENV_HOME with a process still running."""
+        return await asyncio.to_thread(self._leftovers)
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        """Terminate the instance as ``terminate`` does (its workspace is kept)."""
+        name = str(leftover.data.get("name", ""))
+        token = str(leftover.data.get("token", ""))
+        await asyncio.to_thread(self._end_instance, name, token, None)
+
     # --- provision ---------------------------------------------------------------------
 
     def _provision(self, request: ProvisionInput) -> InstanceInfo:
@@ -353,25 +368,30 @@ class LocalBackend(Backend):
             task_queue=request.spec.host_task_queue or host_task_queue(),
             folder=str(config.workspace),
             data=LocalInstanceData(pid=ready.pid, workspace=str(config.workspace)).model_dump(),
+            price_per_hour=0.0,
         )
 
     # --- terminate -----------------------------------------------------------------------
 
     def _terminate(self, request: TerminateInput) -> None:
-        token = request.instance_token
-        instance_dir = self.instance_dir(request.spec.name, token)
-        private_dir(self.env_dir(request.spec.name))
+        known = None if request.instance is None else LocalInstanceData.of(request.instance).pid
+        self._end_instance(request.spec.name, request.instance_token, known)
+        if request.purge_workspace:
+            shutil.rmtree(self.workspace(request.spec.name), ignore_errors=True)
+
+    def _end_instance(self, name: str, token: str, known_pid: int | None) -> None:
+        """Stop the server and every process of instance ``token`` of ``name`` for good."""
+        instance_dir = self.instance_dir(name, token)
+        private_dir(self.env_dir(name))
         private_dir(instance_dir.parent)
         private_dir(instance_dir)
         with _locked(instance_dir):
             # First, so that no retried provision can start this token again.
             (instance_dir / TERMINATED_FILE).touch()
-            candidates = {_read_pid(instance_dir)}
+            candidates = {_read_pid(instance_dir), known_pid}
             ready = _read_model(instance_dir / READY_FILE, ReadyInfo)
             if ready is not None:
                 candidates.add(ready.pid)
-            if request.instance is not None:
-                candidates.add(LocalInstanceData.of(request.instance).pid)
             for pid in candidates:
                 if pid is not None and _is_server(pid, instance_dir):
                     _stop_server(pid, self.stop_timeout)
@@ -379,8 +399,49 @@ class LocalBackend(Backend):
             for leftover in (READY_FILE, PID_FILE, HOST_KEY_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (instance_dir / leftover).unlink()
-        if request.purge_workspace:
-            shutil.rmtree(self.workspace(request.spec.name), ignore_errors=True)
+
+    # --- leftovers -------------------------------------------------------------------------
+
+    def _leftovers(self) -> list[Leftover]:
+        envs = self.settings.envs_dir
+        if not envs.is_dir():
+            return []
+        marked = _marked_processes()
+        where = socket.gethostname()
+        found = []
+        for instance_dir in sorted(envs.glob("*/instances/*")):
+            name, token = instance_dir.parent.parent.name, instance_dir.name
+            if not instance_dir.is_dir() or not all(
+                SAFE_COMPONENT.fullmatch(part) for part in (name, token)
+            ):
+                continue
+            pids = set(marked.get(token, ()))
+            server = _server_of(instance_dir, pids)
+            if server is not None:
+                pids.add(server)
+            if not pids:
+                continue
+            ready = _read_model(instance_dir / READY_FILE, ReadyInfo)
+            count = f"{len(pids)} process{'' if len(pids) == 1 else 'es'}"
+            if server is None:
+                detail = f"no server, {count} left"
+            elif ready is not None and ready.pid == server:
+                detail = f"server on 127.0.0.1:{ready.port}, {count}"
+            else:
+                detail = f"server starting, {count}"
+            found.append(
+                Leftover(
+                    backend=BACKEND,
+                    id=str(server if server is not None else min(pids)),
+                    where=where,
+                    name=name,
+                    workflow_id=workflow_id_for(name),
+                    instance_token=token,
+                    detail=detail,
+                    data={"name": name, "token": token, "pids": sorted(pids)},
+                )
+            )
+        return found
 
 
 N = TypeVar("N", int, float)
@@ -414,6 +475,47 @@ def _is_server(pid: int, instance_dir: Path) -> bool:
         return False
     argv = proctools.cmdline(pid)
     return SERVER_MODULE in argv and str(instance_dir) in argv
+
+
+def _marked_processes() -> dict[str, list[int]]:
+    """Live processes of this user carrying the instance marker, by token (one /proc scan).
+
+    This process and its parents are left out: ``devenv gc`` run from a shell inside an
+    instance must not count itself.
+    """
+    prefix = f"{ENV_MARKER}=".encode()
+    uid = os.getuid()
+    spared = proctools.ancestors()
+    found: dict[str, list[int]] = {}
+    for entry in proctools.PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) in spared:
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            raw = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        for variable in raw.split(b"\0"):
+            if variable.startswith(prefix):
+                pid = int(entry.name)
+                if proctools.is_running(pid):
+                    token = variable[len(prefix) :].decode(errors="replace")
+                    found.setdefault(token, []).append(pid)
+                break
+    return found
+
+
+def _server_of(instance_dir: Path, marked: set[int]) -> int | None:
+    """The running server of ``instance_dir``: the one its files name, else one found."""
+    ready = _read_model(instance_dir / READY_FILE, ReadyInfo)
+    for pid in (None if ready is None else ready.pid, _read_pid(instance_dir)):
+        if pid is not None and _is_server(pid, instance_dir):
+            return pid
+    argv = ["-m", SERVER_MODULE, str(instance_dir)]
+    servers = [pid for pid in marked if proctools.cmdline(pid)[1:4] == argv]
+    roots = sorted(pid for pid in servers if proctools.parent(pid) not in servers)
+    return roots[0] if roots else None
 
 
 def _unrecorded_servers(instance_dir: Path) -> list[int]:

@@ -263,10 +263,18 @@ async def connect_admin(
     access: AdminAccess,
     *,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    host_key: str | None = None,
 ) -> AdminConnection:
-    """Log in to ``endpoint`` as the admin, host key pinned; ready to run commands as root."""
+    """Log in to ``endpoint`` as the admin, host key pinned; ready to run commands as root.
+
+    The pin comes from ``access.known_hosts``, or is ``host_key`` itself (``type base64``)
+    when devenv generated the host's key (EC2 instances).
+    """
     client_key = read_identity(access)
-    keys, ca_keys, revoked = trusted_host_keys(endpoint, access.known_hosts)
+    if host_key is None:
+        keys, ca_keys, revoked = trusted_host_keys(endpoint, access.known_hosts)
+    else:
+        keys, ca_keys, revoked = [asyncssh.import_public_key(host_key)], [], []
     try:
         conn = await asyncssh.connect(
             endpoint.host,

@@ -11,14 +11,22 @@ in ``host_setup``; the admin login and its errors in ``admin``.
 Errors: a misconfiguration (host key not in known_hosts, refused admin login, no
 sudo, no python3, a taken name) is a ``ProvisioningError``; a host that does not
 answer is a plain exception, so provisioning retries and terminate retries forever.
+
+Every host the worker provisions on is remembered in ``DEVENV_HOME/ssh-hosts.json``
+(address, admin user, key and known_hosts paths, host folder; no secrets) before
+anything is created there, so ``devenv gc`` knows which hosts to search: its
+``leftovers`` are the ``active`` account records on those hosts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import json
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +35,7 @@ from typing import Any
 import asyncssh
 from pydantic import BaseModel, ValidationError
 
-from devenv.backends.base import Backend, ProvisioningError
+from devenv.backends.base import Backend, Leftover, ProvisioningError
 from devenv.backends.presence_stream import connect_internal, ssh_presence
 from devenv.backends.ssh.admin import (
     AdminAccess,
@@ -48,13 +56,15 @@ from devenv.backends.ssh.host_setup import (
     check_host_dir,
     check_token,
     create_account,
+    deployment_of,
     forced_command,
     inspect,
     install_agent,
     key_line,
+    list_accounts,
     terminate_account,
 )
-from devenv.keys import internal_public_key
+from devenv.keys import internal_public_key, private_dir
 from devenv.settings import SHARED_TASK_QUEUE, Settings, SettingsError
 from devenv.workflows.messages import ProvisionInput, TerminateInput
 from devenv.workflows.state import InstanceInfo, PresenceReport
@@ -65,6 +75,9 @@ HOST_DIR_VAR = "DEVENV_SSH_HOST_DIR"
 
 NO_CHANGE_SEEN = datetime.fromtimestamp(0, UTC)
 """``last_change`` of a probe: the agent saw no change (earlier than any idle time)."""
+
+HOSTS_FILE = "ssh-hosts.json"
+"""Under DEVENV_HOME: every host this machine's workers provisioned on (``devenv gc``)."""
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +179,7 @@ class SshBackend(Backend):
             candidates = await self._connect_all(endpoints, access, account, opened)
             chosen = _choose(candidates, account, spec.name, token)
             assert chosen.admin is not None and chosen.report is not None
+            await self._remember(chosen.endpoint, access)
             return await self._set_up(request, chosen.admin, chosen.report, account, token)
         except AdminError as problem:
             if problem.permanent:
@@ -235,6 +249,7 @@ class SshBackend(Backend):
             task_queue=spec.host_task_queue or SHARED_TASK_QUEUE,
             folder=created.home,
             data=data.model_dump(),
+            price_per_hour=float(spec.backend_config.get("price_per_hour") or 0.0),
         )
         await self._check_agent(info)
         log.info("ssh: %s is account %s on %s", spec.name, account, admin.endpoint)
@@ -352,6 +367,96 @@ class SshBackend(Backend):
             outcome = await terminate_account(admin, host_dir, account, token, purge)
         log.info("ssh: terminate %s on %s: %s", account, endpoint, outcome)
 
+    # --- leftovers (devenv gc) ------------------------------------------------------------------
+
+    async def _remember(self, endpoint: Endpoint, access: AdminAccess) -> None:
+        """Add the host to HOSTS_FILE before anything is created on it (a warning if not)."""
+        entry = UsedHost(
+            host=endpoint.host,
+            port=endpoint.port,
+            admin_user=access.user,
+            identity_file=str(access.identity_file),
+            known_hosts=str(access.known_hosts),
+            host_dir=self.host_dir,
+        )
+        try:
+            await asyncio.to_thread(remember_host, self.settings, entry)
+        except OSError as problem:
+            log.warning("ssh: %s not recorded in %s (%s)", endpoint, HOSTS_FILE, problem)
+
+    async def leftovers(self) -> list[Leftover]:
+        """The ``active`` accounts of this deployment on every host in HOSTS_FILE.
+
+        Accounts another deployment (another internal key) created on a shared host are
+        not this one's and are left out; those recorded before devenv noted whose they
+        are come without a workflow id, so ``devenv gc`` keeps them. A host that cannot
+        be searched does not hide the others: they are listed in the ``found`` of the
+        ``LeftoversIncompleteError`` raised at the end.
+        """
+        hosts = await asyncio.to_thread(used_hosts, self.settings)
+        if not hosts:
+            return []
+        ours = deployment_of(internal_public_key(self.settings))
+        results = await asyncio.gather(
+            *(self._leftovers_on(host, ours) for host in hosts), return_exceptions=True
+        )
+        found: list[Leftover] = []
+        problems: list[str] = []
+        for host, result in zip(hosts, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                problems.append(f"{host.endpoint}: {_first_line(result)}")
+            else:
+                found += result
+        if problems:
+            raise LeftoversIncompleteError(found, problems)
+        return found
+
+    async def _leftovers_on(self, host: UsedHost, ours: str) -> list[Leftover]:
+        admin = await connect_admin(
+            host.endpoint, host.access, connect_timeout=self.connect_timeout
+        )
+        async with admin:
+            records = await list_accounts(admin, host.host_dir)
+        found = []
+        for record in records:
+            if record.state != "active" or record.deployment not in (None, ours):
+                continue
+            detail = f"account {record.account}"
+            if not record.exists:
+                detail += " (the account is gone; its record says active)"
+            if record.deployment is None:
+                detail += " (recorded by an older devenv: whose it is is unknown)"
+            found.append(
+                Leftover(
+                    backend=BACKEND,
+                    id=f"{record.account}@{host.host}",
+                    where=str(host.endpoint),
+                    name=record.name,
+                    workflow_id=record.workflow_id if record.deployment else None,
+                    instance_token=record.token,
+                    detail=detail,
+                    data={**host.model_dump(), "account": record.account},
+                )
+            )
+        return found
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        """End the account as ``terminate`` does (its home is kept); nothing if it is
+        someone else's by now (the host re-checks the token under its lock)."""
+        host = UsedHost.model_validate(leftover.data)
+        account = str(leftover.data.get("account", ""))
+        if leftover.instance_token is None:
+            raise ValueError(f"{leftover.id}: no instance token recorded; not removed")
+        token = check_token(leftover.instance_token)
+        admin = await connect_admin(
+            host.endpoint, host.access, connect_timeout=self.connect_timeout
+        )
+        async with admin:
+            outcome = await terminate_account(admin, host.host_dir, account, token, False)
+        log.info("ssh: gc %s on %s: %s", account, host.endpoint, outcome)
+
     # --- watching ------------------------------------------------------------------------------
 
     async def is_alive(self, instance: InstanceInfo) -> bool:
@@ -438,3 +543,98 @@ def _choose(candidates: Sequence[_Candidate], account: str, name: str, token: st
     if all(problem.permanent for problem in problems):
         raise AdminError(joined)
     raise HostDownError(joined)
+
+
+# --- the hosts devenv has used (devenv gc) -----------------------------------------------------
+
+
+class UsedHost(BaseModel):
+    """One host in HOSTS_FILE: how to administer it, and devenv's folder there. No secrets."""
+
+    host: str
+    port: int
+    admin_user: str
+    identity_file: str
+    known_hosts: str
+    host_dir: str = DEFAULT_HOST_DIR
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.host, self.port)
+
+    @property
+    def access(self) -> AdminAccess:
+        return AdminAccess(self.admin_user, Path(self.identity_file), Path(self.known_hosts))
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return self.host, self.port, self.host_dir
+
+
+class LeftoversIncompleteError(Exception):
+    """Some hosts could not be searched; ``found`` is what the others hold."""
+
+    def __init__(self, found: list[Leftover], problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} host(s) not searched: " + "; ".join(problems))
+        self.found = found
+        self.problems = problems
+
+
+def hosts_file(settings: Settings) -> Path:
+    return settings.home / HOSTS_FILE
+
+
+def used_hosts(settings: Settings) -> list[UsedHost]:
+    """The hosts in HOSTS_FILE (none if it is missing; unreadable entries are skipped)."""
+    try:
+        raw = json.loads(hosts_file(settings).read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as problem:
+        raise OSError(f"cannot read {hosts_file(settings)}: {problem}") from None
+    hosts = []
+    for item in raw.get("hosts", []) if isinstance(raw, dict) else []:
+        try:
+            hosts.append(UsedHost.model_validate(item))
+        except ValidationError:
+            continue
+    return hosts
+
+
+def remember_host(settings: Settings, entry: UsedHost) -> None:
+    """Add or refresh ``entry`` in HOSTS_FILE (atomic, under an flock: many workers)."""
+    path = hosts_file(settings)
+    if entry in _readable_hosts(settings):
+        return
+    private_dir(path.parent)
+    with _hosts_locked(path):
+        hosts = [host for host in _readable_hosts(settings) if host.key != entry.key]
+        hosts.append(entry)
+        body = json.dumps({"hosts": [host.model_dump() for host in hosts]}, indent=2) + "\n"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(body)
+        os.replace(tmp, path)
+
+
+def _readable_hosts(settings: Settings) -> list[UsedHost]:
+    try:
+        return used_hosts(settings)
+    except OSError:
+        return []  # rewritten whole: a damaged file must not stop provisioning
+
+
+@contextlib.contextmanager
+def _hosts_locked(path: Path) -> Iterator[None]:
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _first_line(problem: BaseException) -> str:
+    text = " ".join(str(problem).split())
+    return text[:300] or type(problem).__name__

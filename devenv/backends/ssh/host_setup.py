@@ -5,12 +5,20 @@ Layout on the host (``HOST_DIR``, default ``/var/lib/devenv``, root-owned)::
     agent/presence_agent-<AGENT_VERSION>.py   0755 folder, 0644 file: run by every account
     accounts/                                 0700: root only
     accounts/<account>.token                  "<instance token> active|ended"
+    accounts/<account>.workflow               "<workflow id> <name> <deployment>" (devenv gc)
     accounts/<account>.lock                   flock: create and terminate never interleave
 
 The token record is written before the account exists and marked ``ended`` before
 anything is taken away, so a retried provision finds its own account (and never a
 second), a provision racing a terminate never brings the account back, and an
 account nobody recorded (the admin's own ``dv-x``) is never touched.
+
+The ``.workflow`` file sits beside the record rather than in it, so that the record
+stays the two fields every devenv version reads. ``<deployment>`` names the devenv
+deployment that created the account (a digest of its internal key, which every worker
+of a deployment shares), so that ``devenv gc`` of one deployment never takes another's
+accounts on a shared host for orphans. Accounts created before the file existed are
+named by their GECOS field (``devenv <name>``), their deployment unknown.
 
 Files in an account's home are written as that account (``setpriv``), never as
 root: the user owns ``~/.ssh`` and could point it anywhere with a symlink.
@@ -28,6 +36,7 @@ import asyncssh
 
 from devenv.agent import presence_agent
 from devenv.backends.ssh.admin import AdminConnection, AdminError, Endpoint, HostCommandError
+from devenv.workflows.state import workflow_id_for
 
 DEFAULT_HOST_DIR = "/var/lib/devenv"
 HOST_DIR_PATTERN = re.compile(r"^(?:/[A-Za-z0-9._-]+)+/?$")
@@ -39,6 +48,7 @@ TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+-]+$")
 _KEY_TYPE = re.compile(r"^[A-Za-z0-9@._-]+$")
+_DEPLOYMENT = re.compile(r"^[0-9a-f]{16}$")
 TERMINATE_TIMEOUT = 90.0
 """The kill loop gives up after about 20 s; the command after this."""
 
@@ -232,7 +242,7 @@ echo "path=$target"
 CREATE = (
     _PRELUDE
     + r"""
-host_dir=$1 account=$2 token=$3 name=$4
+host_dir=$1 account=$2 token=$3 name=$4 workflow=${5:-} deployment=${6:-}
 accounts=$host_dir/accounts
 mkdir -p "$accounts"
 chmod 0700 "$accounts"
@@ -251,6 +261,11 @@ elif [ -z "$record" ] && [ "$exists" = 1 ]; then
 fi
 # Recorded first: a retry finds it; an account without a record is never devenv's.
 write_record active
+if [ -n "$workflow" ]; then
+    (umask 077 && printf '%s %s %s\n' "$workflow" "$name" "$deployment" \
+        > "$accounts/.$account.workflow.tmp")
+    mv -f "$accounts/.$account.workflow.tmp" "$accounts/$account.workflow"
+fi
 shell=/bin/sh
 if [ -x /bin/bash ]; then shell=/bin/bash; fi
 if [ "$exists" = 0 ]; then
@@ -363,6 +378,32 @@ echo "exists=$exists"
 """
 )
 
+LIST = (
+    _PRELUDE
+    + r"""
+host_dir=$1
+accounts=$host_dir/accounts
+if [ ! -d "$accounts" ]; then echo "result=none"; exit 0; fi
+for file in "$accounts"/*.token; do
+    [ -f "$file" ] || continue
+    account=${file##*/}
+    account=${account%.token}
+    record=$(head -n 1 "$file" | tr '\t' ' ')
+    workflow=
+    if [ -f "$accounts/$account.workflow" ]; then
+        workflow=$(head -n 1 "$accounts/$account.workflow" | tr '\t' ' ')
+    fi
+    exists=0 gecos=
+    if id -u "$account" >/dev/null 2>&1; then
+        exists=1
+        gecos=$(getent passwd "$account" | cut -d: -f5 | tr '\t' ' ')
+    fi
+    printf 'account\t%s\t%s\t%s\t%s\t%s\n' "$account" "$record" "$exists" "$workflow" "$gecos"
+done
+echo "result=ok"
+"""
+)
+
 
 # --- the steps ------------------------------------------------------------------------
 
@@ -449,10 +490,23 @@ class AccountInfo:
 
 
 async def create_account(
-    admin: AdminConnection, host_dir: str, account: str, token: str, name: str, keys: str
+    admin: AdminConnection,
+    host_dir: str,
+    account: str,
+    token: str,
+    name: str,
+    keys: str,
+    *,
+    workflow_id: str | None = None,
 ) -> AccountInfo:
-    """The account of ``token`` with ``keys`` as its authorized_keys (created if missing)."""
-    result = await admin.run(CREATE, host_dir, account, token, name, stdin=keys)
+    """The account of ``token`` with ``keys`` as its authorized_keys (created if missing).
+
+    Records the environment's workflow id (default: that of ``name``) beside the token,
+    so that ``devenv gc`` can tell whose account it is.
+    """
+    workflow = workflow_id or workflow_id_for(name)
+    owner = deployment_of_keys(keys)
+    result = await admin.run(CREATE, host_dir, account, token, name, workflow, owner, stdin=keys)
     fields = result.fields()
     where = admin.endpoint
     if result.status == 0 and fields.get("result") == "ok":
@@ -511,6 +565,85 @@ async def account_status(admin: AdminConnection, host_dir: str, account: str) ->
     fields = result.fields()
     token, state = _record(fields.get("record", ""))
     return AccountStatus(token, state, fields.get("exists") == "1")
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """One account devenv recorded on a host (``LIST``), and whose environment it is."""
+
+    account: str
+    token: str
+    state: str
+    exists: bool
+    workflow_id: str | None
+    name: str | None
+    deployment: str | None
+    """Who created it (``deployment_of``); None: recorded before devenv said so."""
+
+
+async def list_accounts(admin: AdminConnection, host_dir: str) -> list[AccountRecord]:
+    """Every account recorded in ``host_dir``, active or ended; odd lines are skipped.
+
+    The environment is the one the ``.workflow`` file names, else (accounts created
+    before it existed) the one in the account's GECOS field, if its name makes this
+    account; else unknown.
+    """
+    result = await admin.run(LIST, host_dir)
+    if result.status != 0:
+        raise HostCommandError(
+            f"{admin.endpoint}: listing devenv's accounts failed: {result.describe()}"
+        )
+    found = []
+    for line in result.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 6 or parts[0] != "account":
+            continue
+        _, account, record, exists, workflow, gecos = parts
+        token, state = _record(record)
+        if token is None or state is None or not TOKEN_PATTERN.fullmatch(token):
+            continue
+        workflow_id, name, deployment = _owner(account, workflow, gecos)
+        found.append(
+            AccountRecord(account, token, state, exists == "1", workflow_id, name, deployment)
+        )
+    return found
+
+
+def _owner(account: str, workflow: str, gecos: str) -> tuple[str | None, str | None, str | None]:
+    """(workflow id, environment name, deployment) of ``account``, from its ``.workflow``
+    file, else (no deployment known) from its GECOS field."""
+    words = workflow.split()
+    if (
+        len(words) == 3
+        and TOKEN_PATTERN.fullmatch(words[0])
+        and _names_account(words[1], account)
+        and _DEPLOYMENT.fullmatch(words[2])
+    ):
+        return words[0], words[1], words[2]
+    words = gecos.split()
+    if len(words) == 2 and words[0] == "devenv" and _names_account(words[1], account):
+        return workflow_id_for(words[1]), words[1], None
+    return None, None, None
+
+
+def deployment_of(internal_key: str) -> str:
+    """The deployment an internal public key stands for: a short digest of ``type base64``."""
+    return hashlib.sha256(key_line(internal_key).encode()).hexdigest()[:16]
+
+
+def deployment_of_keys(keys: str) -> str:
+    """The deployment of an ``authorized_keys`` text (``authorized_keys``): its internal key's."""
+    for line in keys.splitlines():
+        if line.startswith("restrict,command="):
+            return deployment_of(" ".join(line.split()[-2:]))
+    return ""
+
+
+def _names_account(name: str, account: str) -> bool:
+    try:
+        return account_name(name) == account
+    except ValueError:
+        return False
 
 
 def _record(text: str) -> tuple[str | None, str | None]:

@@ -1,0 +1,555 @@
+"""The ``aws`` backend: an environment is an EC2 instance of its own.
+
+Provision checks everything the user could have wrong before it creates anything
+(credentials, instance type, image), then runs one instance per instance token:
+found again by its ``devenv:token`` tag (and RunInstances' ClientToken) when the
+activity is retried, so a retry never makes a second one. The instance boots with a
+host key devenv generated (pinned, never trusted on first use) and devenv's admin key;
+devenv then sets it up over SSH exactly as ``backend: ssh`` sets up a host (the
+account ``dv-NAME``, the user's key, the presence agent) and starts the failsafe,
+which shuts the machine down by itself if no control plane reads it any more.
+
+Every instance is created with ``InstanceInitiatedShutdownBehavior=terminate``: a
+shutdown from inside (the failsafe) ends the billing for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from devenv.backends import progress
+from devenv.backends.aws.config import AwsSection, render_endpoint
+from devenv.backends.aws.ec2 import (
+    GONE_STATES,
+    LIVE_STATES,
+    TAG_NAME,
+    TAG_OWNER,
+    TAG_TOKEN,
+    TAG_WORKFLOW,
+    Ec2,
+    Ec2Instance,
+    client_token,
+)
+from devenv.backends.aws.prices import hourly_price, parse_memory_gib, pick_for_resources
+from devenv.backends.aws.userdata import HostKey, cloud_config, derive_host_key
+from devenv.backends.base import Backend, InstanceGoneError, Leftover, ProvisioningError
+from devenv.backends.presence_stream import ssh_presence
+from devenv.backends.ssh.admin import (
+    AdminAccess,
+    AdminConnection,
+    AdminError,
+    AdminLoginRefusedError,
+    Endpoint,
+    HostDownError,
+    HostKeyMismatchError,
+    connect_admin,
+)
+from devenv.backends.ssh.backend import NO_CHANGE_SEEN, SshBackend
+from devenv.backends.ssh.config import parse_host
+from devenv.backends.ssh.failsafe import start_failsafe, write_policy
+from devenv.backends.ssh.host_setup import (
+    DEFAULT_HOST_DIR,
+    account_name,
+    agent_path,
+    check_host_dir,
+    check_token,
+    inspect,
+)
+from devenv.config.common import Resources
+from devenv.keys import ensure_keypair, public_key_line
+from devenv.settings import SHARED_TASK_QUEUE, Settings
+from devenv.workflows.messages import ProvisionInput, TerminateInput
+from devenv.workflows.state import FailsafePolicy, InstanceInfo, PresenceReport
+
+BACKEND = "aws"
+ACTION_VAR = "DEVENV_AWS_FAILSAFE_ACTION"
+DEFAULT_ACTION = "shutdown -h now"
+"""What the failsafe runs: a shutdown, which ``terminate`` shutdown behaviour makes final."""
+POLL_SECONDS = 2.0
+TERMINATE_WAIT = 300.0
+
+log = logging.getLogger(__name__)
+
+
+class AwsInstanceData(BaseModel):
+    """``InstanceInfo.data`` of an EC2 environment (ids and names only: it sits in history)."""
+
+    region: str
+    instance_id: str
+    instance_type: str
+    spot: bool
+    ssh_user: str
+    host_dir: str
+    failsafe_after: int | None = None
+
+
+class AwsBackend(Backend):
+    """Environments as EC2 instances (see the module docstring)."""
+
+    name = BACKEND
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host_dir: str = DEFAULT_HOST_DIR,
+        failsafe_action: str = DEFAULT_ACTION,
+        failsafe_interval: float = 5.0,
+        connect_timeout: float = 10.0,
+        poll_interval: float = POLL_SECONDS,
+    ) -> None:
+        super().__init__(settings)
+        self.host_dir = check_host_dir(host_dir)
+        self.failsafe_action = failsafe_action
+        self.failsafe_interval = failsafe_interval
+        self.poll_interval = poll_interval
+        self.connect_timeout = connect_timeout
+        self._ssh = SshBackend(settings, host_dir=host_dir, connect_timeout=connect_timeout)
+
+    @classmethod
+    def for_worker(cls, settings: Settings) -> AwsBackend:
+        """The backend with ``DEVENV_AWS_FAILSAFE_ACTION`` (default: shutdown) for the
+        failsafe and ``DEVENV_SSH_HOST_DIR`` (default /var/lib/devenv) on the machines."""
+        action = os.environ.get(ACTION_VAR, "").strip() or DEFAULT_ACTION
+        host_dir = SshBackend.for_worker(settings).host_dir
+        return cls(settings, host_dir=host_dir, failsafe_action=action)
+
+    @property
+    def admin_key_path(self) -> Path:
+        """devenv's key for the image's admin login (``aws.ssh_user``), made on first use."""
+        return self.settings.keys_dir / "aws_admin_ed25519"
+
+    def _admin_access(self, ssh_user: str) -> AdminAccess:
+        ensure_keypair(self.admin_key_path, comment="devenv-aws-admin")
+        return AdminAccess(ssh_user, self.admin_key_path, Path(os.devnull))
+
+    def _host_key_secret(self) -> bytes:
+        from devenv.keys import ensure_internal_key
+
+        ensure_internal_key(self.settings)
+        return self.settings.internal_key.read_bytes()
+
+    # --- provision -------------------------------------------------------------------------
+
+    async def provision(self, request: ProvisionInput) -> InstanceInfo:
+        spec = request.spec
+        section = _section(spec.backend_config)
+        try:
+            account = account_name(spec.name)
+            token = check_token(request.instance_token)
+        except ValueError as problem:
+            raise ProvisioningError(f"aws backend: {problem}") from None
+        ec2 = Ec2(section.region)
+        self._remember_region(section.region)
+        host_key = derive_host_key(self._host_key_secret(), token)
+        progress.report(f"looking for instance of this run in {section.region}")
+        existing = [i for i in await ec2.by_token(token) if i.state in LIVE_STATES]
+        if existing:
+            instance = existing[0]
+            log.info("aws: %s already has instance %s", spec.name, instance.instance_id)
+        else:
+            instance = await self._run(ec2, request, section, host_key, token)
+        instance = await self._wait_running(ec2, instance, section)
+        endpoint = _endpoint(section, instance)
+        admin = await self._wait_reachable(endpoint, section, instance, host_key.public_line)
+        progress.report(f"setting up {account} on {instance.instance_id}")
+        async with admin:
+            info = await self._set_up(request, admin, account, token, instance, section)
+            policy = FailsafePolicy.of(
+                spec.inactivity_duration,
+                spec.max_duration,
+                datetime.now(UTC),
+                section.failsafe_after,
+            )
+            await write_policy(admin, self.host_dir, account, policy)
+            report = await inspect(admin, self.host_dir, account)
+            assert report.python is not None
+            await start_failsafe(
+                admin,
+                self.host_dir,
+                report.python,
+                agent_path(self.host_dir),
+                account,
+                self.failsafe_action,
+                self.failsafe_interval,
+            )
+        log.info("aws: %s is %s at %s", spec.name, instance.instance_id, endpoint)
+        return info
+
+    async def _run(
+        self,
+        ec2: Ec2,
+        request: ProvisionInput,
+        section: AwsSection,
+        host_key: HostKey,
+        token: str,
+    ) -> Ec2Instance:
+        """Check what the user could have wrong, then RunInstances once for this token."""
+        spec = request.spec
+        progress.report("checking credentials, instance type and image")
+        await ec2.check_credentials()
+        instance_type = section.instance_type or _pick(spec.resources, section.image)
+        arch = await ec2.architecture(instance_type)
+        ami, root_device = await ec2.resolve_image(section.image, arch)
+        group = section.security_group or await ec2.ensure_ssh_group(
+            section.subnet, section.allow_ssh_from
+        )
+        admin_key = ensure_keypair(self.admin_key_path, comment="devenv-aws-admin")
+        tags = {
+            **section.tags,
+            "Name": f"devenv-{spec.name}",
+            TAG_NAME: spec.name,
+            TAG_WORKFLOW: request.workflow_id,
+            TAG_TOKEN: token,
+            TAG_OWNER: spec.owner or "",
+        }
+        tag_list = [{"Key": key, "Value": value} for key, value in tags.items()]
+        arguments: dict[str, Any] = {
+            "ImageId": ami,
+            "InstanceType": instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "ClientToken": client_token(token),
+            "UserData": cloud_config(
+                host_key,
+                public_key_line(admin_key),
+                section.ssh_user,
+            ),
+            "InstanceInitiatedShutdownBehavior": "terminate",
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tag_list},
+                {"ResourceType": "volume", "Tags": tag_list},
+            ],
+        }
+        if section.subnet:
+            arguments["NetworkInterfaces"] = [
+                {
+                    "DeviceIndex": 0,
+                    "SubnetId": section.subnet,
+                    "Groups": [group],
+                    "AssociatePublicIpAddress": "{public_ip}" in section.ssh_endpoint,
+                }
+            ]
+        else:
+            arguments["SecurityGroupIds"] = [group]
+        if section.spot:
+            arguments["InstanceMarketOptions"] = {
+                "MarketType": "spot",
+                "SpotOptions": {
+                    "SpotInstanceType": "one-time",
+                    "InstanceInterruptionBehavior": "terminate",
+                },
+            }
+        disk = _disk_gib(spec.resources)
+        if disk is not None and root_device:
+            arguments["BlockDeviceMappings"] = [
+                {
+                    "DeviceName": root_device,
+                    "Ebs": {"VolumeSize": disk, "VolumeType": "gp3", "DeleteOnTermination": True},
+                }
+            ]
+        progress.report(f"running a {instance_type} in {section.region}")
+        instance = await ec2.run(**arguments)
+        log.info("aws: %s runs %s (%s)", spec.name, instance.instance_id, instance_type)
+        return instance
+
+    async def _wait_running(
+        self, ec2: Ec2, instance: Ec2Instance, section: AwsSection
+    ) -> Ec2Instance:
+        give_up = instance.launch_time + timedelta(seconds=section.ready_timeout)
+        while True:
+            if instance.state == "running":
+                return instance
+            if instance.state in GONE_STATES or instance.state in ("stopping", "stopped"):
+                raise ProvisioningError(
+                    f"EC2 instance {instance.instance_id} is {instance.state} before it was "
+                    f"ready ({instance.state_reason or 'no reason given'})"
+                )
+            progress.report(f"EC2 instance {instance.instance_id} is {instance.state}")
+            if datetime.now(UTC) >= give_up:
+                raise ProvisioningError(
+                    f"EC2 instance {instance.instance_id} was still {instance.state} after "
+                    f"aws.ready_timeout ({section.ready_timeout}s); it is terminated"
+                )
+            await asyncio.sleep(self.poll_interval)
+            found = await ec2.describe(instance.instance_id)
+            if found is None:
+                raise ProvisioningError(f"EC2 instance {instance.instance_id} disappeared")
+            instance = found
+
+    async def _wait_reachable(
+        self, endpoint: Endpoint, section: AwsSection, instance: Ec2Instance, host_key: str
+    ) -> AdminConnection:
+        """The admin login, retried until the instance's sshd answers with its pinned key.
+
+        The deadline counts from the instance's launch, so a retried provision does not
+        restart it. A different host key is never accepted: not our machine, or someone
+        in between.
+        """
+        give_up = instance.launch_time + timedelta(seconds=section.ready_timeout)
+        access = self._admin_access(section.ssh_user)
+        last = "no answer yet"
+        progress.report(f"waiting for SSH on {instance.instance_id} at {endpoint}")
+        while True:
+            try:
+                return await connect_admin(
+                    endpoint, access, connect_timeout=self.connect_timeout, host_key=host_key
+                )
+            except HostKeyMismatchError:
+                raise ProvisioningError(
+                    f"aws.ssh_endpoint: {endpoint} answered with a host key other than the one "
+                    f"devenv gave {instance.instance_id}; refusing it (another machine at that "
+                    "address, or someone in between)"
+                ) from None
+            except (HostDownError, AdminLoginRefusedError) as problem:
+                last = str(problem)
+            except AdminError as problem:
+                raise ProvisioningError(f"aws: {problem}") from None
+            if datetime.now(UTC) >= give_up:
+                raise ProvisioningError(
+                    f"EC2 instance {instance.instance_id} was not reachable over SSH at "
+                    f"{endpoint} within aws.ready_timeout ({section.ready_timeout}s): {last}"
+                )
+            await asyncio.sleep(self.poll_interval)
+
+    async def _set_up(
+        self,
+        request: ProvisionInput,
+        admin: AdminConnection,
+        account: str,
+        token: str,
+        instance: Ec2Instance,
+        section: AwsSection,
+    ) -> InstanceInfo:
+        """The account, keys and agent, as ``backend: ssh`` makes them on its hosts."""
+        report = await inspect(admin, self.host_dir, account)
+        problem = report.problem(admin.endpoint, account, request.spec.name, token)
+        if problem is not None:
+            raise ProvisioningError(f"aws: {problem}")
+        ssh_info = await self._ssh._set_up(request, admin, report, account, token)
+        data = AwsInstanceData(
+            region=section.region,
+            instance_id=instance.instance_id,
+            instance_type=instance.instance_type,
+            spot=section.spot,
+            ssh_user=section.ssh_user,
+            host_dir=self.host_dir,
+            failsafe_after=section.failsafe_after,
+        )
+        price = section.price_per_hour
+        if price is None:
+            price = hourly_price(instance.instance_type, section.region, section.spot)
+        return ssh_info.model_copy(
+            update={
+                "instance_id": instance.instance_id,
+                "backend": BACKEND,
+                "task_queue": request.spec.host_task_queue or SHARED_TASK_QUEUE,
+                "data": data.model_dump(),
+                "price_per_hour": price,
+                "failsafe": True,
+            }
+        )
+
+    # --- terminate ---------------------------------------------------------------------------
+
+    async def terminate(self, request: TerminateInput) -> None:
+        """End every instance of this token (found by tag, and by id if one was recorded)."""
+        try:
+            section = _section(request.spec.backend_config)
+        except ProvisioningError as problem:
+            log.warning("aws: nothing to terminate for %s: %s", request.spec.name, problem.message)
+            return
+        ec2 = Ec2(section.region)
+        ids = {instance.instance_id for instance in await ec2.by_token(request.instance_token)}
+        if request.instance is not None:
+            ids.add(AwsInstanceData.model_validate(request.instance.data).instance_id)
+        await self._terminate_ids(ec2, sorted(ids))
+
+    async def _terminate_ids(self, ec2: Ec2, ids: list[str]) -> None:
+        """TerminateInstances, then wait until EC2 says terminated (billing has stopped)."""
+        await ec2.terminate(ids)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + TERMINATE_WAIT
+        pending = list(ids)
+        while pending:
+            still = []
+            for instance_id in pending:
+                found = await ec2.describe(instance_id)
+                if found is not None and found.state != "terminated":
+                    still.append(instance_id)
+            pending = still
+            if not pending:
+                break
+            if loop.time() > give_up:
+                raise TimeoutError(f"EC2 instances {', '.join(pending)} are not terminated yet")
+            await asyncio.sleep(self.poll_interval)
+        if ids:
+            log.info("aws: terminated %s", ", ".join(ids))
+
+    # --- watching ------------------------------------------------------------------------------
+
+    async def gone_reason(self, instance: InstanceInfo) -> str | None:
+        """Why the instance is gone (EC2's state and reason), or None while it exists."""
+        data = AwsInstanceData.model_validate(instance.data)
+        found = await Ec2(data.region).describe(data.instance_id)
+        if found is None:
+            return f"EC2 instance {data.instance_id} no longer exists"
+        if found.state in GONE_STATES:
+            return (
+                f"EC2 instance {data.instance_id} is {found.state}: "
+                f"{found.state_reason or 'no reason given'}"
+            )
+        return None
+
+    async def is_alive(self, instance: InstanceInfo) -> bool:
+        try:
+            return await self.gone_reason(instance) is None
+        except Exception as problem:  # a network blip is not a lost instance
+            log.warning("aws: cannot tell whether %s lives (%s)", instance.instance_id, problem)
+            return True
+
+    async def presence(
+        self, instance: InstanceInfo, *, connect_timeout: float = 10.0
+    ) -> AsyncIterator[PresenceReport]:
+        """The agent's stream over SSH; when it breaks, InstanceGone with EC2's reason."""
+        stream = ssh_presence(instance, self.settings.internal_key, connect_timeout=connect_timeout)
+        try:
+            async for report in stream:
+                yield report
+        except Exception:
+            reason = await self._reason_or_none(instance)
+            if reason is not None:
+                raise InstanceGoneError(reason) from None
+            raise
+        finally:
+            await stream.aclose()
+
+    async def _reason_or_none(self, instance: InstanceInfo) -> str | None:
+        try:
+            return await self.gone_reason(instance)
+        except Exception:
+            return None
+
+    async def probe(self, instance: InstanceInfo) -> PresenceReport:
+        report = await super().probe(instance)
+        return report.model_copy(update={"last_change": NO_CHANGE_SEEN})
+
+    async def apply_policy(self, instance: InstanceInfo, policy: FailsafePolicy) -> None:
+        """Write the thresholds the machine's failsafe enforces (read at its next check)."""
+        data = AwsInstanceData.model_validate(instance.data)
+        if data.failsafe_after is not None:
+            policy = policy.model_copy(update={"failsafe_after_seconds": data.failsafe_after})
+        admin = await connect_admin(
+            Endpoint(instance.host, instance.port),
+            self._admin_access(data.ssh_user),
+            connect_timeout=self.connect_timeout,
+            host_key=instance.host_public_key,
+        )
+        async with admin:
+            await write_policy(admin, data.host_dir, instance.username, policy)
+
+    # --- leftovers (devenv gc) -------------------------------------------------------------
+
+    @property
+    def regions_file(self) -> Path:
+        return self.settings.home / "aws-regions.json"
+
+    def _remember_region(self, region: str) -> None:
+        """gc looks for leftovers in every region devenv has used from this home."""
+        known = self._regions()
+        if region in known:
+            return
+        self.regions_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.regions_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(sorted({*known, region})))
+        os.replace(tmp, self.regions_file)
+
+    def _regions(self) -> list[str]:
+        try:
+            value = json.loads(self.regions_file.read_text())
+        except (OSError, ValueError):
+            return []
+        return [str(region) for region in value] if isinstance(value, list) else []
+
+    async def leftovers(self) -> list[Leftover]:
+        """Every instance with devenv's tags that is not terminated, in every region used."""
+        found: list[Leftover] = []
+        for region in self._regions():
+            instances = await Ec2(region).find(
+                [
+                    {"Name": "tag-key", "Values": [TAG_TOKEN]},
+                    {"Name": "instance-state-name", "Values": LIVE_STATES},
+                ]
+            )
+            for instance in instances:
+                found.append(
+                    Leftover(
+                        backend=BACKEND,
+                        id=instance.instance_id,
+                        where=region,
+                        name=instance.tags.get(TAG_NAME),
+                        workflow_id=instance.tags.get(TAG_WORKFLOW),
+                        instance_token=instance.tags.get(TAG_TOKEN),
+                        detail=f"{instance.instance_type} {instance.state} since "
+                        f"{instance.launch_time:%Y-%m-%d %H:%M}",
+                        data={"region": region},
+                    )
+                )
+        return found
+
+    async def remove_leftover(self, leftover: Leftover) -> None:
+        ec2 = Ec2(str(leftover.data["region"]))
+        found = await ec2.describe(leftover.id)
+        if found is None or TAG_TOKEN not in found.tags:
+            return  # never touch an instance without devenv's tags
+        await self._terminate_ids(ec2, [leftover.id])
+
+
+def _section(config: dict[str, Any]) -> AwsSection:
+    try:
+        return AwsSection.model_validate(config)
+    except ValidationError as problem:
+        first = problem.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ProvisioningError(f"aws.{where}: {first['msg']}") from None
+
+
+def _endpoint(section: AwsSection, instance: Ec2Instance) -> Endpoint:
+    values = {
+        "public_ip": instance.public_ip or "",
+        "private_ip": instance.private_ip or "",
+        "instance_id": instance.instance_id,
+    }
+    for field_name, value in values.items():
+        if f"{{{field_name}}}" in section.ssh_endpoint and not value:
+            raise ProvisioningError(
+                f"aws.ssh_endpoint: {section.ssh_endpoint!r} needs {field_name} but instance "
+                f"{instance.instance_id} has none (a subnet without public addresses?); "
+                "use {private_ip} with a route to it, or a bastion"
+            )
+    host, port = parse_host(render_endpoint(section.ssh_endpoint, **values))
+    return Endpoint(host, port or 22)
+
+
+def _pick(resources: Resources, image: str) -> str:
+    """The cheapest type of the price table meeting ``resources``; for an explicit AMI an
+    x86_64 one (an alias follows the type's architecture)."""
+    try:
+        return pick_for_resources(resources, arch="x86_64" if image.startswith("ami-") else None)
+    except ValueError as problem:
+        raise ProvisioningError(f"resources: {problem}") from None
+
+
+def _disk_gib(resources: Resources) -> int | None:
+    size = parse_memory_gib(resources.disk)
+    return None if size is None else max(8, int(size + 0.999))
