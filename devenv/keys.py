@@ -35,7 +35,7 @@ def ensure_keypair(path: Path, comment: str = "devenv") -> asyncssh.SSHKey:
     import asyncssh
 
     private_dir(path.parent)
-    with _locked(path):
+    with file_lock(path):
         if path.exists():
             path.chmod(PRIVATE_FILE_MODE)
             return asyncssh.read_private_key(str(path))
@@ -47,8 +47,8 @@ def ensure_keypair(path: Path, comment: str = "devenv") -> asyncssh.SSHKey:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise key creation across processes (CLI and worker may race for one key)."""
+def file_lock(path: Path) -> Iterator[None]:
+    """Serialise writers of ``path`` across processes (CLI and workers may race for it)."""
     fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -74,6 +74,15 @@ class Leftover(BaseModel):
     """Backend-owned: what ``remove_leftover`` needs."""
 
 
+class LeftoversIncompleteError(Exception):
+    """``leftovers`` could not search some places; ``found`` is what the others hold."""
+
+    def __init__(self, found: list[Leftover], problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} place(s) not searched: " + "; ".join(problems))
+        self.found = found
+        self.problems = problems
+
+
 class Backend(ABC):
     """One kind of instance. Workers make one object per backend and share it."""
 
@@ -134,7 +143,7 @@ class Backend(ABC):
         """Everything this backend created that it can find from this machine, live or not.
 
         ``devenv gc`` compares the list with the running environments; the default finds
-        nothing.
+        nothing. Some places unreachable: raise ``LeftoversIncompleteError`` with the rest.
         """
         return []
 

@@ -12,8 +12,8 @@ not. Each is then compared with its environment's workflow:
 
 Only orphans are removed, each re-checked just before its removal. A backend that
 cannot list (no credentials, a host down) becomes a warning line; the others are
-still listed. A backend may raise an exception with a ``found`` attribute (what it
-did list) and a ``problems`` attribute (one line per place it could not search):
+still listed. A backend that reached only some places raises
+``LeftoversIncompleteError`` with what it found there and a line per place it missed:
 both are kept, so one host down hides nothing of the other hosts.
 """
 
@@ -29,7 +29,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.backends import registry
-from devenv.backends.base import Backend, Leftover
+from devenv.backends.base import Backend, Leftover, LeftoversIncompleteError
 from devenv.client.lookup import QUERY_TIMEOUT, Handle, fetch_state
 from devenv.errors import DevenvError
 from devenv.settings import Settings
@@ -173,15 +173,10 @@ async def _list(name: str, backend: Backend) -> tuple[list[Leftover], list[str]]
             found = await backend.leftovers()
     except TimeoutError:
         return [], [f"{name}: not checked: no answer within {LIST_TIMEOUT:.0f}s"]
+    except LeftoversIncompleteError as partial:
+        return list(partial.found), [f"{name}: not checked: {line}" for line in partial.problems]
     except Exception as problem:
-        partial = getattr(problem, "found", None)
-        lines = getattr(problem, "problems", None)
-        if not isinstance(lines, list) or not lines:
-            lines = [_line(problem)]
-        warnings = [f"{name}: not checked: {line}" for line in lines]
-        if isinstance(partial, list):
-            return [item for item in partial if isinstance(item, Leftover)], warnings
-        return [], warnings
+        return [], [f"{name}: not checked: {_line(problem)}"]
     return list(found), []
 
 

@@ -77,6 +77,24 @@ class MotoServer:
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
         ).client(service, endpoint_url=self.endpoint)
 
+    def plant(self, token: str | None = None, name: str = "forgotten") -> str:
+        """An instance as a crashed devenv would leave it (devenv's tags, no workflow), or
+        with ``token`` None a stranger's instance without devenv's tags."""
+        ec2 = self.client()
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        arguments: dict[str, Any] = {}
+        if token is not None:
+            tags = [
+                {"Key": "devenv:token", "Value": token},
+                {"Key": "devenv:name", "Value": name},
+                {"Key": "devenv:workflow-id", "Value": f"devenv-{name}"},
+            ]
+            arguments["TagSpecifications"] = [{"ResourceType": "instance", "Tags": tags}]
+        found = ec2.run_instances(
+            ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro", **arguments
+        )
+        return str(found["Instances"][0]["InstanceId"])
+
     def stop(self) -> None:
         self.process.terminate()
         try:

@@ -306,23 +306,9 @@ async def test_leftovers_are_devenv_tagged_instances_and_removal_spares_the_rest
 ) -> None:
     request, info = provisioned
     ec2 = lab.moto.client()
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     orphan_token = f"t{secrets.token_hex(8)}"
-    tags = [
-        {"Key": "devenv:token", "Value": orphan_token},
-        {"Key": "devenv:name", "Value": "forgotten"},
-        {"Key": "devenv:workflow-id", "Value": "devenv-forgotten"},
-    ]
-    orphan = ec2.run_instances(
-        ImageId=image,
-        MinCount=1,
-        MaxCount=1,
-        InstanceType="t3.micro",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-    )["Instances"][0]["InstanceId"]
-    stranger = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")[
-        "Instances"
-    ][0]["InstanceId"]
+    orphan = lab.moto.plant(orphan_token)
+    stranger = lab.moto.plant()
     try:
         found = {left.id: left for left in await lab.backend.leftovers()}
         assert orphan in found and info.instance_id in found

@@ -226,22 +226,8 @@ def test_gc_terminates_a_planted_orphan_and_spares_the_live_environment(
     devenv.run("start", str(path))
     [live] = world.instances_named(name)
     ec2 = world.moto.client()
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    tags = [
-        {"Key": "devenv:token", "Value": "t-forgotten"},
-        {"Key": "devenv:name", "Value": "forgotten"},
-        {"Key": "devenv:workflow-id", "Value": "devenv-forgotten"},
-    ]
-    orphan = ec2.run_instances(
-        ImageId=image,
-        MinCount=1,
-        MaxCount=1,
-        InstanceType="t3.micro",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-    )["Instances"][0]["InstanceId"]
-    stranger = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")[
-        "Instances"
-    ][0]["InstanceId"]
+    orphan = world.moto.plant("t-forgotten")
+    stranger = world.moto.plant()
     try:
         listed = json.loads(devenv.run("gc", "--json").stdout)
         by_id = {row["id"]: row for row in listed["leftovers"]}

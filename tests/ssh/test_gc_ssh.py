@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devenv.backends.base import Leftover
-from devenv.backends.ssh.backend import HOSTS_FILE, LeftoversIncompleteError, SshBackend
+from devenv.backends.base import Leftover, LeftoversIncompleteError
+from devenv.backends.ssh.backend import SshBackend
 from devenv.backends.ssh.host_setup import account_name, deployment_of
+from devenv.backends.ssh.used_hosts import HOSTS_FILE
 from devenv.keys import ensure_keypair, internal_public_key, public_key_line
 from devenv.workflows.messages import ProvisionInput
 from devenv.workflows.state import EnvSpec

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from temporalio.exceptions import ApplicationError
 
 from devenv.backends import progress
 from devenv.backends.aws.config import AwsSection, render_endpoint
@@ -41,7 +42,13 @@ from devenv.backends.aws.ec2 import (
 )
 from devenv.backends.aws.prices import hourly_price, parse_memory_gib, pick_for_resources
 from devenv.backends.aws.userdata import HostKey, cloud_config, derive_host_key
-from devenv.backends.base import Backend, InstanceGoneError, Leftover, ProvisioningError
+from devenv.backends.base import (
+    Backend,
+    InstanceGoneError,
+    Leftover,
+    LeftoversIncompleteError,
+    ProvisioningError,
+)
 from devenv.backends.presence_stream import ssh_presence
 from devenv.backends.ssh.admin import (
     AdminAccess,
@@ -336,7 +343,7 @@ class AwsBackend(Backend):
         problem = report.problem(admin.endpoint, account, request.spec.name, token)
         if problem is not None:
             raise ProvisioningError(f"aws: {problem}")
-        ssh_info = await self._ssh._set_up(request, admin, report, account, token)
+        ssh_info = await self._ssh.set_up_account(request, admin, report, account, token)
         data = AwsInstanceData(
             region=section.region,
             instance_id=instance.instance_id,
@@ -484,13 +491,19 @@ class AwsBackend(Backend):
     async def leftovers(self) -> list[Leftover]:
         """Every instance with devenv's tags that is not terminated, in every region used."""
         found: list[Leftover] = []
+        problems: list[str] = []
         for region in self._regions():
-            instances = await Ec2(region).find(
-                [
-                    {"Name": "tag-key", "Values": [TAG_TOKEN]},
-                    {"Name": "instance-state-name", "Values": LIVE_STATES},
-                ]
-            )
+            try:
+                instances = await Ec2(region).find(
+                    [
+                        {"Name": "tag-key", "Values": [TAG_TOKEN]},
+                        {"Name": "instance-state-name", "Values": LIVE_STATES},
+                    ]
+                )
+            except Exception as problem:  # one region down must not hide the others
+                reason = problem.message if isinstance(problem, ApplicationError) else problem
+                problems.append(f"{region}: {reason}")
+                continue
             for instance in instances:
                 found.append(
                     Leftover(
@@ -505,6 +518,8 @@ class AwsBackend(Backend):
                         data={"region": region},
                     )
                 )
+        if problems:
+            raise LeftoversIncompleteError(found, problems)
         return found
 
     async def remove_leftover(self, leftover: Leftover) -> None:

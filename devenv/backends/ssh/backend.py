@@ -21,21 +21,22 @@ anything is created there, so ``devenv gc`` knows which hosts to search: its
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
-import json
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncssh
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from devenv.backends.base import Backend, Leftover, ProvisioningError
+from devenv.backends.base import (
+    Backend,
+    Leftover,
+    LeftoversIncompleteError,
+    ProvisioningError,
+)
 from devenv.backends.presence_stream import connect_internal, ssh_presence
 from devenv.backends.ssh.admin import (
     AdminAccess,
@@ -64,7 +65,14 @@ from devenv.backends.ssh.host_setup import (
     list_accounts,
     terminate_account,
 )
-from devenv.keys import internal_public_key, private_dir
+from devenv.backends.ssh.used_hosts import (
+    HOSTS_FILE,
+    AdminTarget,
+    UsedHost,
+    remember_host,
+    used_hosts,
+)
+from devenv.keys import internal_public_key
 from devenv.settings import SHARED_TASK_QUEUE, Settings, SettingsError
 from devenv.workflows.messages import ProvisionInput, TerminateInput
 from devenv.workflows.state import InstanceInfo, PresenceReport
@@ -76,38 +84,22 @@ HOST_DIR_VAR = "DEVENV_SSH_HOST_DIR"
 NO_CHANGE_SEEN = datetime.fromtimestamp(0, UTC)
 """``last_change`` of a probe: the agent saw no change (earlier than any idle time)."""
 
-HOSTS_FILE = "ssh-hosts.json"
-"""Under DEVENV_HOME: every host this machine's workers provisioned on (``devenv gc``)."""
 
 log = logging.getLogger(__name__)
 
 
-class SshInstanceData(BaseModel):
+class SshInstanceData(AdminTarget):
     """``InstanceInfo.data`` of an ssh instance: where the account is and how to administer it.
 
     Paths only (the admin key stays a file on the worker), so it may sit in history.
     """
 
-    host: str
-    port: int
     account: str
-    admin_user: str
-    identity_file: str
-    known_hosts: str
     home: str
-    host_dir: str
 
     @classmethod
     def of(cls, instance: InstanceInfo) -> SshInstanceData:
         return cls.model_validate(instance.data)
-
-    @property
-    def endpoint(self) -> Endpoint:
-        return Endpoint(self.host, self.port)
-
-    @property
-    def access(self) -> AdminAccess:
-        return AdminAccess(self.admin_user, Path(self.identity_file), Path(self.known_hosts))
 
 
 @dataclass
@@ -180,7 +172,10 @@ class SshBackend(Backend):
             chosen = _choose(candidates, account, spec.name, token)
             assert chosen.admin is not None and chosen.report is not None
             await self._remember(chosen.endpoint, access)
-            return await self._set_up(request, chosen.admin, chosen.report, account, token)
+            price = section.price_per_hour
+            return await self.set_up_account(
+                request, chosen.admin, chosen.report, account, token, price
+            )
         except AdminError as problem:
             if problem.permanent:
                 raise ProvisioningError(str(problem)) from None
@@ -210,14 +205,17 @@ class SshBackend(Backend):
 
         return list(await asyncio.gather(*(one(i, e) for i, e in enumerate(endpoints))))
 
-    async def _set_up(
+    async def set_up_account(
         self,
         request: ProvisionInput,
         admin: AdminConnection,
         report: HostReport,
         account: str,
         token: str,
+        price_per_hour: float = 0.0,
     ) -> InstanceInfo:
+        """The account ``dv-NAME`` with the user's key and devenv's agent-only key, the agent
+        installed, checked as the monitor will read it (also the host half of ``aws``)."""
         spec = request.spec
         assert report.python is not None
         agent = await install_agent(admin, self.host_dir)
@@ -249,7 +247,7 @@ class SshBackend(Backend):
             task_queue=spec.host_task_queue or SHARED_TASK_QUEUE,
             folder=created.home,
             data=data.model_dump(),
-            price_per_hour=float(spec.backend_config.get("price_per_hour") or 0.0),
+            price_per_hour=price_per_hour,
         )
         await self._check_agent(info)
         log.info("ssh: %s is account %s on %s", spec.name, account, admin.endpoint)
@@ -543,96 +541,6 @@ def _choose(candidates: Sequence[_Candidate], account: str, name: str, token: st
     if all(problem.permanent for problem in problems):
         raise AdminError(joined)
     raise HostDownError(joined)
-
-
-# --- the hosts devenv has used (devenv gc) -----------------------------------------------------
-
-
-class UsedHost(BaseModel):
-    """One host in HOSTS_FILE: how to administer it, and devenv's folder there. No secrets."""
-
-    host: str
-    port: int
-    admin_user: str
-    identity_file: str
-    known_hosts: str
-    host_dir: str = DEFAULT_HOST_DIR
-
-    @property
-    def endpoint(self) -> Endpoint:
-        return Endpoint(self.host, self.port)
-
-    @property
-    def access(self) -> AdminAccess:
-        return AdminAccess(self.admin_user, Path(self.identity_file), Path(self.known_hosts))
-
-    @property
-    def key(self) -> tuple[str, int, str]:
-        return self.host, self.port, self.host_dir
-
-
-class LeftoversIncompleteError(Exception):
-    """Some hosts could not be searched; ``found`` is what the others hold."""
-
-    def __init__(self, found: list[Leftover], problems: list[str]) -> None:
-        super().__init__(f"{len(problems)} host(s) not searched: " + "; ".join(problems))
-        self.found = found
-        self.problems = problems
-
-
-def hosts_file(settings: Settings) -> Path:
-    return settings.home / HOSTS_FILE
-
-
-def used_hosts(settings: Settings) -> list[UsedHost]:
-    """The hosts in HOSTS_FILE (none if it is missing; unreadable entries are skipped)."""
-    try:
-        raw = json.loads(hosts_file(settings).read_text())
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as problem:
-        raise OSError(f"cannot read {hosts_file(settings)}: {problem}") from None
-    hosts = []
-    for item in raw.get("hosts", []) if isinstance(raw, dict) else []:
-        try:
-            hosts.append(UsedHost.model_validate(item))
-        except ValidationError:
-            continue
-    return hosts
-
-
-def remember_host(settings: Settings, entry: UsedHost) -> None:
-    """Add or refresh ``entry`` in HOSTS_FILE (atomic, under an flock: many workers)."""
-    path = hosts_file(settings)
-    if entry in _readable_hosts(settings):
-        return
-    private_dir(path.parent)
-    with _hosts_locked(path):
-        hosts = [host for host in _readable_hosts(settings) if host.key != entry.key]
-        hosts.append(entry)
-        body = json.dumps({"hosts": [host.model_dump() for host in hosts]}, indent=2) + "\n"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body)
-        os.replace(tmp, path)
-
-
-def _readable_hosts(settings: Settings) -> list[UsedHost]:
-    try:
-        return used_hosts(settings)
-    except OSError:
-        return []  # rewritten whole: a damaged file must not stop provisioning
-
-
-@contextlib.contextmanager
-def _hosts_locked(path: Path) -> Iterator[None]:
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _first_line(problem: BaseException) -> str:
