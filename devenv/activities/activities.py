@@ -182,7 +182,10 @@ class _Forwarder:
         self.stream_up = False
 
     async def forward(self, report: PresenceReport) -> None:
-        if self._last is not None and report.connections == self._last.connections:
+        if self._last is not None and (report.connections, report.jobs) == (
+            self._last.connections,
+            self._last.jobs,
+        ):
             return
         await self._signal(report)
         self._last = report
@@ -192,7 +195,7 @@ class _Forwarder:
         while True:
             await asyncio.sleep(interval)
             last = self._last
-            if self.stream_up and last is not None and last.connections > 0:
+            if self.stream_up and last is not None and last.in_use > 0:
                 try:
                     await self._signal(last.model_copy(update={"keepalive": True}))
                 except _WorkflowGone:

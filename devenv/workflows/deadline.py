@@ -25,6 +25,7 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
     if (
         s.spec.inactivity_duration is not None
         and s.connections == 0
+        and s.jobs == 0
         and s.idle_since is not None
         and s.status == Status.RUNNING
     ):
@@ -45,8 +46,8 @@ def recompute(state: EnvState) -> None:
 
 
 def silence_bound(state: EnvState) -> datetime | None:
-    """While users are present, when the monitor's silence would count as idleness."""
-    if state.connections > 0 and state.last_report_at is not None:
+    """While users or jobs are present, when the monitor's silence would count as idleness."""
+    if (state.connections > 0 or state.jobs > 0) and state.last_report_at is not None:
         return state.last_report_at + timedelta(seconds=state.tuning.keepalive_bound_seconds)
     return None
 

@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         TERMINATE_TIMEOUT,
         WORK_HEARTBEAT,
     )
-    from devenv.workflows.presence import probe_answer
+    from devenv.workflows.presence import presence_change, probe_answer
     from devenv.workflows.state import (
         MAX_EVENTS,
         WORKFLOW_TYPE,
@@ -395,18 +395,15 @@ class DevEnvironmentWorkflow:
             return
         now = workflow.now()
         s.last_report_at = now
-        before, after = s.connections, report.connections
-        if after == before:
+        if (report.connections, report.jobs) == (s.connections, s.jobs):
             return  # keepalive or repeat: only the time counts; do not wake the timer
-        s.connections = after
+        before = s.connections + s.jobs
+        after = report.connections + report.jobs
         if after == 0:
             assert s.ready_at is not None
             s.idle_since = min(max(utc(report.last_change), s.ready_at), now)
-            self._event(f"last user disconnected; idle since {clock(s.idle_since)}")
-        elif before == 0:
-            self._event(f"user connected ({plural(after, 'connection')})")
-        else:
-            self._event(f"connections changed from {before} to {after}")
+        self._event(presence_change(s, report))
+        s.connections, s.jobs = report.connections, report.jobs
         if (before == 0) != (after == 0):
             self._wake = True  # active/idle flipped: the deadline appears or disappears
         self._publish()

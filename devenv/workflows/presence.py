@@ -19,13 +19,13 @@ def probe_answer(s: EnvState, seen: PresenceReport, now: datetime) -> str | None
     min_connection_duration restarts the idle clock (present, just not counted yet);
     a disconnect later than the monitor knew moves the idle clock to it.
     """
-    if seen.connections > 0 and s.connections == 0:
-        s.connections = seen.connections
+    if seen.in_use > 0 and s.connections + s.jobs == 0:
+        s.connections, s.jobs = seen.connections, seen.jobs
         s.last_report_at = now
-        return (
-            f"deadline reached, but the instance reports "
-            f"{plural(seen.connections, 'connection')}; staying up"
-        )
+        found = plural(seen.connections, "connection")
+        if seen.jobs:
+            found = f"{found} and {plural(seen.jobs, 'job')}"
+        return f"deadline reached, but the instance reports {found}; staying up"
     if seen.waiting > 0 and s.connections == 0:
         s.idle_since = now
         return (
@@ -42,3 +42,28 @@ def probe_answer(s: EnvState, seen: PresenceReport, now: datetime) -> str | None
                 f"{clock(last_change)}; idle since then"
             )
     return None
+
+
+def presence_change(s: EnvState, seen: PresenceReport) -> str:
+    """The event for a change of who is present (before ``s`` takes in ``seen``)."""
+    users, jobs = seen.connections, seen.jobs
+    if s.jobs == 0 and jobs == 0:  # the words every history before jobs has
+        if users == 0:
+            return f"last user disconnected; idle since {clock(_idle(s))}"
+        if s.connections == 0:
+            return f"user connected ({plural(users, 'connection')})"
+        return f"connections changed from {s.connections} to {users}"
+    if users + jobs == 0:
+        gone = "last job ended" if s.connections == 0 else "last user and job ended"
+        return f"{gone}; idle since {clock(_idle(s))}"
+    parts = []
+    if users != s.connections:
+        parts.append(f"connections {s.connections} -> {users}")
+    if jobs != s.jobs:
+        parts.append(f"jobs {s.jobs} -> {jobs}")
+    return f"in use: {plural(users, 'connection')}, {plural(jobs, 'job')} ({', '.join(parts)})"
+
+
+def _idle(s: EnvState) -> datetime:
+    assert s.idle_since is not None
+    return s.idle_since

@@ -143,6 +143,14 @@ class PresenceReport(BaseModel):
     waiting: int = Field(default=0, ge=0)
     """Connections still inside ``min_connection_duration``: present, not yet counted."""
     sessions: list[SessionInfo] = Field(default_factory=list)
+    jobs: int = Field(default=0, ge=0)
+    """Jobs running in the environment (``devenv run``, ``devenv-keepalive``): in use
+    like a connected user, so the idle clock waits for the last one to end."""
+
+    @property
+    def in_use(self) -> int:
+        """Connections and jobs: what keeps the environment from being idle."""
+        return self.connections + self.jobs
 
 
 class EnvEvent(BaseModel):
@@ -202,6 +210,8 @@ class EnvState(BaseModel):
     ready_at: datetime | None = None
     ended_at: datetime | None = None
     connections: int = 0
+    jobs: int = 0
+    """Jobs running (``devenv run``, ``devenv-keepalive``); like connections, in use."""
     idle_since: datetime | None = None
     last_report_at: datetime | None = None
     deadline: datetime | None = None

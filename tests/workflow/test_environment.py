@@ -19,9 +19,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from devenv.workflows.durations import MAX_SECONDS
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import MAX_EVENTS, EnvState, Status, TerminationReason, Tuning
+from devenv.workflows.state import (
+    MAX_EVENTS,
+    EnvState,
+    PresenceReport,
+    Status,
+    TerminationReason,
+    Tuning,
+)
 from tests.workflow.fakes import (
     make_state,
+    query_status,
     report,
     running_worker,
     start,
@@ -814,3 +822,35 @@ async def test_a_failsafe_machine_is_told_every_threshold_change_and_others_neve
         sent = [(p.policy.inactivity_seconds, p.policy.max_duration_seconds) for p in fake.policies]
         assert sent[0] == (2 * H, None) and sent[-1] == (12 * H, 48 * H)
         assert all(p.instance.failsafe for p in fake.policies)
+
+
+# ---------------------------------------------------------------- jobs
+
+
+async def test_a_running_job_keeps_it_up_and_the_idle_clock_starts_when_the_last_ends(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        # The test plays the monitor (without keepalives: the silence bound is set long).
+        quiet = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=10 * H)
+        handle = await start(client, fake, make_state(inactivity=2 * H, tuning=quiet))
+        await wait_running(handle)
+        now = utc(await time_skipping_env.get_current_time())
+        job = PresenceReport(connections=0, jobs=1, last_change=now)
+        await handle.signal(WF.record_presence, job)
+        busy = await wait_for(handle, lambda s: s.jobs == 1)
+        assert busy.deadline is None and busy.connections == 0
+        await time_skipping_env.sleep(timedelta(hours=5))
+        assert (await query_status(handle)).status == Status.RUNNING
+        ended = utc(await time_skipping_env.get_current_time())
+        done = PresenceReport(connections=0, jobs=0, last_change=ended)
+        await handle.signal(WF.record_presence, done)
+        idle = await wait_for(handle, lambda s: s.jobs == 0 and s.deadline is not None)
+        assert idle.idle_since is not None and close_to(idle.idle_since - ended, timedelta(0))
+        assert idle.deadline == idle.idle_since + timedelta(hours=2)
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    said = messages(final)
+    assert "in use: 0 connections, 1 job (jobs 0 -> 1)" in said
+    assert any(m.startswith("last job ended; idle since ") for m in said)
