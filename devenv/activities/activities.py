@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
@@ -20,11 +21,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.backends import progress
 from devenv.backends.base import Backend, ProvisioningError
+from devenv.notify import POST_TIMEOUT, load_webhook
 from devenv.settings import Settings
 from devenv.workflows.messages import (
     INSTANCE_LOST,
     ApplyPolicyInput,
     MonitorInput,
+    Notice,
     ProbeInput,
     ProvisionInput,
     TerminateInput,
@@ -78,6 +81,21 @@ class EnvironmentActivities:
         activity.logger.info("terminating %s", request.workflow_id)
         async with _heartbeating():
             await backend.terminate(request)
+
+    @activity.defn(name="notify")
+    async def notify(self, notice: Notice) -> None:
+        """POST a warning to the environment's webhook (retried by the workflow's policy)."""
+        try:
+            url = load_webhook(self._settings, notice.webhook)
+        except LookupError as problem:
+            raise ApplicationError(
+                str(problem), type="WebhookUnknown", non_retryable=True
+            ) from None
+        body = notice.model_dump(mode="json", exclude={"workflow_id", "webhook"})
+        async with httpx.AsyncClient(timeout=POST_TIMEOUT) as http:
+            answer = await http.post(url, json=body)
+        if answer.status_code >= 300:
+            raise RuntimeError(f"the webhook answered HTTP {answer.status_code}")
 
     @activity.defn(name="apply_policy")
     async def apply_policy(self, request: ApplyPolicyInput) -> None:
@@ -244,7 +262,14 @@ async def _heartbeat_forever() -> None:
 
 
 def all_activities(acts: EnvironmentActivities) -> list[Callable[..., object]]:
-    return [acts.provision, acts.monitor, acts.probe, acts.terminate, acts.apply_policy]
+    return [
+        acts.provision,
+        acts.monitor,
+        acts.probe,
+        acts.terminate,
+        acts.apply_policy,
+        acts.notify,
+    ]
 
 
 __all__ = ["EnvironmentActivities", "all_activities"]

@@ -14,6 +14,11 @@ account's real uid, that exact title and that parent means that pre-authenticati
 processes ([accepted], [net], [preauth], sshd-auth), failed logins, bare TCP
 connections, other accounts, the internal-sftp child and look-alikes never count.
 
+Jobs: every line also says how many jobs the account runs (``"jobs": N``), counted as
+its processes running devenv-keepalive (``devenv run``, or by hand in tmux), minus those
+whose parent is one too; its ``--jobs`` and ``--job-log`` helpers are not jobs. A job
+keeps the environment in use like a connected user, for the failsafe too.
+
 The parsing is pure functions over a list of :class:`Proc` records so it can be
 tested against recorded process tables; the thin layer at the end reads /proc.
 
@@ -42,7 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-AGENT_VERSION = "2"
+AGENT_VERSION = "3"
 AGENT_SCRIPT = "presence_agent.py"
 DEFAULT_INTERVAL = 0.25
 FAILSAFE_INTERVAL = 5.0
@@ -64,6 +69,13 @@ _UTC = timezone(timedelta(0))
 _NO_TTY = "notty"
 # Any version of the agent as hosts install it: presence_agent.py, presence_agent-2.py.
 _AGENT_FILE = re.compile(r"^presence_agent(?:-[A-Za-z0-9._]+)?\.py$")
+# devenv-keepalive as it runs: the wrapper or console script, the file hosts install
+# (keepalive-1.py), or the package's own file (.../devenv/agent/keepalive.py).
+_KEEPALIVE_FILE = re.compile(r"^(?:devenv-keepalive|keepalive-[A-Za-z0-9._]+\.py)$")
+_KEEPALIVE_MODULE = "/devenv/agent/keepalive.py"
+_INTERPRETER = re.compile(r"^(?:python[0-9.]*|sh|bash|dash)$")
+# Invocations of devenv-keepalive that are not jobs (listing, a log, help).
+_KEEPALIVE_HELPERS = ("--jobs", "--job-log", "--help", "-h", "--version")
 
 
 class Proc(NamedTuple):
@@ -275,6 +287,35 @@ def control_plane_present(
     return False
 
 
+def keepalive_arguments(argv: Sequence[str]) -> tuple[str, ...] | None:
+    """The arguments after the devenv-keepalive script in ``argv`` (it is the program, or
+    the script of an interpreter: ``python3 [-options] SCRIPT``, ``sh SCRIPT``), or None
+    when ``argv`` is not devenv-keepalive."""
+    for index in range(min(len(argv), 3)):
+        word = argv[index]
+        if index > 0 and not (
+            _INTERPRETER.match(os.path.basename(argv[0]))
+            and all(option.startswith("-") for option in argv[1:index])
+        ):
+            return None
+        if _KEEPALIVE_FILE.match(os.path.basename(word)) or word.endswith(_KEEPALIVE_MODULE):
+            return tuple(argv[index + 1 :])
+    return None
+
+
+def is_job_process(proc: Proc) -> bool:
+    """A devenv-keepalive running a job (not its ``--jobs`` listing or a log)."""
+    rest = keepalive_arguments(proc.argv)
+    return rest is not None and not (rest and rest[0] in _KEEPALIVE_HELPERS)
+
+
+def count_jobs(procs: Sequence[Proc], uid: int) -> int:
+    """Jobs of the account: its devenv-keepalive processes, not counting one whose parent
+    is one too (a detaching keepalive and the job it starts, a fork before exec)."""
+    jobs = {proc.pid: proc for proc in procs if proc.uid == uid and is_job_process(proc)}
+    return sum(1 for proc in jobs.values() if proc.ppid not in jobs)
+
+
 def next_count_change(connections: Iterable[Connection], min_duration: float) -> float | None:
     """When (seconds after boot) the first waiting connection becomes counted."""
     moments = [c.start + min_duration for c in connections if not c.counted]
@@ -331,9 +372,11 @@ def report(
     peers: Mapping[int, str | None],
     boot_wall: float,
     last_change: str,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
-    """One line of the stream; ``boot_wall`` is the wall-clock time of boot."""
-    return {
+    """One line of the stream; ``boot_wall`` is the wall-clock time of boot. ``jobs``
+    (running devenv-keepalive jobs) is in every line the agent writes."""
+    line: dict[str, Any] = {
         "connections": sum(1 for c in connections if c.counted),
         "waiting": sum(1 for c in connections if not c.counted),
         "last_change": last_change,
@@ -347,6 +390,9 @@ def report(
             for c in connections
         ],
     }
+    if jobs is not None:
+        line["jobs"] = jobs
+    return line
 
 
 # --- the failsafe: pure decisions ------------------------------------------------
@@ -625,14 +671,17 @@ class Agent:
         self.boot_wall = boot_wall_time()
         self.script = os.path.basename(__file__)
         self._peers: dict[tuple[int, float], str] = {}
+        self.jobs = 0
+        """Running jobs (devenv-keepalive) at the last ``observe``."""
 
     def observe(self) -> tuple[list[Connection], dict[int, str | None], float]:
-        """(connections, peer per pid, now in seconds after boot)."""
+        """(connections, peer per pid, now in seconds after boot); ``self.jobs`` too."""
         procs = self.reader.read()
         now = boot_clock()
         connections = find_connections(
             procs, self.user, self.uid, self.own_ancestry, now, self.min_duration, self.script
         )
+        self.jobs = count_jobs(procs, self.uid)
         children = children_of(procs)
         peers: dict[int, str | None] = {}
         alive = set()
@@ -678,7 +727,7 @@ def _now_iso() -> str:
 
 def probe(agent: Agent, out: Any) -> int:
     connections, peers, _ = agent.observe()
-    _write(out, report(connections, peers, agent.boot_wall, _now_iso()))
+    _write(out, report(connections, peers, agent.boot_wall, _now_iso(), agent.jobs))
     return 0
 
 
@@ -691,16 +740,17 @@ def stream(agent: Agent, out: Any, interval: float) -> int:
     poller = select.poll()
     poller.register(out.fileno(), 0)  # no events asked: errors and hang-ups still wake us
     previous: object = None
-    counted: int | None = None
+    counted: tuple[int, int] | None = None
     last_change = _now_iso()
     while True:
         connections, peers, now = agent.observe()
-        line = report(connections, peers, agent.boot_wall, last_change)
-        if counted is not None and line["connections"] != counted:
+        line = report(connections, peers, agent.boot_wall, last_change, agent.jobs)
+        in_use = (line["connections"], line["jobs"])
+        if counted is not None and in_use != counted:
             last_change = _now_iso()
             line["last_change"] = last_change
-        counted = line["connections"]
-        key = (line["connections"], line["waiting"], line["sessions"])
+        counted = in_use
+        key = (line["connections"], line["waiting"], line["sessions"], line["jobs"])
         if key != previous:
             if not _write(out, line):
                 return 0
@@ -726,6 +776,8 @@ class FailsafeWatcher:
         self.script = os.path.basename(__file__)
 
     def observe(self) -> tuple[int, int, bool]:
+        """(user connections and jobs, the counted ones, whether a control plane reads):
+        a running job keeps the machine in use like a connected user."""
         procs = self.reader.read()
         connections = find_connections(
             procs,
@@ -738,7 +790,8 @@ class FailsafeWatcher:
         )
         counted = sum(1 for connection in connections if connection.counted)
         control = control_plane_present(procs, self.user, self.uid, self.script)
-        return len(connections), counted, control
+        jobs = count_jobs(procs, self.uid)
+        return len(connections) + jobs, counted + jobs, control
 
 
 def load_policy(path: str) -> tuple[FailsafePolicy | None, str]:

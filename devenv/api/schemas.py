@@ -40,6 +40,14 @@ class ThresholdChanges(BaseModel):
     max_duration: JsonValue = Field(
         default=None, description=f"Hard cap from start. {DURATION_DOC}"
     )
+    extend: JsonValue = Field(
+        default=None,
+        description=f"Push the current deadline out by this much, once. {DURATION_DOC}",
+    )
+    stop_at: JsonValue = Field(
+        default=None,
+        description="A fixed end: ISO-8601 with an offset (2026-12-24T18:30:00+01:00), or off.",
+    )
 
     def given(self) -> dict[str, Any]:
         """Only the keys the client sent (``null`` included: the SDK refuses it clearly)."""

@@ -16,9 +16,12 @@ import typer
 
 from devenv import __version__
 from devenv.cli.gc import gc
+from devenv.cli.jobs import jobs
 from devenv.cli.logs import logs
 from devenv.cli.output import err, out
 from devenv.cli.ps import ps
+from devenv.cli.report import report
+from devenv.cli.run import run_job
 from devenv.cli.server import server_app
 from devenv.cli.signal import signal
 from devenv.cli.ssh import ssh
@@ -60,7 +63,12 @@ app.command()(signal)
 app.command()(stop)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(ssh)
 app.command()(logs)
+app.command(
+    name="run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)(run_job)
+app.command()(jobs)
 app.command()(gc)
+app.command()(report)
 app.add_typer(server_app, name="server")
 app.command()(token)
 app.add_typer(users_app, name="users")

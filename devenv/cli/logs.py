@@ -1,13 +1,41 @@
-"""`devenv logs NAME`: what happened to an environment, in plain words."""
+"""`devenv logs NAME [--job ID]`: what happened to an environment, in plain words; or
+what one of its jobs wrote."""
 
 from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
 
 from devenv.cli.output import JSON_OPT, NAME_ARG, err, out, run
 
 
-def logs(name: NAME_ARG, json_output: JSON_OPT = False) -> None:
-    """The environment's history of events, in plain words."""
+def logs(
+    name: NAME_ARG,
+    json_output: JSON_OPT = False,
+    job: Annotated[
+        str | None,
+        typer.Option("--job", help="Print what this job wrote instead (see `devenv jobs`)."),
+    ] = None,
+) -> None:
+    """The environment's history of events, in plain words; or a job's output (--job)."""
+    if job is not None:
+        data = run(_job_log(name, job))
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
     run(_logs(name, json_output))
+
+
+async def _job_log(name: str, job: str) -> bytes:
+    from devenv.client.aio import AsyncClient
+    from devenv.client.jobs import check_job_id, job_log
+    from devenv.client.lookup import candidate_ids
+
+    candidate_ids(name)
+    check_job_id(job)
+    return await job_log(await AsyncClient().get(name), job)
 
 
 async def _logs(name: str, json_output: bool) -> None:

@@ -13,8 +13,25 @@ def ps(
     name: Annotated[str | None, typer.Argument(help="Only this environment.")] = None,
     all_: Annotated[bool, typer.Option("--all", "-a", help="Include ended environments.")] = False,
     json_output: JSON_OPT = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Why NAME is still up: who is connected, jobs, the deadline's rule, the "
+            "warning and the last events (--json: the whole state).",
+        ),
+    ] = False,
 ) -> None:
     """List environments: status, activity, threshold, deadline and cost so far."""
+    if verbose:
+        if name is None:
+            err.print("[red]error:[/] -v/--verbose shows one environment: devenv ps NAME -v")
+            raise typer.Exit(2)
+        from devenv.cli.detail import show
+
+        run(show(name, json_output))
+        return
     run(_ps(name, all_, json_output))
 
 

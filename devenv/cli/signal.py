@@ -1,12 +1,17 @@
-"""`devenv signal NAME`: change a running environment's thresholds, at once."""
+"""`devenv signal NAME`: change a running environment's thresholds or its end, at once."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from devenv.cli.output import DURATION_HELP, JSON_OPT, NAME_ARG, out, run
+
+if TYPE_CHECKING:
+    from devenv.workflows.state import EnvState
 
 
 def signal(
@@ -17,32 +22,75 @@ def signal(
     max_duration: Annotated[
         str | None, typer.Option(help=f"New hard cap from start. {DURATION_HELP}")
     ] = None,
+    extend: Annotated[
+        str | None,
+        typer.Option(
+            help="Push the current deadline out by this much, once; thresholds stay. "
+            f"{DURATION_HELP}"
+        ),
+    ] = None,
+    stop_at: Annotated[
+        str | None,
+        typer.Option(
+            "--stop-at",
+            help="A fixed end whatever the activity: HH:MM (local, the next such time), "
+            "an ISO-8601 date and time, or off.",
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before a change that terminates it.")
+    ] = False,
     json_output: JSON_OPT = False,
 ) -> None:
-    """Change a running environment's thresholds; takes effect at once."""
-    run(_signal(name, inactivity, max_duration, json_output))
+    """Change a running environment's thresholds or its end; takes effect at once.
+
+    In a terminal, a change that would terminate it at once asks first (--yes skips).
+    """
+    run(_signal(name, inactivity, max_duration, extend, stop_at, yes, json_output))
 
 
 async def _signal(
-    name: str, inactivity: str | None, max_duration: str | None, json_output: bool
+    name: str,
+    inactivity: str | None,
+    max_duration: str | None,
+    extend: str | None,
+    stop_at: str | None,
+    yes: bool,
+    json_output: bool,
 ) -> None:
     from devenv.cli.views import describe_deadline
     from devenv.client.aio import AsyncClient
-    from devenv.client.durations import check_duration
+    from devenv.client.durations import check_duration, check_stop_at
     from devenv.client.lookup import candidate_ids
     from devenv.errors import InvalidValueError
     from devenv.workflows.durations import format_duration
     from devenv.workflows.state import Status
 
     candidate_ids(name)
-    if inactivity is None and max_duration is None:
-        raise InvalidValueError("nothing to change: give --inactivity and/or --max-duration")
+    if inactivity is None and max_duration is None and extend is None and stop_at is None:
+        raise InvalidValueError(
+            "nothing to change: give --inactivity, --max-duration, --extend or --stop-at"
+        )
     changes: dict[str, Any] = {}
     if inactivity is not None:
         changes["inactivity_duration"] = check_duration("--inactivity", inactivity)
     if max_duration is not None:
         changes["max_duration"] = check_duration("--max-duration", max_duration)
+    if extend is not None:
+        seconds = check_duration("--extend", extend)
+        if not seconds:
+            raise InvalidValueError(f"--extend: {extend!r} is not a positive duration")
+        changes["extend"] = seconds
+    if stop_at is not None:
+        changes["stop_at"] = check_stop_at("--stop-at", stop_at)
     env = await AsyncClient().get(name)
+    if not yes and sys.stdin.isatty() and sys.stdout.isatty():
+        ending = ends_at_once(await env.state(), changes, datetime.now(UTC))
+        if ending is not None and not typer.confirm(
+            f"{ending}: {name} would be terminated now. Go on?", default=False
+        ):
+            out.print("Nothing changed.")
+            raise typer.Exit(1)
     status = await env.update(**changes)
     if json_output:
         out.print(status.model_dump_json(indent=2))
@@ -57,3 +105,24 @@ async def _signal(
         )
     else:
         out.print(f"  Deadline: {describe_deadline(status.deadline, None)}")
+
+
+def ends_at_once(state: EnvState, changes: dict[str, Any], now: datetime) -> str | None:
+    """Why these changes would terminate the environment at once, or None."""
+    from devenv.workflows.durations import format_duration
+    from devenv.workflows.state import Status
+
+    if state.status != Status.RUNNING:
+        return None
+    idle = state.connections == 0 and state.jobs == 0 and state.idle_since is not None
+    inactivity = changes.get("inactivity_duration")
+    if inactivity and idle and state.idle_since is not None:
+        if state.idle_since + timedelta(seconds=inactivity) <= now:
+            return (
+                f"it has been idle since {state.idle_since:%H:%M}Z, longer than "
+                f"{format_duration(inactivity)}"
+            )
+    cap = changes.get("max_duration")
+    if cap and state.created_at is not None and state.created_at + timedelta(seconds=cap) <= now:
+        return f"it was created at {state.created_at:%H:%M}Z, more than {format_duration(cap)} ago"
+    return None

@@ -49,14 +49,25 @@ def ps_table(rows: list[EnvironmentStatus]) -> Table:
         table.add_column(column, justify="right" if column == "COST" else "left")
     for row in rows:
         if row.activity == "active":
-            activity = f"active ({row.connections} connection{'s' if row.connections != 1 else ''})"
+            present = []
+            if row.connections or not row.jobs:
+                present.append(f"{row.connections} connection{'s' if row.connections != 1 else ''}")
+            if row.jobs:
+                present.append(f"jobs: {row.jobs}")
+            activity = f"active ({', '.join(present)})"
         elif row.activity == "idle":
             activity = f"idle since {relative(row.idle_since).removesuffix(' ago')}"
         else:
             activity = "-"
+        shown = row.status.value
+        if row.warned and row.deadline is not None:
+            left = relative(row.deadline)
+            shown = f"[bold yellow]terminating {'now' if left == 'now' else left}[/]"
+        else:
+            shown = f"[{STATUS_STYLE[row.status]}]{shown}[/]"
         table.add_row(
             row.name,
-            f"[{STATUS_STYLE[row.status]}]{row.status.value}[/]",
+            shown,
             activity,
             format_duration(row.inactivity_duration),
             format_duration(row.max_duration),

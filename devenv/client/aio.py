@@ -23,7 +23,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from devenv.client import sshconfig
-from devenv.client.durations import check_duration
+from devenv.client.durations import check_duration, check_stop_at
 from devenv.client.identity import user_key
 from devenv.client.lookup import (
     QUERY_TIMEOUT,
@@ -49,6 +49,7 @@ from devenv.errors import (
     NotAnsweringError,
     ProvisioningFailedError,
 )
+from devenv.notify import store_webhook
 from devenv.settings import SHARED_TASK_QUEUE, Settings, local_user
 from devenv.worker.client import ServerNotAnsweringError, ServerUnreachableError, connect
 from devenv.workflows.durations import format_duration
@@ -65,7 +66,9 @@ from devenv.workflows.visibility import MEMO_KEY, memo_row
 
 if TYPE_CHECKING:
     from devenv.client.gc import GcReport, OnRemoved
+    from devenv.client.jobs import Job
     from devenv.client.remote import RemoteAsyncClient
+    from devenv.client.report import Report
 
 ConfigSource = str | Path | Mapping[str, Any] | EnvironmentConfig
 Progress = Callable[[str, bool], None]
@@ -204,6 +207,10 @@ class AsyncClient:
             host_task_queue=parsed.activity_task_queue(),
             backend_config=parsed.backend_section(),
             owner=owner_name,
+            warn_before=parsed.warn_before,
+            notify_webhook=(
+                store_webhook(settings, parsed.notify.webhook) if parsed.notify.webhook else None
+            ),
         )
         temporal = await ensure_server(settings, lambda text: say(text, False))
         self._temporal = temporal
@@ -272,6 +279,16 @@ class AsyncClient:
             report = await sweeper.remove(temporal, self.settings, report, on_removed)
         return report
 
+    @translated
+    async def report(self, since: timedelta | str = "7d") -> Report:
+        """Hours running, in use and idle before termination, cost, what idle termination
+        saved, the user's breaks and a suggested threshold, over the last ``since``
+        (``devenv report``; definitions in ``devenv.client.report``)."""
+        from devenv.client.report import fetch_report, parse_since
+
+        period = parse_since(since)  # bad input fails before any server is contacted
+        return await fetch_report(await self.temporal(), period)
+
 
 class AsyncEnvironment:
     """One environment; every method asks the server afresh."""
@@ -317,28 +334,42 @@ class AsyncEnvironment:
 
     @translated
     async def update(
-        self, *, inactivity_duration: Any = _UNSET, max_duration: Any = _UNSET
+        self,
+        *,
+        inactivity_duration: Any = _UNSET,
+        max_duration: Any = _UNSET,
+        extend: Any = _UNSET,
+        stop_at: Any = _UNSET,
     ) -> EnvironmentStatus:
         """Change thresholds of the running environment, in force at once.
 
-        Values as in the YAML (``"8h"``, ``7200``, ``"off"``). A bad value raises
-        InvalidValueError and changes nothing; a lowered threshold that is already
-        exceeded terminates the environment. Returns the new status.
+        Values as in the YAML (``"8h"``, ``7200``, ``"off"``). ``extend`` pushes the
+        current deadline out once without changing a threshold (``"2h"``); ``stop_at``
+        sets a fixed end (``"18:30"`` local, an ISO-8601 time, a datetime, or ``"off"``).
+        A bad value raises InvalidValueError and changes nothing; a lowered threshold
+        that is already exceeded terminates the environment. Returns the new status.
         """
-        changes: list[tuple[str, int | None]] = []
+        changes: list[tuple[str, object]] = []
         if inactivity_duration is not _UNSET:
             changes.append(
                 ("set_inactivity", check_duration("inactivity_duration", inactivity_duration))
             )
         if max_duration is not _UNSET:
             changes.append(("set_max_duration", check_duration("max_duration", max_duration)))
+        if stop_at is not _UNSET:
+            changes.append(("set_stop_at", check_stop_at("stop_at", stop_at)))
+        if extend is not _UNSET:
+            pushed = check_duration("extend", extend)
+            if not pushed:
+                raise InvalidValueError(f"extend: {extend!r} is not a positive duration")
+            changes.append(("extend", pushed))
         if not changes:
             raise InvalidValueError(
-                "nothing to change: give inactivity_duration and/or max_duration"
+                "nothing to change: give inactivity_duration, max_duration, extend or stop_at"
             )
         await require_worker(await self._client.temporal(), self._handle)
-        for update, seconds in changes:
-            await self._update(update, seconds)
+        for update, value in changes:
+            await self._update(update, value)
         # The Update's workflow task also refreshed the memo: no query needed.
         return await self.listed_status()
 
@@ -439,6 +470,25 @@ class AsyncEnvironment:
                 f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{self.workflow_id}"
             ),
         )
+
+    async def jobs(self) -> list[Job]:
+        """Its jobs (``devenv jobs``), oldest first: each keeps it in use while it runs."""
+        from devenv.client.jobs import list_jobs
+
+        return await list_jobs(self)
+
+    async def run(self, command: list[str], *, job_id: str | None = None) -> str:
+        """Start ``command`` (argv; one string with spaces runs with ``sh -c``) in it as a
+        detached job, its output logged in the workspace; returns the job's id."""
+        from devenv.client.jobs import start_job
+
+        return await start_job(self, command, job_id)
+
+    async def job_log(self, job_id: str) -> str:
+        """What job ``job_id`` wrote so far (stdout and stderr)."""
+        from devenv.client.jobs import job_log
+
+        return (await job_log(self, job_id)).decode(errors="replace")
 
     async def _update(self, update: str, arg: object) -> DeadlineAnswer:
         """Run a validated Update; rejections and ended environments become one clear line."""

@@ -35,7 +35,7 @@ from devenv.client.aio import (
     _quiet,
     configuration_data,
 )
-from devenv.client.durations import check_duration
+from devenv.client.durations import check_duration, check_stop_at
 from devenv.client.lookup import candidate_ids
 from devenv.client.models import EnvironmentList, EnvironmentStatus
 from devenv.config.common import validate_name
@@ -296,20 +296,29 @@ class RemoteEnvironment(AsyncEnvironment):
         return _parsed_list(response, EVENTS, self._remote.server_url)
 
     async def update(
-        self, *, inactivity_duration: Any = _UNSET, max_duration: Any = _UNSET
+        self,
+        *,
+        inactivity_duration: Any = _UNSET,
+        max_duration: Any = _UNSET,
+        extend: Any = _UNSET,
+        stop_at: Any = _UNSET,
     ) -> EnvironmentStatus:
         """Checked here (the same line as the direct SDK), applied by the server at once."""
         changes: dict[str, int | str] = {}
         for key, value in (
             ("inactivity_duration", inactivity_duration),
             ("max_duration", max_duration),
+            ("extend", extend),
         ):
             if value is not _UNSET:
                 seconds = check_duration(key, value)
                 changes[key] = "off" if seconds is None else seconds
+        if stop_at is not _UNSET:
+            moment = check_stop_at("stop_at", stop_at)
+            changes["stop_at"] = "off" if moment is None else moment.isoformat()
         if not changes:
             raise InvalidValueError(
-                "nothing to change: give inactivity_duration and/or max_duration"
+                "nothing to change: give inactivity_duration, max_duration, extend or stop_at"
             )
         response = await self._remote.request("PATCH", self._path, body=changes)
         return _parsed(response, EnvironmentStatus, self._remote.server_url)

@@ -11,6 +11,7 @@ import atexit
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +30,8 @@ from devenv.workflows.state import EnvEvent, EnvState
 
 if TYPE_CHECKING:
     from devenv.client.gc import GcReport, OnRemoved
+    from devenv.client.jobs import Job
+    from devenv.client.report import Report
 
 T = TypeVar("T")
 
@@ -128,6 +131,10 @@ class Client:
         """Leftovers no running environment owns (see ``AsyncClient.gc``)."""
         return self._loop.run(self.aio.gc(remove=remove, report=report, on_removed=on_removed))
 
+    def report(self, since: timedelta | str = "7d") -> Report:
+        """Costs, savings, breaks and a suggested threshold (see ``AsyncClient.report``)."""
+        return self._loop.run(self.aio.report(since))
+
 
 class Environment:
     """One environment (see ``AsyncEnvironment`` for what each method does)."""
@@ -164,11 +171,21 @@ class Environment:
         return self._loop.run(self.aio.events())
 
     def update(
-        self, *, inactivity_duration: Any = _UNSET, max_duration: Any = _UNSET
+        self,
+        *,
+        inactivity_duration: Any = _UNSET,
+        max_duration: Any = _UNSET,
+        extend: Any = _UNSET,
+        stop_at: Any = _UNSET,
     ) -> EnvironmentStatus:
-        """Change thresholds at once; returns the new status."""
+        """Change thresholds, extend the deadline once or set a fixed end; the new status."""
         return self._loop.run(
-            self.aio.update(inactivity_duration=inactivity_duration, max_duration=max_duration)
+            self.aio.update(
+                inactivity_duration=inactivity_duration,
+                max_duration=max_duration,
+                extend=extend,
+                stop_at=stop_at,
+            )
         )
 
     def stop(
@@ -185,3 +202,15 @@ class Environment:
     def wait_ready(self, *, progress: Progress | None = None) -> EnvironmentStatus:
         """Wait until it accepts SSH."""
         return self._loop.run(self.aio.wait_ready(progress=progress))
+
+    def jobs(self) -> list[Job]:
+        """Its jobs, oldest first: each keeps it in use while it runs."""
+        return self._loop.run(self.aio.jobs())
+
+    def run(self, command: list[str], *, job_id: str | None = None) -> str:
+        """Start ``command`` in it as a detached job; returns the job's id."""
+        return self._loop.run(self.aio.run(command, job_id=job_id))
+
+    def job_log(self, job_id: str) -> str:
+        """What job ``job_id`` wrote so far."""
+        return self._loop.run(self.aio.job_log(job_id))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from devenv.workflows.durations import parse_duration
 
@@ -23,6 +24,34 @@ MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?\s*(MB|GB|TB|MiB|GiB|TiB)$", re.IGNORE
 
 Duration = Annotated[int | None, BeforeValidator(parse_duration)]
 """Seconds, or ``None`` for off."""
+
+
+def _warning(value: object) -> int | None:
+    """``off`` is 0 (never warn); unset stays None (the default rule)."""
+    seconds = parse_duration(value)
+    return 0 if seconds is None else seconds
+
+
+WarnBefore = Annotated[int | None, BeforeValidator(_warning)]
+
+
+def _webhook(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or len(value) > 2048:
+        raise ValueError("accepted: an http(s) URL, such as a Slack or Mattermost incoming webhook")
+    return value
+
+
+class Notify(BaseModel):
+    """Where warnings before a termination go (besides the environment's own events)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhook: Annotated[str, AfterValidator(_webhook)] | None = Field(
+        default=None,
+        description="POSTed a JSON warning with a `text` field (Slack/Mattermost show it); "
+        "kept out of workflow history.",
+    )
 
 
 def validate_name(value: str) -> str:
@@ -69,6 +98,12 @@ class EnvironmentConfig(BaseModel):
     max_duration: Duration = Field(
         default=None, description="Terminate this long after start, even while in use."
     )
+    warn_before: WarnBefore = Field(
+        default=None,
+        description="Warn this long before a termination (event, webhook); default 10m when "
+        "the threshold is longer than 20m; `off`: never.",
+    )
+    notify: Notify = Field(default=Notify(), description="Where warnings are sent.")
     min_connection_duration: Duration = Field(
         default=None, description="A user connection shorter than this does not count."
     )

@@ -35,9 +35,52 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
                 TerminationReason.INACTIVITY_DURATION_EXCEEDED,
             )
         )
+    if s.stop_at is not None:
+        candidates.append((s.stop_at, TerminationReason.SCHEDULED_STOP))
     if s.status not in (Status.PROVISIONING, Status.RUNNING) or not candidates:
         return None, None
-    return min(candidates, key=lambda c: c[0])
+    due, reason = min(candidates, key=lambda c: c[0])
+    if s.deadline_floor is not None and due < s.deadline_floor:
+        due = s.deadline_floor  # extended: the same rule, later
+    return due, reason
+
+
+DEFAULT_WARNING = 600
+"""Warn this long before a termination by default..."""
+DEFAULT_WARNING_ABOVE = 1200
+"""...when the rule's threshold is longer than this (a 5-minute threshold warns never)."""
+
+
+def warn_at(state: EnvState) -> datetime | None:
+    """When to warn about the current deadline; None: no warning for it.
+
+    ``warn_before`` 0 never warns; unset warns 10 minutes ahead when the rule's threshold
+    is over 20 minutes (a fixed ``--stop-at`` always); an explicit value is honoured
+    however short, and never warns before the countdown began (idle since, created).
+    """
+    s = state
+    if s.deadline is None or s.deadline_reason is None or s.spec.warn_before == 0:
+        return None
+    reason = s.deadline_reason
+    if reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED:
+        threshold, began = s.spec.inactivity_duration, s.idle_since
+    elif reason == TerminationReason.MAX_DURATION_EXCEEDED:
+        threshold, began = s.spec.max_duration, s.created_at
+    else:
+        threshold, began = None, None
+    ahead = s.spec.warn_before
+    if ahead is None:
+        if threshold is not None and threshold <= DEFAULT_WARNING_ABOVE:
+            return None
+        ahead = DEFAULT_WARNING
+    moment = s.deadline - timedelta(seconds=ahead)
+    return max(moment, began) if began is not None else moment
+
+
+def warning_due(state: EnvState, now: datetime) -> bool:
+    """The current deadline's warning time has come and it was not sent yet."""
+    moment = warn_at(state)
+    return moment is not None and moment <= now and state.warned_for != state.deadline
 
 
 def recompute(state: EnvState) -> None:
@@ -59,9 +102,14 @@ def monitor_silent(state: EnvState, now: datetime) -> bool:
     return bound is not None and now >= bound
 
 
-def next_wake(state: EnvState, monitor_restart_at: datetime | None) -> datetime | None:
-    """The earliest moment something may be due: deadline, silence check, monitor restart."""
+def next_wake(
+    state: EnvState, monitor_restart_at: datetime | None, warnings: bool = False
+) -> datetime | None:
+    """The earliest moment something may be due: deadline, silence check, monitor restart,
+    and with ``warnings`` the warning before the deadline."""
     times = [state.deadline, monitor_restart_at, silence_bound(state)]
+    if warnings and state.warned_for != state.deadline:
+        times.append(warn_at(state))
     return min((t for t in times if t is not None), default=None)
 
 

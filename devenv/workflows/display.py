@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
+from devenv.workflows.deadline import warn_at
 from devenv.workflows.durations import format_duration
-from devenv.workflows.state import EnvState, Status, TerminationReason
+from devenv.workflows.state import EnvSpec, EnvState, Status, TerminationReason
 
 
 def failure_message(err: BaseException) -> str:
@@ -40,31 +42,92 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def exceeded_message(s: EnvState) -> str:
-    """Why the environment ends now, with the numbers."""
+def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
+    """Why the environment ends now, with the numbers (and what the probe confirmed)."""
+    extended = (
+        f", extended to {clock(s.deadline_floor)}"
+        if s.deadline_floor is not None and s.deadline == s.deadline_floor
+        else ""
+    )
     if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
         return (
             f"max duration {format_duration(s.spec.max_duration)} exceeded "
-            f"(created {clock(s.created_at)}); terminating"
+            f"(created {clock(s.created_at)}{extended}); terminating"
         )
+    if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
+        return f"scheduled stop at {clock(s.stop_at)} reached{extended}; terminating"
+    checked = f"; {confirmed}" if confirmed else ""
     return (
         f"inactivity threshold {format_duration(s.spec.inactivity_duration)} exceeded "
-        f"(idle since {clock(s.idle_since)}); terminating"
+        f"(idle since {clock(s.idle_since)}{extended}{checked}); terminating"
     )
 
 
+def extend_command(s: EnvState) -> str:
+    """What a user types to push the deadline out."""
+    return f"devenv signal {s.spec.name} --extend 1h"
+
+
+def rule_words(s: EnvState) -> str:
+    """The rule behind the current deadline, in a few words."""
+    if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
+        return f"max_duration {format_duration(s.spec.max_duration)}"
+    if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
+        return "the scheduled stop"
+    return f"idle for {format_duration(s.spec.inactivity_duration)}"
+
+
+def warning_message(s: EnvState, now: datetime) -> str:
+    """The warning event (and the webhook's text): when, why, and how to keep it."""
+    assert s.deadline is not None
+    left = format_duration(max(math.ceil((s.deadline - now).total_seconds()), 0))
+    return (
+        f"warning: {s.spec.name} terminates at {clock(s.deadline)} (in {left}; "
+        f"{rule_words(s)}); to keep it: {extend_command(s)}"
+    )
+
+
+def warning_withdrawn(s: EnvState) -> str:
+    """The event when a warned termination will not happen then."""
+    assert s.warned_for is not None
+    why = (
+        "someone is using it" if s.deadline is None else f"the deadline is now {clock(s.deadline)}"
+    )
+    return f"pending termination at {clock(s.warned_for)} cancelled: {why}"
+
+
+def presence_line(s: EnvState) -> str:
+    """Who keeps it in use: connections and jobs, and since when nobody has."""
+    counts = f"{plural(s.connections, 'connection')}, {plural(s.jobs, 'job')}"
+    if s.connections or s.jobs:
+        return f"active: {counts}"
+    return f"idle since {clock(s.idle_since)} ({counts})"
+
+
+def deadline_rule(s: EnvState) -> str:
+    """The rule that set the deadline, in words: which threshold, counted from when."""
+    if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
+        rule = f"{format_duration(s.spec.max_duration)} after creation at {clock(s.created_at)}"
+    elif s.deadline_reason == TerminationReason.SCHEDULED_STOP:
+        rule = f"the scheduled stop at {clock(s.stop_at)}"
+    else:
+        rule = f"{format_duration(s.spec.inactivity_duration)} after the last user left"
+    if s.deadline_floor is not None and s.deadline == s.deadline_floor:
+        rule += ", extended (devenv signal --extend)"
+    return rule
+
+
 def details(s: EnvState) -> str:
-    """The Web UI's current details (markdown)."""
+    """The Web UI's current details (markdown): status, presence, deadline and its rule."""
     lines = [f"**{s.status.value}**"]
     if s.termination_reason:
         lines[0] += f" ({s.termination_reason.value})"
     if s.status == Status.RUNNING:
-        if s.connections:
-            lines.append(f"active: {plural(s.connections, 'connection')}")
-        else:
-            lines.append(f"idle since {clock(s.idle_since)}")
+        lines.append(presence_line(s))
     if s.deadline is not None and s.deadline_reason is not None:
-        lines.append(f"deadline {clock(s.deadline)} ({s.deadline_reason.value})")
+        lines.append(f"deadline {clock(s.deadline)}: {s.deadline_reason.value}, {deadline_rule(s)}")
+    elif s.status == Status.RUNNING:
+        lines.append("no deadline" + (" while in use" if s.connections or s.jobs else ""))
     lines.append(
         f"inactivity {format_duration(s.spec.inactivity_duration)}, "
         f"max duration {format_duration(s.spec.max_duration)}"
@@ -74,18 +137,30 @@ def details(s: EnvState) -> str:
     return "  \n".join(lines)
 
 
+def provision_summary(spec: EnvSpec) -> str:
+    """The provision activity as the timeline shows it: the backend and, when the backend
+    has one (aws), its region: ``provision on aws eu-west-1``."""
+    region = spec.backend_config.get("region")
+    return f"provision on {spec.backend}" + (f" {region}" if isinstance(region, str) else "")
+
+
 def wake_summary(s: EnvState, wake_at: datetime | None, restart_at: datetime | None) -> str:
     """What the workflow's one timer waits for, as the Web UI's timeline shows it."""
     if wake_at is None:
         return "waiting for a change (no deadline)"
     if restart_at is not None and wake_at == restart_at:
         return f"monitor restart {clock(wake_at)}"
+    if s.warned_for != s.deadline and s.deadline is not None and wake_at < s.deadline:
+        if warn_at(s) == wake_at:
+            return f"warning before the {rule_words(s)} deadline {clock(s.deadline)}"
     if s.deadline is not None and wake_at == s.deadline:
         if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
             return (
                 f"max_duration deadline {clock(wake_at)} "
                 f"({format_duration(s.spec.max_duration)} after creation)"
             )
+        if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
+            return f"scheduled stop {clock(wake_at)}"
         return (
             f"idle deadline {clock(wake_at)} "
             f"({format_duration(s.spec.inactivity_duration)} after the last user left)"

@@ -13,7 +13,7 @@ imports no I/O code, time comes from ``workflow.now()`` and ids from
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -24,15 +24,21 @@ with workflow.unsafe.imports_passed_through():
     from devenv.workflows.display import (
         clock,
         exceeded_message,
+        extend_command,
         failure_message,
         plural,
+        provision_summary,
+        rule_words,
         utc,
         wake_summary,
+        warning_message,
+        warning_withdrawn,
     )
     from devenv.workflows.durations import MAX_SECONDS, format_duration
     from devenv.workflows.messages import (
         INSTANCE_LOST,
         ApplyPolicyInput,
+        Notice,
         ProbeInput,
         ProvisionInput,
         TerminateInput,
@@ -42,6 +48,8 @@ with workflow.unsafe.imports_passed_through():
         APPLY_POLICY_RETRY,
         APPLY_POLICY_TIMEOUT,
         MIN_TIMER,
+        NOTIFY_RETRY,
+        NOTIFY_TIMEOUT,
         PROBE_RETRY,
         PROBE_TIMEOUT,
         PROVISION_RETRY,
@@ -67,6 +75,8 @@ with workflow.unsafe.imports_passed_through():
 
 PROBE_PATCH = "probe-before-idle-termination"
 """Histories recorded before the probe existed replay without it (workflow.patched)."""
+WARN_PATCH = "warn-before-termination"
+"""Histories recorded before warnings replay without their timer (workflow.patched)."""
 FAILSAFE_PATCH = "failsafe-policy"
 """Instances with a failsafe are told each threshold change (asked only for those)."""
 
@@ -94,6 +104,9 @@ class DevEnvironmentWorkflow:
         """Set by handlers when the deadline may move earlier or active/idle flips."""
         self._monitor = MonitorSupervisor(state, self._event)
         self._policy_push: asyncio.Task[None] | None = None
+        self._notifications: set[asyncio.Task[None]] = set()
+        self._confirmed: str | None = None
+        """What the probe said right before an idle termination (for its event)."""
 
     # ------------------------------------------------------------------ run
 
@@ -129,7 +142,7 @@ class DevEnvironmentWorkflow:
                 # Cancelled, it must stop before cleanup by token starts, or it could
                 # create the instance after the cleanup looked for it.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                summary=f"provision on {s.spec.backend}",
+                summary=provision_summary(s.spec),
             )
         except (ActivityError, asyncio.CancelledError) as err:
             if workflow.cancellation_reason() is not None:  # the provision stopped on cancel
@@ -183,15 +196,16 @@ class DevEnvironmentWorkflow:
             deadline.recompute(s)
             if deadline.overdue(s, now) and await self._confirm_idle():
                 assert s.deadline_reason is not None
-                self._begin_termination(s.deadline_reason, exceeded_message(s))
+                self._begin_termination(s.deadline_reason, exceeded_message(s, self._confirmed))
             if s.termination_reason is not None:
                 return
+            warnings = self._tend_warning(now)
             self._publish()  # before continue-as-new too: the server carries the attributes
             self._push_failsafe_policy()
             if self._history_too_long():
                 await self._continue_as_new()
                 continue  # a stop arrived while handlers finished: terminate instead
-            wake_at = deadline.next_wake(s, self._monitor.restart_at)
+            wake_at = deadline.next_wake(s, self._monitor.restart_at, warnings)
             self._wake = False
             try:
                 await workflow.wait_condition(
@@ -248,12 +262,60 @@ class DevEnvironmentWorkflow:
         told = probe_answer(s, seen, now)
         if told is not None:
             self._event(told)
+        found = plural(seen.connections, "connection")
+        if seen.jobs:
+            found += f" and {plural(seen.jobs, 'job')}"
+        self._confirmed = f"the instance confirmed {found}"
         deadline.recompute(s)
         return (
             s.deadline is not None
             and s.deadline <= now
             and s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
         )
+
+    def _tend_warning(self, now: datetime) -> bool:
+        """Warn once per deadline, ahead of it; record when a warned termination is off.
+
+        False when no warning applies (or for histories recorded before warnings), so
+        the timer then waits for the deadline alone.
+        """
+        s = self._state
+        if s.warned_for is not None and s.deadline != s.warned_for:
+            self._event(warning_withdrawn(s))
+            s.warned_for = None
+        if deadline.warn_at(s) is None or not workflow.patched(WARN_PATCH):
+            return False
+        if deadline.warning_due(s, now):
+            assert s.deadline is not None and s.deadline_reason is not None
+            s.warned_for = s.deadline
+            message = warning_message(s, now)
+            self._event(message)
+            if s.spec.notify_webhook is not None:
+                notice = Notice(
+                    workflow_id=s.workflow_id,
+                    webhook=s.spec.notify_webhook,
+                    environment=s.spec.name,
+                    owner=s.spec.owner,
+                    reason=s.deadline_reason.value,
+                    deadline=s.deadline,
+                    extend_command=extend_command(s),
+                    text=message,
+                )
+                self._notifications.add(asyncio.create_task(self._notify(notice)))
+        return True
+
+    async def _notify(self, notice: Notice) -> None:
+        """POST the warning (retried a few times); the termination never waits for it."""
+        try:
+            await workflow.execute_activity(
+                "notify",
+                notice,
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                retry_policy=NOTIFY_RETRY,
+                summary="warning: notify the webhook",
+            )
+        except ActivityError as err:
+            self._event(f"warning not delivered to the webhook ({failure_message(err)})")
 
     def _push_failsafe_policy(self) -> None:
         """Tell a machine with a failsafe the thresholds now in force, in the background.
@@ -305,7 +367,8 @@ class DevEnvironmentWorkflow:
         s.status = Status.TERMINATED
         s.ended_at = workflow.now()
         s.deadline = s.deadline_reason = None
-        s.connections = 0
+        s.connections = s.jobs = 0
+        s.sessions = []
         reason = s.termination_reason.value if s.termination_reason else "unknown"
         self._event(f"terminated: {reason}")
         self._publish()
@@ -395,6 +458,8 @@ class DevEnvironmentWorkflow:
             return
         now = workflow.now()
         s.last_report_at = now
+        if not report.keepalive:
+            s.sessions = report.sessions
         if (report.connections, report.jobs) == (s.connections, s.jobs):
             return  # keepalive or repeat: only the time counts; do not wake the timer
         before = s.connections + s.jobs
@@ -457,6 +522,62 @@ class DevEnvironmentWorkflow:
         self._validate_threshold("max_duration", seconds)
 
     @workflow.update
+    def extend(self, seconds: int) -> DeadlineAnswer:
+        """Push the current deadline out by ``seconds`` once; the thresholds stay as they are."""
+        s = self._state
+        deadline.recompute(s)
+        assert s.deadline is not None
+        s.deadline_floor = s.deadline + timedelta(seconds=seconds)
+        deadline.recompute(s)
+        self._event(
+            f"deadline extended by {format_duration(seconds)} to {clock(s.deadline)} "
+            f"({rule_words(s)}; thresholds unchanged)"
+        )
+        self._wake = True
+        self._publish()
+        return self._answer(s.deadline, s.deadline_reason)
+
+    @extend.validator
+    def _validate_extend(self, seconds: int) -> None:
+        self._validate_threshold("extend", seconds)
+        s = self._state
+        if not seconds:
+            raise ValueError("extend must be a positive duration")
+        if s.status != Status.RUNNING:
+            raise ValueError(f"not running yet ({s.status.value}): there is no deadline to extend")
+        due, _ = deadline.compute(s)
+        if due is None:
+            raise ValueError(
+                "nothing to extend: no deadline now (someone is using it, or no threshold "
+                "is set); it starts when the last user leaves"
+            )
+
+    @workflow.update
+    def set_stop_at(self, at: datetime | None) -> DeadlineAnswer:
+        """A fixed end whatever the activity (None: remove it); answers the new deadline."""
+        s = self._state
+        s.stop_at = at
+        s.deadline_floor = None  # an explicit end replaces an earlier extension
+        deadline.recompute(s)
+        self._event(
+            f"scheduled stop at {clock(at)}; deadline {clock(s.deadline) if s.deadline else 'none'}"
+            if at is not None
+            else "scheduled stop removed"
+        )
+        self._wake = True
+        self._publish()
+        return self._answer(s.deadline, s.deadline_reason)
+
+    @set_stop_at.validator
+    def _validate_set_stop_at(self, at: datetime | None) -> None:
+        self._validate_not_ending()
+        if at is not None and (at.tzinfo is None or at <= workflow.now()):
+            raise ValueError(
+                f"stop_at {at.isoformat()} is not in the future; accepted: a later time "
+                "with its time zone"
+            )
+
+    @workflow.update
     def set_purge_workspace(self, purge: bool) -> DeadlineAnswer:
         """Have the coming termination delete the workspace too (``stop --purge``)."""
         self._state.purge_workspace = bool(purge)
@@ -501,6 +622,7 @@ class DevEnvironmentWorkflow:
         label = "inactivity threshold" if field == "inactivity_duration" else "max duration"
         old = getattr(s.spec, field)
         setattr(s.spec, field, value)
+        s.deadline_floor = None  # explicit numbers replace an earlier extension
         deadline.recompute(s)
         due, reason = s.deadline, s.deadline_reason
         if due is not None and reason is not None and due <= workflow.now():

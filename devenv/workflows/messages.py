@@ -7,6 +7,8 @@ them from one place and no import cycle forms.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
 
 from devenv.workflows.state import EnvSpec, InstanceInfo
@@ -52,3 +54,16 @@ class ApplyPolicyInput(BaseModel):
     workflow_id: str
     instance: InstanceInfo
     policy: FailsafePolicy
+
+
+class Notice(BaseModel):
+    """A warning for the webhook; ``webhook`` names the URL kept by the worker (not the URL)."""
+
+    workflow_id: str
+    webhook: str
+    environment: str
+    owner: str | None
+    reason: str
+    deadline: datetime
+    extend_command: str
+    text: str

@@ -60,3 +60,13 @@ APPLY_POLICY_RETRY = RetryPolicy(
 )
 """Telling a machine's failsafe a new threshold: a few tries, then an event says it failed
 (the failsafe only acts when the control plane is gone, so this is never urgent)."""
+
+NOTIFY_TIMEOUT = timedelta(seconds=20)
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+"""A webhook that fails is retried with backoff a bounded number of times; the
+termination never waits for it."""

@@ -41,6 +41,8 @@ class TerminationReason(StrEnum):
     STOPPED_BY_USER = "stopped_by_user"
     INSTANCE_LOST = "instance_lost"
     PROVISIONING_FAILED = "provisioning_failed"
+    SCHEDULED_STOP = "scheduled_stop"
+    """The fixed end set with ``devenv signal NAME --stop-at``."""
 
 
 class EnvSpec(BaseModel):
@@ -64,6 +66,12 @@ class EnvSpec(BaseModel):
     owner: str | None = None
     """Who started it (the HTTP API's user, or the local OS user); None in histories
     recorded before owners existed. The API shows an environment to its owner only."""
+    warn_before: int | None = None
+    """Seconds before a termination to warn; None: the default (10 minutes when the
+    rule's threshold is longer than 20 minutes); 0: never."""
+    notify_webhook: str | None = None
+    """Which webhook to POST warnings to: a reference to the URL kept in the worker's
+    home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""
 
 
 class Tuning(BaseModel):
@@ -212,6 +220,8 @@ class EnvState(BaseModel):
     connections: int = 0
     jobs: int = 0
     """Jobs running (``devenv run``, ``devenv-keepalive``); like connections, in use."""
+    sessions: list[SessionInfo] = Field(default_factory=list)
+    """Who is connected, as the last presence report said (``devenv ps NAME -v``)."""
     idle_since: datetime | None = None
     last_report_at: datetime | None = None
     deadline: datetime | None = None
@@ -220,6 +230,12 @@ class EnvState(BaseModel):
     error: str | None = None
     purge_workspace: bool = False
     """Set by ``stop --purge``: terminate deletes the workspace as well."""
+    warned_for: datetime | None = None
+    """The deadline a warning was sent for; a warning is sent once per deadline."""
+    deadline_floor: datetime | None = None
+    """``devenv signal --extend``: the deadline is not earlier than this (thresholds kept)."""
+    stop_at: datetime | None = None
+    """``devenv signal --stop-at``: a fixed end, whatever the activity."""
     failsafe_policy: FailsafePolicy | None = None
     """The thresholds the machine's failsafe last confirmed (instances with a failsafe)."""
     runs: int = 1

@@ -23,9 +23,15 @@ class EnvironmentStatus(BaseModel):
     backend: str = Field(description="Where it runs: local, ssh, aws...")
     status: Status = Field(description="provisioning, running, terminating, terminated, failed.")
     activity: Literal["active", "idle"] | None = Field(
-        description="While running: active (someone is connected) or idle; null otherwise."
+        description="While running: active (someone is connected, or a job runs) or idle; "
+        "null otherwise."
     )
     connections: int = Field(description="User connections counted now.")
+    jobs: int = Field(
+        default=0,
+        description="Jobs running now (`devenv run`, `devenv-keepalive`): in use like a "
+        "connected user.",
+    )
     inactivity_duration: int | None = Field(description="Idle threshold in seconds; null: off.")
     max_duration: int | None = Field(description="Hard cap from start in seconds; null: off.")
     idle_since: datetime | None = Field(description="While idle: since when (UTC).")
@@ -33,6 +39,13 @@ class EnvironmentStatus(BaseModel):
         description="When it will be terminated (UTC), if nothing changes."
     )
     termination_reason: str | None = Field(description="Why it ended, once it is ending.")
+    warned: bool = Field(
+        default=False,
+        description="Inside its warning window: the warning before `deadline` was sent "
+        "(`devenv ps` shows `terminating in 9m`).",
+        # Absent while false, so rows of histories recorded before warnings stay the same.
+        exclude_if=lambda warned: not warned,
+    )
     owner: str | None = Field(
         default=None,
         description="Who started it (an HTTP API user, or the local OS user); absent for "
@@ -87,13 +100,17 @@ class EnvironmentStatus(BaseModel):
             workflow_id=workflow_id_for(state.spec.name),
             backend=state.spec.backend,
             status=state.status,
-            activity=("active" if state.connections else "idle") if running else None,
+            activity=("active" if state.connections or state.jobs else "idle") if running else None,
             connections=state.connections,
+            jobs=state.jobs,
             inactivity_duration=state.spec.inactivity_duration,
             max_duration=state.spec.max_duration,
-            idle_since=state.idle_since if running and not state.connections else None,
+            idle_since=state.idle_since
+            if running and not (state.connections or state.jobs)
+            else None,
             deadline=state.deadline if not state.status.ended else None,
             termination_reason=state.termination_reason,
+            warned=running and state.deadline is not None and state.warned_for == state.deadline,
             owner=state.spec.owner,
             price_per_hour=price,
             billed_from=(state.ready_at or state.created_at) if price is not None else None,

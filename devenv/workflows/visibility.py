@@ -27,9 +27,12 @@ def memo_row(s: EnvState) -> dict[str, Any]:
     ``EnvironmentStatus.costed``) but what it is computed from, once the price is known.
 
     Without a price (histories recorded before prices existed) the row stays exactly
-    what it was, so replaying such a history upserts no memo it lacks.
+    what it was, so replaying such a history upserts no memo it lacks; likewise ``jobs``
+    is kept only while some run (readers default it to 0).
     """
     row = EnvironmentStatus.published(s).model_dump(mode="json", exclude={"cost"})
+    if not row["jobs"]:
+        del row["jobs"]
     if row["price_per_hour"] is None:
         for key in ("price_per_hour", "billed_from", "billed_until"):
             del row[key]

@@ -77,7 +77,13 @@ def test_internal_key_runs_the_agent_whatever_is_asked(
 ) -> None:
     stream = streams(account, "cat", "/etc/passwd")
     first = stream.wait_for(lambda line: True, "the first line")
-    assert list(stream.lines[first]) == ["connections", "waiting", "last_change", "sessions"]
+    assert list(stream.lines[first]) == [
+        "connections",
+        "waiting",
+        "last_change",
+        "sessions",
+        "jobs",
+    ]
     assert empty(stream.lines[first]), "the agent's own connection must not count"
     datetime.fromisoformat(stream.lines[first]["last_change"])
     assert all(b"root:" not in raw for raw in stream.raw)
@@ -102,7 +108,7 @@ def test_agent_version(agent_path: Path) -> None:
         [SYSTEM_PYTHON, str(agent_path), "--version"], capture_output=True, text=True, check=True
     )
     # Hosts keep each version under its own file name: a bump must show here.
-    assert result.stdout.strip() == presence_agent.AGENT_VERSION == "2"
+    assert result.stdout.strip() == presence_agent.AGENT_VERSION == "3"
 
 
 # --- kinds of connections ---------------------------------------------------------
@@ -124,7 +130,13 @@ def test_interactive_shell_counts_then_logout(
             after=start,
         )
         assert stream.arrived[up] - connected < REACTION_LIMIT + 1.0  # includes the login itself
-        session = only_session(stream.lines[up])
+        # Where from may follow a line later (read from /proc/net once the socket shows).
+        known = stream.wait_for(
+            lambda line: line["sessions"] and line["sessions"][0].get("from") is not None,
+            "the session's peer",
+            after=up,
+        )
+        session = only_session(stream.lines[known])
         assert str(session["from"]).startswith("127.0.0.1:")
         assert abs((datetime.now(since(session).tzinfo) - since(session)).total_seconds()) < 10
         assert shell.stdin is not None

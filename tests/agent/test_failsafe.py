@@ -229,7 +229,7 @@ def test_not_a_control_plane(procs: list[Proc]) -> None:
 
 
 def test_agent_version_is_two() -> None:
-    assert agent.AGENT_VERSION == "2"
+    assert agent.AGENT_VERSION == "3"
 
 
 # --- the real failsafe --------------------------------------------------------------

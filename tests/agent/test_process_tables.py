@@ -375,7 +375,7 @@ def test_agent_runs(python: str) -> None:
         timeout=30,
     )
     line = json.loads(probe.stdout)
-    assert list(line) == ["connections", "waiting", "last_change", "sessions"]
+    assert list(line) == ["connections", "waiting", "last_change", "sessions", "jobs"]
 
 
 def test_agent_refuses_other_commands() -> None:

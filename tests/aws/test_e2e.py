@@ -19,7 +19,7 @@ import yaml
 
 from devenv.backends.ssh.host_setup import account_name
 from tests.aws.conftest import REGION, Booter, MotoServer, booting
-from tests.e2e.harness import Devenv, wait_for
+from tests.e2e.harness import Devenv, serving, wait_for
 from tests.ssh.conftest import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("aws_env")]
@@ -93,13 +93,8 @@ def world(
                 "DEVENV_API_PORT": "0",
             },
         )
-        server = devenv.start_server()
-        try:
+        with serving(devenv):
             yield World(devenv, booter, moto)
-        finally:
-            devenv.cleanup()
-            server.terminate()
-            server.wait(30)
 
 
 def test_an_ec2_environment_starts_is_used_costs_and_stops_leaving_nothing_running(

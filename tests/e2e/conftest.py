@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Devenv
+from tests.e2e.harness import Devenv, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -18,17 +17,8 @@ pytestmark = pytest.mark.e2e
 def devenv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devenv]:
     if shutil.which("ssh") is None:
         pytest.fail("the OpenSSH client is required (apt-get install openssh-client)")
-    world = Devenv(tmp_path_factory.mktemp("e2e"))
-    server = world.start_server()
-    try:
+    with serving(Devenv(tmp_path_factory.mktemp("e2e"))) as world:
         yield world
-    finally:
-        world.cleanup()
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -141,6 +142,23 @@ class Devenv:
                 self.run("stop", row["name"], "--wait", check=False, timeout=60)
         self.run("server", "stop", check=False, timeout=30)
         kill_instances(self.home)
+
+
+@contextlib.contextmanager
+def serving(world: Devenv) -> Iterator[Devenv]:
+    """``world`` with its server running; every environment stopped and the server ended
+    after, even when the test failed."""
+    server = world.start_server()
+    try:
+        yield world
+    finally:
+        world.cleanup()
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
 
 
 class Session:

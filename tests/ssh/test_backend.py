@@ -203,7 +203,8 @@ async def test_the_internal_key_runs_nothing_but_the_agent(lab: Lab) -> None:
             await client.wait()
         report = PresenceReport.model_validate_json(line)
         assert report.connections == 0
-        assert set(json.loads(line)) == {"connections", "waiting", "last_change", "sessions"}
+        keys = {"connections", "waiting", "last_change", "sessions", "jobs"}
+        assert set(json.loads(line)) == keys
 
 
 # --- terminate ---------------------------------------------------------------------------

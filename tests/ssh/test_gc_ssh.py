@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from devenv.backends.ssh.used_hosts import HOSTS_FILE
 from devenv.keys import ensure_keypair, internal_public_key, public_key_line
 from devenv.workflows.messages import ProvisionInput
 from devenv.workflows.state import EnvSpec
-from tests.e2e.harness import Devenv
+from tests.e2e.harness import Devenv, serving
 from tests.ssh.conftest import (
     Lab,
     account_of,
@@ -167,17 +166,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             extra_env={"DEVENV_SSH_HOST_DIR": str(host_dir_of(sshd)), "DEVENV_API_PORT": "0"},
         )
         made = World(devenv, sshd)
-        server = devenv.start_server()
         try:
-            yield made
+            with serving(devenv):
+                yield made
         finally:
-            devenv.cleanup()
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
             for name in made.names:
                 remove_environment_account(name)
 

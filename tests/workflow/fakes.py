@@ -35,6 +35,7 @@ from devenv.workflows.messages import (
     INSTANCE_LOST,
     ApplyPolicyInput,
     MonitorInput,
+    Notice,
     ProbeInput,
     ProvisionInput,
     TerminateInput,
@@ -85,10 +86,22 @@ class FakeBackend:
     terminates: list[TerminateInput] = field(default_factory=list)
     probes: list[ProbeInput] = field(default_factory=list)
     policies: list[ApplyPolicyInput] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
     release_monitors: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> Sequence[Callable[..., Any]]:
-        return [self.provision, self.monitor, self.probe, self.terminate, self.apply_policy]
+        return [
+            self.provision,
+            self.monitor,
+            self.probe,
+            self.terminate,
+            self.apply_policy,
+            self.notify,
+        ]
+
+    @activity.defn(name="notify")
+    async def notify(self, notice: Notice) -> None:
+        self.notices.append(notice)
 
     @activity.defn(name="apply_policy")
     async def apply_policy(self, args: ApplyPolicyInput) -> None:

@@ -276,6 +276,30 @@ async def failsafe_policy(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "failsafe_policy")
 
 
+async def warning_extend(env: WorkflowEnvironment) -> Runs:
+    """A warning 10m ahead (webhook notified), then the deadline extended once."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-warning", inactivity=2 * H)
+        state.spec.notify_webhook = "wh-" + "0" * 24
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await env.sleep(timedelta(hours=1, minutes=55))
+        await wait_for(handle, lambda s: s.warned_for is not None)
+        await handle.execute_update(WF.extend, H)
+        return await _runs(env.client, handle, "warning_extend")
+
+
+async def scheduled_stop(env: WorkflowEnvironment) -> Runs:
+    """A fixed end set while in use: it ends then, warned 10m ahead."""
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state("replay-stop-at", inactivity=12 * H))
+        running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        now = utc(running.events[-1].at)
+        await handle.signal(WF.record_presence, report(1, now))
+        await handle.execute_update(WF.set_stop_at, now + timedelta(hours=3))
+        return await _runs(env.client, handle, "scheduled_stop")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -291,6 +315,8 @@ TIME_SKIPPING: list[Scenario] = [
     instance_lost,
     continue_as_new,
     failsafe_policy,
+    warning_extend,
+    scheduled_stop,
 ]
 DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_waiting, listing_memo]
 

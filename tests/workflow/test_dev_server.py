@@ -59,7 +59,8 @@ async def test_search_attributes_and_current_details(dev_server_env: WorkflowEnv
         for e in history.events
         if e.HasField("upsert_workflow_search_attributes_event_attributes")
     ]
-    assert 3 <= len(upserts) <= 6, "upserted only when a value changes"
+    # Each workflow.patched() first taken also upserts TemporalChangeVersion (the SDK's).
+    assert 3 <= len(upserts) <= 7, "upserted only when a value changes"
 
 
 async def test_continue_as_new_suggested_by_the_server_keeps_state(

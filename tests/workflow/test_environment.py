@@ -854,3 +854,128 @@ async def test_a_running_job_keeps_it_up_and_the_idle_clock_starts_when_the_last
     said = messages(final)
     assert "in use: 0 connections, 1 job (jobs 0 -> 1)" in said
     assert any(m.startswith("last job ended; idle since ") for m in said)
+
+
+# ---------------------------------------------------------------- never surprised
+
+
+async def test_a_2h_threshold_warns_10m_ahead_once_with_the_webhook_notice(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        state = make_state(inactivity=2 * H)
+        state.spec.notify_webhook = "wh-" + "0" * 24
+        handle = await start(client, fake, state)
+        running = await wait_running(handle)
+        final = await handle.result()
+    assert running.ready_at is not None
+    warning = next(e for e in final.events if e.message.startswith("warning:"))
+    assert close_to(warning.at - running.ready_at, timedelta(hours=1, minutes=50))
+    assert "(in 10m; idle for 2h)" in warning.message
+    assert warning.message.endswith(f"to keep it: devenv signal {state.spec.name} --extend 1h")
+    assert sum(m.startswith("warning:") for m in messages(final)) == 1
+    [notice] = fake.notices
+    assert notice.webhook == state.spec.notify_webhook
+    assert notice.reason == "inactivity_duration_exceeded" and notice.text == warning.message
+    assert notice.extend_command == f"devenv signal {state.spec.name} --extend 1h"
+    assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    assert final.ended_at is not None
+    assert close_to(final.ended_at - running.ready_at, timedelta(hours=2))
+
+
+async def test_a_user_connecting_in_the_warning_window_cancels_the_termination(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    tuning = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=10 * H)
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=2 * H, tuning=tuning))
+        await wait_running(handle)
+        await env.sleep(timedelta(hours=1, minutes=55))
+        warned = await wait_for(handle, lambda s: s.warned_for is not None)
+        await handle.signal(WF.record_presence, report(1, utc(await env.get_current_time())))
+        kept = await wait_for(handle, lambda s: s.connections == 1 and s.warned_for is None)
+        await handle.execute_update(WF.request_stop, None)
+        await handle.result()  # no workflow may outlive its worker on the test server
+    assert kept.status == Status.RUNNING and kept.deadline is None
+    assert warned.warned_for is not None
+    expected = (
+        f"pending termination at {warned.warned_for:%H:%M:%S}Z cancelled: someone is using it"
+    )
+    assert expected in messages(kept)
+
+
+async def test_extend_pushes_the_current_deadline_once_and_keeps_the_threshold(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(inactivity=2 * H))
+        running = await wait_running(handle)
+        assert running.deadline is not None
+        answer = await handle.execute_update(WF.extend, 2 * H)
+        assert answer.deadline == running.deadline + timedelta(hours=2)
+        assert answer.inactivity_duration == 2 * H
+        final = await handle.result()
+    assert final.ended_at is not None and running.ready_at is not None
+    assert close_to(final.ended_at - running.ready_at, timedelta(hours=4))
+    assert final.spec.inactivity_duration == 2 * H
+    ended = next(m for m in messages(final) if "exceeded" in m)
+    assert "extended to" in ended and "the instance confirmed 0 connections" not in ended
+
+
+async def test_extend_is_refused_without_a_deadline(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, make_state())
+        await wait_running(handle)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(WF.extend, H)
+        assert "nothing to extend" in str(refused.value.cause)
+        await handle.execute_update(WF.request_stop, None)
+        await handle.result()  # no workflow may outlive its worker on the test server
+
+
+async def test_stop_at_across_midnight_ends_it_then_whatever_the_activity(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    tuning = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=100 * H)
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state(max_duration=7 * 24 * H, tuning=tuning))
+        await wait_running(handle)
+        now = utc(await env.get_current_time())
+        await handle.signal(WF.record_presence, report(1, now))  # in use all along
+        # 23:30 today (or tomorrow, if that has passed): then a stop at 00:30, after midnight.
+        evening = now.replace(hour=23, minute=30, second=0, microsecond=0)
+        if evening <= now:
+            evening += timedelta(days=1)
+        await env.sleep(evening - now)
+        at = evening + timedelta(hours=1)
+        answer = await handle.execute_update(WF.set_stop_at, at)
+        assert answer.deadline == at and answer.deadline_reason == TerminationReason.SCHEDULED_STOP
+        assert at.date() != evening.date()
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.SCHEDULED_STOP
+    assert final.ended_at is not None and close_to(final.ended_at - at, timedelta(0))
+    assert f"scheduled stop at {at:%H:%M:%S}Z reached; terminating" in messages(final)
+    assert any(m.startswith("warning:") and "the scheduled stop" in m for m in messages(final))
+
+
+async def test_stop_at_in_the_past_is_refused_and_nothing_changes(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, make_state(inactivity=2 * H))
+        running = await wait_running(handle)
+        assert running.ready_at is not None
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(WF.set_stop_at, running.ready_at - timedelta(hours=1))
+        assert "not in the future" in str(refused.value.cause)
+        assert (await query_status(handle)).stop_at is None
+        await handle.execute_update(WF.request_stop, None)
+        await handle.result()

@@ -38,6 +38,8 @@ EXPECTED = {
     "web_ui_run2",
     "probe_idle",
     "failsafe_policy",
+    "warning_extend",
+    "scheduled_stop",
 }
 
 

@@ -1,9 +1,11 @@
-"""The number of user connections that count as "in use", and who is told when it changes.
+"""The number of user connections (and jobs) that count as "in use", and who is told
+when it changes.
 
 Event driven: a connection is counted by a per-connection timer once it has lasted
 ``min_connection_duration`` (until then it is ``waiting``), and uncounted when it
 closes; every change is pushed to the subscribers (the ``devenv-activity`` streams),
-never polled.
+never polled. Jobs (``devenv-keepalive``, connected to the server while they run) count
+at once and until they end.
 """
 
 from __future__ import annotations
@@ -24,17 +26,21 @@ class ActivitySnapshot:
     connections: int
     """Authenticated user connections open for at least ``min_connection_duration``."""
     last_change: datetime
-    """When ``connections`` last changed (and only then)."""
+    """When ``connections`` or ``jobs`` last changed (and only then)."""
     waiting: int = 0
     """Authenticated user connections still younger than ``min_connection_duration``."""
+    jobs: int = 0
+    """Jobs running in the instance (devenv-keepalive processes)."""
 
     def to_line(self) -> bytes:
         """One line of the activity stream (parsed by the monitor's report model)."""
-        body = {
+        body: dict[str, object] = {
             "connections": self.connections,
             "waiting": self.waiting,
             "last_change": self.last_change.isoformat(),
         }
+        if self.jobs:  # absent means none, as in the lines of servers before jobs
+            body["jobs"] = self.jobs
         return (json.dumps(body) + "\n").encode()
 
 
@@ -51,6 +57,7 @@ class ConnectionCounter:
         self._clock = clock
         self._pending: dict[Hashable, asyncio.TimerHandle] = {}
         self._counted: set[Hashable] = set()
+        self._jobs: set[Hashable] = set()
         self._snapshot = ActivitySnapshot(0, clock())
         self._subscribers: set[asyncio.Queue[ActivitySnapshot]] = set()
 
@@ -77,6 +84,15 @@ class ConnectionCounter:
         self._counted.discard(conn)
         self._publish()
 
+    def job_started(self, job: Hashable) -> None:
+        """A job began: the instance is in use until it ends."""
+        self._jobs.add(job)
+        self._publish()
+
+    def job_ended(self, job: Hashable) -> None:
+        self._jobs.discard(job)
+        self._publish()
+
     def subscribe(self) -> asyncio.Queue[ActivitySnapshot]:
         """A queue that gets the current state now and every change after it."""
         queue: asyncio.Queue[ActivitySnapshot] = asyncio.Queue()
@@ -95,10 +111,11 @@ class ConnectionCounter:
     def _publish(self) -> None:
         """A new snapshot for every subscriber, if anything changed."""
         previous = self._snapshot
-        connections, waiting = len(self._counted), len(self._pending)
-        if (connections, waiting) == (previous.connections, previous.waiting):
+        connections, waiting, jobs = len(self._counted), len(self._pending), len(self._jobs)
+        if (connections, waiting, jobs) == (previous.connections, previous.waiting, previous.jobs):
             return
-        last_change = self._clock() if connections != previous.connections else previous.last_change
-        self._snapshot = ActivitySnapshot(connections, last_change, waiting)
+        in_use_changed = (connections, jobs) != (previous.connections, previous.jobs)
+        last_change = self._clock() if in_use_changed else previous.last_change
+        self._snapshot = ActivitySnapshot(connections, last_change, waiting, jobs)
         for queue in self._subscribers:
             queue.put_nowait(self._snapshot)

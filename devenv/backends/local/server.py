@@ -4,7 +4,8 @@ Run detached by the local backend as ``python -m devenv.backends.local.server
 INSTANCE_DIR``. It reads ``server.json``, listens on a free loopback port and writes
 ``ready.json``. The user's key gets a shell/PTY, exec, sftp, scp and local forwarding;
 devenv's internal key gets only the ``devenv-activity`` subsystem, which streams the
-number of user connections as JSON lines. It is a child subreaper, so every process
+number of user connections (and jobs) as JSON lines; ``devenv-keepalive`` jobs register
+on an abstract Unix socket (see ``jobs``). It is a child subreaper, so every process
 started in it stays in its process tree however it daemonised; it reaps the orphans
 it adopts, and on SIGTERM it kills its whole tree.
 """
@@ -36,6 +37,7 @@ from devenv.backends.local.files import (
     ServerConfig,
     write_atomic,
 )
+from devenv.backends.local.jobs import install_tools, serve_jobs
 from devenv.backends.local.sessions import Children, SessionProcess, run_session
 
 log = logging.getLogger("devenv.local_server")
@@ -57,6 +59,8 @@ class Instance:
     children: Children
     authorized_keys: asyncssh.SSHAuthorizedKeys
     connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
+    tools: Path | None = None
+    """Where sessions find devenv-keepalive if their PATH does not."""
 
 
 def authorized_keys(config: ServerConfig) -> asyncssh.SSHAuthorizedKeys:
@@ -201,8 +205,9 @@ class InstanceServer(asyncssh.SSHServer):
             counter = self._instance.counter
             return ActivitySession(lambda process: serve_activity(process, counter), None, 3, False)
         children = self._instance.children
+        tools = self._instance.tools
         return UserSession(
-            lambda process: run_session(process, config, children),
+            lambda process: run_session(process, config, children, tools),
             _sftp_server,
             3,
             True,
@@ -236,6 +241,15 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
         children=Children(config.instance_id),
         authorized_keys=authorized_keys(config),
     )
+    try:
+        instance.tools = install_tools(instance_dir)
+    except OSError as exc:
+        log.warning("devenv-keepalive not installed for sessions: %s", exc)
+    jobs: asyncio.AbstractServer | None = None
+    try:
+        jobs = await serve_jobs(config.instance_id, config.workspace, instance.counter)
+    except OSError as exc:
+        log.warning("jobs are not counted (no jobs socket): %s", exc)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -269,6 +283,8 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
     await stop.wait()
     log.info("stopping")
     acceptor.close()
+    if jobs is not None:
+        jobs.close()
     for conn in list(instance.connections):
         conn.close()
     await instance.children.kill_all()

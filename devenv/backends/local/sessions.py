@@ -24,6 +24,7 @@ import subprocess
 import termios
 from asyncio.subprocess import Process
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -32,6 +33,7 @@ from asyncssh.misc import SoftEOFReceived
 
 from devenv.backends.local import proctools
 from devenv.backends.local.files import ENV_MARKER, ServerConfig
+from devenv.backends.local.jobs import session_path
 from devenv.backends.local.terminal import (
     apply_modes,
     set_window_size,
@@ -172,12 +174,15 @@ def _home() -> str:
     return "/"
 
 
-def child_env(config: ServerConfig, process: SessionProcess, term: str | None) -> dict[str, str]:
+def child_env(
+    config: ServerConfig, process: SessionProcess, term: str | None, tools: Path | None = None
+) -> dict[str, str]:
     """What a session's process gets, from an allow-list, as sshd builds it.
 
     The user, their home, shell and PATH; the server's locale and time zone; what sshd
     sets (SSH_CLIENT, SSH_CONNECTION, SSH_TTY with a PTY and TERM from its request); the
-    instance marker; and the LANG/LC_* the client sent. Nothing else of the server's
+    instance marker; and the LANG/LC_* the client sent. ``tools`` (devenv-keepalive) is
+    appended to PATH when PATH does not find it already. Nothing else of the server's
     environment (which is the worker's) is passed on.
     """
     env = {
@@ -185,7 +190,7 @@ def child_env(config: ServerConfig, process: SessionProcess, term: str | None) -
         "USER": config.username,
         "LOGNAME": config.username,
         "SHELL": config.shell,
-        "PATH": os.environ.get("PATH") or DEFAULT_PATH,
+        "PATH": session_path(os.environ.get("PATH") or DEFAULT_PATH, tools),
         "PWD": str(config.workspace),
     }
     for name, value in os.environ.items():
@@ -215,12 +220,14 @@ def session_argv(config: ServerConfig, command: str | None) -> list[str]:
     return [config.shell, "-c", command]
 
 
-async def run_session(process: SessionProcess, config: ServerConfig, children: Children) -> None:
+async def run_session(
+    process: SessionProcess, config: ServerConfig, children: Children, tools: Path | None = None
+) -> None:
     """The process factory of user sessions (shell and exec; sftp/scp are asyncssh's)."""
     command = process.command
     term = process.term_type
     argv = session_argv(config, command)
-    env = child_env(config, process, term)
+    env = child_env(config, process, term, tools)
     log.info("session: %s, pty=%s", "shell" if command is None else "exec", term is not None)
     try:
         if term is not None:

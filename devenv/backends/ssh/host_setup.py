@@ -3,6 +3,10 @@
 Layout on the host (``HOST_DIR``, default ``/var/lib/devenv``, root-owned)::
 
     agent/presence_agent-<AGENT_VERSION>.py   0755 folder, 0644 file: run by every account
+    /usr/local/bin/devenv-keepalive           0755, root-owned: jobs (``devenv run``), on
+                                              every account's PATH; self-contained (the
+                                              keepalive with a python3 shebang), so it
+                                              never points into a host folder
     accounts/                                 0700: root only
     accounts/<account>.token                  "<instance token> active|ended"
     accounts/<account>.workflow               "<workflow id> <name> <deployment>" (devenv gc)
@@ -34,7 +38,7 @@ from pathlib import Path
 
 import asyncssh
 
-from devenv.agent import presence_agent
+from devenv.agent import keepalive, presence_agent
 from devenv.backends.ssh.admin import AdminConnection, AdminError, Endpoint, HostCommandError
 from devenv.workflows.state import workflow_id_for
 
@@ -42,6 +46,8 @@ DEFAULT_HOST_DIR = "/var/lib/devenv"
 HOST_DIR_PATTERN = re.compile(r"^(?:/[A-Za-z0-9._-]+)+/?$")
 AGENT_SOURCE = Path(presence_agent.__file__)
 AGENT_FILE = f"presence_agent-{presence_agent.AGENT_VERSION}.py"
+KEEPALIVE_SOURCE = Path(keepalive.__file__)
+KEEPALIVE_BIN = "/usr/local/bin/devenv-keepalive"
 ACCOUNT_PREFIX = "dv-"
 MAX_ACCOUNT = 32
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -111,6 +117,12 @@ def key_line(text: str) -> str:
 def agent_source() -> str:
     """The agent as shipped: this package's own file, read once."""
     return AGENT_SOURCE.read_text()
+
+
+@functools.cache
+def keepalive_source() -> str:
+    """devenv-keepalive as shipped: this package's own file, read once."""
+    return KEEPALIVE_SOURCE.read_text()
 
 
 def agent_path(host_dir: str) -> str:
@@ -236,6 +248,25 @@ else
     echo "result=installed"
 fi
 echo "path=$target"
+"""
+)
+
+INSTALL_KEEPALIVE = (
+    _PRELUDE
+    + r"""
+bin=$1
+python=$(command -v python3)
+mkdir -p "$(dirname "$bin")"
+tmp=$(mktemp "$(dirname "$bin")/.devenv-keepalive.XXXXXX")
+{ printf '#!%s\n' "$python"; cat; } > "$tmp"
+chown 0:0 "$tmp"
+chmod 0755 "$tmp"
+if [ -f "$bin" ] && command -v cmp >/dev/null 2>&1 && cmp -s "$tmp" "$bin"; then
+    rm -f "$tmp"
+else
+    mv -f "$tmp" "$bin"
+fi
+echo "keepalive=$bin"
 """
 )
 
@@ -479,6 +510,12 @@ async def install_agent(admin: AdminConnection, host_dir: str) -> str:
         raise HostCommandError(
             f"{admin.endpoint}: installing the presence agent in {host_dir} failed: "
             f"{result.describe()}"
+        )
+    # devenv-keepalive (jobs: `devenv run`), on every account's PATH.
+    done = await admin.run(INSTALL_KEEPALIVE, KEEPALIVE_BIN, stdin=keepalive_source())
+    if done.status != 0:
+        raise HostCommandError(
+            f"{admin.endpoint}: installing {KEEPALIVE_BIN} failed: {done.describe()}"
         )
     return result.fields().get("path") or agent_path(host_dir)
 

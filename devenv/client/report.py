@@ -1,0 +1,482 @@
+"""`devenv report`: what environments cost, what idle termination saved, and the
+shortest idle threshold that would not have interrupted anyone's break.
+
+Everything is computed from the environments' own state (timestamps, price, events);
+the computation is pure (``build_report``), the fetching is one listing of the
+visibility store plus one state per environment (``fetch_report``).
+
+Definitions, all counted inside the period ``[since, now]``:
+
+* hours running: ready_at -> ended_at (or now).
+* hours in use: the union of the in-use intervals (a user connected or a job running),
+  read from the environment's presence events (``in_use_intervals``).
+* idle before termination: for environments ended by inactivity, the last idle since
+  -> ended_at: what the threshold cost.
+* cost: price_per_hour x hours running (unknown when the backend gave no price).
+* saved: for environments ended by inactivity, price x (min(created + max_duration,
+  now) - ended_at) when max_duration is set, else price x (now - ended_at).
+* breaks: gaps between the end of an in-use interval and the next start within one
+  environment's run; the final idle stretch that ended it is not a break.
+* suggested threshold: the smallest multiple of 5 minutes longer than every break and
+  every wait before an environment's first use; what it would have saved compared with
+  the thresholds in force: each environment's final idle stretch cut to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from devenv.errors import InvalidValueError
+from devenv.workflows.durations import UNITS
+from devenv.workflows.state import EnvEvent, EnvState, TerminationReason
+
+if TYPE_CHECKING:
+    from temporalio.client import Client as TemporalClient
+
+DEFAULT_SINCE = "7d"
+MAX_SINCE = 52 * UNITS["w"]
+STEP = 300
+"""Suggested thresholds are multiples of 5 minutes."""
+FETCH_CONCURRENCY = 16
+BUCKETS: tuple[tuple[str, float], ...] = (
+    ("<5m", 300),
+    ("5-15m", 900),
+    ("15-30m", 1800),
+    ("30m-1h", 3600),
+    ("1-2h", 7200),
+    (">2h", math.inf),
+)
+"""Break length buckets: label and exclusive upper bound in seconds."""
+
+Interval = tuple[datetime, datetime]
+
+# The words the workflow writes (devenv/workflows/presence.py, environment.py).
+_CLOCK = r"(?:(\d{4}-\d{2}-\d{2}) )?(\d{2}:\d{2}:\d{2})Z"
+_STARTS = ("user connected (", "in use: ", "deadline reached, but the instance reports ")
+_CHANGED = "connections changed from "
+_ENDS = re.compile(
+    rf"^(?:last user disconnected|last job ended|last user and job ended); idle since(?: {_CLOCK})?"
+    rf"|^monitor silent since(?: {_CLOCK})?"
+)
+_SEEN_UNTIL = re.compile(rf"^deadline reached, but a user was connected until {_CLOCK}")
+_WAITING = re.compile(r"^deadline reached, but .* within min_connection_duration")
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_clock(match: re.Match[str], at: datetime) -> datetime | None:
+    """The second a ``clock()`` text names (``10:02:03Z`` is on the date of ``at``, the
+    event's own time, as the workflow wrote it); None if it does not parse."""
+    groups = [g for g in match.groups() if g is not None]
+    if not groups:
+        return None
+    date, time = (groups[0], groups[1]) if len(groups) == 2 else (at.date().isoformat(), groups[0])
+    try:
+        return datetime.fromisoformat(f"{date}T{time}+00:00")
+    except ValueError:
+        return None
+
+
+def in_use_intervals(events: Sequence[EnvEvent], end: datetime) -> list[Interval]:
+    """When the environment was in use (users connected or jobs running), from its events.
+
+    Starts are the events' own times; ends are the "idle since" moment the workflow
+    recorded in the event's words (whole seconds, see ``_moment``), else the event's time.
+    An interval still open is closed at ``end`` (ended_at, or now). A presence change
+    whose start was dropped from a long history starts at the first event kept. A probe
+    that found a user the monitor missed (or one within min_connection_duration) is an
+    instant of use. Sorted, disjoint; touching intervals are merged.
+    """
+    intervals: list[Interval] = []
+    opened: datetime | None = None
+    first = utc(events[0].at) if events else None
+    for event in events:
+        at, text = utc(event.at), event.message
+        if text.startswith(_STARTS):
+            opened = opened or at
+        elif text.startswith(_CHANGED):
+            opened = opened or (first if not intervals else at)
+        elif (ended := _ENDS.match(text)) is not None:
+            start = opened or (first if not intervals else None)
+            if start is not None:
+                intervals.append((start, max(_moment(ended, at), start)))
+            opened = None
+        elif opened is None and (seen := _SEEN_UNTIL.match(text) or _WAITING.match(text)):
+            moment = _moment(seen, at)
+            intervals.append((moment, moment))
+    if opened is not None:
+        intervals.append((opened, max(opened, utc(end))))
+    merged: list[Interval] = []
+    for start, stop in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def _moment(match: re.Match[str], at: datetime) -> datetime:
+    """The moment an event's clock text names, at most ``at`` (the event's time).
+
+    The text has whole seconds and the true moment lies in that second, so the
+    estimate is the end of that second, or the event itself when it is earlier
+    (the usual case: the event follows the change within milliseconds)."""
+    second = parse_clock(match, at)
+    return at if second is None else min(at, second + timedelta(seconds=1))
+
+
+def parse_since(value: timedelta | str | int) -> timedelta:
+    """The report's period: ``7d``, ``12h``, ``4w``, ``1d12h`` or seconds (at most 52w)."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    else:
+        text = str(value).strip().lower()
+        match = re.fullmatch(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+        if text.isdigit():
+            seconds = int(text)
+        elif text and match is not None and any(match.groups()):
+            counts = zip(match.groups(), UNITS, strict=True)
+            seconds = sum(int(n) * UNITS[u] for n, u in counts if n)
+        else:
+            seconds = -1
+    if not 0 < seconds <= MAX_SINCE:
+        shown = repr(value if not isinstance(value, timedelta) else str(value))[:60]
+        raise InvalidValueError(
+            f"since: invalid value {shown}: accepted: a period such as 12h, 1d, 7d, 4w "
+            "or 1d12h, or integer seconds (more than 0, at most 52w)"
+        )
+    return timedelta(seconds=seconds)
+
+
+class BreakStats(BaseModel):
+    count: int = Field(description="Breaks in the period (of every environment).")
+    buckets: dict[str, int] = Field(description="How many breaks of each length.")
+    p50_seconds: float | None = Field(description="Median break (nearest rank).")
+    p90_seconds: float | None = Field(description="90th percentile break (nearest rank).")
+    max_seconds: float | None = Field(description="The longest break.")
+
+
+class EnvironmentReport(BaseModel):
+    name: str
+    workflow_id: str
+    owner: str | None
+    backend: str
+    status: str
+    termination_reason: str | None
+    created_at: datetime | None
+    ready_at: datetime | None
+    ended_at: datetime | None
+    inactivity_duration: int | None = Field(description="Idle threshold in force at the end.")
+    max_duration: int | None
+    price_per_hour: float | None = Field(description="USD; null: unknown.")
+    hours_running: float
+    hours_in_use: float
+    hours_idle_before_termination: float | None = Field(
+        description="Ended by inactivity: last idle since -> ended_at. Null otherwise."
+    )
+    cost: float | None = Field(description="USD: price x hours running; null: price unknown.")
+    hours_saved: float | None = Field(
+        description="Ended by inactivity: ended_at -> min(created + max_duration, now)."
+    )
+    saved: float | None = Field(description="USD: price x hours_saved.")
+    saved_until: Literal["max_duration", "now"] | None = Field(
+        description="What `saved` compares with: running until max_duration (when that came "
+        "before now), or until now."
+    )
+    in_use: list[Interval] = Field(description="The in-use intervals (UTC), whole.")
+    breaks_seconds: list[float] = Field(description="Its breaks in the period, in order.")
+    wait_before_first_use_seconds: float | None = Field(
+        description="ready_at -> first use; null if it was never used."
+    )
+    idle_at_end_since: datetime | None = Field(
+        description="Start of its final idle stretch (to ended_at or now); null if in use."
+    )
+    history_complete: bool = Field(
+        description="False when its oldest events were dropped (over 200): use before the "
+        "first kept event is not known."
+    )
+    hours_saved_with_suggestion: float = Field(
+        default=0.0, description="Hours the suggested threshold would have cut (negative: added)."
+    )
+
+
+class Totals(BaseModel):
+    environments: int
+    hours_running: float
+    hours_in_use: float
+    hours_idle_before_termination: float
+    cost: float = Field(description="USD, over the environments with a known price.")
+    hours_saved: float
+    saved: float = Field(description="USD, over the environments with a known price.")
+    unpriced: int = Field(description="Environments whose price is unknown (not in USD sums).")
+
+
+class Suggestion(BaseModel):
+    threshold_seconds: int | None = Field(
+        description="The smallest multiple of 5 minutes longer than every break and every "
+        "wait before first use; null when nothing was used in the period."
+    )
+    longest_break_seconds: float | None
+    longest_wait_before_first_use_seconds: float | None
+    hours_saved: float = Field(
+        description="Hours of final idle stretches it would have cut compared with the "
+        "thresholds in force (negative: it is longer than some of them)."
+    )
+    saved: float = Field(description="USD: those hours x each environment's price.")
+
+
+class Report(BaseModel):
+    since: datetime
+    until: datetime
+    environments: list[EnvironmentReport]
+    total: Totals
+    breaks: BreakStats
+    suggestion: Suggestion
+    unanswered: list[str] = Field(
+        default_factory=list, description="Environments whose state could not be read."
+    )
+
+
+def _overlap(start: datetime, stop: datetime, since: datetime, until: datetime) -> float:
+    """Seconds of [start, stop] inside [since, until]."""
+    return max((min(stop, until) - max(start, since)).total_seconds(), 0.0)
+
+
+def _hours(seconds: float) -> float:
+    return round(seconds / 3600, 6)
+
+
+def _usd(price: float | None, seconds: float) -> float | None:
+    return None if price is None else round(price * seconds / 3600, 2)
+
+
+def environment_report(state: EnvState, since: datetime, now: datetime) -> EnvironmentReport:
+    """One environment's figures inside [since, now]."""
+    ready = utc(state.ready_at) if state.ready_at else None
+    ended = utc(state.ended_at) if state.ended_at else None
+    end = ended or now
+    price = state.instance.price_per_hour if state.instance is not None else None
+    idle_ended = state.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    intervals = in_use_intervals(state.events, end) if ready else []
+    tail_start: datetime | None = None
+    if ready is not None and (not intervals or intervals[-1][1] < end):
+        tail_start = intervals[-1][1] if intervals else ready
+        exact = utc(state.idle_since) if state.idle_since is not None else None
+        if exact is not None and exact <= end:
+            # The state's idle clock is exact (events have whole seconds): it ends the
+            # last use, unless it is older than that use (then it is stale).
+            if intervals and intervals[-1][0] <= exact:
+                intervals[-1] = (intervals[-1][0], exact)
+                tail_start = exact
+            elif not intervals:
+                tail_start = max(ready, exact)
+    running = _overlap(ready, end, since, now) if ready else 0.0
+    in_use = sum(_overlap(a, b, since, now) for a, b in intervals)
+    breaks = [
+        (b[0] - a[1]).total_seconds()
+        for a, b in itertools.pairwise(intervals)
+        if b[0] > a[1] and b[0] > since
+    ]
+    idle_before = None
+    hours_saved = saved = None
+    saved_until: Literal["max_duration", "now"] | None = None
+    if idle_ended and ended is not None:
+        idle_before = _hours(_overlap(tail_start or ended, ended, since, now))
+        until = now
+        saved_until = "now"
+        if state.spec.max_duration is not None and state.created_at is not None:
+            cap = utc(state.created_at) + timedelta(seconds=state.spec.max_duration)
+            if cap <= now:
+                until, saved_until = cap, "max_duration"
+        seconds = max((until - ended).total_seconds(), 0.0)
+        hours_saved, saved = _hours(seconds), _usd(price, seconds)
+    first = state.events[0].message if state.events else ""
+    return EnvironmentReport(
+        name=state.spec.name,
+        workflow_id=state.workflow_id,
+        owner=state.spec.owner,
+        backend=state.spec.backend,
+        status=state.status.value,
+        termination_reason=state.termination_reason,
+        created_at=state.created_at,
+        ready_at=state.ready_at,
+        ended_at=state.ended_at,
+        inactivity_duration=state.spec.inactivity_duration,
+        max_duration=state.spec.max_duration,
+        price_per_hour=price,
+        hours_running=_hours(running),
+        hours_in_use=_hours(in_use),
+        hours_idle_before_termination=idle_before,
+        cost=_usd(price, running),
+        hours_saved=hours_saved,
+        saved=saved,
+        saved_until=saved_until,
+        in_use=intervals,
+        breaks_seconds=breaks,
+        wait_before_first_use_seconds=(
+            (intervals[0][0] - ready).total_seconds() if ready and intervals else None
+        ),
+        idle_at_end_since=tail_start,
+        history_complete=first.startswith("environment "),
+    )
+
+
+def suggested_threshold(longest: float | None) -> int | None:
+    """The smallest multiple of 5 minutes strictly longer than ``longest`` seconds."""
+    if longest is None:
+        return None
+    return (math.floor(max(longest, 0.0) / STEP) + 1) * STEP
+
+
+def seconds_cut(env: EnvironmentReport, threshold: int, since: datetime, now: datetime) -> float:
+    """Seconds of the period that ``threshold`` would have cut from ``env``'s final idle
+    stretch (negative: added, for an environment ended by a shorter threshold)."""
+    if env.ready_at is None or env.idle_at_end_since is None:
+        return 0.0
+    ready = utc(env.ready_at)
+    end = utc(env.ended_at) if env.ended_at else now
+    would_end = utc(env.idle_at_end_since) + timedelta(seconds=threshold)
+    if env.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED:
+        if env.max_duration is not None and env.created_at is not None:
+            would_end = min(would_end, utc(env.created_at) + timedelta(seconds=env.max_duration))
+        would_end = min(would_end, now)
+    elif would_end >= end:
+        return 0.0
+    return _overlap(ready, end, since, now) - _overlap(ready, would_end, since, now)
+
+
+def nearest_rank(ordered: Sequence[float], fraction: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def break_stats(breaks: Sequence[float]) -> BreakStats:
+    ordered = sorted(breaks)
+    buckets = dict.fromkeys((label for label, _ in BUCKETS), 0)
+    for seconds in ordered:
+        label = next(label for label, bound in BUCKETS if seconds < bound)
+        buckets[label] += 1
+    return BreakStats(
+        count=len(ordered),
+        buckets=buckets,
+        p50_seconds=nearest_rank(ordered, 0.5),
+        p90_seconds=nearest_rank(ordered, 0.9),
+        max_seconds=ordered[-1] if ordered else None,
+    )
+
+
+def build_report(
+    states: Sequence[EnvState],
+    since: datetime,
+    now: datetime,
+    unanswered: Sequence[str] = (),
+) -> Report:
+    """The report over [since, now] of the environments alive at some time in it."""
+    since, now = utc(since), utc(now)
+    envs = [
+        environment_report(s, since, now)
+        for s in states
+        if (s.created_at is None or utc(s.created_at) <= now)
+        and (s.ended_at is None or utc(s.ended_at) >= since)
+    ]
+    envs.sort(key=lambda e: (e.ready_at or e.created_at or now, e.name))
+    breaks = [seconds for env in envs for seconds in env.breaks_seconds]
+    waits = [
+        env.wait_before_first_use_seconds
+        for env in envs
+        if env.wait_before_first_use_seconds is not None
+    ]
+    used = any(env.in_use for env in envs)
+    longest_break = max(breaks, default=None)
+    longest_wait = max(waits, default=None)
+    threshold = suggested_threshold(max([*breaks, *waits], default=0.0)) if used else None
+    suggestion_saved = 0.0
+    suggestion_hours = 0.0
+    if threshold is not None:
+        for env in envs:
+            cut = seconds_cut(env, threshold, since, now)
+            env.hours_saved_with_suggestion = _hours(cut)
+            suggestion_hours += cut
+            suggestion_saved += (env.price_per_hour or 0.0) * cut / 3600
+    priced = [env for env in envs if env.price_per_hour is not None]
+    total = Totals(
+        environments=len(envs),
+        hours_running=round(sum(e.hours_running for e in envs), 6),
+        hours_in_use=round(sum(e.hours_in_use for e in envs), 6),
+        hours_idle_before_termination=round(
+            sum(e.hours_idle_before_termination or 0.0 for e in envs), 6
+        ),
+        cost=round(sum(e.cost or 0.0 for e in priced), 2),
+        hours_saved=round(sum(e.hours_saved or 0.0 for e in envs), 6),
+        saved=round(sum(e.saved or 0.0 for e in priced), 2),
+        unpriced=len(envs) - len(priced),
+    )
+    return Report(
+        since=since,
+        until=now,
+        environments=envs,
+        total=total,
+        breaks=break_stats(breaks),
+        suggestion=Suggestion(
+            threshold_seconds=threshold,
+            longest_break_seconds=longest_break,
+            longest_wait_before_first_use_seconds=longest_wait,
+            hours_saved=_hours(suggestion_hours),
+            saved=round(suggestion_saved, 2),
+        ),
+        unanswered=list(unanswered),
+    )
+
+
+async def fetch_report(
+    client: TemporalClient, since: timedelta, now: datetime | None = None
+) -> Report:
+    """List the environments alive in the period (running, or closed since its start),
+    read each one's whole state (bounded concurrency) and compute the report."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    from devenv.client.lookup import LIST_PAGE_SIZE, Handle, fetch_state
+    from devenv.workflows.state import WORKFLOW_TYPE
+
+    now = utc(now or datetime.now(UTC))
+    start = now - since
+    query = (
+        f'WorkflowType="{WORKFLOW_TYPE}" AND ExecutionStatus!="ContinuedAsNew" AND '
+        f'(ExecutionStatus="Running" OR CloseTime>="{start.isoformat()}")'
+    )
+    handles: list[Handle] = []
+    async for execution in client.list_workflows(query, page_size=LIST_PAGE_SIZE):
+        running = execution.status == WorkflowExecutionStatus.RUNNING
+        handles.append(
+            client.get_workflow_handle(
+                execution.id,
+                run_id=None if running else execution.run_id,
+                result_type=EnvState,
+            )
+        )
+    gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+    async def one(handle: Handle) -> EnvState:
+        async with gate:
+            return await fetch_state(handle)
+
+    results = await asyncio.gather(*(one(h) for h in handles), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result  # cancellation and the like are not "did not answer"
+    states = [r for r in results if isinstance(r, EnvState)]
+    silent = [h.id for h, r in zip(handles, results, strict=True) if not isinstance(r, EnvState)]
+    return build_report(states, start, now, silent)

@@ -1,0 +1,190 @@
+"""Never surprised, as a user lives it: a warning before the end (events, a webhook on
+loopback), extend and stop-at from the CLI and the SDK, and the question before a change
+that would end the environment at once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.harness import Devenv, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+class Hook:
+    """A loopback HTTP server that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/hooks/secret-token-123"
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    made = Hook()
+    try:
+        yield made
+    finally:
+        made.server.shutdown()
+        made.server.server_close()
+
+
+def config(tmp_path: Path, name: str, **keys: Any) -> Path:
+    doc = {"type": "dev-environment", "name": name, **keys}
+    path = tmp_path / f"{name}.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_a_warning_reaches_the_webhook_and_the_events_and_extend_cancels_it(
+    devenv: Devenv, tmp_path: Path, hook: Hook
+) -> None:
+    name = "e2e-warn"
+    path = config(
+        tmp_path,
+        name,
+        inactivity_duration="8s",
+        warn_before="6s",
+        notify={"webhook": hook.url},
+    )
+    devenv.run("start", str(path))
+    body = wait_for(lambda: hook.bodies and hook.bodies[0], 20, "the webhook's warning")
+    assert body["environment"] == name
+    assert body["reason"] == "inactivity_duration_exceeded"
+    assert body["extend_command"] == f"devenv signal {name} --extend 1h"
+    assert body["text"].startswith(f"warning: {name} terminates at ")
+    assert "in 6s" in body["text"] and body["owner"]
+    row = devenv.ps(name)
+    assert row["status"] == "running" and row["warned"] is True
+    assert "terminating in" in devenv.run("ps", name).stdout
+    deadline = datetime.fromisoformat(row["deadline"])
+    assert datetime.fromisoformat(body["deadline"]) == deadline
+
+    extended = devenv.run("signal", name, "--extend", "1h")
+    assert "Deadline:" in extended.stdout
+    row = devenv.ps(name)
+    assert datetime.fromisoformat(row["deadline"]) == deadline + timedelta(hours=1)
+    assert row["inactivity_duration"] == 8, "extend never changes the threshold"
+    assert "warned" not in row, "the warning was for the old deadline"
+    logs = devenv.run("logs", name).stdout
+    assert "warning:" in logs and "deadline extended by 1h" in logs
+    assert "pending termination at" in logs and "cancelled: the deadline is now" in logs
+
+    # The webhook URL is a secret: it never reaches the workflow's history or the logs.
+    history = devenv.run("logs", name, "--json").stdout
+    assert "secret-token-123" not in history and "secret-token-123" not in logs
+    devenv.run("stop", name, "--wait")
+
+
+def test_stop_at_ends_it_at_that_time_whatever_the_activity(devenv: Devenv, tmp_path: Path) -> None:
+    from devenv.client.sync import Client
+
+    name = "e2e-stop-at"
+    devenv.run("start", str(config(tmp_path, name, inactivity_duration="1h")))
+    session = devenv.open_session(name)
+    try:
+        session.send("echo in-$((6*7))\n")
+        session.expect("in-42")
+        client = Client(address=f"127.0.0.1:{devenv.temporal_port}", home=devenv.home)
+        at = datetime.now(UTC) + timedelta(seconds=4)
+        status = client.get(name).update(stop_at=at)
+        assert status.deadline is not None and abs(status.deadline - at) < timedelta(seconds=1)
+        row = wait_for(
+            lambda: (r := devenv.ps(name))["status"] == "terminated" and r, 20, "the stop"
+        )
+        # The user's session ends with the environment.
+        wait_for(lambda: session.process.poll() is not None, 15, "the session to end")
+    finally:
+        if session.process.poll() is None:
+            session.close()
+    assert row["termination_reason"] == "scheduled_stop"
+    assert "scheduled stop at" in devenv.run("logs", name).stdout
+
+
+def test_bad_stop_at_and_extend_are_one_line_exit_2(devenv: Devenv, tmp_path: Path) -> None:
+    name = "e2e-bad-end"
+    devenv.run("start", str(config(tmp_path, name, inactivity_duration="1h")))
+    try:
+        past = devenv.run("signal", name, "--stop-at", "2001-01-01T00:00", check=False)
+        assert past.returncode == 2 and "--stop-at:" in past.stderr and "in the past" in past.stderr
+        word = devenv.run("signal", name, "--stop-at", "teatime", check=False)
+        assert word.returncode == 2 and "accepted: HH:MM" in word.stderr
+        zero = devenv.run("signal", name, "--extend", "0", check=False)
+        assert zero.returncode == 2 and "--extend" in zero.stderr
+        assert devenv.ps(name)["inactivity_duration"] == 3600
+    finally:
+        devenv.run("stop", name, "--wait")
+
+
+def in_terminal(devenv: Devenv, *args: str, answer: str) -> tuple[int, str]:
+    """Run ``devenv ARGS`` on a pseudo-terminal, answer its question, return (code, output)."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.e2e.harness import DEVENV
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [DEVENV, *args], stdin=follower, stdout=follower, stderr=follower, env=devenv.env
+    )
+    os.close(follower)
+    seen = b""
+    answered = False
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"Go on?" in seen:
+            os.write(leader, answer.encode() + b"\n")
+            answered = True
+    os.close(leader)
+    return process.wait(30), seen.decode(errors="replace")
+
+
+def test_in_a_terminal_a_change_that_ends_it_at_once_asks_first(
+    devenv: Devenv, tmp_path: Path
+) -> None:
+    name = "e2e-ask"
+    devenv.run("start", str(config(tmp_path, name, inactivity_duration="1h")))
+    idle_since = datetime.fromisoformat(devenv.ps(name)["idle_since"])
+    wait_for(lambda: datetime.now(UTC) - idle_since > timedelta(seconds=2), 10, "2s of idleness")
+    code, shown = in_terminal(devenv, "signal", name, "--inactivity", "1s", answer="n")
+    assert "longer than 1s" in shown and f"{name} would be terminated now. Go on?" in shown
+    assert code == 1 and "Nothing changed." in shown
+    assert devenv.ps(name)["inactivity_duration"] == 3600
+    code, shown = in_terminal(devenv, "signal", name, "--inactivity", "1s", "--yes", answer="n")
+    assert code == 0 and "Go on?" not in shown and "terminating now" in shown
+    row = wait_for(lambda: (r := devenv.ps(name))["status"] == "terminated" and r, 20, "the end")
+    assert row["termination_reason"] == "inactivity_duration_exceeded"
