@@ -42,7 +42,7 @@ def test_openapi_lists_every_endpoint_and_docs_are_served(api: Api) -> None:
     assert set(paths["/api/v1/environments/{name}/events"]) == {"get"}
     patch_body = paths["/api/v1/environments/{name}"]["patch"]["requestBody"]
     schema = patch_body["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == {"inactivity_duration", "max_duration"}
+    assert set(schema["properties"]) == {"inactivity_duration", "max_duration", "extend", "stop_at"}
     assert schema["additionalProperties"] is False
     assert "owner" in spec["components"]["schemas"]["EnvironmentStatus"]["properties"]
     docs = httpx.get(f"{api.url}/docs")
