@@ -765,32 +765,30 @@ def stream(agent: Agent, out: Any, interval: float) -> int:
 
 
 class FailsafeWatcher:
-    """What the failsafe sees of one account: (user connections, counted ones, control)."""
+    """What the failsafe sees of one account: (user connections, counted ones, control).
+
+    The agent's own view of the account (its reader, its ancestry), without peers."""
 
     def __init__(self, user: str, uid: int, min_duration: float) -> None:
-        self.user = user
-        self.uid = uid
-        self.min_duration = min_duration
-        self.reader = ProcReader(uid, os.sysconf("SC_CLK_TCK"))
-        self.own_ancestry = read_ancestry(os.getpid())
-        self.script = os.path.basename(__file__)
+        self.agent = Agent(user, uid, min_duration)
 
     def observe(self) -> tuple[int, int, bool]:
         """(user connections and jobs, the counted ones, whether a control plane reads):
         a running job keeps the machine in use like a connected user."""
-        procs = self.reader.read()
+        agent = self.agent
+        procs = agent.reader.read()
         connections = find_connections(
             procs,
-            self.user,
-            self.uid,
-            self.own_ancestry,
+            agent.user,
+            agent.uid,
+            agent.own_ancestry,
             boot_clock(),
-            self.min_duration,
-            self.script,
+            agent.min_duration,
+            agent.script,
         )
         counted = sum(1 for connection in connections if connection.counted)
-        control = control_plane_present(procs, self.user, self.uid, self.script)
-        jobs = count_jobs(procs, self.uid)
+        control = control_plane_present(procs, agent.user, agent.uid, agent.script)
+        jobs = count_jobs(procs, agent.uid)
         return len(connections) + jobs, counted + jobs, control
 
 
@@ -856,7 +854,7 @@ def failsafe(
     seen = FailsafeSeen(start, start)
     logged_policy: object = None
     logged_state: object = None
-    _log(err, f"watching {watcher.user} (policy {policy_path}, every {interval:g}s)")
+    _log(err, f"watching {watcher.agent.user} (policy {policy_path}, every {interval:g}s)")
     while True:
         policy, problem = load_policy(policy_path)
         if (policy, problem) != logged_policy:
@@ -874,7 +872,7 @@ def failsafe(
             _log(err, f"users={users} control={'yes' if control else 'no'}")
         reason = failsafe_reason(policy, seen, now, time.time(), users, control)
         if reason is not None:
-            _log(err, f"acting on {watcher.user}: {reason}; running the action")
+            _log(err, f"acting on {watcher.agent.user}: {reason}; running the action")
             status = run_action(action, err)
             _log(err, f"the action exited with status {status}; the failsafe is done")
             return 0

@@ -63,6 +63,12 @@ def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
     )
 
 
+def presence_words(connections: int, jobs: int) -> str:
+    """``2 connections``, or ``1 connection and 1 job`` when jobs run."""
+    found = plural(connections, "connection")
+    return f"{found} and {plural(jobs, 'job')}" if jobs else found
+
+
 def extend_command(s: EnvState) -> str:
     """What a user types to push the deadline out."""
     return f"devenv signal {s.spec.name} --extend 1h"

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         extend_command,
         failure_message,
         plural,
+        presence_words,
         provision_summary,
         rule_words,
         utc,
@@ -262,10 +263,7 @@ class DevEnvironmentWorkflow:
         told = probe_answer(s, seen, now)
         if told is not None:
             self._event(told)
-        found = plural(seen.connections, "connection")
-        if seen.jobs:
-            found += f" and {plural(seen.jobs, 'job')}"
-        self._confirmed = f"the instance confirmed {found}"
+        self._confirmed = f"the instance confirmed {presence_words(seen.connections, seen.jobs)}"
         deadline.recompute(s)
         return (
             s.deadline is not None

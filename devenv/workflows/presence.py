@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from devenv.workflows.display import clock, plural, utc
+from devenv.workflows.display import clock, plural, presence_words, utc
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import EnvState, PresenceReport
 
@@ -22,9 +22,7 @@ def probe_answer(s: EnvState, seen: PresenceReport, now: datetime) -> str | None
     if seen.in_use > 0 and s.connections + s.jobs == 0:
         s.connections, s.jobs = seen.connections, seen.jobs
         s.last_report_at = now
-        found = plural(seen.connections, "connection")
-        if seen.jobs:
-            found = f"{found} and {plural(seen.jobs, 'job')}"
+        found = presence_words(seen.connections, seen.jobs)
         return f"deadline reached, but the instance reports {found}; staying up"
     if seen.waiting > 0 and s.connections == 0:
         s.idle_since = now

@@ -8,7 +8,6 @@ machine, deleted at teardown.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from devenv.backends.ssh.host_setup import account_name
-from tests.e2e.harness import Devenv, wait_for
+from tests.e2e.harness import Devenv, serving, wait_for
 from tests.ssh.conftest import (
     account_of,
     host_dir_of,
@@ -70,17 +69,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             extra_env={"DEVENV_SSH_HOST_DIR": str(host_dir_of(sshd)), "DEVENV_API_PORT": "0"},
         )
         made = World(devenv, sshd)
-        server = devenv.start_server()
         try:
-            yield made
+            with serving(devenv):
+                yield made
         finally:
-            devenv.cleanup()
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
             for name in made.names:
                 remove_environment_account(name)
 

@@ -60,14 +60,13 @@ from devenv.backends.ssh.admin import (
     HostKeyMismatchError,
     connect_admin,
 )
-from devenv.backends.ssh.backend import NO_CHANGE_SEEN, SshBackend
+from devenv.backends.ssh.backend import NO_CHANGE_SEEN, SshBackend, worker_host_dir
 from devenv.backends.ssh.config import parse_host
 from devenv.backends.ssh.failsafe import start_failsafe, write_policy
 from devenv.backends.ssh.host_setup import (
     DEFAULT_HOST_DIR,
     account_name,
     agent_path,
-    check_host_dir,
     check_token,
     inspect,
 )
@@ -115,20 +114,24 @@ class AwsBackend(Backend):
         poll_interval: float = POLL_SECONDS,
     ) -> None:
         super().__init__(settings)
-        self.host_dir = check_host_dir(host_dir)
         self.failsafe_action = failsafe_action
         self.failsafe_interval = failsafe_interval
         self.poll_interval = poll_interval
         self.connect_timeout = connect_timeout
         self._ssh = SshBackend(settings, host_dir=host_dir, connect_timeout=connect_timeout)
+        """The host half (account, keys, agent), as ``backend: ssh`` does it."""
+
+    @property
+    def host_dir(self) -> str:
+        """devenv's folder on the machine (checked by the ssh half)."""
+        return self._ssh.host_dir
 
     @classmethod
     def for_worker(cls, settings: Settings) -> AwsBackend:
         """The backend with ``DEVENV_AWS_FAILSAFE_ACTION`` (default: shutdown) for the
         failsafe and ``DEVENV_SSH_HOST_DIR`` (default /var/lib/devenv) on the machines."""
         action = os.environ.get(ACTION_VAR, "").strip() or DEFAULT_ACTION
-        host_dir = SshBackend.for_worker(settings).host_dir
-        return cls(settings, host_dir=host_dir, failsafe_action=action)
+        return cls(settings, host_dir=worker_host_dir(), failsafe_action=action)
 
     @property
     def admin_key_path(self) -> Path:

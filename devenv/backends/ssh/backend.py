@@ -142,12 +142,7 @@ class SshBackend(Backend):
     @classmethod
     def for_worker(cls, settings: Settings) -> SshBackend:
         """The backend with ``DEVENV_SSH_HOST_DIR`` (default /var/lib/devenv) as host folder."""
-        raw = os.environ.get(HOST_DIR_VAR, "").strip() or DEFAULT_HOST_DIR
-        try:
-            host_dir = check_host_dir(raw)
-        except ValueError as problem:
-            raise SettingsError(f"{HOST_DIR_VAR}: invalid value {raw[:60]!r}: {problem}") from None
-        return cls(settings, host_dir=host_dir)
+        return cls(settings, host_dir=worker_host_dir())
 
     # --- provision -------------------------------------------------------------------------
 
@@ -494,6 +489,15 @@ class SshBackend(Backend):
         """
         report = await super().probe(instance)
         return report.model_copy(update={"last_change": NO_CHANGE_SEEN})
+
+
+def worker_host_dir() -> str:
+    """``DEVENV_SSH_HOST_DIR`` (default /var/lib/devenv): devenv's folder on every host."""
+    raw = os.environ.get(HOST_DIR_VAR, "").strip() or DEFAULT_HOST_DIR
+    try:
+        return check_host_dir(raw)
+    except ValueError as problem:
+        raise SettingsError(f"{HOST_DIR_VAR}: invalid value {raw[:60]!r}: {problem}") from None
 
 
 def _section(config: dict[str, Any]) -> SshSection:
