@@ -25,11 +25,13 @@ from devenv.notify import POST_TIMEOUT, load_webhook
 from devenv.settings import Settings
 from devenv.workflows.messages import (
     INSTANCE_LOST,
+    ApplyLoginInput,
     ApplyPolicyInput,
     MonitorInput,
     Notice,
     ProbeInput,
     ProvisionInput,
+    TellInput,
     TerminateInput,
 )
 from devenv.workflows.state import EnvState, InstanceInfo, PresenceReport, Status
@@ -102,6 +104,18 @@ class EnvironmentActivities:
         """Write the thresholds a machine's failsafe enforces when the control plane is gone."""
         backend = self._backend(request.instance.backend)
         await backend.apply_policy(request.instance, request.policy)
+
+    @activity.defn(name="apply_login")
+    async def apply_login(self, request: ApplyLoginInput) -> None:
+        """Write the instance's login banner (its rules and the end that holds in use)."""
+        backend = self._backend(request.instance.backend)
+        await backend.apply_login(request.instance, request.login)
+
+    @activity.defn(name="tell_terminals")
+    async def tell_terminals(self, request: TellInput) -> int:
+        """Write a warning into every terminal open on the instance; how many got it."""
+        backend = self._backend(request.instance.backend)
+        return await backend.tell_terminals(request.instance, request.text)
 
     @activity.defn(name="monitor")
     async def monitor(self, request: MonitorInput) -> None:
@@ -268,6 +282,8 @@ def all_activities(acts: EnvironmentActivities) -> list[Callable[..., object]]:
         acts.probe,
         acts.terminate,
         acts.apply_policy,
+        acts.apply_login,
+        acts.tell_terminals,
         acts.notify,
     ]
 

@@ -14,7 +14,8 @@ Errors, the whole contract:
 * ``InstanceGoneError``: the instance no longer exists (killed from outside, a
   spot interruption). From ``presence``/``probe`` it ends the environment as
   ``instance_lost``. Raise it only when sure: a network blip is a plain error.
-* ``apply_policy`` and ``leftovers`` are optional: the defaults do nothing.
+* ``apply_policy``, ``apply_login``, ``tell_terminals`` and ``leftovers`` are
+  optional: the defaults do nothing.
 * ``terminate`` never gives up: it is retried until it succeeds, so it must
   succeed when the instance is already gone, and must find what a failed or
   crashed provision created from the token alone (``request.instance`` may be None).
@@ -37,7 +38,7 @@ from devenv.workflows.messages import (
     ProvisionInput,
     TerminateInput,
 )
-from devenv.workflows.state import FailsafePolicy, InstanceInfo, PresenceReport
+from devenv.workflows.state import FailsafePolicy, InstanceInfo, LoginSettings, PresenceReport
 
 PROBE_CONNECT_TIMEOUT = 5.0
 
@@ -138,6 +139,19 @@ class Backend(ABC):
         without a failsafe) does nothing. Must be idempotent.
         """
         return None
+
+    async def apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
+        """Show ``login.banner`` to users opening an interactive shell from now on.
+
+        Called once the instance is ready and whenever the rules change, for instances
+        whose ``login_messages`` is set. Must be idempotent.
+        """
+        return None
+
+    async def tell_terminals(self, instance: InstanceInfo, text: str) -> int:
+        """Write ``text`` into every terminal open on the instance (like ``wall``) and
+        answer how many; the default (no terminals known) tells none."""
+        return 0
 
     async def leftovers(self) -> list[Leftover]:
         """Everything this backend created that it can find from this machine, live or not.

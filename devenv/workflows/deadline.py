@@ -45,6 +45,28 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
     return due, reason
 
 
+def fixed_end(state: EnvState) -> tuple[datetime, TerminationReason] | None:
+    """The end that holds even while someone works (max_duration, a scheduled stop),
+    extended by ``--extend``; None when only idleness can end the environment."""
+    s = state
+    ends: list[tuple[datetime, TerminationReason]] = []
+    if s.spec.max_duration is not None and s.created_at is not None:
+        ends.append(
+            (
+                s.created_at + timedelta(seconds=s.spec.max_duration),
+                TerminationReason.MAX_DURATION_EXCEEDED,
+            )
+        )
+    if s.stop_at is not None:
+        ends.append((s.stop_at, TerminationReason.SCHEDULED_STOP))
+    if not ends:
+        return None
+    due, reason = min(ends, key=lambda end: end[0])
+    if s.deadline_floor is not None and due < s.deadline_floor:
+        due = s.deadline_floor
+    return due, reason
+
+
 DEFAULT_WARNING = 600
 """Warn this long before a termination by default..."""
 DEFAULT_WARNING_ABOVE = 1200

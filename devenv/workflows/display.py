@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
-from devenv.workflows.deadline import warn_at
+from devenv.workflows.deadline import fixed_end, warn_at
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import EnvSpec, EnvState, Status, TerminationReason
 
@@ -91,6 +91,53 @@ def warning_message(s: EnvState, now: datetime) -> str:
         f"warning: {s.spec.name} terminates at {clock(s.deadline)} (in {left}; "
         f"{rule_words(s)}); to keep it: {extend_command(s)}"
     )
+
+
+def terminal_warning(s: EnvState, now: datetime) -> str:
+    """What ``wall`` would write into a connected user's terminal: a bell, then the
+    warning on lines of its own so it stands out of whatever runs there."""
+    assert s.deadline is not None
+    left = format_duration(max(math.ceil((s.deadline - now).total_seconds()), 0))
+    return (
+        f"\a\r\n*** devenv: {s.spec.name} terminates at {stamp(s.deadline)} "
+        f"(in {left}; {rule_words(s)}) ***\r\n"
+        f"*** everything running in it ends then; to keep it: {extend_command(s)} ***\r\n"
+    )
+
+
+def stamp(moment: datetime) -> str:
+    """A full UTC time to the minute (a banner is read on any day)."""
+    return utc(moment).strftime("%Y-%m-%d %H:%MZ")
+
+
+def login_banner(s: EnvState) -> str:
+    """The login banner: the environment's rules and the end that holds while in use."""
+    inactivity = s.spec.inactivity_duration
+    lines = [f"devenv: this is {s.spec.name!r} (backend {s.spec.backend})."]
+    if inactivity is None:
+        lines.append("  Idle rule: off, never terminated for idleness.")
+    else:
+        lines.append(
+            f"  Idle rule: terminated {format_duration(inactivity)} after the last user "
+            "leaves (connections and jobs count as use)."
+        )
+    end = fixed_end(s)
+    if end is None:
+        lines.append("  No fixed end: it runs as long as it is in use.")
+    else:
+        due, reason = end
+        why = (
+            f"max_duration {format_duration(s.spec.max_duration)}"
+            if reason == TerminationReason.MAX_DURATION_EXCEEDED
+            else "scheduled stop"
+        )
+        lines.append(f"  Ends at {stamp(due)} even in use ({why}).")
+    if s.deadline_floor is not None:
+        lines.append(f"  Extended: not before {stamp(s.deadline_floor)}.")
+    lines.append(
+        f"  Keep it longer: {extend_command(s)}   Why it is up: devenv ps {s.spec.name} -v"
+    )
+    return "\n".join(lines) + "\n"
 
 
 def warning_withdrawn(s: EnvState) -> str:

@@ -26,10 +26,12 @@ with workflow.unsafe.imports_passed_through():
         exceeded_message,
         extend_command,
         failure_message,
+        login_banner,
         plural,
         presence_words,
         provision_summary,
         rule_words,
+        terminal_warning,
         utc,
         wake_summary,
         warning_message,
@@ -38,10 +40,12 @@ with workflow.unsafe.imports_passed_through():
     from devenv.workflows.durations import MAX_SECONDS, format_duration
     from devenv.workflows.messages import (
         INSTANCE_LOST,
+        ApplyLoginInput,
         ApplyPolicyInput,
         Notice,
         ProbeInput,
         ProvisionInput,
+        TellInput,
         TerminateInput,
     )
     from devenv.workflows.monitoring import MonitorSupervisor
@@ -68,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         EnvState,
         FailsafePolicy,
         InstanceInfo,
+        LoginSettings,
         PresenceReport,
         Status,
         TerminationReason,
@@ -105,6 +110,7 @@ class DevEnvironmentWorkflow:
         """Set by handlers when the deadline may move earlier or active/idle flips."""
         self._monitor = MonitorSupervisor(state, self._event)
         self._policy_push: asyncio.Task[None] | None = None
+        self._login_push: asyncio.Task[None] | None = None
         self._notifications: set[asyncio.Task[None]] = set()
         self._confirmed: str | None = None
         """What the probe said right before an idle termination (for its event)."""
@@ -203,6 +209,7 @@ class DevEnvironmentWorkflow:
             warnings = self._tend_warning(now)
             self._publish()  # before continue-as-new too: the server carries the attributes
             self._push_failsafe_policy()
+            self._push_login()
             if self._history_too_long():
                 await self._continue_as_new()
                 continue  # a stop arrived while handlers finished: terminate instead
@@ -300,7 +307,37 @@ class DevEnvironmentWorkflow:
                     text=message,
                 )
                 self._notifications.add(asyncio.create_task(self._notify(notice)))
+            if (
+                s.instance is not None
+                and s.instance.login_messages
+                and s.connections > 0
+                and s.deadline_reason != TerminationReason.INACTIVITY_DURATION_EXCEEDED
+            ):
+                tell = TellInput(
+                    workflow_id=s.workflow_id,
+                    instance=s.instance,
+                    text=terminal_warning(s, now),
+                )
+                self._notifications.add(asyncio.create_task(self._tell_terminals(tell)))
         return True
+
+    async def _tell_terminals(self, tell: TellInput) -> None:
+        """Write the warning into every terminal open on the instance, once (like wall):
+        someone working there when a fixed end comes must not learn it from a dead shell."""
+        try:
+            told = await workflow.execute_activity(
+                "tell_terminals",
+                tell,
+                result_type=int,
+                task_queue=tell.instance.task_queue,
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                retry_policy=NOTIFY_RETRY,
+                summary="warning: write it into the open terminals",
+            )
+        except ActivityError as err:
+            self._event(f"warning not written to the terminals ({failure_message(err)})")
+            return
+        self._event(f"warning written to {plural(told, 'open terminal')}")
 
     async def _notify(self, notice: Notice) -> None:
         """POST the warning (retried a few times); the termination never waits for it."""
@@ -349,6 +386,40 @@ class DevEnvironmentWorkflow:
             self._event(f"could not update the machine's failsafe ({failure_message(err)})")
             return
         s.failsafe_policy = policy
+        self._wake = True  # a change that arrived meanwhile is pushed on the next pass
+
+    def _push_login(self) -> None:
+        """Keep the instance's login banner current (its rules and fixed end), in the
+        background; only instances that show one are asked."""
+        s = self._state
+        if (
+            s.instance is None
+            or not s.instance.login_messages
+            or s.ready_at is None
+            or (self._login_push is not None and not self._login_push.done())
+        ):
+            return
+        login = LoginSettings(banner=login_banner(s))
+        if login == s.login:
+            return
+        self._login_push = asyncio.create_task(self._apply_login(s.instance, login))
+
+    async def _apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
+        s = self._state
+        try:
+            await workflow.execute_activity(
+                "apply_login",
+                ApplyLoginInput(workflow_id=s.workflow_id, instance=instance, login=login),
+                task_queue=instance.task_queue,
+                start_to_close_timeout=APPLY_POLICY_TIMEOUT,
+                retry_policy=APPLY_POLICY_RETRY,
+                summary="update the login banner",
+            )
+        except ActivityError as err:
+            self._event(f"could not update the login banner ({failure_message(err)})")
+            s.login = login  # not retried for this banner: the next change tries again
+            return
+        s.login = login
         self._wake = True  # a change that arrived meanwhile is pushed on the next pass
 
     def _should_wake(self) -> bool:

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from devenv.workflows.state import EnvSpec, InstanceInfo
+from devenv.workflows.state import EnvSpec, InstanceInfo, LoginSettings
 from devenv.workflows.state import FailsafePolicy as FailsafePolicy
 
 PROVISIONING_ERROR = "ProvisioningError"
@@ -54,6 +54,20 @@ class ApplyPolicyInput(BaseModel):
     workflow_id: str
     instance: InstanceInfo
     policy: FailsafePolicy
+
+
+class ApplyLoginInput(BaseModel):
+    workflow_id: str
+    instance: InstanceInfo
+    login: LoginSettings
+
+
+class TellInput(BaseModel):
+    """A message for every terminal open on the instance (like ``wall``)."""
+
+    workflow_id: str
+    instance: InstanceInfo
+    text: str
 
 
 class Notice(BaseModel):

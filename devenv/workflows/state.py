@@ -112,6 +112,9 @@ class InstanceInfo(BaseModel):
     failsafe: bool = False
     """The machine enforces its idle rule itself if the control plane is gone; the
     workflow sends it every threshold change (``apply_policy``)."""
+    login_messages: bool = False
+    """The instance shows a login banner the workflow keeps current (``apply_login``) and
+    can write a warning into its users' terminals (``tell_terminals``)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -207,6 +210,14 @@ class FailsafePolicy(BaseModel):
 MIN_FAILSAFE_AFTER = 3600
 
 
+class LoginSettings(BaseModel):
+    """What an instance shows at login, pushed by the workflow whenever it changes."""
+
+    banner: str = Field(
+        description="Printed when a user opens an interactive shell: the rules and the end."
+    )
+
+
 class EnvState(BaseModel):
     spec: EnvSpec
     tuning: Tuning = Tuning()
@@ -238,6 +249,8 @@ class EnvState(BaseModel):
     """``devenv signal --stop-at``: a fixed end, whatever the activity."""
     failsafe_policy: FailsafePolicy | None = None
     """The thresholds the machine's failsafe last confirmed (instances with a failsafe)."""
+    login: LoginSettings | None = None
+    """The login banner the instance last confirmed (instances with ``login_messages``)."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 

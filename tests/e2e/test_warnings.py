@@ -188,3 +188,33 @@ def test_in_a_terminal_a_change_that_ends_it_at_once_asks_first(
     assert code == 0 and "Go on?" not in shown and "terminating now" in shown
     row = wait_for(lambda: (r := devenv.ps(name))["status"] == "terminated" and r, 20, "the end")
     assert row["termination_reason"] == "inactivity_duration_exceeded"
+
+
+def test_the_login_banner_says_the_rules_and_a_fixed_end_is_written_into_the_terminal(
+    devenv: Devenv, tmp_path: Path
+) -> None:
+    """A real ssh -tt session: the banner at login, then (max_duration coming while the
+    user is connected) the warning in the terminal, once; ``ssh NAME cmd`` gets no banner."""
+    name = "e2e-wall"
+    path = config(tmp_path, name, inactivity_duration="1h", max_duration="25s", warn_before="15s")
+    devenv.run("start", str(path))
+    plain = devenv.ssh(name, "echo", "plain")
+    assert plain.stdout == "plain\n"  # commands and scripts never see the banner
+    # The banner is pushed right after the environment is ready (a few ms later).
+    wait_for(lambda: list(devenv.home.glob(f"envs/{name}/instances/*/banner.txt")), 10, "banner")
+    session = devenv.open_session(name)
+    try:
+        session.expect(f"devenv: this is '{name}' (backend local).")
+        session.expect("Idle rule: terminated 1h after the last user leaves")
+        session.expect("even in use (max_duration 25s).")
+        session.expect(f"Keep it longer: devenv signal {name} --extend 1h")
+        session.expect(f"*** devenv: {name} terminates at", timeout=30)
+        session.expect(f"to keep it: devenv signal {name} --extend 1h ***")
+    finally:
+        session.process.kill()
+        session.process.wait(10)
+    text = "".join(session.output)
+    assert text.count("*** devenv:") == 1
+    assert "(max_duration 25s)" in text
+    logs = devenv.run("logs", name).stdout
+    assert "warning written to 1 open terminal" in logs

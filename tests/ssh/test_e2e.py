@@ -184,3 +184,35 @@ def test_a_host_key_missing_from_known_hosts_fails_the_start_in_one_line(
     assert f"ssh-keyscan -p {world.sshd.port} 127.0.0.1 >> {empty}" in lines[0]
     assert account_of(name) is None
     assert until_status(world, name, "failed")["termination_reason"] == "provisioning_failed"
+
+
+def test_an_ssh_login_shows_the_banner_and_a_fixed_end_reaches_the_terminal(
+    world: World, tmp_path: Path
+) -> None:
+    """The account's login shell prints the banner devenv keeps current; root writes the
+    warning before max_duration into the user's terminal, like wall."""
+    devenv = world.devenv
+    name, path = world.config(tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**doc, "max_duration": "40s", "warn_before": "25s"}))
+    devenv.run("start", str(path))
+    banner = host_dir_of(world.sshd) / "banners" / account_name(name)
+    wait_for(banner.exists, 20, "the banner on the host")
+    plain = devenv.ssh(name, "echo plain")
+    assert plain.stdout == "plain\n"  # commands and scripts never see the banner
+    session = devenv.open_session(name)
+    try:
+        session.expect(f"devenv: this is '{name}' (backend ssh).")
+        session.expect("even in use (max_duration 40s).")
+        session.send("echo shell-$((6*7))\n")
+        session.expect("shell-42")
+        session.expect(f"*** devenv: {name} terminates at", timeout=40)
+        session.expect(f"to keep it: devenv signal {name} --extend 1h ***")
+    finally:
+        session.process.kill()
+        session.process.wait(10)
+    text = "".join(session.output)
+    assert text.count("*** devenv:") == 1 and text.count("devenv: this is") == 1
+    logs = devenv.run("logs", name).stdout
+    assert "warning written to 1 open terminal" in logs
+    devenv.run("stop", name, "--wait")

@@ -33,11 +33,13 @@ from temporalio.worker import Worker
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import (
     INSTANCE_LOST,
+    ApplyLoginInput,
     ApplyPolicyInput,
     MonitorInput,
     Notice,
     ProbeInput,
     ProvisionInput,
+    TellInput,
     TerminateInput,
 )
 from devenv.workflows.state import (
@@ -78,6 +80,10 @@ class FakeBackend:
     terminate_flaky: int = 0
     failsafe: bool = False
     """Instances say they enforce a failsafe policy (the workflow sends them changes)."""
+    login_messages: bool = False
+    """Instances show a login banner and take warnings for their terminals."""
+    open_terminals: int = 1
+    """What ``tell_terminals`` answers."""
 
     provisions: list[ProvisionInput] = field(default_factory=list)
     monitors: list[MonitorInput] = field(default_factory=list)
@@ -87,6 +93,8 @@ class FakeBackend:
     probes: list[ProbeInput] = field(default_factory=list)
     policies: list[ApplyPolicyInput] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    logins: list[ApplyLoginInput] = field(default_factory=list)
+    tells: list[TellInput] = field(default_factory=list)
     release_monitors: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> Sequence[Callable[..., Any]]:
@@ -97,7 +105,18 @@ class FakeBackend:
             self.terminate,
             self.apply_policy,
             self.notify,
+            self.apply_login,
+            self.tell_terminals,
         ]
+
+    @activity.defn(name="apply_login")
+    async def apply_login(self, args: ApplyLoginInput) -> None:
+        self.logins.append(args)
+
+    @activity.defn(name="tell_terminals")
+    async def tell_terminals(self, args: TellInput) -> int:
+        self.tells.append(args)
+        return self.open_terminals
 
     @activity.defn(name="notify")
     async def notify(self, notice: Notice) -> None:
@@ -135,6 +154,7 @@ class FakeBackend:
             host_public_key="ssh-ed25519 AAAAHostKey",
             task_queue=self.task_queue,
             failsafe=self.failsafe,
+            login_messages=self.login_messages,
         )
 
     @activity.defn(name="monitor")

@@ -300,6 +300,20 @@ async def scheduled_stop(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "scheduled_stop")
 
 
+async def login_messages(env: WorkflowEnvironment) -> Runs:
+    """An instance with a login banner: told it when ready and after a change; a connected
+    user's terminals told the warning before max_duration ends it."""
+    tuning = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=10 * H)
+    async with running_worker(env.client, login_messages=True) as fake:
+        state = make_state("replay-login", inactivity=H, max_duration=3 * H, tuning=tuning)
+        handle = await start(env.client, fake, state)
+        running = await wait_for(handle, lambda s: s.login is not None)
+        await handle.signal(WF.record_presence, report(1, utc(running.events[-1].at)))
+        await handle.execute_update(WF.set_inactivity, 2 * H)
+        await wait_for(handle, lambda s: s.login is not None and "2h" in s.login.banner)
+        return await _runs(env.client, handle, "login_messages")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -317,6 +331,7 @@ TIME_SKIPPING: list[Scenario] = [
     failsafe_policy,
     warning_extend,
     scheduled_stop,
+    login_messages,
 ]
 DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_waiting, listing_memo]
 

@@ -40,6 +40,7 @@ EXPECTED = {
     "failsafe_policy",
     "warning_extend",
     "scheduled_stop",
+    "login_messages",
 }
 
 

@@ -70,11 +70,12 @@ from devenv.backends.ssh.host_setup import (
     check_token,
     inspect,
 )
+from devenv.backends.ssh.login_messages import tell_terminals, write_banner
 from devenv.config.common import Resources
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.settings import SHARED_TASK_QUEUE, Settings
 from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import FailsafePolicy, InstanceInfo, PresenceReport
+from devenv.workflows.state import FailsafePolicy, InstanceInfo, LoginSettings, PresenceReport
 
 BACKEND = "aws"
 ACTION_VAR = "DEVENV_AWS_FAILSAFE_ACTION"
@@ -367,6 +368,7 @@ class AwsBackend(Backend):
                 "data": data.model_dump(),
                 "price_per_hour": price,
                 "failsafe": True,
+                "login_messages": True,
             }
         )
 
@@ -459,14 +461,29 @@ class AwsBackend(Backend):
         data = AwsInstanceData.model_validate(instance.data)
         if data.failsafe_after is not None:
             policy = policy.model_copy(update={"failsafe_after_seconds": data.failsafe_after})
-        admin = await connect_admin(
+        async with await self._admin(instance) as admin:
+            await write_policy(admin, data.host_dir, instance.username, policy)
+
+    async def apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
+        """Write the banner the account's login shell prints (as ``backend: ssh`` does)."""
+        data = AwsInstanceData.model_validate(instance.data)
+        async with await self._admin(instance) as admin:
+            await write_banner(admin, data.host_dir, instance.username, login.banner)
+
+    async def tell_terminals(self, instance: InstanceInfo, text: str) -> int:
+        """Write ``text`` into the account's terminals (root, like ``wall``)."""
+        async with await self._admin(instance) as admin:
+            return await tell_terminals(admin, instance.username, text)
+
+    async def _admin(self, instance: InstanceInfo) -> AdminConnection:
+        """The admin login of a ready instance, its host key pinned from the start."""
+        data = AwsInstanceData.model_validate(instance.data)
+        return await connect_admin(
             Endpoint(instance.host, instance.port),
             self._admin_access(data.ssh_user),
             connect_timeout=self.connect_timeout,
             host_key=instance.host_public_key,
         )
-        async with admin:
-            await write_policy(admin, data.host_dir, instance.username, policy)
 
     # --- leftovers (devenv gc) -------------------------------------------------------------
 

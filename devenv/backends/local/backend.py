@@ -35,9 +35,10 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from devenv import keepalive
-from devenv.backends.base import Backend, Leftover, ProvisioningError
+from devenv.backends.base import Backend, InstanceGoneError, Leftover, ProvisioningError
 from devenv.backends.local import proctools
 from devenv.backends.local.files import (
+    BANNER_FILE,
     CONFIG_FILE,
     ENV_MARKER,
     HOST_KEY_FILE,
@@ -54,11 +55,12 @@ from devenv.backends.local.files import (
     login_shell,
     write_atomic,
 )
+from devenv.backends.local.jobs import tell_instance
 from devenv.backends.presence_stream import ssh_presence
 from devenv.keys import ensure_keypair, internal_public_key, private_dir
 from devenv.settings import Settings, SettingsError, host_task_queue
 from devenv.workflows.messages import PROVISIONING_ERROR, ProvisionInput, TerminateInput
-from devenv.workflows.state import InstanceInfo, PresenceReport, workflow_id_for
+from devenv.workflows.state import InstanceInfo, LoginSettings, PresenceReport, workflow_id_for
 
 BACKEND = "local"
 M = TypeVar("M", ReadyInfo, ServerConfig)
@@ -224,6 +226,22 @@ class LocalBackend(Backend):
         """Stop the server and every process of the instance; keep the workspace."""
         await asyncio.to_thread(self._terminate, request)
 
+    async def apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
+        """Write the banner the server prints when a user opens a shell."""
+        instance_dir = self._find_instance_dir(instance)
+        if instance_dir is None or (instance_dir / TERMINATED_FILE).exists():
+            raise InstanceGoneError(f"instance {instance.instance_id} is gone")
+        write_atomic(instance_dir / BANNER_FILE, login.banner)
+
+    async def tell_terminals(self, instance: InstanceInfo, text: str) -> int:
+        """Ask the server (on its jobs socket) to write ``text`` into its terminals."""
+        try:
+            return await tell_instance(instance.instance_id, text)
+        except (OSError, ValueError, KeyError) as problem:
+            if not await self.is_alive(instance):
+                raise InstanceGoneError(f"instance {instance.instance_id} is gone") from None
+            raise RuntimeError(f"the instance did not take the message: {problem}") from None
+
     async def leftovers(self) -> list[Leftover]:
         """Every instance of this host's DEVENV_HOME with a process still running."""
         return await asyncio.to_thread(self._leftovers)
@@ -369,6 +387,7 @@ class LocalBackend(Backend):
             folder=str(config.workspace),
             data=LocalInstanceData(pid=ready.pid, workspace=str(config.workspace)).model_dump(),
             price_per_hour=0.0,
+            login_messages=True,
         )
 
     # --- terminate -----------------------------------------------------------------------

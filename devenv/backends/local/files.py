@@ -30,6 +30,8 @@ LOG_FILE = "server.log"
 HOST_KEY_FILE = "host_ed25519"
 LOCK_FILE = "lock"
 TERMINATED_FILE = "terminated"
+BANNER_FILE = "banner.txt"
+"""The login banner the workflow keeps current; printed when a user opens a shell."""
 
 
 class ServerConfig(BaseModel):

@@ -7,6 +7,10 @@ counts from then until its connection closes, which the kernel does however the
 process ends (``kill -9`` included). Event driven like the connection count: nothing
 polls /proc. Only processes of the server's own user are answered.
 
+The worker says ``tell`` on the same socket, then one JSON line ``{"text": ...}``: the
+server writes the text into every open terminal of the instance and answers
+``{"told": N}`` (the warning before a fixed end).
+
 Sessions find ``devenv-keepalive`` on their PATH: the package's console script when the
 worker's PATH has it, else a small wrapper in the instance folder, appended.
 """
@@ -23,6 +27,7 @@ import shutil
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from devenv.agent import keepalive
@@ -33,6 +38,12 @@ log = logging.getLogger(__name__)
 TOOLS_DIR = "bin"
 KEEPALIVE_COMMAND = "devenv-keepalive"
 MAX_HELLO = 64
+TELL_HELLO = b"tell\n"
+"""What the worker says before a message for the instance's terminals."""
+MAX_TELL = 8192
+
+Teller = Callable[[str], int]
+"""Writes a message into every open terminal; answers how many."""
 
 
 def socket_name(instance_id: str) -> str:
@@ -56,6 +67,7 @@ async def _serve_one(
     writer: asyncio.StreamWriter,
     workspace: Path,
     counter: ConnectionCounter,
+    tell: Teller | None,
 ) -> None:
     job: object | None = None
     try:
@@ -65,6 +77,9 @@ async def _serve_one(
         writer.write((json.dumps({"workspace": str(workspace)}) + "\n").encode())
         await writer.drain()
         hello = await reader.readline()
+        if hello == TELL_HELLO and tell is not None:
+            await _tell(reader, writer, tell)
+            return
         if hello != keepalive.JOB_HELLO:
             return  # a listing: it only wanted the workspace
         job = object()
@@ -83,14 +98,49 @@ async def _serve_one(
             await writer.wait_closed()
 
 
+async def _tell(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tell: Teller) -> None:
+    line = await reader.readline()
+    try:
+        text = json.loads(line[:MAX_TELL])["text"]
+    except (ValueError, KeyError, TypeError):
+        log.warning("jobs socket: a tell without text")
+        return
+    if not isinstance(text, str):
+        return
+    told = tell(text)
+    log.info("told %d terminal(s)", told)
+    writer.write((json.dumps({"told": told}) + "\n").encode())
+    await writer.drain()
+
+
 async def serve_jobs(
-    instance_id: str, workspace: Path, counter: ConnectionCounter
+    instance_id: str, workspace: Path, counter: ConnectionCounter, tell: Teller | None = None
 ) -> asyncio.AbstractServer:
-    """Count the instance's jobs in ``counter`` while the returned server listens."""
+    """Count the instance's jobs in ``counter`` while the returned server listens, and
+    pass the worker's messages for terminals to ``tell``."""
     return await asyncio.start_unix_server(
-        lambda reader, writer: _serve_one(reader, writer, workspace, counter),
+        lambda reader, writer: _serve_one(reader, writer, workspace, counter, tell),
         path=socket_name(instance_id),
     )
+
+
+async def tell_instance(instance_id: str, text: str, timeout: float = 10.0) -> int:
+    """The worker's side: ask the instance server to write ``text`` into its terminals."""
+
+    async def exchange() -> int:
+        reader, writer = await asyncio.open_unix_connection(socket_name(instance_id))
+        try:
+            await reader.readline()  # the workspace, for keepalives
+            writer.write(TELL_HELLO + (json.dumps({"text": text}) + "\n").encode())
+            await writer.drain()
+            answer = json.loads(await reader.readline())
+            return int(answer["told"])
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    return await asyncio.wait_for(exchange(), timeout)
 
 
 def install_tools(instance_dir: Path) -> Path:

@@ -30,6 +30,7 @@ from devenv.backends.local import proctools
 from devenv.backends.local.counter import ConnectionCounter
 from devenv.backends.local.files import (
     ACTIVITY_SUBSYSTEM,
+    BANNER_FILE,
     CONFIG_FILE,
     LOG_FILE,
     READY_FILE,
@@ -58,9 +59,48 @@ class Instance:
     counter: ConnectionCounter
     children: Children
     authorized_keys: asyncssh.SSHAuthorizedKeys
+    instance_dir: Path
     connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
+    terminals: set[SessionProcess] = field(default_factory=set)
+    """User sessions with a PTY: where a warning is written (like ``wall``)."""
     tools: Path | None = None
     """Where sessions find devenv-keepalive if their PATH does not."""
+
+    def banner(self) -> bytes:
+        """The login banner as a terminal wants it (CR LF); empty until one is written."""
+        try:
+            text = (self.instance_dir / BANNER_FILE).read_text()
+        except OSError:
+            return b""
+        return text.replace("\n", "\r\n").encode()
+
+    def tell(self, text: str) -> int:
+        """Write ``text`` into every open terminal; how many got it."""
+        data = text.encode()
+        told = 0
+        for process in list(self.terminals):
+            if process.is_closing():
+                continue
+            with contextlib.suppress(OSError, asyncssh.Error):
+                process.stdout.write(data)
+                told += 1
+        return told
+
+
+async def user_session(process: SessionProcess, instance: Instance) -> None:
+    """A user's shell or command; an interactive shell first gets the login banner, and
+    every session with a terminal can be told a warning while it runs."""
+    if process.term_type is None:
+        await run_session(process, instance.config, instance.children, instance.tools)
+        return
+    if process.command is None:
+        with contextlib.suppress(OSError, asyncssh.Error):
+            process.stdout.write(instance.banner())
+    instance.terminals.add(process)
+    try:
+        await run_session(process, instance.config, instance.children, instance.tools)
+    finally:
+        instance.terminals.discard(process)
 
 
 def authorized_keys(config: ServerConfig) -> asyncssh.SSHAuthorizedKeys:
@@ -200,14 +240,12 @@ class InstanceServer(asyncssh.SSHServer):
             self._instance.counter.user_connected(self)
 
     def session_requested(self) -> SessionProcess:
-        config = self._instance.config
         if self._role == "internal":
             counter = self._instance.counter
             return ActivitySession(lambda process: serve_activity(process, counter), None, 3, False)
-        children = self._instance.children
-        tools = self._instance.tools
+        instance = self._instance
         return UserSession(
-            lambda process: run_session(process, config, children, tools),
+            lambda process: user_session(process, instance),
             _sftp_server,
             3,
             True,
@@ -240,6 +278,7 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
         counter=ConnectionCounter(config.min_connection_duration),
         children=Children(config.instance_id),
         authorized_keys=authorized_keys(config),
+        instance_dir=instance_dir,
     )
     try:
         instance.tools = install_tools(instance_dir)
@@ -247,7 +286,9 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
         log.warning("devenv-keepalive not installed for sessions: %s", exc)
     jobs: asyncio.AbstractServer | None = None
     try:
-        jobs = await serve_jobs(config.instance_id, config.workspace, instance.counter)
+        jobs = await serve_jobs(
+            config.instance_id, config.workspace, instance.counter, instance.tell
+        )
     except OSError as exc:
         log.warning("jobs are not counted (no jobs socket): %s", exc)
     stop = asyncio.Event()

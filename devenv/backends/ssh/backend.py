@@ -65,6 +65,7 @@ from devenv.backends.ssh.host_setup import (
     list_accounts,
     terminate_account,
 )
+from devenv.backends.ssh.login_messages import tell_terminals, write_banner
 from devenv.backends.ssh.used_hosts import (
     HOSTS_FILE,
     AdminTarget,
@@ -75,7 +76,7 @@ from devenv.backends.ssh.used_hosts import (
 from devenv.keys import internal_public_key
 from devenv.settings import SHARED_TASK_QUEUE, Settings, SettingsError
 from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import InstanceInfo, PresenceReport
+from devenv.workflows.state import InstanceInfo, LoginSettings, PresenceReport
 
 BACKEND = "ssh"
 HOST_DIR_VAR = "DEVENV_SSH_HOST_DIR"
@@ -243,6 +244,7 @@ class SshBackend(Backend):
             folder=created.home,
             data=data.model_dump(),
             price_per_hour=price_per_hour,
+            login_messages=True,
         )
         await self._check_agent(info)
         log.info("ssh: %s is account %s on %s", spec.name, account, admin.endpoint)
@@ -470,6 +472,24 @@ class SshBackend(Backend):
             )
             return True
         return status.alive(instance.instance_id)
+
+    async def apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
+        """Write the banner the account's login shell prints."""
+        data = SshInstanceData.of(instance)
+        admin = await connect_admin(
+            data.endpoint, data.access, connect_timeout=self.connect_timeout
+        )
+        async with admin:
+            await write_banner(admin, data.host_dir, data.account, login.banner)
+
+    async def tell_terminals(self, instance: InstanceInfo, text: str) -> int:
+        """Write ``text`` into the account's terminals, as root does with ``wall``."""
+        data = SshInstanceData.of(instance)
+        admin = await connect_admin(
+            data.endpoint, data.access, connect_timeout=self.connect_timeout
+        )
+        async with admin:
+            return await tell_terminals(admin, data.account, text)
 
     def presence(
         self, instance: InstanceInfo, *, connect_timeout: float = 10.0

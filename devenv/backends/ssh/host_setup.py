@@ -329,6 +329,20 @@ as_user "$uid" "$gid" "$account" sh -c '
     chmod 0600 "$d/.authorized_keys.devenv"
     mv -f "$d/.authorized_keys.devenv" "$d/authorized_keys"
 ' devenv "$home" < "$keys"
+# The login banner (written by devenv whenever the rules change), shown by login shells.
+banner=$host_dir/banners/$account
+show="[ -r $banner ] && [ -z \"\${DEVENV_BANNER_SHOWN:-}\" ] && cat $banner"
+line="$show; DEVENV_BANNER_SHOWN=1 # devenv"
+as_user "$uid" "$gid" "$account" sh -c '
+    set -eu
+    line=$2
+    for f in "$1/.profile" "$1/.bash_profile" "$1/.bash_login"; do
+        if [ "$f" != "$1/.profile" ] && [ ! -f "$f" ]; then continue; fi
+        if [ -L "$f" ]; then continue; fi
+        if [ -f "$f" ] && grep -qF "# devenv" "$f"; then continue; fi
+        printf "%s\n" "$line" >> "$f"
+    done
+' devenv "$home" "$line"
 echo "home=$home"
 echo "uid=$uid"
 echo "result=ok"

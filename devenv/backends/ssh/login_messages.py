@@ -1,0 +1,75 @@
+"""What users of an ssh host account see from devenv: the login banner and warnings.
+
+The banner is ``HOST_DIR/banners/ACCOUNT`` (root's, readable by all), printed by the
+account's login shell through a line ``create_account`` adds to its profile; a warning
+is written by root into every pseudo-terminal the account owns, as ``wall`` does.
+Both run over the admin connection; ``backend: aws`` uses them as they are.
+"""
+
+from __future__ import annotations
+
+from devenv.backends.ssh.admin import AdminConnection, HostCommandError
+from devenv.backends.ssh.failsafe import check_account
+from devenv.backends.ssh.host_setup import _PRELUDE, check_host_dir
+
+WRITE_BANNER = (
+    _PRELUDE
+    + r"""
+host_dir=$1 account=$2
+dir=$host_dir/banners
+mkdir -p "$dir"
+chown 0:0 "$dir"
+chmod 0755 "$dir"
+tmp=$(mktemp "$dir/.banner.XXXXXX")
+head -c 8192 > "$tmp"
+chmod 0644 "$tmp"
+mv -f "$tmp" "$dir/$account"
+echo "result=ok"
+"""
+)
+
+TELL = (
+    _PRELUDE
+    + r"""
+account=$1
+msg=$(mktemp)
+trap 'rm -f "$msg"' EXIT
+head -c 8192 > "$msg"
+told=0
+if uid=$(id -u "$account" 2>/dev/null); then
+    # Every pseudo-terminal a process of the account runs on, if the account owns it.
+    for tty in $(ps -e -o ruid=,tty= | awk -v u="$uid" '$1 == u && $2 ~ /^pts\// { print $2 }' \
+            | sort -u); do
+        dev=/dev/$tty
+        [ -c "$dev" ] && [ "$(stat -c %u "$dev")" = "$uid" ] || continue
+        if timeout 5 sh -c 'cat "$1" > "$2"' devenv "$msg" "$dev" 2>/dev/null; then
+            told=$((told + 1))
+        fi
+    done
+fi
+echo "told=$told"
+"""
+)
+
+
+async def write_banner(admin: AdminConnection, host_dir: str, account: str, text: str) -> None:
+    """``HOST_DIR/banners/ACCOUNT`` (readable by all, written by root): the login banner
+    the account's login shell prints (a line in its profile, added at creation)."""
+    result = await admin.run(
+        WRITE_BANNER, check_host_dir(host_dir), check_account(account), stdin=text
+    )
+    if result.status != 0 or result.fields().get("result") != "ok":
+        raise HostCommandError(
+            f"{admin.endpoint}: writing the login banner of {account} failed: {result.describe()}"
+        )
+
+
+async def tell_terminals(admin: AdminConnection, account: str, text: str) -> int:
+    """Write ``text`` into every terminal of ``account`` (as root, like ``wall``); how many."""
+    result = await admin.run(TELL, check_account(account), stdin=text)
+    if result.status != 0:
+        raise HostCommandError(
+            f"{admin.endpoint}: writing to the terminals of {account} failed: {result.describe()}"
+        )
+    told = result.fields().get("told", "0")
+    return int(told) if told.isdigit() else 0
