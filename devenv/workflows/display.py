@@ -134,6 +134,9 @@ def login_banner(s: EnvState) -> str:
         lines.append(f"  Ends at {stamp(due)} even in use ({why}).")
     if s.deadline_floor is not None:
         lines.append(f"  Extended: not before {stamp(s.deadline_floor)}.")
+    if s.shared_with:
+        names = ", ".join(user.name for user in s.shared_with)
+        lines.append(f"  Shared with {names}: they may extend it and change its rules.")
     lines.append(
         f"  Keep it longer: {extend_command(s)}   Why it is up: devenv ps {s.spec.name} -v"
     )

@@ -13,6 +13,8 @@ imports no I/O code, time comes from ``workflow.now()`` and ids from
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -64,9 +66,11 @@ with workflow.unsafe.imports_passed_through():
         WORK_HEARTBEAT,
     )
     from devenv.workflows.presence import presence_change, probe_answer
+    from devenv.workflows.sharing import shared_key_line, validate_shared
     from devenv.workflows.state import (
         MAX_EVENTS,
         WORKFLOW_TYPE,
+        Change,
         DeadlineAnswer,
         EnvEvent,
         EnvState,
@@ -74,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         InstanceInfo,
         LoginSettings,
         PresenceReport,
+        SharedUser,
         Status,
         TerminationReason,
     )
@@ -87,6 +92,12 @@ FAILSAFE_PATCH = "failsafe-policy"
 """Instances with a failsafe are told each threshold change (asked only for those)."""
 
 _ENDING = (Status.TERMINATING, Status.TERMINATED, Status.FAILED)
+_USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+def _by(who: str | None) -> str:
+    """`` by alice`` in an event, when the change says who made it."""
+    return f" by {who}" if who else ""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -399,7 +410,9 @@ class DevEnvironmentWorkflow:
             or (self._login_push is not None and not self._login_push.done())
         ):
             return
-        login = LoginSettings(banner=login_banner(s))
+        login = LoginSettings(
+            banner=login_banner(s), shared_keys=[shared_key_line(u) for u in s.shared_with]
+        )
         if login == s.login:
             return
         self._login_push = asyncio.create_task(self._apply_login(s.instance, login))
@@ -593,13 +606,16 @@ class DevEnvironmentWorkflow:
     @workflow.update
     def extend(self, seconds: int) -> DeadlineAnswer:
         """Push the current deadline out by ``seconds`` once; the thresholds stay as they are."""
+        return self._apply_extend(seconds)
+
+    def _apply_extend(self, seconds: int, by: str | None = None) -> DeadlineAnswer:
         s = self._state
         deadline.recompute(s)
         assert s.deadline is not None
         s.deadline_floor = s.deadline + timedelta(seconds=seconds)
         deadline.recompute(s)
         self._event(
-            f"deadline extended by {format_duration(seconds)} to {clock(s.deadline)} "
+            f"deadline extended by {format_duration(seconds)}{_by(by)} to {clock(s.deadline)} "
             f"({rule_words(s)}; thresholds unchanged)"
         )
         self._wake = True
@@ -624,14 +640,18 @@ class DevEnvironmentWorkflow:
     @workflow.update
     def set_stop_at(self, at: datetime | None) -> DeadlineAnswer:
         """A fixed end whatever the activity (None: remove it); answers the new deadline."""
+        return self._apply_stop_at(at)
+
+    def _apply_stop_at(self, at: datetime | None, by: str | None = None) -> DeadlineAnswer:
         s = self._state
         s.stop_at = at
         s.deadline_floor = None  # an explicit end replaces an earlier extension
         deadline.recompute(s)
         self._event(
-            f"scheduled stop at {clock(at)}; deadline {clock(s.deadline) if s.deadline else 'none'}"
+            f"scheduled stop at {clock(at)}{_by(by)}; "
+            f"deadline {clock(s.deadline) if s.deadline else 'none'}"
             if at is not None
-            else "scheduled stop removed"
+            else f"scheduled stop removed{_by(by)}"
         )
         self._wake = True
         self._publish()
@@ -645,6 +665,97 @@ class DevEnvironmentWorkflow:
                 f"stop_at {at.isoformat()} is not in the future; accepted: a later time "
                 "with its time zone"
             )
+
+    @workflow.update
+    def change(self, change: Change) -> DeadlineAnswer:
+        """Everything one PATCH asks, applied together and attributed to ``change.by``.
+
+        On a shared environment the members are told (its events; the webhook, if set)."""
+        s = self._state
+        seen = len(s.events)
+        by = change.by
+        steps: list[Callable[[], DeadlineAnswer]] = []
+        if (inactivity := change.inactivity) is not None:
+            steps.append(
+                lambda: self._apply_threshold("inactivity_duration", inactivity.seconds, by)
+            )
+        if (cap := change.max_duration) is not None:
+            steps.append(lambda: self._apply_threshold("max_duration", cap.seconds, by))
+        if (stop_at := change.stop_at) is not None:
+            steps.append(lambda: self._apply_stop_at(stop_at.at, by))
+        if (extend := change.extend) is not None:
+            steps.append(lambda: self._apply_extend(extend, by))
+        if (users := change.shared_with) is not None:
+            steps.append(lambda: self._apply_shared(users, by))
+        answer = self._answer(s.deadline, s.deadline_reason)
+        for step in steps:
+            if s.status in _ENDING:
+                break  # a lowered threshold already ended it: the rest is moot
+            answer = step()
+        told = [event.message for event in s.events[seen:]] if len(s.events) > seen else []
+        self._tell_members(told, change.by)
+        return answer
+
+    @change.validator
+    def _validate_change(self, change: Change) -> None:
+        self._validate_not_ending()
+        if (
+            change.inactivity is None
+            and change.max_duration is None
+            and change.stop_at is None
+            and change.extend is None
+            and change.shared_with is None
+        ):
+            raise ValueError("nothing to change")
+        if change.by is not None and not _USER_NAME.fullmatch(change.by):
+            raise ValueError(f"by: {change.by[:40]!r} is not a user name")
+        if change.inactivity is not None:
+            self._validate_threshold("inactivity_duration", change.inactivity.seconds)
+        if change.max_duration is not None:
+            self._validate_threshold("max_duration", change.max_duration.seconds)
+        if change.stop_at is not None:
+            self._validate_set_stop_at(change.stop_at.at)
+        if change.extend is not None:
+            self._validate_extend(change.extend)
+        if change.shared_with is not None:
+            validate_shared(change.shared_with, self._state.spec.owner)
+
+    def _apply_shared(self, users: list[SharedUser], by: str | None) -> DeadlineAnswer:
+        """Who may log in besides the owner; the instance is told at the next pass."""
+        s = self._state
+        before = {user.name for user in s.shared_with}
+        after = {user.name for user in users}
+        s.shared_with = list(users)
+        added, removed = sorted(after - before), sorted(before - after)
+        parts = []
+        if added:
+            parts.append(f"shared with {', '.join(added)}")
+        if removed:
+            parts.append(f"no longer shared with {', '.join(removed)}")
+        if not parts:
+            parts.append("members' keys renewed" if users else "shared with nobody")
+        self._event("; ".join(parts) + _by(by))
+        self._wake = True
+        self._publish()
+        return self._answer(s.deadline, s.deadline_reason)
+
+    def _tell_members(self, messages: list[str], by: str | None) -> None:
+        """A change on a shared environment reaches its webhook too, with who made it."""
+        s = self._state
+        if not messages or not s.shared_with or s.spec.notify_webhook is None:
+            return
+        notice = Notice(
+            workflow_id=s.workflow_id,
+            webhook=s.spec.notify_webhook,
+            environment=s.spec.name,
+            owner=s.spec.owner,
+            reason="changed",
+            deadline=s.deadline,
+            extend_command=extend_command(s),
+            text=f"{s.spec.name}: " + "; ".join(messages),
+            by=by,
+        )
+        self._notifications.add(asyncio.create_task(self._notify(notice)))
 
     @workflow.update
     def set_purge_workspace(self, purge: bool) -> DeadlineAnswer:
@@ -684,7 +795,9 @@ class DevEnvironmentWorkflow:
                 f"{field} must be between 0 (off) and {MAX_SECONDS} seconds (4w), got {seconds}"
             )
 
-    def _apply_threshold(self, field: str, seconds: int | None) -> DeadlineAnswer:
+    def _apply_threshold(
+        self, field: str, seconds: int | None, by: str | None = None
+    ) -> DeadlineAnswer:
         """Set a threshold, recompute; an already exceeded one terminates at once."""
         s = self._state
         value = seconds or None
@@ -697,12 +810,14 @@ class DevEnvironmentWorkflow:
         if due is not None and reason is not None and due <= workflow.now():
             self._begin_termination(
                 reason,
-                f"{label} changed from {format_duration(old)} to {format_duration(value)}; "
+                f"{label} changed{_by(by)} from {format_duration(old)} "
+                f"to {format_duration(value)}; "
                 f"already exceeded, terminating",
             )
         else:
             self._event(
-                f"{label} changed from {format_duration(old)} to {format_duration(value)}; "
+                f"{label} changed{_by(by)} from {format_duration(old)} "
+                f"to {format_duration(value)}; "
                 f"deadline {clock(due) if due else 'none'}"
             )
             self._wake = True  # the deadline may have moved earlier

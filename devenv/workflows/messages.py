@@ -78,6 +78,9 @@ class Notice(BaseModel):
     environment: str
     owner: str | None
     reason: str
-    deadline: datetime
+    """Why: the rule of the coming termination, or ``changed`` (a change by a member)."""
+    deadline: datetime | None
     extend_command: str
     text: str
+    by: str | None = None
+    """Who made the change (``changed`` notices of shared environments)."""

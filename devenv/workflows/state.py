@@ -210,11 +210,24 @@ class FailsafePolicy(BaseModel):
 MIN_FAILSAFE_AFTER = 3600
 
 
+class SharedUser(BaseModel):
+    """A colleague an environment is shared with: they may log in with this key, see it,
+    extend it and change its thresholds, but not stop it."""
+
+    name: str = Field(description="Their devenv user name.")
+    public_key: str = Field(description="Their OpenSSH public key line, as registered.")
+
+
 class LoginSettings(BaseModel):
-    """What an instance shows at login, pushed by the workflow whenever it changes."""
+    """What an instance shows and accepts at login, pushed by the workflow on every change."""
 
     banner: str = Field(
         description="Printed when a user opens an interactive shell: the rules and the end."
+    )
+    shared_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys of the colleagues it is shared with, each ``TYPE BASE64 "
+        "devenv-shared:NAME``; the owner's key is the instance's own and stays.",
     )
 
 
@@ -251,6 +264,8 @@ class EnvState(BaseModel):
     """The thresholds the machine's failsafe last confirmed (instances with a failsafe)."""
     login: LoginSettings | None = None
     """The login banner the instance last confirmed (instances with ``login_messages``)."""
+    shared_with: list[SharedUser] = Field(default_factory=list)
+    """Colleagues who may log in, see, extend and change it (``devenv share``)."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 
@@ -268,3 +283,26 @@ class DeadlineAnswer(BaseModel):
     deadline: datetime | None
     deadline_reason: TerminationReason | None
     terminating: bool
+
+
+class DurationSetting(BaseModel):
+    seconds: int | None = Field(description="Whole seconds; None or 0: off.")
+
+
+class StopAtSetting(BaseModel):
+    at: datetime | None = Field(description="The fixed end (with its zone); None: remove it.")
+
+
+class Change(BaseModel):
+    """The ``change`` update: everything one PATCH (or ``env.update``) asks, applied together
+    and attributed to ``by`` in the events, so a shared environment's members know who
+    changed what. Absent fields stay as they are."""
+
+    inactivity: DurationSetting | None = None
+    max_duration: DurationSetting | None = None
+    stop_at: StopAtSetting | None = None
+    extend: int | None = Field(default=None, description="Push the deadline out, seconds.")
+    shared_with: list[SharedUser] | None = Field(
+        default=None, description="The whole list of colleagues it is shared with."
+    )
+    by: str | None = Field(default=None, description="Who asks (a user name), for the events.")

@@ -55,6 +55,13 @@ class EnvironmentStatus(BaseModel):
         # recorded history lacks (replay stays deterministic).
         exclude_if=lambda owner: owner is None,
     )
+    shared_with: list[str] = Field(
+        default_factory=list,
+        description="Colleagues it is shared with (`devenv share`): they see it, may log in, "
+        "extend it and change its thresholds, but not stop it.",
+        # Absent while empty: memo rows of histories recorded before sharing stay the same.
+        exclude_if=lambda names: not names,
+    )
     price_per_hour: float | None = Field(
         default=None,
         description="USD per hour of what the backend provisioned (local, ssh: 0 unless "
@@ -112,6 +119,7 @@ class EnvironmentStatus(BaseModel):
             termination_reason=state.termination_reason,
             warned=running and state.deadline is not None and state.warned_for == state.deadline,
             owner=state.spec.owner,
+            shared_with=[user.name for user in state.shared_with],
             price_per_hour=price,
             billed_from=(state.ready_at or state.created_at) if price is not None else None,
             billed_until=state.ended_at if price is not None else None,

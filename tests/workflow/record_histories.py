@@ -25,7 +25,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from devenv.worker import binaries
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import EnvState, Status, Tuning
+from devenv.workflows.state import (
+    Change,
+    DurationSetting,
+    EnvState,
+    SharedUser,
+    Status,
+    Tuning,
+)
 from tests.servers import start_test_dev_server
 from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
 
@@ -314,6 +321,29 @@ async def login_messages(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "login_messages")
 
 
+async def shared_change(env: WorkflowEnvironment) -> Runs:
+    """Shared with a colleague (the instance told the key), who then raises the threshold:
+    one ``change`` update each, attributed, the webhook told."""
+    bob = SharedUser(
+        name="bob",
+        public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBobBobBobBobBobBob"
+        "BobBobBobBobBobBobBobBobBob",
+    )
+    async with running_worker(env.client, login_messages=True) as fake:
+        state = make_state("replay-shared", inactivity=2 * H)
+        state.spec.owner = "alice"
+        state.spec.notify_webhook = "wh-" + "2" * 24
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.login is not None)
+        await handle.execute_update(WF.change, Change(shared_with=[bob], by="alice"))
+        await wait_for(handle, lambda s: s.login is not None and bool(s.login.shared_keys))
+        await handle.execute_update(
+            WF.change, Change(inactivity=DurationSetting(seconds=3 * H), extend=H, by="bob")
+        )
+        await wait_for(handle, lambda s: len(fake.notices) == 2)
+        return await _runs(env.client, handle, "shared_change")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -332,6 +362,7 @@ TIME_SKIPPING: list[Scenario] = [
     warning_extend,
     scheduled_stop,
     login_messages,
+    shared_change,
 ]
 DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_waiting, listing_memo]
 

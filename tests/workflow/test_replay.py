@@ -41,6 +41,7 @@ EXPECTED = {
     "warning_extend",
     "scheduled_stop",
     "login_messages",
+    "shared_change",
 }
 
 

@@ -70,7 +70,7 @@ from devenv.backends.ssh.host_setup import (
     check_token,
     inspect,
 )
-from devenv.backends.ssh.login_messages import tell_terminals, write_banner
+from devenv.backends.ssh.login_messages import apply_login, tell_terminals
 from devenv.config.common import Resources
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.settings import SHARED_TASK_QUEUE, Settings
@@ -468,7 +468,7 @@ class AwsBackend(Backend):
         """Write the banner the account's login shell prints (as ``backend: ssh`` does)."""
         data = AwsInstanceData.model_validate(instance.data)
         async with await self._admin(instance) as admin:
-            await write_banner(admin, data.host_dir, instance.username, login.banner)
+            await apply_login(admin, data.host_dir, instance.username, login)
 
     async def tell_terminals(self, instance: InstanceInfo, text: str) -> int:
         """Write ``text`` into the account's terminals (root, like ``wall``)."""

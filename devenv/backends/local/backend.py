@@ -48,6 +48,7 @@ from devenv.backends.local.files import (
     PRESENCE_SUBSYSTEM,
     READY_FILE,
     SERVER_MODULE,
+    SHARED_KEYS_FILE,
     TERMINATED_FILE,
     ReadyInfo,
     ServerConfig,
@@ -227,10 +228,12 @@ class LocalBackend(Backend):
         await asyncio.to_thread(self._terminate, request)
 
     async def apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
-        """Write the banner the server prints when a user opens a shell."""
+        """Write the banner the server prints when a user opens a shell, and the keys of
+        the colleagues it is shared with (the server rereads them at the next login)."""
         instance_dir = self._find_instance_dir(instance)
         if instance_dir is None or (instance_dir / TERMINATED_FILE).exists():
             raise InstanceGoneError(f"instance {instance.instance_id} is gone")
+        write_atomic(instance_dir / SHARED_KEYS_FILE, "".join(f"{k}\n" for k in login.shared_keys))
         write_atomic(instance_dir / BANNER_FILE, login.banner)
 
     async def tell_terminals(self, instance: InstanceInfo, text: str) -> int:

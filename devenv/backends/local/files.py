@@ -30,6 +30,8 @@ LOG_FILE = "server.log"
 HOST_KEY_FILE = "host_ed25519"
 LOCK_FILE = "lock"
 TERMINATED_FILE = "terminated"
+SHARED_KEYS_FILE = "shared_keys"
+"""Keys of the colleagues the environment is shared with, one line each (the workflow's)."""
 BANNER_FILE = "banner.txt"
 """The login banner the workflow keeps current; printed when a user opens a shell."""
 

@@ -19,6 +19,7 @@ import logging.handlers
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -34,6 +35,7 @@ from devenv.backends.local.files import (
     CONFIG_FILE,
     LOG_FILE,
     READY_FILE,
+    SHARED_KEYS_FILE,
     ReadyInfo,
     ServerConfig,
     write_atomic,
@@ -65,6 +67,27 @@ class Instance:
     """User sessions with a PTY: where a warning is written (like ``wall``)."""
     tools: Path | None = None
     """Where sessions find devenv-keepalive if their PATH does not."""
+
+    shared_seen: tuple[int, int] | None = None
+    """(mtime_ns, size) of the shared keys file last read."""
+
+    def current_keys(self) -> asyncssh.SSHAuthorizedKeys:
+        """The authorized keys, reread when the workflow changed who it is shared with
+        (a stat per login; a member added or removed counts from the next login)."""
+        path = self.instance_dir / SHARED_KEYS_FILE
+        try:
+            info = path.stat()
+            seen: tuple[int, int] | None = (info.st_mtime_ns, info.st_size)
+        except OSError:
+            seen = None
+        if seen != self.shared_seen:
+            try:
+                lines = path.read_text().splitlines() if seen is not None else []
+            except OSError:
+                lines = []
+            self.authorized_keys = authorized_keys(self.config, lines)
+            self.shared_seen = seen
+        return self.authorized_keys
 
     def banner(self) -> bytes:
         """The login banner as a terminal wants it (CR LF); empty until one is written."""
@@ -103,13 +126,20 @@ async def user_session(process: SessionProcess, instance: Instance) -> None:
         instance.terminals.discard(process)
 
 
-def authorized_keys(config: ServerConfig) -> asyncssh.SSHAuthorizedKeys:
-    """The user key unrestricted; the internal key marked and denied pty and forwarding.
+def authorized_keys(config: ServerConfig, shared: Sequence[str] = ()) -> asyncssh.SSHAuthorizedKeys:
+    """The user key unrestricted; the internal key marked and denied pty and forwarding;
+    the keys of colleagues it is shared with (``shared``) like the user's.
 
     Each key must be exactly one OpenSSH public-key line and is re-exported in
     canonical form, so no option or second line smuggled into a spec (anyone who
     can start a workflow writes one) can grant a key the internal role.
     """
+    members = []
+    for line in shared:
+        try:
+            members.append(asyncssh.import_public_key(line.strip()).export_public_key().decode())
+        except (asyncssh.KeyImportError, ValueError):
+            log.warning("a shared key is not an OpenSSH public key line; ignored")
     canonical = {}
     for what, line in (("user", config.user_public_key), ("internal", config.internal_public_key)):
         try:
@@ -126,7 +156,7 @@ def authorized_keys(config: ServerConfig) -> asyncssh.SSHAuthorizedKeys:
         f"{INTERNAL_OPTION},no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding"
     )
     return asyncssh.import_authorized_keys(
-        f"{canonical['user']}\n{internal_options} {canonical['internal']}\n"
+        f"{canonical['user']}\n{''.join(members)}{internal_options} {canonical['internal']}\n"
     )
 
 
@@ -213,7 +243,7 @@ class InstanceServer(asyncssh.SSHServer):
         # for the expected name, anything else fails auth.
         if self._conn is not None:
             expected = username == self._instance.config.username
-            self._conn.set_authorized_keys(self._instance.authorized_keys if expected else None)
+            self._conn.set_authorized_keys(self._instance.current_keys() if expected else None)
         return True
 
     def public_key_auth_supported(self) -> bool:

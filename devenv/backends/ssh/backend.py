@@ -65,7 +65,7 @@ from devenv.backends.ssh.host_setup import (
     list_accounts,
     terminate_account,
 )
-from devenv.backends.ssh.login_messages import tell_terminals, write_banner
+from devenv.backends.ssh.login_messages import apply_login, tell_terminals
 from devenv.backends.ssh.used_hosts import (
     HOSTS_FILE,
     AdminTarget,
@@ -474,13 +474,13 @@ class SshBackend(Backend):
         return status.alive(instance.instance_id)
 
     async def apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
-        """Write the banner the account's login shell prints."""
+        """The banner the account's login shell prints, and the members' keys."""
         data = SshInstanceData.of(instance)
         admin = await connect_admin(
             data.endpoint, data.access, connect_timeout=self.connect_timeout
         )
         async with admin:
-            await write_banner(admin, data.host_dir, data.account, login.banner)
+            await apply_login(admin, data.host_dir, data.account, login)
 
     async def tell_terminals(self, instance: InstanceInfo, text: str) -> int:
         """Write ``text`` into the account's terminals, as root does with ``wall``."""

@@ -1,4 +1,5 @@
-"""What users of an ssh host account see from devenv: the login banner and warnings.
+"""What users of an ssh host account see from devenv: the login banner, warnings, and
+the colleagues it is shared with (their keys in its authorized_keys).
 
 The banner is ``HOST_DIR/banners/ACCOUNT`` (root's, readable by all), printed by the
 account's login shell through a line ``create_account`` adds to its profile; a warning
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 from devenv.backends.ssh.admin import AdminConnection, HostCommandError
 from devenv.backends.ssh.failsafe import check_account
-from devenv.backends.ssh.host_setup import _PRELUDE, check_host_dir
+from devenv.backends.ssh.host_setup import _PRELUDE, check_host_dir, key_line
+from devenv.workflows.sharing import SHARED_MARK, USER_NAME
+from devenv.workflows.state import LoginSettings
 
 WRITE_BANNER = (
     _PRELUDE
@@ -24,6 +27,33 @@ tmp=$(mktemp "$dir/.banner.XXXXXX")
 head -c 8192 > "$tmp"
 chmod 0644 "$tmp"
 mv -f "$tmp" "$dir/$account"
+echo "result=ok"
+"""
+)
+
+SET_SHARED_KEYS = (
+    _PRELUDE
+    + r"""
+account=$1
+uid=$(id -u "$account")
+gid=$(id -g "$account")
+home=$(getent passwd "$account" | cut -d: -f6)
+if [ -z "$home" ] || [ ! -d "$home/.ssh" ] || [ -L "$home/.ssh" ]; then
+    echo "result=no-home"; exit 6
+fi
+keys=$(mktemp)
+trap 'rm -f "$keys"' EXIT
+head -c 65536 > "$keys"
+chmod 0644 "$keys"
+# As the account (never root in its home): its own lines kept, members' lines replaced.
+as_user "$uid" "$gid" "$account" sh -c '
+    set -eu
+    umask 077
+    d=$1/.ssh
+    tmp=$d/.authorized_keys.devenv
+    { grep -v " devenv-shared:" "$d/authorized_keys" || true; cat "$2"; } > "$tmp"
+    mv -f "$tmp" "$d/authorized_keys"
+' devenv "$home" "$keys"
 echo "result=ok"
 """
 )
@@ -50,6 +80,29 @@ fi
 echo "told=$told"
 """
 )
+
+
+async def apply_login(
+    admin: AdminConnection, host_dir: str, account: str, login: LoginSettings
+) -> None:
+    """The banner, and the members' keys in the account's authorized_keys (its own key and
+    devenv's internal line kept; a member removed can no longer log in)."""
+    await write_banner(admin, host_dir, account, login.banner)
+    keys = "".join(f"{member_line(line)}\n" for line in login.shared_keys)
+    result = await admin.run(SET_SHARED_KEYS, check_account(account), stdin=keys)
+    if result.status != 0 or result.fields().get("result") != "ok":
+        raise HostCommandError(
+            f"{admin.endpoint}: authorizing the members of {account} failed: {result.describe()}"
+        )
+
+
+def member_line(line: str) -> str:
+    """``TYPE BASE64 devenv-shared:NAME`` rebuilt from the parsed key and a checked name,
+    so nothing but one plain key reaches sshd (no option, no second line)."""
+    _, _, name = line.rpartition(SHARED_MARK)
+    if not USER_NAME.fullmatch(name):
+        raise ValueError(f"a shared key without a member's name: {line[:60]!r}")
+    return f"{key_line(line)} {SHARED_MARK}{name}"
 
 
 async def write_banner(admin: AdminConnection, host_dir: str, account: str, text: str) -> None:
