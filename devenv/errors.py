@@ -44,6 +44,10 @@ class ChangeRejectedError(UserError):
     """The environment refused a change (its validator said why); nothing changed."""
 
 
+class NotAllowedError(UserError, PermissionError):
+    """The caller may see the environment but not do this (a member stopping a shared one)."""
+
+
 class ProvisioningFailedError(UserError):
     """The environment could not start; its events (``devenv logs``) say why."""
 

@@ -12,6 +12,9 @@ from temporalio.testing import WorkflowEnvironment
 from devenv.worker import binaries
 from tests.servers import start_test_dev_server
 
+pytest_plugins = ["tests.support.webhook"]
+"""The ``hook`` fixture: a webhook receiver on loopback."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:

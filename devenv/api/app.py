@@ -36,14 +36,16 @@ from devenv.client.aio import AsyncClient, AsyncEnvironment
 from devenv.config.loader import describe_validation_error, shorten
 from devenv.errors import (
     DevenvError,
+    EnvironmentEndedError,
     EnvironmentNotFoundError,
     InvalidValueError,
+    NotAllowedError,
     NotAnsweringError,
     ProvisioningFailedError,
     ServerRefusedError,
 )
 from devenv.workflows.state import EnvEvent, Status
-from devenv.workflows.status import EnvironmentStatus
+from devenv.workflows.status import EnvironmentStatus, SshAccess
 
 PREFIX = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024
@@ -138,16 +140,37 @@ def _client(request: Request) -> AsyncClient:
 
 
 def _may_see(user: User, status: EnvironmentStatus) -> bool:
+    return _may_own(user, status) or user.name in status.shared_with
+
+
+def _may_own(user: User, status: EnvironmentStatus) -> bool:
+    """Stop it, share it: its owner and admins; members may only extend and change it."""
     return user.admin or status.owner == user.name
 
 
 async def _visible(request: Request, user: User, name: str) -> AsyncEnvironment:
     """The environment ``name`` if ``user`` may see it; otherwise exactly the error of a
     name that does not exist, so that nobody learns what others run."""
+    return (await _seen(request, user, name))[0]
+
+
+async def _seen(
+    request: Request, user: User, name: str
+) -> tuple[AsyncEnvironment, EnvironmentStatus]:
     env = await _client(request).get(name)
-    if not _may_see(user, await env.listed_status()):
+    listed = await env.listed_status()
+    if not _may_see(user, listed):
         raise EnvironmentNotFoundError(f"no environment named {name!r} (see `devenv ps --all`)")
-    return env
+    return env, listed
+
+
+def _owned(user: User, listed: EnvironmentStatus, doing: str) -> None:
+    """403 for a member doing what only the owner (or an admin) may."""
+    if not _may_own(user, listed):
+        raise NotAllowedError(
+            f"{listed.name} is shared with you by {listed.owner}: you may extend it and "
+            f"change its thresholds, but only {listed.owner} or an admin can {doing}"
+        )
 
 
 def _one_change_at_a_time(request: Request, env: AsyncEnvironment) -> asyncio.Lock:
@@ -252,11 +275,28 @@ def _routes(app: FastAPI) -> None:
         """Its history of events in plain words, oldest first."""
         return await (await _visible(request, user, name)).events()
 
+    @app.get(
+        f"{PREFIX}/environments/{{name}}/connection",
+        response_model=SshAccess,
+        responses=ERRORS,
+        summary="How to log in to it over SSH (`devenv ssh NAME` in remote mode)",
+    )
+    async def environment_connection(request: Request, user: Caller, name: str) -> SshAccess:
+        """Host, port, account and host key of a running environment; its owner and the
+        members it is shared with log in with their own registered key. A 409 once ended."""
+        env = await _visible(request, user, name)
+        state = await env.state()
+        if state.status != Status.RUNNING or state.instance is None:
+            raise EnvironmentEndedError(
+                f"environment {env.name!r} is {state.status.value}, not running"
+            )
+        return SshAccess.of(env.name, state.instance, state.spec.ide)
+
     @app.patch(
         f"{PREFIX}/environments/{{name}}",
         response_model=EnvironmentStatus,
         responses=ERRORS,
-        summary="Change thresholds, at once (`devenv signal`)",
+        summary="Change thresholds, extend, share, at once (`devenv signal`, `devenv share`)",
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -268,9 +308,12 @@ def _routes(app: FastAPI) -> None:
         """In force at once; a lowered threshold already exceeded terminates it. A bad
         value is a 422 with the CLI's line and changes nothing; an ended one a 409."""
         changes = await _body(request, ThresholdChanges)
-        env = await _visible(request, user, name)
+        env, listed = await _seen(request, user, name)
+        given = changes.given()
+        if "shared_with" in given:
+            _owned(user, listed, "share it")
         async with _one_change_at_a_time(request, env):
-            return await env.update(**changes.given())
+            return await env.update(**given, by=user.name)
 
     @app.delete(
         f"{PREFIX}/environments/{{name}}",
@@ -285,8 +328,10 @@ def _routes(app: FastAPI) -> None:
         wait: Annotated[bool, Query(description="Answer once it is terminated.")] = False,
         purge: Annotated[bool, Query(description="Delete its workspace too.")] = False,
     ) -> EnvironmentStatus:
-        """Terminate it (reason `stopped_by_user`; its events say who stopped it)."""
-        env = await _visible(request, user, name)
+        """Terminate it (reason `stopped_by_user`; its events say who stopped it). Its
+        owner or an admin only: members of a shared environment get a 403."""
+        env, listed = await _seen(request, user, name)
+        _owned(user, listed, "stop it")
         async with _one_change_at_a_time(request, env):
             return await env.stop(
                 wait=wait, purge=purge, reason=f"stopped by {user.name} via the API"

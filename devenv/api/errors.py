@@ -14,6 +14,7 @@ from devenv.errors import (
     EnvironmentExistsError,
     EnvironmentNotFoundError,
     InvalidValueError,
+    NotAllowedError,
     NotAnsweringError,
     NoWorkerError,
     ProvisioningFailedError,
@@ -27,6 +28,7 @@ MAX_LINE = 500
 STATUS_OF: tuple[tuple[type[DevenvError], int], ...] = (
     # Most specific first: the first class the error is an instance of decides.
     (EnvironmentNotFoundError, 404),
+    (NotAllowedError, 403),
     (EnvironmentEndedError, 409),
     (EnvironmentExistsError, 409),
     (ProvisioningFailedError, 502),

@@ -31,7 +31,14 @@ class ThresholdChanges(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"inactivity_duration": "12h"}, {"max_duration": "off"}]},
+        json_schema_extra={
+            "examples": [
+                {"inactivity_duration": "12h"},
+                {"max_duration": "off"},
+                {"extend": "2h"},
+                {"shared_with": ["bob"]},
+            ]
+        },
     )
 
     inactivity_duration: JsonValue = Field(
@@ -47,6 +54,12 @@ class ThresholdChanges(BaseModel):
     stop_at: JsonValue = Field(
         default=None,
         description="A fixed end: ISO-8601 with an offset (2026-12-24T18:30:00+01:00), or off.",
+    )
+
+    shared_with: JsonValue = Field(
+        default=None,
+        description="The user names it is shared with, the whole list ([] shares it with "
+        "nobody). Each must have a registered SSH key. Its owner or an admin only.",
     )
 
     def given(self) -> dict[str, Any]:

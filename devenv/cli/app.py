@@ -23,6 +23,7 @@ from devenv.cli.ps import ps
 from devenv.cli.report import report
 from devenv.cli.run import run_job
 from devenv.cli.server import server_app
+from devenv.cli.share import share, unshare
 from devenv.cli.signal import signal
 from devenv.cli.ssh import ssh
 from devenv.cli.start import start
@@ -61,6 +62,8 @@ app.command()(start)
 app.command()(ps)
 app.command()(signal)
 app.command()(stop)
+app.command()(share)
+app.command()(unshare)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(ssh)
 app.command()(logs)
 app.command(

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from devenv.cli.output import err, out, run
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from devenv.client.gc import GcItem, GcReport
 
 STATUS_STYLE = {"orphan": "red", "live": "green"}
@@ -83,6 +84,8 @@ def _who(item: GcItem) -> str:
 
 
 def _table(items: list[GcItem]) -> Table:
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("BACKEND", "ID", "WHERE", "NAME", "STATUS", "DETAIL"):
         table.add_column(column)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from devenv.cli.output import JSON_OPT, NAME_ARG, err, out, run
 
 
@@ -15,9 +13,11 @@ def jobs(name: NAME_ARG, json_output: JSON_OPT = False) -> None:
 async def _jobs(name: str, json_output: bool) -> None:
     import shlex
 
+    from rich.table import Table
+
     from devenv.cli.views import clock
     from devenv.client.aio import AsyncClient
-    from devenv.client.lookup import candidate_ids
+    from devenv.client.refs import candidate_ids
 
     candidate_ids(name)
     found = await (await AsyncClient().get(name)).jobs()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
@@ -32,6 +31,8 @@ def fail(problem: DevenvError) -> typer.Exit:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command body; devenv's own errors become one red line and exit code 2."""
+    import asyncio  # here: `--help` and the commands that run no coroutine skip its import
+
     try:
         return asyncio.run(coro)
     except DevenvError as problem:

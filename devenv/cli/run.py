@@ -47,7 +47,7 @@ def run_job(
 async def _start(name: str, command: list[str], job_id: str | None) -> str:
     from devenv.client.aio import AsyncClient
     from devenv.client.jobs import command_argv
-    from devenv.client.lookup import candidate_ids
+    from devenv.client.refs import candidate_ids
 
     candidate_ids(name)
     command_argv(command)  # refused before anything is asked
@@ -58,7 +58,7 @@ async def _start(name: str, command: list[str], job_id: str | None) -> str:
 async def _foreground(name: str, command: list[str], job_id: str | None) -> tuple[list[str], str]:
     from devenv.client.aio import AsyncClient
     from devenv.client.jobs import check_job_id, keepalive_command, new_job_id, ssh_argv
-    from devenv.client.lookup import candidate_ids
+    from devenv.client.refs import candidate_ids
 
     candidate_ids(name)
     job = check_job_id(job_id) if job_id is not None else new_job_id()

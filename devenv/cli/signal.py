@@ -61,7 +61,7 @@ async def _signal(
     from devenv.cli.views import describe_deadline
     from devenv.client.aio import AsyncClient
     from devenv.client.durations import check_duration, check_stop_at
-    from devenv.client.lookup import candidate_ids
+    from devenv.client.refs import candidate_ids
     from devenv.errors import InvalidValueError
     from devenv.workflows.durations import format_duration
     from devenv.workflows.state import Status

@@ -8,8 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from devenv.cli.output import DURATION_HELP, JSON_OPT, err, out, run
-from devenv.cli.views import statuses_json
-from devenv.workflows.durations import format_duration
 
 IDE_LABELS = {"vscode": "VS Code", "cursor": "Cursor"}
 
@@ -42,9 +40,10 @@ async def _start(
     detach: bool,
     json_output: bool,
 ) -> None:
+    from devenv.cli.views import statuses_json
     from devenv.client.aio import AsyncClient
     from devenv.client.durations import check_duration
-    from devenv.client.models import EnvironmentStatus
+    from devenv.workflows.durations import format_duration
 
     overrides: dict[str, Any] = {}
     if inactivity is not None:
@@ -73,37 +72,35 @@ async def _start(
         else:
             err.print(f"Started {env.name}; follow it with `devenv ps {env.name}` or {ui_link}")
         return
-    state = await env.state()
+    status = await env.status()
     if json_output:
-        out.print(statuses_json([EnvironmentStatus.from_state(state)]))
+        out.print(statuses_json([status]))
         return
     connection = env.connection
-    assert connection is not None and state.instance is not None
-    spec = state.spec
+    assert connection is not None
+    name = status.name
     config = connection.ssh_config
-    ssh_line = f"ssh {spec.name}" + (
-        "" if connection.included else f"   (or: ssh -F {config} {spec.name})"
-    )
-    out.print(f"[green]✓[/] Environment [bold]{spec.name}[/] is running")
+    ssh_line = f"ssh {name}" + ("" if connection.included else f"   (or: ssh -F {config} {name})")
+    out.print(f"[green]✓[/] Environment [bold]{name}[/] is running")
     out.print(f"  Connect:    {ssh_line}")
-    out.print(f"              ssh -F {config} {spec.name}   ·   devenv ssh {spec.name}")
-    folder = state.instance.folder
-    if spec.ide in IDE_LABELS:
+    out.print(f"              ssh -F {config} {name}   ·   devenv ssh {name}")
+    folder = connection.folder
+    if connection.ide in IDE_LABELS:
         out.print(
-            f"  {IDE_LABELS[spec.ide] + ':':11} {spec.ide}://vscode-remote/ssh-remote+{spec.name}"
-            f"{folder or ''}"
+            f"  {IDE_LABELS[connection.ide] + ':':11} "
+            f"{connection.ide}://vscode-remote/ssh-remote+{name}{folder or ''}"
         )
     if folder:
         out.print(f"  Workspace:  {folder}")
-    inactivity_s = spec.inactivity_duration
+    inactivity_s = status.inactivity_duration
     rule = (
         f"terminated after {format_duration(inactivity_s)} with nobody connected"
         if inactivity_s
         else "no inactivity rule (inactivity_duration is off)"
     )
     out.print(f"  Idle rule:  {rule}")
-    if spec.max_duration:
-        out.print(f"  Max life:   {format_duration(spec.max_duration)} from start")
+    if status.max_duration:
+        out.print(f"  Max life:   {format_duration(status.max_duration)} from start")
     out.print(f"  Web UI:     {connection.web_ui}")
     if connection.included_now:
         out.print(f"  [dim](added `Include {config}` to ~/.ssh/config)[/]")

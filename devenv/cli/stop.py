@@ -24,7 +24,7 @@ def stop(
 async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
     from devenv.cli.views import statuses_json
     from devenv.client.aio import AsyncClient
-    from devenv.client.lookup import candidate_ids
+    from devenv.client.refs import candidate_ids
 
     candidate_ids(name)
     env = await AsyncClient().get(name)

@@ -6,9 +6,6 @@ rereads at once. A new user's token prints alone on stdout, once.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -120,6 +117,10 @@ def _role(user: User) -> str:
 
 def fingerprint(public_key: str | None) -> str:
     """``SHA256:...`` as ssh-keygen -l shows it, and the key's comment."""
+    import base64
+    import binascii
+    import hashlib
+
     if not public_key:
         return "-"
     parts = public_key.split()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from devenv.client.models import EnvironmentStatus, statuses_json
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import Status
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["describe_deadline", "money", "ps_table", "statuses_json"]
 
@@ -44,6 +46,8 @@ STATUS_STYLE = {
 
 
 def ps_table(rows: list[EnvironmentStatus]) -> Table:
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("NAME", "STATUS", "ACTIVITY", "INACTIVITY", "MAX", "DEADLINE", "COST", "REASON"):
         table.add_column(column, justify="right" if column == "COST" else "left")

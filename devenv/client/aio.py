@@ -16,31 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
-from temporalio.client import Client as TemporalClient
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
-from devenv.client import sshconfig
-from devenv.client.durations import check_duration, check_stop_at
-from devenv.client.identity import user_key
-from devenv.client.lookup import (
-    QUERY_TIMEOUT,
-    UPDATE_TIMEOUT,
-    Handle,
-    candidate_ids,
-    fetch_state,
-    list_statuses,
-    require_worker,
-    resolve,
-)
 from devenv.client.models import EnvironmentList, EnvironmentStatus
-from devenv.client.names import generate_name
-from devenv.client.server import ensure_server
+from devenv.client.refs import candidate_ids
 from devenv.client.server_errors import translated
-from devenv.config.common import EnvironmentConfig, validate_name
-from devenv.config.loader import parse_config, read_mapping, shorten
+from devenv.config.common import EnvironmentConfig
 from devenv.errors import (
     ChangeRejectedError,
     EnvironmentEndedError,
@@ -48,10 +28,10 @@ from devenv.errors import (
     InvalidValueError,
     NotAnsweringError,
     ProvisioningFailedError,
+    ServerNotAnsweringError,
+    ServerUnreachableError,
 )
-from devenv.notify import store_webhook
 from devenv.settings import SHARED_TASK_QUEUE, Settings, local_user
-from devenv.worker.client import ServerNotAnsweringError, ServerUnreachableError, connect
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import (
     WORKFLOW_TYPE,
@@ -62,13 +42,18 @@ from devenv.workflows.state import (
     Status,
     workflow_id_for,
 )
-from devenv.workflows.visibility import MEMO_KEY, memo_row
 
+# Temporal, SSH keys, YAML and the ssh config are imported by the methods that use them:
+# `devenv ps` or `signal` needs none of the rest, and remote mode no Temporal at all.
 if TYPE_CHECKING:
+    from temporalio.client import Client as TemporalClient
+
     from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.jobs import Job
+    from devenv.client.lookup import Handle
     from devenv.client.remote import RemoteAsyncClient
     from devenv.client.report import Report
+    from devenv.workflows.status import SshAccess
 
 ConfigSource = str | Path | Mapping[str, Any] | EnvironmentConfig
 Progress = Callable[[str, bool], None]
@@ -104,6 +89,9 @@ class Connection:
     included_now: bool
     """Whether this start added the Include line."""
     web_ui: str
+    folder: str | None = None
+    """Where a session starts (what VS Code opens)."""
+    ide: str = "none"
 
 
 class AsyncClient:
@@ -151,6 +139,8 @@ class AsyncClient:
         """The Temporal client, connected on first use (ServerUnreachableError if nothing
         answers)."""
         if self._temporal is None:
+            from devenv.worker.client import connect
+
             self._temporal = await connect(self.settings)
         return self._temporal
 
@@ -179,6 +169,18 @@ class AsyncClient:
         machine's user key). The HTTP API passes its user and that user's key; the ssh
         config entry that ``wait`` writes always names this machine's key.
         """
+        from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
+        from devenv.client import sshconfig
+        from devenv.client.identity import user_key
+        from devenv.client.names import generate_name
+        from devenv.client.server import ensure_server
+        from devenv.config.common import validate_name
+        from devenv.config.loader import shorten
+        from devenv.notify import store_webhook
+        from devenv.workflows.visibility import MEMO_KEY, memo_row
+
         say = progress or _quiet
         owner_name = _checked_owner(local_user() if owner is None else owner)
         authorized = None if public_key is None else _checked_public_key(public_key)
@@ -245,12 +247,16 @@ class AsyncClient:
         """The environment called ``ref`` (a name or its workflow id ``devenv-NAME``);
         EnvironmentNotFoundError if there is none."""
         candidate_ids(ref)  # bad input fails before any server is contacted
+        from devenv.client.lookup import resolve
+
         handle = await resolve(await self.temporal(), ref)
         return AsyncEnvironment(self, handle, handle.id.removeprefix("devenv-"))
 
     @translated
     async def list(self, *, all: bool = False) -> EnvironmentList:
         """Running environments (``all``: ended ones too), as ``devenv ps --json`` lists them."""
+        from devenv.client.lookup import list_statuses
+
         rows, silent = await list_statuses(await self.temporal(), all)
         return EnvironmentList(rows, silent)
 
@@ -310,6 +316,8 @@ class AsyncEnvironment:
     @translated
     async def state(self) -> EnvState:
         """The whole state (history of events included), as the workflow holds it."""
+        from devenv.client.lookup import fetch_state
+
         return await fetch_state(self._handle)
 
     async def status(self) -> EnvironmentStatus:
@@ -326,6 +334,9 @@ class AsyncEnvironment:
         call that needs no worker, for what rarely changes (its owner, its backend).
         ``status()`` asks the workflow itself; this row can trail it by a moment.
         Environments started before the row existed are asked as ``status()`` does."""
+        from devenv.client.lookup import QUERY_TIMEOUT
+        from devenv.workflows.visibility import MEMO_KEY
+
         description = await self._handle.describe(rpc_timeout=QUERY_TIMEOUT)
         row = await description.memo_value(MEMO_KEY, None, type_hint=dict)
         if row is None:
@@ -340,38 +351,66 @@ class AsyncEnvironment:
         max_duration: Any = _UNSET,
         extend: Any = _UNSET,
         stop_at: Any = _UNSET,
+        shared_with: Any = _UNSET,
+        by: str | None = None,
     ) -> EnvironmentStatus:
         """Change thresholds of the running environment, in force at once.
 
         Values as in the YAML (``"8h"``, ``7200``, ``"off"``). ``extend`` pushes the
         current deadline out once without changing a threshold (``"2h"``); ``stop_at``
-        sets a fixed end (``"18:30"`` local, an ISO-8601 time, a datetime, or ``"off"``).
-        A bad value raises InvalidValueError and changes nothing; a lowered threshold
-        that is already exceeded terminates the environment. Returns the new status.
+        sets a fixed end (``"18:30"`` local, an ISO-8601 time, a datetime, or ``"off"``);
+        ``shared_with`` is the whole list of user names it is shared with (each with a
+        key registered in this deployment's users). All of it is one change, applied
+        together and recorded with ``by`` (a user name) in its events. A bad value raises
+        InvalidValueError and changes nothing; a lowered threshold that is already
+        exceeded terminates the environment. Returns the new status.
         """
-        changes: list[tuple[str, object]] = []
+        from devenv.client.durations import check_duration, check_stop_at
+        from devenv.client.lookup import require_worker
+        from devenv.client.sharing import check_by, members
+        from devenv.workflows.state import Change, DurationSetting, StopAtSetting
+
+        change = Change(by=check_by(by))
         if inactivity_duration is not _UNSET:
-            changes.append(
-                ("set_inactivity", check_duration("inactivity_duration", inactivity_duration))
-            )
+            seconds = check_duration("inactivity_duration", inactivity_duration)
+            change.inactivity = DurationSetting(seconds=seconds)
         if max_duration is not _UNSET:
-            changes.append(("set_max_duration", check_duration("max_duration", max_duration)))
+            change.max_duration = DurationSetting(
+                seconds=check_duration("max_duration", max_duration)
+            )
         if stop_at is not _UNSET:
-            changes.append(("set_stop_at", check_stop_at("stop_at", stop_at)))
+            change.stop_at = StopAtSetting(at=check_stop_at("stop_at", stop_at))
         if extend is not _UNSET:
             pushed = check_duration("extend", extend)
             if not pushed:
                 raise InvalidValueError(f"extend: {extend!r} is not a positive duration")
-            changes.append(("extend", pushed))
-        if not changes:
+            change.extend = pushed
+        if shared_with is not _UNSET:
+            change.shared_with = members(self._client.settings, shared_with)
+        if change.model_fields_set <= {"by"}:
             raise InvalidValueError(
-                "nothing to change: give inactivity_duration, max_duration, extend or stop_at"
+                "nothing to change: give inactivity_duration, max_duration, extend, stop_at "
+                "or shared_with"
             )
         await require_worker(await self._client.temporal(), self._handle)
-        for update, value in changes:
-            await self._update(update, value)
+        await self._update("change", change)
         # The Update's workflow task also refreshed the memo: no query needed.
         return await self.listed_status()
+
+    async def share(self, users: str | list[str], *, by: str | None = None) -> EnvironmentStatus:
+        """Share it with ``users`` too (``devenv share``): they may log in with their
+        registered key, see it, extend it and change its thresholds, not stop it."""
+        current = (await self.listed_status()).shared_with
+        wanted = [users] if isinstance(users, str) else list(users)
+        return await self.update(
+            shared_with=current + [user for user in wanted if user not in current], by=by
+        )
+
+    async def unshare(self, users: str | list[str], *, by: str | None = None) -> EnvironmentStatus:
+        """Stop sharing it with ``users``: their key is refused from the next login on."""
+        current = (await self.listed_status()).shared_with
+        gone = {users} if isinstance(users, str) else set(users)
+        return await self.update(shared_with=[user for user in current if user not in gone], by=by)
 
     @translated
     async def stop(
@@ -388,6 +427,9 @@ class AsyncEnvironment:
         default ``"stopped with devenv stop"``). With ``wait``, returns once it is
         terminated (NotAnsweringError after ``timeout`` seconds; the stop stays requested).
         """
+        from devenv.client import sshconfig
+        from devenv.client.lookup import require_worker
+
         why = STOP_REASON if reason is None else _checked_reason(reason)
         await require_worker(await self._client.temporal(), self._handle)
         if purge:
@@ -435,6 +477,10 @@ class AsyncEnvironment:
 
     async def _provision_step(self) -> str | None:
         """The provision's latest step, from its heartbeat (backends report slow steps)."""
+        from temporalio.service import RPCError
+
+        from devenv.client.lookup import QUERY_TIMEOUT
+
         try:
             description = await self._handle.describe(rpc_timeout=QUERY_TIMEOUT)
         except RPCError:
@@ -453,14 +499,23 @@ class AsyncEnvironment:
     @translated
     async def ssh_config(self, state: EnvState | None = None) -> Connection:
         """Write (or refresh) its entry in devenv's ssh config; how to connect."""
-        settings = self._client.settings
+        from devenv.workflows.status import SshAccess
+
         state = state or await self.state()
         if state.status != Status.RUNNING or state.instance is None:
             raise EnvironmentEndedError(
                 f"environment {self.name!r} is {state.status.value}, not running"
             )
+        return self._write_ssh_config(SshAccess.of(self.name, state.instance, state.spec.ide))
+
+    def _write_ssh_config(self, access: SshAccess) -> Connection:
+        """The entry of ``access`` in devenv's ssh config, with this machine's user key."""
+        from devenv.client import sshconfig
+        from devenv.client.identity import user_key
+
+        settings = self._client.settings
         identity = user_key(settings).private_key
-        path = sshconfig.write_entry(settings, self.name, state.instance, identity)
+        path = sshconfig.write_entry(settings, self.name, access, identity)
         added = sshconfig.include_in_user_config(settings)
         return Connection(
             ssh_config=path,
@@ -469,6 +524,8 @@ class AsyncEnvironment:
             web_ui=(
                 f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{self.workflow_id}"
             ),
+            folder=access.folder,
+            ide=access.ide,
         )
 
     async def jobs(self) -> list[Job]:
@@ -492,6 +549,11 @@ class AsyncEnvironment:
 
     async def _update(self, update: str, arg: object) -> DeadlineAnswer:
         """Run a validated Update; rejections and ended environments become one clear line."""
+        from temporalio.client import WorkflowUpdateFailedError
+        from temporalio.service import RPCError
+
+        from devenv.client.lookup import UPDATE_TIMEOUT, fetch_state
+
         handle = self._handle
         try:
             answer = await asyncio.wait_for(
@@ -529,6 +591,8 @@ def _remote_client() -> RemoteAsyncClient:
 
 def _checked_owner(owner: str) -> str:
     """A short printable name: it lands in history, listings and the API's checks."""
+    from devenv.config.loader import shorten
+
     if (
         not owner
         or len(owner) > MAX_OWNER_LENGTH
@@ -544,6 +608,8 @@ def _checked_owner(owner: str) -> str:
 
 def _checked_reason(reason: str) -> str:
     """One printable line: it becomes an event of the environment."""
+    from devenv.config.loader import shorten
+
     if not reason or len(reason) > MAX_REASON_LENGTH or not reason.isprintable():
         raise InvalidValueError(
             f"reason: invalid value {shorten(repr(reason), reason)}: accepted: one line of "
@@ -577,6 +643,8 @@ def _configuration(config: ConfigSource, overrides: Mapping[str, Any]) -> Enviro
     """The validated configuration with the keyword overrides applied."""
     if isinstance(config, EnvironmentConfig) and not overrides:
         return config
+    from devenv.config.loader import parse_config
+
     return parse_config(*configuration_data(config, overrides))
 
 
@@ -585,6 +653,8 @@ def configuration_data(
 ) -> tuple[dict[str, Any], str]:
     """The configuration's keys with the keyword overrides applied, and where they came
     from (the file, or "config"), for error lines. Not validated yet."""
+    from devenv.config.loader import read_mapping
+
     if isinstance(config, EnvironmentConfig):
         data: dict[str, Any] = {
             key: "off" if value is None else value
@@ -611,6 +681,8 @@ async def _refuse_silent_port(settings: Settings) -> None:
     Otherwise ``ensure_server`` would start a background server that cannot bind the
     port and then wait for it for minutes.
     """
+    from devenv.worker.client import connect
+
     try:
         await connect(settings)
     except ServerNotAnsweringError:

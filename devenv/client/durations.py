@@ -5,11 +5,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from devenv.config.loader import shorten
 from devenv.errors import InvalidValueError
 from devenv.workflows.durations import OFF_WORDS, DurationError, parse_duration
 
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def _shorten(message: str, value: object) -> str:
+    """``devenv.config.loader.shorten``, imported only when a value is refused: the
+    loader brings YAML and the backends' registry, which a valid value never needs."""
+    from devenv.config.loader import shorten
+
+    return shorten(message, value)
 
 
 def check_duration(key: str, value: object) -> int | None:
@@ -18,9 +25,11 @@ def check_duration(key: str, value: object) -> int | None:
     try:
         return parse_duration(value)
     except DurationError as problem:
-        raise InvalidValueError(f"{key}: {shorten(str(problem), value)}") from None
+        raise InvalidValueError(f"{key}: {_shorten(str(problem), value)}") from None
     except ValueError:  # e.g. int() of thousands of digits
-        raise InvalidValueError(f"{key}: {shorten(repr(value), value)} is not a duration") from None
+        raise InvalidValueError(
+            f"{key}: {_shorten(repr(value), value)} is not a duration"
+        ) from None
 
 
 STOP_AT_ACCEPTED = (
@@ -53,13 +62,13 @@ def check_stop_at(key: str, value: object, now: datetime | None = None) -> datet
                 parsed = datetime.fromisoformat(text)
                 moment = parsed if parsed.tzinfo else parsed.astimezone()
         except ValueError:
-            shown = shorten(repr(value), value)
+            shown = _shorten(repr(value), value)
             raise InvalidValueError(f"{key}: {shown}: {STOP_AT_ACCEPTED}") from None
     else:
-        raise InvalidValueError(f"{key}: {shorten(repr(value), value)}: {STOP_AT_ACCEPTED}")
+        raise InvalidValueError(f"{key}: {_shorten(repr(value), value)}: {STOP_AT_ACCEPTED}")
     if moment <= current:
         raise InvalidValueError(
-            f"{key}: {shorten(repr(value), value)} is in the past ({moment.isoformat()}); "
+            f"{key}: {_shorten(repr(value), value)} is in the past ({moment.isoformat()}); "
             f"{STOP_AT_ACCEPTED}"
         )
     return moment.astimezone(UTC)

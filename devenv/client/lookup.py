@@ -12,15 +12,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from devenv.config.common import NAME_ACCEPTED, NAME_PATTERN
+from devenv.client.refs import candidate_ids as candidate_ids  # its old home
 from devenv.errors import (
     EnvironmentNotFoundError,
-    InvalidValueError,
     NotAnsweringError,
     NoWorkerError,
     UserError,
 )
-from devenv.workflows.state import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, EnvState, workflow_id_for
+from devenv.workflows.state import WORKFLOW_TYPE, EnvState
 from devenv.workflows.status import EnvironmentStatus
 from devenv.workflows.visibility import MEMO_KEY
 
@@ -29,34 +28,6 @@ UPDATE_TIMEOUT = timedelta(seconds=20)
 """How long `signal` and `stop` wait for the workflow to answer a change."""
 Handle = WorkflowHandle[Any, EnvState]
 LIST_PAGE_SIZE = 1000
-
-
-def candidate_ids(ref: str) -> list[str]:
-    """Workflow ids ``ref`` may mean; checked before any server is contacted.
-
-    Only ids devenv itself could have made (``devenv-`` + a valid name) are ever
-    sent to the server, so no odd string from a command line reaches it.
-    """
-    candidates = []
-    if NAME_PATTERN.fullmatch(ref):
-        candidates.append(workflow_id_for(ref))
-    if ref.startswith(WORKFLOW_ID_PREFIX) and NAME_PATTERN.fullmatch(
-        ref.removeprefix(WORKFLOW_ID_PREFIX)
-    ):
-        candidates.append(ref)
-    if not candidates:
-        raise InvalidValueError(
-            f"NAME: invalid value {_show(ref)}: expected an environment name "
-            f"({NAME_ACCEPTED}) or its workflow id '{WORKFLOW_ID_PREFIX}NAME' "
-            "(see `devenv ps --all`)"
-        )
-    return candidates
-
-
-def _show(ref: str) -> str:
-    """The value as typed, shortened: a 10 kB argument must not become a 10 kB error."""
-    text = repr(ref)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 async def resolve(client: Client, ref: str) -> Handle:

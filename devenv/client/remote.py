@@ -6,9 +6,9 @@ against a server without any Temporal access. The classes subclass the direct on
 the same methods, the same return types, and the same exception classes, raised with
 the server's one-line message.
 
-Not available remotely (yet): ``state()`` (the workflow's whole state) and the ssh
-config entry (``ssh_config()``, so ``devenv ssh`` and ``env.connection``): the
-server's instance addresses are only meaningful on the server's host.
+Not available remotely: ``state()`` (the workflow's whole state). ``ssh_config()`` asks
+the server how to log in and writes the entry on this machine; the address is the one
+the server sees (an ssh or aws host; a local environment only from the server's host).
 """
 
 from __future__ import annotations
@@ -36,10 +36,9 @@ from devenv.client.aio import (
     configuration_data,
 )
 from devenv.client.durations import check_duration, check_stop_at
-from devenv.client.lookup import candidate_ids
 from devenv.client.models import EnvironmentList, EnvironmentStatus
+from devenv.client.refs import candidate_ids
 from devenv.config.common import validate_name
-from devenv.config.loader import parse_config, shorten
 from devenv.errors import (
     ChangeRejectedError,
     ConfigError,
@@ -157,7 +156,9 @@ class RemoteAsyncClient(AsyncClient):
     ) -> RemoteEnvironment:
         """Start it on the server (``POST``), owned by the token's user and accepting
         the key registered for them. Validated here first, so that errors name the file.
-        With ``wait`` returns once it accepts SSH; ``connection`` stays None remotely."""
+        With ``wait`` returns once it accepts SSH, its ssh config entry written here."""
+        from devenv.config.loader import parse_config, shorten
+
         if owner is not None or public_key is not None:
             raise InvalidValueError(
                 "owner and public_key: in remote mode the server takes them from the "
@@ -180,7 +181,10 @@ class RemoteAsyncClient(AsyncClient):
             timeout=READY_TIMEOUT if wait else REQUEST_TIMEOUT,
         )
         status = _parsed(response, EnvironmentStatus, self.server_url)
-        return RemoteEnvironment(self, status.name)
+        env = RemoteEnvironment(self, status.name)
+        if wait:
+            env.connection = await env.ssh_config()
+        return env
 
     async def get(self, ref: str) -> RemoteEnvironment:
         """The environment called ``ref`` (a name or ``devenv-NAME``), if the token's user
@@ -302,9 +306,18 @@ class RemoteEnvironment(AsyncEnvironment):
         max_duration: Any = _UNSET,
         extend: Any = _UNSET,
         stop_at: Any = _UNSET,
+        shared_with: Any = _UNSET,
+        by: str | None = None,
     ) -> EnvironmentStatus:
-        """Checked here (the same line as the direct SDK), applied by the server at once."""
-        changes: dict[str, int | str] = {}
+        """Checked here (the same line as the direct SDK), applied by the server at once,
+        recorded as made by the token's user."""
+        from devenv.client.sharing import check_names
+
+        if by is not None:
+            raise InvalidValueError(
+                "by: in remote mode the server records the token's user as who changed it"
+            )
+        changes: dict[str, int | str | list[str]] = {}
         for key, value in (
             ("inactivity_duration", inactivity_duration),
             ("max_duration", max_duration),
@@ -316,9 +329,12 @@ class RemoteEnvironment(AsyncEnvironment):
         if stop_at is not _UNSET:
             moment = check_stop_at("stop_at", stop_at)
             changes["stop_at"] = "off" if moment is None else moment.isoformat()
+        if shared_with is not _UNSET:
+            changes["shared_with"] = check_names(shared_with)
         if not changes:
             raise InvalidValueError(
-                "nothing to change: give inactivity_duration, max_duration, extend or stop_at"
+                "nothing to change: give inactivity_duration, max_duration, extend, stop_at "
+                "or shared_with"
             )
         response = await self._remote.request("PATCH", self._path, body=changes)
         return _parsed(response, EnvironmentStatus, self._remote.server_url)
@@ -368,12 +384,14 @@ class RemoteEnvironment(AsyncEnvironment):
         return status
 
     async def ssh_config(self, state: EnvState | None = None) -> Connection:
-        """Not supported remotely yet: the instance's address is the server host's."""
-        raise UserError(
-            f"`devenv ssh` is not supported in remote mode yet (DEVENV_SERVER_URL is set): "
-            f"the ssh config entry for {self.name!r} needs the server's host; "
-            "run it on the server's machine"
-        )
+        """Write its entry in this machine's devenv ssh config from what the server says
+        (``GET .../connection``: address, account, host key to pin), with this machine's
+        user key: the owner's, or a colleague's it is shared with."""
+        from devenv.workflows.status import SshAccess
+
+        response = await self._remote.request("GET", f"{self._path}/connection")
+        access = _parsed(response, SshAccess, self._remote.server_url)
+        return self._write_ssh_config(access)
 
     @property
     def _path(self) -> str:

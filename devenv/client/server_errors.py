@@ -6,13 +6,16 @@ So that no caller of the SDK (the CLI included) has to know Temporal's error typ
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
-
-from temporalio.service import RPCError, RPCStatusCode
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from devenv.errors import DevenvError, ServerRefusedError, ServerUnreachableError
-from devenv.settings import Settings
+
+if TYPE_CHECKING:
+    from temporalio.service import RPCError
+
+    from devenv.settings import Settings
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -20,6 +23,8 @@ T = TypeVar("T")
 
 def translate(problem: RPCError, settings: Settings) -> DevenvError | None:
     """One line for server answers the user can act on; None for anything else (a bug)."""
+    from temporalio.service import RPCStatusCode
+
     where = f"the Temporal server at {settings.address}"
     first = problem.message.splitlines()[0][:120] if problem.message else ""
     if problem.status == RPCStatusCode.NOT_FOUND and "amespace" in problem.message:
@@ -48,7 +53,10 @@ def translated(
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
-        except RPCError as problem:
+        except Exception as raised:
+            problem = _rpc_error(raised)
+            if problem is None:
+                raise
             owner: Any = args[0]
             settings = getattr(owner, "settings", None) or owner._client.settings
             error = translate(problem, settings)
@@ -57,3 +65,14 @@ def translated(
             raise error from None
 
     return wrapper
+
+
+def _rpc_error(problem: Exception) -> RPCError | None:
+    """``problem`` if it is a Temporal RPCError. Temporal is imported only by the calls
+    that talk to it: while it is not loaded, nothing could have raised one (remote
+    mode, checks of input), and it is not loaded just to say so."""
+    if "temporalio.service" not in sys.modules:
+        return None
+    from temporalio.service import RPCError
+
+    return problem if isinstance(problem, RPCError) else None

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol
 
 from devenv import keepalive
 from devenv.errors import UserError
 from devenv.keys import private_dir
 from devenv.settings import Settings
-from devenv.workflows.state import InstanceInfo
 
 SERVER_ALIVE_INTERVAL = keepalive.INTERVAL_SECONDS
 SERVER_ALIVE_COUNT_MAX = keepalive.openssh_count_max()
@@ -28,7 +28,20 @@ def host_key_alias(name: str) -> str:
     return f"devenv-{name}"
 
 
-def write_entry(settings: Settings, name: str, instance: InstanceInfo, identity: Path) -> Path:
+class Reachable(Protocol):
+    """What an entry needs: an ``InstanceInfo``, or the API's ``SshAccess`` (remote mode)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def host_public_key(self) -> str: ...
+
+
+def write_entry(settings: Settings, name: str, instance: Reachable, identity: Path) -> Path:
     """Write (or replace) the entry for ``name``; returns the config file to pass to ssh -F."""
     hosts = private_dir(_hosts_dir(settings))
     known_hosts = hosts / f"{name}.known_hosts"

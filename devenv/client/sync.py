@@ -177,16 +177,29 @@ class Environment:
         max_duration: Any = _UNSET,
         extend: Any = _UNSET,
         stop_at: Any = _UNSET,
+        shared_with: Any = _UNSET,
+        by: str | None = None,
     ) -> EnvironmentStatus:
-        """Change thresholds, extend the deadline once or set a fixed end; the new status."""
+        """Change thresholds, extend the deadline once, set a fixed end, or who it is
+        shared with, as one change (recorded as made ``by`` a user); the new status."""
         return self._loop.run(
             self.aio.update(
                 inactivity_duration=inactivity_duration,
                 max_duration=max_duration,
                 extend=extend,
                 stop_at=stop_at,
+                shared_with=shared_with,
+                by=by,
             )
         )
+
+    def share(self, users: str | list[str]) -> EnvironmentStatus:
+        """Share it with ``users`` too: they log in, see, extend and change it, not stop it."""
+        return self._loop.run(self.aio.share(users))
+
+    def unshare(self, users: str | list[str]) -> EnvironmentStatus:
+        """Stop sharing it with ``users``: their key is refused from the next login on."""
+        return self._loop.run(self.aio.unshare(users))
 
     def stop(
         self,

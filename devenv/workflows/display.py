@@ -137,9 +137,8 @@ def login_banner(s: EnvState) -> str:
     if s.shared_with:
         names = ", ".join(user.name for user in s.shared_with)
         lines.append(f"  Shared with {names}: they may extend it and change its rules.")
-    lines.append(
-        f"  Keep it longer: {extend_command(s)}   Why it is up: devenv ps {s.spec.name} -v"
-    )
+    lines.append(f"  Keep it longer: {extend_command(s)}")
+    lines.append(f"  Why it is up:   devenv ps {s.spec.name} -v")
     return "\n".join(lines) + "\n"
 
 

@@ -410,9 +410,7 @@ class DevEnvironmentWorkflow:
             or (self._login_push is not None and not self._login_push.done())
         ):
             return
-        login = LoginSettings(
-            banner=login_banner(s), shared_keys=[shared_key_line(u) for u in s.shared_with]
-        )
+        login = self._wanted_login()
         if login == s.login:
             return
         self._login_push = asyncio.create_task(self._apply_login(s.instance, login))
@@ -433,7 +431,14 @@ class DevEnvironmentWorkflow:
             s.login = login  # not retried for this banner: the next change tries again
             return
         s.login = login
-        self._wake = True  # a change that arrived meanwhile is pushed on the next pass
+        if login != self._wanted_login():
+            self._wake = True  # a change arrived meanwhile: pushed on the next pass
+
+    def _wanted_login(self) -> LoginSettings:
+        s = self._state
+        return LoginSettings(
+            banner=login_banner(s), shared_keys=[shared_key_line(u) for u in s.shared_with]
+        )
 
     def _should_wake(self) -> bool:
         return self._wake or self._monitor.finished()

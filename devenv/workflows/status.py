@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from devenv.workflows.state import EnvState, Status, workflow_id_for
+from devenv.workflows.state import EnvState, InstanceInfo, Status, workflow_id_for
 
 
 class EnvironmentStatus(BaseModel):
@@ -123,6 +123,31 @@ class EnvironmentStatus(BaseModel):
             price_per_hour=price,
             billed_from=(state.ready_at or state.created_at) if price is not None else None,
             billed_until=state.ended_at if price is not None else None,
+        )
+
+
+class SshAccess(BaseModel):
+    """How to log in to a running environment (``GET .../connection``): what an ssh config
+    entry needs, the host key included so that it is pinned, never trusted on first use."""
+
+    name: str = Field(description="The environment's name (the ssh config's Host).")
+    host: str = Field(description="Address of its SSH server, as the devenv server sees it.")
+    port: int = Field(description="Its SSH port.")
+    username: str = Field(description="The account to log in as.")
+    host_public_key: str = Field(description="Its SSH host key, to pin in known_hosts.")
+    folder: str | None = Field(default=None, description="Where a session starts.")
+    ide: str = Field(default="none", description="The IDE its configuration names.")
+
+    @classmethod
+    def of(cls, name: str, instance: InstanceInfo, ide: str = "none") -> SshAccess:
+        return cls(
+            name=name,
+            ide=ide,
+            host=instance.host,
+            port=instance.port,
+            username=instance.username,
+            host_public_key=instance.host_public_key,
+            folder=instance.folder,
         )
 
 

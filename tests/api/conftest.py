@@ -42,6 +42,19 @@ class Api:
         """The world's variables in remote mode, as ``user``."""
         return {**self.world.env, "DEVENV_SERVER_URL": self.url, "DEVENV_TOKEN": self.tokens[user]}
 
+    def machine(self, user: str, folder: Path) -> dict[str, str]:
+        """``user``'s own machine in remote mode: their HOME in ``folder`` with their
+        registered key as ~/.ssh/id_ed25519, their own DEVENV_HOME (no Temporal, no
+        server), the server's URL and their token."""
+        home = folder / f"{user}-home"
+        ssh = home / ".ssh"
+        ssh.mkdir(parents=True, mode=0o700, exist_ok=True)
+        key = self.world.root / f"{user}_ed25519"
+        shutil.copy(key, ssh / "id_ed25519")
+        shutil.copy(f"{key}.pub", ssh / "id_ed25519.pub")
+        (ssh / "id_ed25519").chmod(0o600)
+        return {**self.remote_env(user), "HOME": str(home), "DEVENV_HOME": str(home / ".devenv")}
+
     def remote(self, user: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``devenv ARGS`` in remote mode, as ``user``."""
         result = subprocess.run(

@@ -19,7 +19,7 @@ from tests.e2e.harness import wait_for
 
 pytestmark = pytest.mark.e2e
 
-CHANGED = re.compile(r"inactivity threshold changed from (\S+) to (\S+);")
+CHANGED = re.compile(r"inactivity threshold changed by alice from (\S+) to (\S+);")
 
 
 def sdk_line(key: str, value: object) -> str:
@@ -42,7 +42,14 @@ def test_openapi_lists_every_endpoint_and_docs_are_served(api: Api) -> None:
     assert set(paths["/api/v1/environments/{name}/events"]) == {"get"}
     patch_body = paths["/api/v1/environments/{name}"]["patch"]["requestBody"]
     schema = patch_body["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == {"inactivity_duration", "max_duration", "extend", "stop_at"}
+    assert set(schema["properties"]) == {
+        "inactivity_duration",
+        "max_duration",
+        "extend",
+        "stop_at",
+        "shared_with",
+    }
+    assert set(paths["/api/v1/environments/{name}/connection"]) == {"get"}
     assert schema["additionalProperties"] is False
     assert "owner" in spec["components"]["schemas"]["EnvironmentStatus"]["properties"]
     docs = httpx.get(f"{api.url}/docs")

@@ -47,7 +47,9 @@ def together(*calls: Callable[[], T]) -> list[T]:
         return list(pool.map(lambda call: call(), calls))
 
 
-def test_the_cli_in_remote_mode_prints_what_direct_mode_prints(api: Api, example: Path) -> None:
+def test_the_cli_in_remote_mode_prints_what_direct_mode_prints(
+    api: Api, example: Path, tmp_path: Path
+) -> None:
     world = api.world
     _, _, made = together(
         lambda: world.run("start", str(example), "--name", "api-direct", "--detach"),
@@ -101,10 +103,26 @@ def test_the_cli_in_remote_mode_prints_what_direct_mode_prints(api: Api, example
             "error: no environment named 'api-direct' (see `devenv ps --all`)",
         )
     assert (bad.returncode, bad.stderr) == (2, bad_direct.stderr)
-    assert ssh.returncode == 2 and len(ssh.stderr.strip().splitlines()) == 1
-    assert "not supported in remote mode yet" in ssh.stderr
+    assert ssh.returncode == 255 and "Permission denied (publickey)" in ssh.stderr, (
+        "the server machine's key is not alice's: her environment refuses it"
+    )
     assert denied.returncode == 2
     assert "refused the token" in denied.stderr and "not-a-real-token" not in denied.stderr
+
+    # On alice's own machine (her key), `devenv ssh` works remotely: the entry is written
+    # there from what the server says, the host key pinned.
+    alice = api.machine("alice", tmp_path)
+    inside = subprocess.run(
+        [DEVENV, "ssh", "api-remote", "--", "echo", "remote-$((6*7))"],
+        env=alice,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (inside.returncode, inside.stdout) == (0, "remote-42\n"), inside.stderr
+    known = Path(alice["DEVENV_HOME"]) / "ssh" / "hosts" / "api-remote.known_hosts"
+    [host_key] = world.home.glob("envs/api-remote/instances/*/host_ed25519.pub")
+    assert known.read_text().split()[:3] == ["devenv-api-remote", *host_key.read_text().split()[:2]]
 
     stopped, _, _ = together(
         lambda: api.remote("alice", "stop", "api-by-cli", "--wait", "--json"),
@@ -184,3 +202,31 @@ async def test_the_sdk_in_remote_mode_returns_what_the_direct_sdk_returns(
         await same.update(max_duration="1h")
     assert str(remote_ended.value) == str(direct_ended.value)
     await client.aclose()
+
+
+def test_start_in_remote_mode_waits_and_leaves_a_working_ssh_entry(
+    api: Api, example: Path, tmp_path: Path
+) -> None:
+    """`devenv start FILE` without --detach on a colleague's machine: it waits until the
+    environment accepts SSH, prints how to connect, and plain `ssh -F` works there."""
+    alice = api.machine("alice", tmp_path)
+    started = subprocess.run(
+        [DEVENV, "start", str(example), "--name", "api-remote-wait"],
+        env=alice,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode == 0, started.stderr
+    assert "Environment api-remote-wait is running" in started.stdout
+    config = Path(alice["DEVENV_HOME"]) / "ssh" / "config"
+    assert f"ssh -F {config} api-remote-wait" in started.stdout
+    inside = subprocess.run(
+        ["ssh", "-F", str(config), "-o", "BatchMode=yes", "api-remote-wait", "id", "-un"],
+        env=alice,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert inside.returncode == 0, inside.stderr
+    api.remote("alice", "stop", "api-remote-wait", "--wait")
