@@ -95,6 +95,8 @@ def sessions_of(s: EnvState) -> list[SessionInfo]:
 def session_line(session: SessionInfo, now: datetime) -> str:
     """``shell from 10.0.0.7:50122 since 16:19:55Z (4m ago), pid 4242``."""
     words = [session.kind or "session"]
+    if session.user:
+        words.append(f"by {session.user}")
     if session.peer:
         words.append(f"from {session.peer}")
     if session.since is not None:

@@ -140,6 +140,8 @@ class SessionInfo(BaseModel):
     since: datetime | None = None
     kind: str | None = None
     """shell, exec, sftp or forward."""
+    user: str | None = None
+    """Whose key logged in (the owner or a member), where the instance can tell."""
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 

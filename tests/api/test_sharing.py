@@ -85,6 +85,8 @@ def test_a_shared_environment_lets_a_colleague_in_to_extend_but_not_to_stop(
                 20,
                 "bob's connection counted as presence",
             )
+        detail = api.world.run("ps", name, "-v").stdout
+        assert "session by bob from 127.0.0.1:" in detail, detail
     finally:
         session.kill()
         session.wait(10)

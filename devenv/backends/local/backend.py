@@ -294,6 +294,7 @@ class LocalBackend(Backend):
             user_public_key=request.spec.user_public_key,
             internal_public_key=internal_public_key(self.settings),
             host_key=host_key,
+            owner=request.spec.owner,
             min_connection_duration=request.spec.min_connection_duration,
             shell=login_shell(),
             login_timeout=self.login_timeout,

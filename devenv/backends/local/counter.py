@@ -31,6 +31,8 @@ class ActivitySnapshot:
     """Authenticated user connections still younger than ``min_connection_duration``."""
     jobs: int = 0
     """Jobs running in the instance (devenv-keepalive processes)."""
+    sessions: tuple[Session, ...] = ()
+    """Who is connected (counted or waiting), oldest first."""
 
     def to_line(self) -> bytes:
         """One line of the activity stream (parsed by the monitor's report model)."""
@@ -41,7 +43,22 @@ class ActivitySnapshot:
         }
         if self.jobs:  # absent means none, as in the lines of servers before jobs
             body["jobs"] = self.jobs
+        if self.sessions:
+            body["sessions"] = [session.as_json() for session in self.sessions]
         return (json.dumps(body) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class Session:
+    """One user connection as ``devenv ps NAME -v`` shows it."""
+
+    peer: str
+    since: datetime
+    user: str | None = None
+    """Whose key logged in: the owner, or a colleague it is shared with."""
+
+    def as_json(self) -> dict[str, object]:
+        return {"from": self.peer, "since": self.since.isoformat(), "user": self.user}
 
 
 class ConnectionCounter:
@@ -58,6 +75,7 @@ class ConnectionCounter:
         self._pending: dict[Hashable, asyncio.TimerHandle] = {}
         self._counted: set[Hashable] = set()
         self._jobs: set[Hashable] = set()
+        self._sessions: dict[Hashable, Session] = {}
         self._snapshot = ActivitySnapshot(0, clock())
         self._subscribers: set[asyncio.Queue[ActivitySnapshot]] = set()
 
@@ -65,10 +83,12 @@ class ConnectionCounter:
     def snapshot(self) -> ActivitySnapshot:
         return self._snapshot
 
-    def user_connected(self, conn: Hashable) -> None:
+    def user_connected(self, conn: Hashable, session: Session | None = None) -> None:
         """A user connection authenticated: count it once it has lasted long enough."""
         if conn in self._pending or conn in self._counted:
             return
+        if session is not None:
+            self._sessions[conn] = session
         if self._min_duration <= 0:
             self._count(conn)
             return
@@ -82,6 +102,7 @@ class ConnectionCounter:
         if timer is not None:
             timer.cancel()
         self._counted.discard(conn)
+        self._sessions.pop(conn, None)
         self._publish()
 
     def job_started(self, job: Hashable) -> None:
@@ -112,10 +133,16 @@ class ConnectionCounter:
         """A new snapshot for every subscriber, if anything changed."""
         previous = self._snapshot
         connections, waiting, jobs = len(self._counted), len(self._pending), len(self._jobs)
-        if (connections, waiting, jobs) == (previous.connections, previous.waiting, previous.jobs):
+        sessions = tuple(self._sessions.values())
+        if (connections, waiting, jobs, sessions) == (
+            previous.connections,
+            previous.waiting,
+            previous.jobs,
+            previous.sessions,
+        ):
             return
         in_use_changed = (connections, jobs) != (previous.connections, previous.jobs)
         last_change = self._clock() if in_use_changed else previous.last_change
-        self._snapshot = ActivitySnapshot(connections, last_change, waiting, jobs)
+        self._snapshot = ActivitySnapshot(connections, last_change, waiting, jobs, sessions)
         for queue in self._subscribers:
             queue.put_nowait(self._snapshot)

@@ -48,6 +48,8 @@ class ServerConfig(BaseModel):
     internal_public_key: str
     """OpenSSH public key line of devenv's control plane: the presence subsystem only."""
     host_key: Path
+    owner: str | None = None
+    """Who logs in with ``user_public_key`` (``devenv ps NAME -v`` names them)."""
     min_connection_duration: float = Field(default=0.0, ge=0)
     shell: str = "/bin/sh"
     login_timeout: float = Field(default=30.0, gt=0)

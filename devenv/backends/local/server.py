@@ -28,7 +28,7 @@ import asyncssh
 from asyncssh.channel import SSHChannel
 
 from devenv.backends.local import proctools
-from devenv.backends.local.counter import ConnectionCounter
+from devenv.backends.local.counter import ConnectionCounter, Session, utc_now
 from devenv.backends.local.files import (
     ACTIVITY_SUBSYSTEM,
     BANNER_FILE,
@@ -42,12 +42,15 @@ from devenv.backends.local.files import (
 )
 from devenv.backends.local.jobs import install_tools, serve_jobs
 from devenv.backends.local.sessions import Children, SessionProcess, run_session
+from devenv.workflows.sharing import SHARED_MARK, USER_NAME
 
 log = logging.getLogger("devenv.local_server")
 
 LISTEN_HOST = "127.0.0.1"
 INTERNAL_OPTION = "devenv-internal"
 """authorized_keys option marking the control-plane key."""
+MEMBER_OPTION = "devenv-member"
+"""authorized_keys option naming the colleague a shared key belongs to."""
 LOG_MAX_BYTES = 1_000_000
 FORWARD_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 """Where ``ssh -L`` may connect: services of the instance itself."""
@@ -136,10 +139,15 @@ def authorized_keys(config: ServerConfig, shared: Sequence[str] = ()) -> asyncss
     """
     members = []
     for line in shared:
+        _, _, name = line.strip().rpartition(SHARED_MARK)
         try:
-            members.append(asyncssh.import_public_key(line.strip()).export_public_key().decode())
+            if not USER_NAME.fullmatch(name):
+                raise ValueError
+            exported = asyncssh.import_public_key(line.strip()).export_public_key().decode()
         except (asyncssh.KeyImportError, ValueError):
-            log.warning("a shared key is not an OpenSSH public key line; ignored")
+            log.warning("a shared key is not an OpenSSH public key line of a member; ignored")
+            continue
+        members.append(f'{MEMBER_OPTION}="{name}" {exported}')
     canonical = {}
     for what, line in (("user", config.user_public_key), ("internal", config.internal_public_key)):
         try:
@@ -267,7 +275,11 @@ class InstanceServer(asyncssh.SSHServer):
         self._role = "internal" if internal else "user"
         log.info("authenticated: %s", self._role)
         if self._role == "user":
-            self._instance.counter.user_connected(self)
+            member = self._conn.get_key_option(MEMBER_OPTION, None)
+            who = member[0] if isinstance(member, list) and member else self._instance.config.owner
+            peer = self._conn.get_extra_info("peername") or ("?", 0)
+            session = Session(peer=f"{peer[0]}:{peer[1]}", since=utc_now(), user=who)
+            self._instance.counter.user_connected(self, session)
 
     def session_requested(self) -> SessionProcess:
         if self._role == "internal":
