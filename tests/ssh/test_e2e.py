@@ -216,3 +216,49 @@ def test_an_ssh_login_shows_the_banner_and_a_fixed_end_reaches_the_terminal(
     logs = devenv.run("logs", name).stdout
     assert "warning written to 1 open terminal" in logs
     devenv.run("stop", name, "--wait")
+
+
+def test_sharing_an_ssh_environment_lets_the_colleague_key_in_and_out(
+    world: World, tmp_path: Path
+) -> None:
+    """`devenv share` puts the member's key in the account's authorized_keys (the owner's
+    and the internal line kept); `unshare` takes it out again."""
+    import subprocess
+
+    devenv = world.devenv
+    name, path = world.config(tmp_path)
+    devenv.run("start", str(path))
+    key = tmp_path / "bob_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    devenv.run("users", "add", "bob", "--key", f"{key}.pub")
+
+    # bob's own ssh config: devenv's entry for the environment, with bob's key only.
+    entry = (devenv.home / "ssh" / "hosts" / f"{name}.conf").read_text()
+    bob_config = tmp_path / "bob.conf"
+    bob_config.write_text(
+        "\n".join(
+            f"    IdentityFile {key}" if line.strip().startswith("IdentityFile") else line
+            for line in entry.splitlines()
+        )
+        + "\n"
+    )
+
+    def as_bob() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ssh", "-F", str(bob_config), "-o", "BatchMode=yes", name, "id -un"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    assert as_bob().returncode == 255, "not shared yet"
+    shared = devenv.run("share", name, "--with", "bob")
+    assert shared.stdout.strip() == f"devenv-{name}: shared with bob"
+    wait_for(lambda: as_bob().returncode == 0, 20, "bob's key accepted")
+    assert as_bob().stdout.strip() == account_name(name)
+    assert devenv.ssh(name, "true").returncode == 0, "the owner's key still works"
+    devenv.run("unshare", name, "--with", "bob")
+    wait_for(lambda: as_bob().returncode == 255, 20, "bob's key refused again")
+    assert world.ps(name)["status"] == "running", "the presence agent's line was kept"
+    devenv.run("stop", name, "--wait")
+    devenv.run("users", "remove", "bob")

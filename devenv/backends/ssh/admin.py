@@ -209,7 +209,12 @@ class AdminConnection:
 
     async def _raw(self, command: str, stdin: str | None, timeout: float) -> CommandResult:
         try:
-            done = await self._conn.run(command, input=stdin, check=False, timeout=timeout)
+            if stdin == "":  # asyncssh sends no EOF for empty input: a reader would wait
+                done = await self._conn.run(
+                    command, stdin=asyncssh.DEVNULL, check=False, timeout=timeout
+                )
+            else:
+                done = await self._conn.run(command, input=stdin, check=False, timeout=timeout)
         except asyncssh.TimeoutError:
             raise HostCommandError(
                 f"{self.endpoint}: a command did not finish within {timeout:.0f}s"
