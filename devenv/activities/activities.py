@@ -93,7 +93,8 @@ class EnvironmentActivities:
             raise ApplicationError(
                 str(problem), type="WebhookUnknown", non_retryable=True
             ) from None
-        body = notice.model_dump(mode="json", exclude={"workflow_id", "webhook"})
+        hidden = {"workflow_id", "webhook"} | ({"by"} if notice.by is None else set())
+        body = notice.model_dump(mode="json", exclude=hidden)
         async with httpx.AsyncClient(timeout=POST_TIMEOUT) as http:
             answer = await http.post(url, json=body)
         if answer.status_code >= 300:
