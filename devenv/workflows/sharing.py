@@ -4,8 +4,10 @@ instance. Pure functions (the workflow imports them): no I/O, no clock."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from devenv.workflows.state import SharedUser
+if TYPE_CHECKING:  # the local instance server imports this module: no pydantic there
+    from devenv.workflows.state import SharedUser
 
 MAX_SHARED = 50
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")

@@ -64,7 +64,7 @@ from devenv.workflows.messages import PROVISIONING_ERROR, ProvisionInput, Termin
 from devenv.workflows.state import InstanceInfo, LoginSettings, PresenceReport, workflow_id_for
 
 BACKEND = "local"
-M = TypeVar("M", ReadyInfo, ServerConfig)
+M = TypeVar("M", bound=ReadyInfo)
 __all__ = ["PROVISIONING_ERROR", "LocalBackend", "LocalInstanceData"]
 SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KEEPALIVE_INTERVAL_VAR = "DEVENV_LOCAL_KEEPALIVE_INTERVAL"
@@ -84,6 +84,10 @@ def server_environment(worker: Mapping[str, str]) -> dict[str, str]:
         for key, value in worker.items()
         if key in SERVER_ENV or key.startswith(SERVER_ENV_PREFIXES)
     }
+
+
+READY_POLL_SECONDS = 0.005
+"""How often a start looks for ready.json (a failed open and a stat of /proc each time)."""
 
 
 # Started by the worker; starts the server in a new session, prints its pid and exits,
@@ -124,6 +128,13 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no server log)"
+
+
+def _read_config(path: Path) -> ServerConfig | None:
+    try:
+        return ServerConfig.from_json(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _read_model(path: Path, model: type[M]) -> M | None:
@@ -282,7 +293,7 @@ class LocalBackend(Backend):
         self, request: ProvisionInput, instance_dir: Path, workspace: Path
     ) -> ServerConfig:
         """server.json and the host key; reused as is when a retry finds them."""
-        existing = _read_model(instance_dir / CONFIG_FILE, ServerConfig)
+        existing = _read_config(instance_dir / CONFIG_FILE)
         if existing is not None and (instance_dir / HOST_KEY_FILE).exists():
             return existing
         host_key = instance_dir / HOST_KEY_FILE
@@ -301,7 +312,7 @@ class LocalBackend(Backend):
             keepalive_interval=self.keepalive_interval,
             keepalive_count_max=self.keepalive_count_max,
         )
-        write_atomic(instance_dir / CONFIG_FILE, config.model_dump_json(indent=2))
+        write_atomic(instance_dir / CONFIG_FILE, config.to_json())
         return config
 
     def _running_server(self, instance_dir: Path) -> ReadyInfo | None:
@@ -361,7 +372,7 @@ class LocalBackend(Backend):
                 return ready
             if not proctools.is_running(pid):
                 break
-            time.sleep(0.02)
+            time.sleep(READY_POLL_SECONDS)
         token = instance_dir.name
         self._cleanup_failed(instance_dir, token, pid)
         raise provisioning_error(

@@ -1,20 +1,32 @@
 """What the local backend and its instance server share: file names and their contents.
 
 The backend (in the worker) and the server (a detached process) only talk through
-these files, so both sides import their shapes from here.
+these files, so both sides import their shapes from here. The server runs once per
+instance, so this module imports the standard library only (pydantic alone would add
+about 7 MB to every instance): ``server.json`` is ``ServerConfig``, a dataclass the
+backend writes (``to_json``) and the server reads and checks by hand (``from_json``);
+the server writes ``ready.json`` with ``ready_json`` and the backend reads it through the
+pydantic ``ReadyInfo`` (``devenv.backends.local.models``, re-exported here on first use).
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import pwd
 import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING, Any
 
 from devenv import keepalive
+
+if TYPE_CHECKING:  # re-exported lazily (PEP 562): see __getattr__
+    from devenv.backends.local.models import ReadyInfo as ReadyInfo
+
+_MODELS = frozenset({"ReadyInfo"})
 
 SERVER_MODULE = "devenv.backends.local.server"
 PRESENCE_SUBSYSTEM = "devenv-activity"
@@ -36,8 +48,67 @@ BANNER_FILE = "banner.txt"
 """The login banner the workflow keeps current; printed when a user opens a shell."""
 
 
-class ServerConfig(BaseModel):
-    """``server.json``: everything the instance server needs; public keys only."""
+def __getattr__(name: str) -> Any:
+    """The pydantic model of ready.json, imported on first use (never by the server)."""
+    if name in _MODELS:
+        from devenv.backends.local import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string")
+    return value
+
+
+def _path(value: object) -> Path:
+    return Path(_text(value))
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("a number")
+    return float(value)
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("an integer")
+    return value
+
+
+_READERS: dict[str, Callable[[object], object]] = {
+    "str": _text,
+    "Path": _path,
+    "str | None": _optional_text,
+    "float": _number,
+    "int": _integer,
+}
+"""How each annotation of ``ServerConfig`` is read from JSON."""
+
+
+def _check_bounds(name: str, value: float, bounds: Mapping[str, float]) -> None:
+    # Written so that NaN is out of every bound, as for pydantic.
+    if "ge" in bounds and not value >= bounds["ge"]:
+        raise ValueError(f"{CONFIG_FILE}: {name} must be >= {bounds['ge']}")
+    if "gt" in bounds and not value > bounds["gt"]:
+        raise ValueError(f"{CONFIG_FILE}: {name} must be > {bounds['gt']}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """``server.json``: everything the instance server needs; public keys only.
+
+    Written by the backend, read by the server with the standard library: unknown keys
+    are ignored; a missing required key, a value of the wrong type or out of its bounds
+    (``metadata``) is a ValueError naming the key.
+    """
 
     instance_id: str
     workspace: Path
@@ -50,18 +121,43 @@ class ServerConfig(BaseModel):
     host_key: Path
     owner: str | None = None
     """Who logs in with ``user_public_key`` (``devenv ps NAME -v`` names them)."""
-    min_connection_duration: float = Field(default=0.0, ge=0)
+    min_connection_duration: float = field(default=0.0, metadata={"ge": 0})
     shell: str = "/bin/sh"
-    login_timeout: float = Field(default=30.0, gt=0)
-    keepalive_interval: float = Field(default=keepalive.INTERVAL_SECONDS, gt=0)
-    keepalive_count_max: int = Field(default=keepalive.asyncssh_count_max(), ge=1)
+    login_timeout: float = field(default=30.0, metadata={"gt": 0})
+    keepalive_interval: float = field(default=float(keepalive.INTERVAL_SECONDS), metadata={"gt": 0})
+    keepalive_count_max: int = field(default=keepalive.asyncssh_count_max(), metadata={"ge": 1})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ServerConfig:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{CONFIG_FILE}: not a JSON object")
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.name not in data:
+                if spec.default is MISSING:
+                    raise ValueError(f"{CONFIG_FILE}: {spec.name} is missing")
+                continue
+            try:
+                value = _READERS[str(spec.type)](data[spec.name])
+            except TypeError as exc:
+                raise ValueError(f"{CONFIG_FILE}: {spec.name} is not {exc}") from None
+            if isinstance(value, int | float):
+                _check_bounds(spec.name, value, spec.metadata)
+            values[spec.name] = value
+        return cls(**values)
+
+    def to_json(self) -> str:
+        """What the backend writes (paths as strings); ``from_json`` reads it back."""
+        data = {spec.name: getattr(self, spec.name) for spec in fields(self)}
+        return json.dumps(
+            {name: str(v) if isinstance(v, Path) else v for name, v in data.items()}, indent=2
+        )
 
 
-class ReadyInfo(BaseModel):
-    """``ready.json``: written atomically once the server listens."""
-
-    pid: int
-    port: int
+def ready_json(pid: int, port: int) -> str:
+    """``ready.json`` (``ReadyInfo``): written atomically once the server listens."""
+    return json.dumps({"pid": pid, "port": port}, separators=(",", ":"))
 
 
 def local_username() -> str:

@@ -8,6 +8,10 @@ number of user connections (and jobs) as JSON lines; ``devenv-keepalive`` jobs r
 on an abstract Unix socket (see ``jobs``). It is a child subreaper, so every process
 started in it stays in its process tree however it daemonised; it reaps the orphans
 it adopts, and on SIGTERM it kills its whole tree.
+
+One such process runs per environment, so it imports asyncssh and the standard library
+only: no pydantic, no workflow models (``files.ServerConfig`` reads ``server.json``;
+tests/backend/test_local_files.py checks what this module loads).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import logging.handlers
 import os
 import signal
 import sys
@@ -36,8 +39,8 @@ from devenv.backends.local.files import (
     LOG_FILE,
     READY_FILE,
     SHARED_KEYS_FILE,
-    ReadyInfo,
     ServerConfig,
+    ready_json,
     write_atomic,
 )
 from devenv.backends.local.jobs import install_tools, serve_jobs
@@ -359,9 +362,8 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
         keepalive_count_max=config.keepalive_count_max,
     )
     port = acceptor.get_port()
-    ready = ReadyInfo(pid=os.getpid(), port=port)
-    write_atomic(instance_dir / READY_FILE, ready.model_dump_json())
-    log.info("listening on %s:%d (pid %d)", LISTEN_HOST, port, ready.pid)
+    write_atomic(instance_dir / READY_FILE, ready_json(os.getpid(), port))
+    log.info("listening on %s:%d (pid %d)", LISTEN_HOST, port, os.getpid())
 
     await stop.wait()
     log.info("stopping")
@@ -376,11 +378,32 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
     log.info("stopped")
 
 
+class BoundedLogHandler(logging.FileHandler):
+    """A log file moved aside to ``NAME.1`` (one backup) before a record would take it
+    past ``max_bytes``: logging.handlers.RotatingFileHandler's rule, without importing
+    logging.handlers (pickle, queue: 0.6 MB more in every instance)."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.max_bytes = max_bytes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self.stream is not None and os.path.isfile(self.baseFilename):
+                self.stream.seek(0, os.SEEK_END)  # the server's stderr appends here too
+                if self.stream.tell() + len(self.format(record)) + 1 >= self.max_bytes:
+                    full, self.stream = self.stream, None  # FileHandler.emit reopens it
+                    full.close()
+                    os.replace(self.baseFilename, f"{self.baseFilename}.1")
+        except Exception:
+            self.handleError(record)
+            return
+        super().emit(record)
+
+
 def _setup_logging(instance_dir: Path) -> None:
     # Bounded: an instance may run for weeks with an IDE opening channels all day.
-    handler = logging.handlers.RotatingFileHandler(
-        instance_dir / LOG_FILE, maxBytes=LOG_MAX_BYTES, backupCount=1
-    )
+    handler = BoundedLogHandler(instance_dir / LOG_FILE, LOG_MAX_BYTES)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -397,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     instance_dir = Path(args[0]).resolve()
     _setup_logging(instance_dir)
     try:
-        config = ServerConfig.model_validate_json((instance_dir / CONFIG_FILE).read_text())
+        config = ServerConfig.from_json((instance_dir / CONFIG_FILE).read_bytes())
         asyncio.run(serve(instance_dir, config))
     except Exception:
         log.exception("instance server failed")
