@@ -6,9 +6,12 @@ one user is connected from ``connect_at`` until ``leave_at``, as a real user who
 opens a session and leaves. Everything is derived from the instance's data, so any
 worker process can run any activity (``--workers K``).
 
-Every provision and terminate appends ``KIND WORKFLOW_ID EPOCH_SECONDS`` to
-``$DEVENV_BENCH_RECORD_DIR/events-<pid>.log``: the benchmark reads the wall-clock
-time each terminate ran and compares it with the deadline the workflow computed.
+Every provision, terminate and monitor start appends ``KIND WORKFLOW_ID EPOCH_SECONDS
+ATTEMPT`` to ``$DEVENV_BENCH_RECORD_DIR/events-<pid>.log`` (one file per worker process):
+the benchmark reads the wall-clock time each terminate ran and compares it with the
+deadline the workflow computed, and, when it kills a worker, which process ran what and
+how often (a retried terminate is recorded once per attempt). The probe reads the script
+directly, so a monitor record is a monitor activity attempt.
 
 Registered only by the benchmark (driver and worker entry) with ``registry.register(ENTRY)``;
 the product never imports it.
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import IO, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
 
 from devenv.backends.base import Backend
 from devenv.backends.registry import BackendEntry
@@ -38,6 +42,7 @@ ENTRY = BackendEntry(NAME, f"{__name__}:BenchConfig", f"{__name__}:BenchBackend"
 RECORD_DIR_VAR = "DEVENV_BENCH_RECORD_DIR"
 PROVISIONED = "P"
 TERMINATED = "T"
+MONITORED = "M"
 
 
 class BenchSection(BaseModel):
@@ -103,14 +108,22 @@ class BenchBackend(Backend):
         raw = os.environ.get(RECORD_DIR_VAR)
         return cls(settings, Path(raw) if raw else None)
 
-    def _record(self, kind: str, workflow_id: str) -> None:
+    def _record(self, kind: str, workflow_id: str | None = None) -> None:
+        """One line per call; the workflow id and attempt come from the activity's info."""
         if self.record_dir is None:
             return
+        try:
+            info = activity.info()
+        except RuntimeError:  # not in an activity (a direct call)
+            attempt = 0
+        else:
+            workflow_id = workflow_id or info.workflow_id
+            attempt = info.attempt
         path = self.record_dir / f"events-{os.getpid()}.log"
         out = self._records.get(path)
         if out is None:
             out = self._records[path] = path.open("a", buffering=1)
-        out.write(f"{kind} {workflow_id} {time.time():.6f}\n")
+        out.write(f"{kind} {workflow_id} {time.time():.6f} {attempt}\n")
 
     async def provision(self, request: ProvisionInput) -> InstanceInfo:
         self._record(PROVISIONED, request.workflow_id)
@@ -136,9 +149,13 @@ class BenchBackend(Backend):
     async def is_alive(self, instance: InstanceInfo) -> bool:
         return True
 
+    async def probe(self, instance: InstanceInfo) -> PresenceReport:
+        return Script(instance.data).report(time.time())
+
     async def presence(
         self, instance: InstanceInfo, *, connect_timeout: float = 10.0
     ) -> AsyncIterator[PresenceReport]:
+        self._record(MONITORED)
         script = Script(instance.data)
         while True:
             now = time.time()

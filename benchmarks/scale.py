@@ -15,7 +15,10 @@ the product's worker with the benchmark backend registered) and this driver, whi
   4. lets every deadline pass: the backend records the wall-clock time each
      terminate ran; lateness = that time - the deadline the workflow computed (from
      its final state: idle_since + inactivity_duration); for a sample, where the
-     time went (history events after the deadline).
+     time went (history events after the deadline). With ``--kill-worker-at S`` (and
+     ``--workers 2`` or more) worker0 gets ``kill -9`` S seconds into the deadlines, and
+     ``takeover`` reports lateness around the kill, lost and doubled terminations, and
+     how long the survivor took to take over workflows and monitors.
 
 Prints one JSON object (``--json``) or a short summary. Every process runs in its
 own process group and is killed, and the temp dir removed, even on Ctrl-C/SIGTERM.
@@ -40,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable
@@ -54,7 +58,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from benchmarks import bench_backend
-from benchmarks.scale_worker import TUNING_VAR
+from benchmarks.scale_worker import HEARTBEAT_EVERY_VAR, MONITOR_HEARTBEAT_VAR, TUNING_VAR
 from devenv.backends import registry
 from devenv.client.aio import AsyncClient
 from devenv.client.server import has_host_worker
@@ -95,6 +99,8 @@ class Group:
     """Child processes, each the leader of its own process group."""
 
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    killed: set[str] = field(default_factory=set)
+    """Killed on purpose (``--kill-worker-at``): not an error when found dead."""
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> int:
         with log.open("ab") as out:
@@ -113,8 +119,14 @@ class Group:
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
-            if proc.poll() is not None:
+            if name not in self.killed and proc.poll() is not None:
                 raise RuntimeError(f"{name} (pid {proc.pid}) exited with {proc.returncode}")
+
+    def kill(self, name: str) -> float:
+        """``kill -9`` one child's process group, now; returns when (epoch seconds)."""
+        self.killed.add(name)
+        os.killpg(self.procs[name].pid, signal.SIGKILL)
+        return time.time()
 
     def stop(self, names: Iterable[str], timeout: float = 20.0) -> None:
         """SIGTERM each group, wait, then SIGKILL what is left."""
@@ -138,10 +150,18 @@ class Group:
         self.stop([n for n in self.procs if n not in workers])
 
 
+_LAST_CPU: dict[int, float] = {}
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """utime + stime of a process (all its threads), from /proc/PID/stat; for a process
+    gone since (a killed worker), the last value read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return _LAST_CPU.get(pid, 0.0)
+    _LAST_CPU[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return _LAST_CPU[pid]
 
 
 def memory_mb(pid: int, key: str = "VmRSS") -> float:
@@ -258,7 +278,12 @@ COUNTED = ("service_requests", "persistence_requests")
 
 
 def scrape(port: int) -> dict[str, float]:
-    """The dev server's request counters by operation (``metric:Operation``)."""
+    """The dev server's request counters by operation (``metric:Operation``).
+
+    ``service_requests`` counts the frontend's only: the history service counts the
+    RPCs the frontend forwards to it under the same operation name, so summing every
+    service counted a heartbeat (and a workflow task completion...) twice. Figures in
+    benchmarks/README.md measured before 2026-12-01 carry that double count."""
     url = f"http://127.0.0.1:{port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
@@ -268,6 +293,8 @@ def scrape(port: int) -> dict[str, float]:
         if name not in COUNTED:
             continue
         labels, _, value = rest.rpartition("} ")
+        if name == "service_requests" and 'service_name="frontend"' not in labels:
+            continue
         operation = labels.split('operation="', 1)[-1].split('"', 1)[0]
         totals[f"{name}:{operation}"] += float(value)
     return totals
@@ -299,8 +326,19 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
+@dataclass(frozen=True)
+class Record:
+    kind: str
+    workflow_id: str
+    at: float
+    pid: int
+    attempt: int
+
+
 class Records:
-    """What the bench backend recorded (``KIND WORKFLOW_ID EPOCH``), read incrementally."""
+    """What the bench backend recorded (``KIND WORKFLOW_ID EPOCH ATTEMPT`` in one file per
+    worker process), read incrementally: the first time of each kind per workflow, and
+    every record (``all``)."""
 
     def __init__(self, directory: Path, every: float = 0.1) -> None:
         self.directory = directory
@@ -308,10 +346,11 @@ class Records:
         self.read_at = 0.0
         self.offsets: dict[Path, int] = {}
         self.first: dict[str, dict[str, float]] = defaultdict(dict)
+        self.all: list[Record] = []
 
-    def refresh(self) -> None:
+    def refresh(self, force: bool = False) -> None:
         """Read what was appended since the last call (at most every ``every`` s)."""
-        if time.monotonic() - self.read_at < self.every:
+        if not force and time.monotonic() - self.read_at < self.every:
             return
         self.read_at = time.monotonic()
         for path in self.directory.glob("events-*.log"):
@@ -321,8 +360,10 @@ class Records:
                 data = handle.read()
             complete = data.rfind(b"\n") + 1  # a line being written waits for next time
             self.offsets[path] = offset + complete
+            pid = int(path.stem.removeprefix("events-"))
             for line in data[:complete].decode().splitlines():
-                kind, workflow_id, at = line.split()
+                kind, workflow_id, at, attempt = line.split()
+                self.all.append(Record(kind, workflow_id, float(at), pid, int(attempt)))
                 seen = self.first[kind]
                 if workflow_id not in seen or float(at) < seen[workflow_id]:
                     seen[workflow_id] = float(at)
@@ -393,6 +434,230 @@ async def where_time_went(
     return {label: percentiles(values) for label, values in ordered}
 
 
+# ------------------------------------------------------------------ kill -9 takeover
+
+TAKEOVER_BIN_S = 5.0
+
+
+@dataclass
+class Kill:
+    """One worker killed with SIGKILL while deadlines were due."""
+
+    name: str
+    pid: int
+    at: float
+    """Epoch seconds."""
+    workers: dict[str, str]
+    """Worker identity pid (as a string) -> worker name, for every worker of the run."""
+
+    def worker_of(self, identity: str) -> str:
+        return self.workers.get(identity.partition("@")[0], identity)
+
+
+@dataclass
+class Story:
+    """What one environment's history says about the kill."""
+
+    cached_on: str | None = None
+    """Worker that completed its last workflow task before the kill (holds it cached)."""
+    first_after: tuple[float, str] | None = None
+    """First workflow task completed after the kill: when, by which worker."""
+    task_timeouts: int = 0
+    """Workflow tasks timed out after the kill (a sticky queue nobody polls)."""
+    closed_at: float | None = None
+    terminates_scheduled: int = 0
+    terminate_attempt: int = 0
+    probe_attempts: list[int] = field(default_factory=list)
+    events: list[tuple[float, str, str]] = field(default_factory=list)
+    """(epoch seconds, event label, worker or "") of every history event."""
+
+
+def _seconds(timestamp: Any) -> float:
+    return float(timestamp.seconds + timestamp.nanos / 1e9)
+
+
+async def stories(temporal: Client, workflow_ids: Iterable[str], kill: Kill) -> dict[str, Story]:
+    """Each environment's history, read for who ran it before and after the kill."""
+    gate = asyncio.Semaphore(16)
+    found: dict[str, Story] = {}
+
+    async def one(workflow_id: str) -> None:
+        async with gate:
+            history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+        story = Story()
+        names: dict[int, str] = {}
+        labels: dict[int, str] = {}
+        for event in history.events:
+            at = _seconds(event.event_time)
+            kind = event.event_type
+            identity = next(
+                (
+                    getattr(event, attr).identity
+                    for attr in (
+                        "workflow_task_started_event_attributes",
+                        "workflow_task_completed_event_attributes",
+                        "activity_task_started_event_attributes",
+                    )
+                    if event.HasField(attr)
+                ),
+                "",
+            )
+            worker = kill.worker_of(identity) if identity else ""
+            story.events.append((at, event_label(event, labels), worker))
+            if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                if at < kill.at:
+                    story.cached_on = worker
+                elif story.first_after is None:
+                    story.first_after = (at, worker)
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT and at >= kill.at:
+                story.task_timeouts += 1
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+                story.closed_at = at
+            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                name = event.activity_task_scheduled_event_attributes.activity_type.name
+                names[event.event_id] = name
+                story.terminates_scheduled += name == "terminate"
+            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                started = event.activity_task_started_event_attributes
+                name = names.get(started.scheduled_event_id, "?")
+                if name == "terminate":
+                    story.terminate_attempt = started.attempt
+                elif name == "probe":
+                    story.probe_attempts.append(started.attempt)
+        found[workflow_id] = story
+
+    await asyncio.gather(*(one(w) for w in workflow_ids))
+    return found
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def takeover_report(
+    kill: Kill,
+    window: float,
+    dues: dict[str, float],
+    records: Records,
+    found: dict[str, Story],
+) -> dict[str, Any]:
+    """Lateness before, during and after the takeover; lost and doubled terminations;
+    how long the surviving worker took to take over workflows and monitors.
+
+    Buckets by deadline: terminated before the kill; due before it but terminated after
+    (``pending_at_kill``); due within ``window`` s after it (``during``, split into
+    ``orphaned``: the killed worker held the workflow, and ``other``); due later
+    (``after``). ``bound_ms``: the latest terminate of a deadline terminated after the
+    kill; ``bound_closed_ms``: the latest close (terminate done, workflow completed) of
+    one closed after it. ``worst``: that environment's history after its deadline."""
+    records.refresh(force=True)
+    terminates: dict[str, list[Record]] = defaultdict(list)
+    monitors: dict[str, list[Record]] = defaultdict(list)
+    for record in records.all:
+        if record.kind == bench_backend.TERMINATED:
+            terminates[record.workflow_id].append(record)
+        elif record.kind == bench_backend.MONITORED:
+            monitors[record.workflow_id].append(record)
+    kinds = ("done_before_kill", "pending_at_kill", "during", "orphaned", "other", "after")
+    buckets: dict[str, dict[str, list[float]]] = {n: {"ran": [], "closed": []} for n in kinds}
+    series: dict[float, list[float]] = defaultdict(list)
+    worst: tuple[float, str] | None = None
+    closed_after_kill: list[float] = []
+    for workflow_id, due in dues.items():
+        ran = terminates.get(workflow_id)
+        story = found.get(workflow_id, Story())
+        if not ran:
+            continue
+        first = min(r.at for r in ran)
+        late = (first - due) * 1000
+        closed = None if story.closed_at is None else (story.closed_at - due) * 1000
+        relative = due - kill.at
+        if first < kill.at:
+            names = ["done_before_kill"]
+        elif relative < 0:
+            names = ["pending_at_kill"]
+        elif relative >= window:
+            names = ["after"]
+        else:
+            names = ["during", "orphaned" if story.cached_on == kill.name else "other"]
+        if names[0] != "done_before_kill" and (worst is None or late > worst[0]):
+            worst = (late, workflow_id)
+        if closed is not None and story.closed_at is not None and story.closed_at >= kill.at:
+            closed_after_kill.append(closed)
+        for name in names:
+            buckets[name]["ran"].append(late)
+            if closed is not None:
+                buckets[name]["closed"].append(closed)
+        series[math.floor(relative / TAKEOVER_BIN_S) * TAKEOVER_BIN_S].append(late)
+    lateness = {
+        name: {"terminate_ran_ms": percentiles(v["ran"]), "closed_ms": percentiles(v["closed"])}
+        for name, v in buckets.items()
+    }
+    affected = ("pending_at_kill", "during", "after")
+    worst_steps: list[tuple[str, float, str]] = []
+    if worst is not None:
+        due = dues[worst[1]]
+        worst_steps = [
+            (label, round((at - due) * 1000), worker)
+            for at, label, worker in found.get(worst[1], Story()).events
+            if at >= due - 0.001
+        ]
+
+    # Workflows the killed worker held (its last task before the kill) still running then.
+    orphans = {
+        w: s
+        for w, s in found.items()
+        if s.cached_on == kill.name and (s.closed_at is None or s.closed_at > kill.at)
+    }
+    taken = [s.first_after[0] - kill.at for s in orphans.values() if s.first_after is not None]
+    by_killed = sum(
+        1 for s in orphans.values() if s.first_after is not None and s.first_after[1] == kill.name
+    )
+    # Monitors that ran on the killed worker and were restarted by another one.
+    restarted: list[float] = []
+    never = 0
+    for attempts in monitors.values():
+        before = [r for r in attempts if r.at < kill.at]
+        if not before or max(before, key=lambda r: r.at).pid != kill.pid:
+            continue
+        after = [r.at for r in attempts if r.at >= kill.at and r.pid != kill.pid]
+        if after:
+            restarted.append(min(after) - kill.at)
+        else:
+            never += 1
+    calls = {w: len(r) for w, r in terminates.items()}
+    same_attempt_twice = sum(1 for r in terminates.values() if len({x.attempt for x in r}) < len(r))
+    return {
+        "killed": kill.name,
+        "killed_at_s": round(kill.at - min(dues.values()), 1) if dues else None,
+        "window_s": window,
+        "deadlines": {name: len(v["ran"]) for name, v in buckets.items()},
+        "lateness": lateness,
+        "bound_ms": _rounded(max([x for n in affected for x in buckets[n]["ran"]], default=None)),
+        "bound_closed_ms": _rounded(max(closed_after_kill, default=None)),
+        "worst": {"workflow_id": worst[1], "after_due_ms": worst_steps} if worst else None,
+        "lateness_by_due_ms": {
+            f"{start:+.0f}s": percentiles(values) for start, values in sorted(series.items())
+        },
+        "lost": sum(1 for w in dues if w not in terminates),
+        "not_closed": sum(1 for w in dues if found.get(w, Story()).closed_at is None),
+        "terminate_calls_max": max(calls.values(), default=0),
+        "envs_terminate_called_more_than_once": sum(1 for n in calls.values() if n > 1),
+        "envs_terminate_retried": sum(1 for s in found.values() if s.terminate_attempt > 1),
+        "envs_terminate_same_attempt_twice": same_attempt_twice,
+        "envs_terminated_twice": sum(1 for s in found.values() if s.terminates_scheduled > 1),
+        "envs_probe_retried": sum(
+            1 for s in found.values() if any(a > 1 for a in s.probe_attempts)
+        ),
+        "orphaned_workflows": len(orphans),
+        "orphans_taken_over_s": percentiles(taken),
+        "orphans_next_task_by_killed": by_killed,
+        "workflow_task_timeouts_after_kill": sum(s.task_timeouts for s in found.values()),
+        "orphaned_monitors_restarted_s": percentiles(restarted),
+        "orphaned_monitors_not_restarted": never,
+    }
+
+
 # ------------------------------------------------------------------ the run
 
 
@@ -418,6 +683,10 @@ class Options:
     start_budget: float | None
     sample_every: float
     bytecode_cache: bool
+    kill_worker_at: float | None = None
+    takeover_window: float = 40.0
+    monitor_heartbeat: float | None = None
+    heartbeat_every: float | None = None
 
 
 class World:
@@ -463,6 +732,10 @@ class World:
             env["PYTHONPYCACHEPREFIX"] = str(self.root / "pycache")
         if self.options.worker_tuning:
             env[TUNING_VAR] = self.options.worker_tuning
+        if self.options.monitor_heartbeat is not None:
+            env[MONITOR_HEARTBEAT_VAR] = str(self.options.monitor_heartbeat)
+        if self.options.heartbeat_every is not None:
+            env[HEARTBEAT_EVERY_VAR] = str(self.options.heartbeat_every)
         return env
 
     async def start(self) -> Client:
@@ -507,6 +780,12 @@ class World:
 
     def worker_pids(self) -> dict[str, int]:
         return {n: p for n, p in self.pids.items() if n.startswith("worker")}
+
+    def kill(self, name: str) -> Kill:
+        """``kill -9`` one worker; it is no longer measured (CPU, RSS) from then on."""
+        workers = {str(pid): n for n, pid in self.worker_pids().items()}
+        pid = self.pids.pop(name)
+        return Kill(name=name, pid=pid, at=self.group.kill(name), workers=workers)
 
     def rss(self) -> dict[str, float]:
         return {name: round(memory_mb(pid), 1) for name, pid in self.pids.items()}
@@ -695,6 +974,10 @@ async def run(options: Options, root: Path, report: dict[str, Any]) -> None:
         spread_s=options.spread,
         workers=options.workers,
         session_s=options.session,
+        kill_worker_at_s=options.kill_worker_at,
+        monitor_heartbeat_s=options.monitor_heartbeat,
+        heartbeat_every_s=options.heartbeat_every,
+        worker_tuning=options.worker_tuning,
         deadline_rate_per_s=round(options.envs / max(options.spread, 1e-9), 2),
         cores=os.cpu_count(),
         load_avg_before=[round(x, 2) for x in os.getloadavg()],
@@ -785,6 +1068,9 @@ async def run(options: Options, root: Path, report: dict[str, Any]) -> None:
         meter.start()
         counted = scrape(world.metrics_port)
         profiler.start("deadlines", world.worker_pids())
+        killing: asyncio.Task[Kill] | None = None
+        if options.kill_worker_at is not None:
+            killing = asyncio.create_task(kill_later(world, anchor + options.kill_worker_at))
         ended: dict[str, float] = {}
         while time.time() < give_up:
             world.group.check_alive()
@@ -801,6 +1087,12 @@ async def run(options: Options, root: Path, report: dict[str, Any]) -> None:
         if options.profile is not None:
             report["profile"] = profiler.summary()
         report["peak_rss_mb_by_process"] = world.peak_rss()
+        kill = None
+        if killing is not None:
+            if not killing.done():
+                killing.cancel()
+            else:
+                kill = killing.result()
         states = await final_states(temporal, ended)
         late: list[float] = []
         offsets: list[float] = []
@@ -822,6 +1114,13 @@ async def run(options: Options, root: Path, report: dict[str, Any]) -> None:
         if ended:
             span = max(ended.values()) - min(ended.values())
             report["terminations_per_s"] = round(len(ended) / max(span, 1e-3), 1)
+        if kill is not None:
+            dues = dict(planned)
+            dues.update({w: due for w, due, _ in samples})
+            found = await stories(temporal, planned, kill)
+            report["takeover"] = takeover_report(
+                kill, options.takeover_window, dues, records, found
+            )
         if options.breakdown and samples:
             samples.sort(key=lambda s: s[1])
             step = max(len(samples) // options.breakdown, 1)
@@ -832,6 +1131,12 @@ async def run(options: Options, root: Path, report: dict[str, Any]) -> None:
             report["timeline"] = timeline.samples
         report["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
         world.group.stop_all()
+
+
+async def kill_later(world: World, at: float) -> Kill:
+    """At ``at`` (epoch seconds), ``kill -9`` worker0."""
+    await asyncio.sleep(max(at - time.time(), 0.0))
+    return world.kill("worker0")
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -849,6 +1154,15 @@ def summary(report: dict[str, Any]) -> str:
         f"lateness              p50 {late.get('p50')} ms, p99 {late.get('p99')} ms, "
         f"max {late.get('max')} ms ({report.get('terminated')} terminated)",
     ]
+    takeover = report.get("takeover")
+    if takeover:
+        during = takeover["lateness"]["during"]["terminate_ran_ms"]
+        lines += [
+            f"kill -9 {takeover['killed']} at +{takeover['killed_at_s']} s: deadlines in the "
+            f"next {takeover['window_s']} s late p50 {during['p50']} ms, max {during['max']} "
+            f"ms; bound after the kill {takeover['bound_ms']} ms; lost {takeover['lost']}, "
+            f"terminated twice {takeover['envs_terminated_twice']}",
+        ]
     return "\n".join(lines)
 
 
@@ -886,9 +1200,32 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument(
+        "--kill-worker-at",
+        type=float,
+        help="kill -9 worker0 this many s after the first deadline (needs --workers 2+)",
+    )
+    parser.add_argument(
+        "--takeover-window",
+        type=float,
+        default=40.0,
+        help="deadlines due this many s after the kill count as during the takeover",
+    )
+    parser.add_argument(
+        "--monitor-heartbeat",
+        type=float,
+        help=f"monitor heartbeat timeout in s (experiment; {MONITOR_HEARTBEAT_VAR})",
+    )
+    parser.add_argument(
+        "--heartbeat-every",
+        type=float,
+        help=f"s between activity.heartbeat() calls (experiment; {HEARTBEAT_EVERY_VAR})",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="py-spy the worker and driver per phase into this dir"
     )
     args = parser.parse_args(argv)
+    if args.kill_worker_at is not None and args.workers < 2:
+        parser.error("--kill-worker-at needs --workers 2 or more")
     options = Options(
         envs=args.envs,
         spread=args.spread,
@@ -910,6 +1247,10 @@ def parse(argv: list[str] | None = None) -> Options:
         start_budget=args.start_budget,
         sample_every=args.sample_every,
         bytecode_cache=not args.no_bytecode_cache,
+        kill_worker_at=args.kill_worker_at,
+        takeover_window=args.takeover_window,
+        monitor_heartbeat=args.monitor_heartbeat,
+        heartbeat_every=args.heartbeat_every,
     )
     return options
 
@@ -926,6 +1267,9 @@ async def bounded(options: Options, root: Path, report: dict[str, Any], timeout:
         report["aborted"] = f"timeout after {timeout:.0f}s"
     except asyncio.CancelledError:
         report["aborted"] = "interrupted"
+    except Exception as error:  # the report so far is still worth printing
+        traceback.print_exc()
+        report["aborted"] = f"{type(error).__name__}: {error}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,17 @@ arguments of every ``temporalio.worker.Worker`` devenv builds, e.g.
 ``passthrough_modules`` (a list) passes those modules through the workflow sandbox;
 keys ending in ``_timeout`` or ``_interval`` are seconds.
 
+``DEVENV_BENCH_MONITOR_HEARTBEAT`` (seconds, benchmark experiments only) replaces the
+heartbeat timeout the workflow gives its monitor activities (``MONITOR_HEARTBEAT`` of
+``devenv/workflows/policies.py``, read by ``devenv/workflows/monitoring.py``, a module
+the workflow sandbox passes through): the SDK sends a monitor's heartbeats at most every
+``min(0.8 x heartbeat timeout, max_heartbeat_throttle_interval)``, so a longer throttle
+than 24 s needs both this and ``max_heartbeat_throttle_interval`` in the tuning.
+``DEVENV_BENCH_HEARTBEAT_EVERY`` (seconds) replaces how often the activities call
+``activity.heartbeat()`` (``HEARTBEAT_SECONDS`` of ``devenv/activities/activities.py``,
+5 s; the SDK only forwards what its throttle lets through). Keep it under the 30 s
+heartbeat timeout of provision and terminate.
+
     python -m benchmarks.scale_worker
 """
 
@@ -29,11 +40,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 import devenv.worker.worker as devenv_worker
 from benchmarks import bench_backend
+from devenv.activities import activities
 from devenv.backends import registry
 from devenv.settings import Settings
 from devenv.worker.client import wait_reachable
+from devenv.workflows import monitoring
 
 TUNING_VAR = "DEVENV_BENCH_WORKER_TUNING"
+MONITOR_HEARTBEAT_VAR = "DEVENV_BENCH_MONITOR_HEARTBEAT"
+HEARTBEAT_EVERY_VAR = "DEVENV_BENCH_HEARTBEAT_EVERY"
 POLLER_KEYS = {
     "workflow_task_pollers": "workflow_task_poller_behavior",
     "activity_task_pollers": "activity_task_poller_behavior",
@@ -69,6 +84,15 @@ def install_tuning(overrides: dict[str, Any]) -> None:
     devenv_worker.__dict__["Worker"] = TunedWorker
 
 
+def install_monitor_heartbeat(raw: str | None, every: str | None) -> None:
+    """Make the workflows this worker runs schedule monitors with this heartbeat timeout,
+    and its activities call ``activity.heartbeat()`` this often."""
+    if raw:
+        monitoring.__dict__["MONITOR_HEARTBEAT"] = timedelta(seconds=float(raw))
+    if every:
+        activities.__dict__["HEARTBEAT_SECONDS"] = float(every)
+
+
 async def serve() -> None:
     """Connect, run the workers, stop gracefully on SIGTERM/SIGINT."""
     settings = Settings.load()
@@ -83,6 +107,9 @@ async def serve() -> None:
 def main() -> int:
     registry.register(bench_backend.ENTRY)
     install_tuning(tuning_overrides(os.environ.get(TUNING_VAR)))
+    install_monitor_heartbeat(
+        os.environ.get(MONITOR_HEARTBEAT_VAR), os.environ.get(HEARTBEAT_EVERY_VAR)
+    )
     asyncio.run(serve())
     return 0
 
