@@ -39,6 +39,9 @@ from devenv.workflows.state import EnvState, InstanceInfo, PresenceReport, Statu
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+MONITOR_HEARTBEAT_SECONDS = 60.0
+"""A monitor heartbeats twice per RPC the worker sends for it (``HEARTBEAT_THROTTLE``);
+more calls would only be dropped by the SDK, at a cost."""
 RECONNECT_MIN_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 30.0
 STABLE_STREAM_SECONDS = 10.0
@@ -129,7 +132,7 @@ class EnvironmentActivities:
         """
         forwarder = _Forwarder(self._client.get_workflow_handle(request.workflow_id))
         backend = self._backend(request.instance.backend)
-        heartbeat = asyncio.create_task(_heartbeat_forever())
+        heartbeat = asyncio.create_task(_heartbeat_forever(MONITOR_HEARTBEAT_SECONDS))
         keepalive = asyncio.create_task(forwarder.keepalive_forever(request.keepalive_seconds))
         try:
             await self._follow(request, backend, forwarder)
@@ -268,12 +271,12 @@ async def _heartbeating() -> AsyncIterator[None]:
             beating.cancel()
 
 
-async def _heartbeat_forever() -> None:
+async def _heartbeat_forever(every: float = HEARTBEAT_SECONDS) -> None:
     """Heartbeats prove the monitor is alive and deliver cancellation to it; during a
     provision they carry the backend's latest step (``devenv start`` shows it)."""
     while True:
         activity.heartbeat(progress.latest() or datetime.now(UTC).isoformat())
-        await asyncio.sleep(HEARTBEAT_SECONDS)
+        await asyncio.sleep(every)
 
 
 def all_activities(acts: EnvironmentActivities) -> list[Callable[..., object]]:

@@ -18,6 +18,7 @@ from devenv.keys import ensure_internal_key
 from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
 from devenv.worker.recovery import STICKY_TIMEOUT, recover
 from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.policies import HEARTBEAT_THROTTLE
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,14 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
     host = Worker(
         client,
         task_queue=host_task_queue(),
         activities=activities,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
     return [shared, host]
 
