@@ -99,7 +99,8 @@ def terminal_warning(s: EnvState, now: datetime) -> str:
     assert s.deadline is not None
     left = format_duration(max(math.ceil((s.deadline - now).total_seconds()), 0))
     return (
-        f"\a\r\n*** devenv: {s.spec.name} terminates at {stamp(s.deadline)} "
+        f"\a\r\n*** devenv: {s.spec.name} terminates at "
+        f"{utc(s.deadline).strftime('%Y-%m-%d %H:%M:%SZ')} "
         f"(in {left}; {rule_words(s)}) ***\r\n"
         f"*** everything running in it ends then; to keep it: {extend_command(s)} ***\r\n"
     )
