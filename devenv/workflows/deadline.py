@@ -14,14 +14,7 @@ from devenv.workflows.state import EnvState, Status, TerminationReason
 def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]:
     """The earlier of the idle rule (only while nobody is present) and max_duration."""
     s = state
-    candidates: list[tuple[datetime, TerminationReason]] = []
-    if s.spec.max_duration is not None and s.created_at is not None:
-        candidates.append(
-            (
-                s.created_at + timedelta(seconds=s.spec.max_duration),
-                TerminationReason.MAX_DURATION_EXCEEDED,
-            )
-        )
+    idle: tuple[datetime, TerminationReason] | None = None
     if (
         s.spec.inactivity_duration is not None
         and s.connections == 0
@@ -29,39 +22,41 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
         and s.idle_since is not None
         and s.status == Status.RUNNING
     ):
-        candidates.append(
-            (
-                s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
-                TerminationReason.INACTIVITY_DURATION_EXCEEDED,
-            )
+        idle = (
+            s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
+            TerminationReason.INACTIVITY_DURATION_EXCEEDED,
         )
-    if s.stop_at is not None:
-        candidates.append((s.stop_at, TerminationReason.SCHEDULED_STOP))
+    candidates = [end for end in (_max_end(s), idle, _stop_end(s)) if end is not None]
     if s.status not in (Status.PROVISIONING, Status.RUNNING) or not candidates:
         return None, None
-    due, reason = min(candidates, key=lambda c: c[0])
-    if s.deadline_floor is not None and due < s.deadline_floor:
-        due = s.deadline_floor  # extended: the same rule, later
-    return due, reason
+    return _floored(s, min(candidates, key=lambda c: c[0]))
 
 
 def fixed_end(state: EnvState) -> tuple[datetime, TerminationReason] | None:
     """The end that holds even while someone works (max_duration, a scheduled stop),
     extended by ``--extend``; None when only idleness can end the environment."""
-    s = state
-    ends: list[tuple[datetime, TerminationReason]] = []
-    if s.spec.max_duration is not None and s.created_at is not None:
-        ends.append(
-            (
-                s.created_at + timedelta(seconds=s.spec.max_duration),
-                TerminationReason.MAX_DURATION_EXCEEDED,
-            )
-        )
-    if s.stop_at is not None:
-        ends.append((s.stop_at, TerminationReason.SCHEDULED_STOP))
-    if not ends:
+    ends = [end for end in (_max_end(state), _stop_end(state)) if end is not None]
+    return _floored(state, min(ends, key=lambda end: end[0])) if ends else None
+
+
+def _max_end(s: EnvState) -> tuple[datetime, TerminationReason] | None:
+    if s.spec.max_duration is None or s.created_at is None:
         return None
-    due, reason = min(ends, key=lambda end: end[0])
+    return (
+        s.created_at + timedelta(seconds=s.spec.max_duration),
+        TerminationReason.MAX_DURATION_EXCEEDED,
+    )
+
+
+def _stop_end(s: EnvState) -> tuple[datetime, TerminationReason] | None:
+    return None if s.stop_at is None else (s.stop_at, TerminationReason.SCHEDULED_STOP)
+
+
+def _floored(
+    s: EnvState, end: tuple[datetime, TerminationReason]
+) -> tuple[datetime, TerminationReason]:
+    """``--extend``: the same rule, not before the floor."""
+    due, reason = end
     if s.deadline_floor is not None and due < s.deadline_floor:
         due = s.deadline_floor
     return due, reason

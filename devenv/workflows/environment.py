@@ -384,20 +384,32 @@ class DevEnvironmentWorkflow:
 
     async def _apply_policy(self, instance: InstanceInfo, policy: FailsafePolicy) -> None:
         s = self._state
-        try:
-            await workflow.execute_activity(
-                "apply_policy",
-                ApplyPolicyInput(workflow_id=s.workflow_id, instance=instance, policy=policy),
-                task_queue=instance.task_queue,
-                start_to_close_timeout=APPLY_POLICY_TIMEOUT,
-                retry_policy=APPLY_POLICY_RETRY,
-                summary="tell the machine's failsafe the thresholds",
-            )
-        except ActivityError as err:
-            self._event(f"could not update the machine's failsafe ({failure_message(err)})")
+        request = ApplyPolicyInput(workflow_id=s.workflow_id, instance=instance, policy=policy)
+        summary = "tell the machine's failsafe the thresholds"
+        what = "the machine's failsafe"
+        if not await self._push(instance, "apply_policy", request, summary, what):
             return
         s.failsafe_policy = policy
         self._wake = True  # a change that arrived meanwhile is pushed on the next pass
+
+    async def _push(
+        self, instance: InstanceInfo, activity: str, request: object, summary: str, what: str
+    ) -> bool:
+        """Tell the instance something in the background (a few tries on its queue); an
+        event says so when it could not be told. True once told."""
+        try:
+            await workflow.execute_activity(
+                activity,
+                request,
+                task_queue=instance.task_queue,
+                start_to_close_timeout=APPLY_POLICY_TIMEOUT,
+                retry_policy=APPLY_POLICY_RETRY,
+                summary=summary,
+            )
+        except ActivityError as err:
+            self._event(f"could not update {what} ({failure_message(err)})")
+            return False
+        return True
 
     def _push_login(self) -> None:
         """Keep the instance's login banner current (its rules and fixed end), in the
@@ -417,21 +429,12 @@ class DevEnvironmentWorkflow:
 
     async def _apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
         s = self._state
-        try:
-            await workflow.execute_activity(
-                "apply_login",
-                ApplyLoginInput(workflow_id=s.workflow_id, instance=instance, login=login),
-                task_queue=instance.task_queue,
-                start_to_close_timeout=APPLY_POLICY_TIMEOUT,
-                retry_policy=APPLY_POLICY_RETRY,
-                summary="update the login banner",
-            )
-        except ActivityError as err:
-            self._event(f"could not update the login banner ({failure_message(err)})")
-            s.login = login  # not retried for this banner: the next change tries again
-            return
-        s.login = login
-        if login != self._wanted_login():
+        request = ApplyLoginInput(workflow_id=s.workflow_id, instance=instance, login=login)
+        told = await self._push(
+            instance, "apply_login", request, "update the login banner", "the login banner"
+        )
+        s.login = login  # also when it failed: not retried for this banner, the next change is
+        if told and login != self._wanted_login():
             self._wake = True  # a change arrived meanwhile: pushed on the next pass
 
     def _wanted_login(self) -> LoginSettings:

@@ -187,6 +187,17 @@ class Session:
         self.send("exit\n")
         return self.process.wait(15)
 
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+    def expect_terminal_warning(self, name: str, timeout: float) -> str:
+        """Wait for the warning devenv writes into open terminals before a fixed end;
+        everything the session printed so far."""
+        self.expect(f"*** devenv: {name} terminates at", timeout=timeout)
+        self.expect(f"to keep it: devenv signal {name} --extend 1h ***")
+        return "".join(self.output)
+
 
 def kill_instances(home: Path) -> None:
     """Last resort: kill any local instance server left under ``home``."""

@@ -169,12 +169,9 @@ def test_the_login_banner_says_the_rules_and_a_fixed_end_is_written_into_the_ter
         session.expect("Idle rule: terminated 1h after the last user leaves")
         session.expect("even in use (max_duration 25s).")
         session.expect(f"Keep it longer: devenv signal {name} --extend 1h")
-        session.expect(f"*** devenv: {name} terminates at", timeout=30)
-        session.expect(f"to keep it: devenv signal {name} --extend 1h ***")
+        text = session.expect_terminal_warning(name, timeout=30)
     finally:
-        session.process.kill()
-        session.process.wait(10)
-    text = "".join(session.output)
+        session.kill()
     assert text.count("*** devenv:") == 1
     assert "(max_duration 25s)" in text
     logs = devenv.run("logs", name).stdout

@@ -206,12 +206,9 @@ def test_an_ssh_login_shows_the_banner_and_a_fixed_end_reaches_the_terminal(
         session.expect("even in use (max_duration 40s).")
         session.send("echo shell-$((6*7))\n")
         session.expect("shell-42")
-        session.expect(f"*** devenv: {name} terminates at", timeout=40)
-        session.expect(f"to keep it: devenv signal {name} --extend 1h ***")
+        text = session.expect_terminal_warning(name, timeout=40)
     finally:
-        session.process.kill()
-        session.process.wait(10)
-    text = "".join(session.output)
+        session.kill()
     assert text.count("*** devenv:") == 1 and text.count("devenv: this is") == 1
     logs = devenv.run("logs", name).stdout
     assert "warning written to 1 open terminal" in logs

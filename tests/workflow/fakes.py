@@ -238,6 +238,17 @@ async def running_worker(client: Client, **backend: Any) -> AsyncIterator[FakeBa
             fake.release_monitors.set()
 
 
+@asynccontextmanager
+async def running_env(
+    client: Client, state: EnvState, **backend: Any
+) -> AsyncIterator[tuple[FakeBackend, WorkflowHandle[DevEnvironmentWorkflow, EnvState], EnvState]]:
+    """A worker with a fresh fake backend, ``state``'s workflow started on it and running:
+    (the fake, the handle, the state once running)."""
+    async with running_worker(client, **backend) as fake:
+        handle = await start(client, fake, state)
+        yield fake, handle, await wait_running(handle)
+
+
 async def start(
     client: Client, fake: FakeBackend, state: EnvState
 ) -> WorkflowHandle[DevEnvironmentWorkflow, EnvState]:
@@ -295,3 +306,12 @@ def report(
 
 def utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+H = 3600
+WF = DevEnvironmentWorkflow
+
+
+def messages(state: EnvState) -> list[str]:
+    """The events' words, oldest first."""
+    return [event.message for event in state.events]

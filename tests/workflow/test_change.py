@@ -7,7 +7,6 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import (
     Change,
     DurationSetting,
@@ -16,27 +15,34 @@ from devenv.workflows.state import (
     Status,
     TerminationReason,
 )
-from tests.workflow.fakes import TEST_KEY, make_state, running_worker, start, wait_for, wait_running
+from tests.workflow.fakes import (
+    TEST_KEY,
+    WF,
+    H,
+    make_state,
+    messages,
+    running_env,
+    wait_for,
+)
 
-H = 3600
-WF = DevEnvironmentWorkflow
 BOB_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBobBobBobBobBobBobBobBobBobBobBobBobBobBobBob bob@laptop"
 )
 BOB = SharedUser(name="bob", public_key=BOB_KEY)
 
 
-def messages(state: EnvState) -> list[str]:
-    return [event.message for event in state.events]
+def alices() -> EnvState:
+    """An environment alice owns, with a 2h idle threshold."""
+    state = make_state(inactivity=2 * H)
+    state.spec.owner = "alice"
+    return state
 
 
 async def test_a_change_applies_every_part_and_says_who_made_it(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     client = time_skipping_env.client
-    async with running_worker(client) as fake:
-        handle = await start(client, fake, make_state(inactivity=2 * H))
-        await wait_running(handle)
+    async with running_env(client, make_state(inactivity=2 * H)) as (_fake, handle, _):
         answer = await handle.execute_update(
             WF.change,
             Change(
@@ -59,9 +65,7 @@ async def test_a_lowered_threshold_that_ends_it_skips_the_rest(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     env = time_skipping_env
-    async with running_worker(env.client) as fake:
-        handle = await start(env.client, fake, make_state(inactivity=2 * H))
-        await wait_running(handle)
+    async with running_env(env.client, make_state(inactivity=2 * H)) as (_fake, handle, _):
         await env.sleep(H)
         answer = await handle.execute_update(
             WF.change, Change(inactivity=DurationSetting(seconds=60), extend=H, by="alice")
@@ -76,11 +80,8 @@ async def test_sharing_tells_the_instance_the_members_keys_and_the_banner_names_
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     client = time_skipping_env.client
-    async with running_worker(client, login_messages=True) as fake:
-        state = make_state(inactivity=2 * H)
-        state.spec.owner = "alice"
-        handle = await start(client, fake, state)
-        await wait_running(handle)
+    state = alices()
+    async with running_env(client, state, login_messages=True) as (_fake, handle, _):
         await handle.execute_update(WF.change, Change(shared_with=[BOB], by="alice"))
         shared = await wait_for(handle, lambda s: s.login is not None and bool(s.login.shared_keys))
         await handle.execute_update(WF.change, Change(shared_with=[], by="alice"))
@@ -119,11 +120,8 @@ async def test_bad_members_are_refused_and_nothing_changes(
     time_skipping_env: WorkflowEnvironment, users: list[SharedUser], expected: str
 ) -> None:
     client = time_skipping_env.client
-    async with running_worker(client) as fake:
-        state = make_state(inactivity=2 * H)
-        state.spec.owner = "alice"
-        handle = await start(client, fake, state)
-        await wait_running(handle)
+    state = alices()
+    async with running_env(client, state) as (_fake, handle, _):
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(WF.change, Change(shared_with=users, by="alice"))
         assert expected in str(refused.value.cause)
@@ -136,12 +134,9 @@ async def test_members_are_told_of_a_change_on_the_webhook_with_who_made_it(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     client = time_skipping_env.client
-    async with running_worker(client) as fake:
-        state = make_state(inactivity=2 * H)
-        state.spec.owner = "alice"
-        state.spec.notify_webhook = "wh-" + "1" * 24
-        handle = await start(client, fake, state)
-        await wait_running(handle)
+    state = alices()
+    state.spec.notify_webhook = "wh-" + "1" * 24
+    async with running_env(client, state) as (fake, handle, _):
         await handle.execute_update(WF.change, Change(extend=H, by="alice"))  # not shared yet
         await handle.execute_update(WF.change, Change(shared_with=[BOB], by="alice"))
         await handle.execute_update(

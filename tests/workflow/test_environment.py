@@ -28,7 +28,10 @@ from devenv.workflows.state import (
     Tuning,
 )
 from tests.workflow.fakes import (
+    WF,
+    H,
     make_state,
+    messages,
     query_status,
     report,
     running_worker,
@@ -38,13 +41,7 @@ from tests.workflow.fakes import (
     wait_running,
 )
 
-H = 3600
-WF = DevEnvironmentWorkflow
 Handle = WorkflowHandle[DevEnvironmentWorkflow, EnvState]
-
-
-def messages(state: EnvState) -> list[str]:
-    return [event.message for event in state.events]
 
 
 def close_to(actual: timedelta, expected: timedelta, slack: float = 1.0) -> bool:

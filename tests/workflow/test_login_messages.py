@@ -7,36 +7,30 @@ from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import EnvState, TerminationReason, Tuning
+from devenv.workflows.state import TerminationReason, Tuning
 from tests.workflow.fakes import (
+    WF,
+    H,
     make_state,
+    messages,
     report,
+    running_env,
     running_worker,
     start,
     utc,
     wait_for,
-    wait_running,
 )
 
-H = 3600
-WF = DevEnvironmentWorkflow
 CONNECTED = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=10 * H)
 """No monitor, and a connected user is believed without keepalives for 10 hours."""
-
-
-def messages(state: EnvState) -> list[str]:
-    return [event.message for event in state.events]
 
 
 async def test_the_banner_states_the_rules_and_follows_every_change(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     client = time_skipping_env.client
-    async with running_worker(client, login_messages=True) as fake:
-        state = make_state(inactivity=2 * H, max_duration=24 * H)
-        handle = await start(client, fake, state)
-        running = await wait_running(handle)
+    state = make_state(inactivity=2 * H, max_duration=24 * H)
+    async with running_env(client, state, login_messages=True) as (fake, handle, running):
         await wait_for(handle, lambda s: s.login is not None)
         await handle.execute_update(WF.set_inactivity, 12 * H)
         await wait_for(handle, lambda s: s.login is not None and "12h" in s.login.banner)
@@ -61,9 +55,7 @@ async def test_instances_without_a_banner_are_never_asked(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     client = time_skipping_env.client
-    async with running_worker(client) as fake:
-        handle = await start(client, fake, make_state(inactivity=2 * H))
-        await wait_running(handle)
+    async with running_env(client, make_state(inactivity=2 * H)) as (fake, handle, _):
         await handle.execute_update(WF.set_inactivity, 3 * H)
         await handle.execute_update(WF.request_stop, None)
         final = await handle.result()
@@ -75,10 +67,12 @@ async def test_a_fixed_end_is_written_once_into_the_terminals_of_a_connected_use
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     env = time_skipping_env
-    async with running_worker(env.client, login_messages=True, open_terminals=2) as fake:
-        state = make_state(inactivity=H, max_duration=2 * H, tuning=CONNECTED)
-        handle = await start(env.client, fake, state)
-        await wait_running(handle)
+    state = make_state(inactivity=H, max_duration=2 * H, tuning=CONNECTED)
+    async with running_env(env.client, state, login_messages=True, open_terminals=2) as (
+        fake,
+        handle,
+        _,
+    ):
         await handle.signal(WF.record_presence, report(1, utc(await env.get_current_time())))
         await wait_for(handle, lambda s: s.connections == 1)
         final = await handle.result()
