@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.harness import DEVENV, Devenv, free_port, wait_for
+from tests.e2e.harness import DEVENV, Devenv, free_port, serving, wait_for
 
 USERS_WITH_KEYS = ("alice", "bob")
 
@@ -88,8 +88,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("api")
     port = free_port()
     world = Devenv(root, extra_env={"DEVENV_API_PORT": str(port)})
-    server = world.start_server()
-    try:
+    with serving(world):
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(url), 30, "the HTTP API")
         api = Api(world=world, url=url)
@@ -104,13 +103,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             api.tokens[user] = world.run("users", "add", user, "--key", f"{key}.pub").stdout.strip()
         api.tokens["carol"] = world.run("users", "add", "carol").stdout.strip()
         yield api
-    finally:
-        world.cleanup()
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def _answers(url: str) -> bool:
