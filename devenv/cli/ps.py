@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from devenv.cli.output import JSON_OPT, err, out, run
+
+if TYPE_CHECKING:
+    from devenv.client.models import EnvironmentPage, EnvironmentStatus
 
 
 def ps(
@@ -36,29 +41,48 @@ def ps(
 
 
 async def _ps(name: str | None, include_ended: bool, json_output: bool) -> None:
-    from devenv.cli.views import ps_table, statuses_json
+    """Print the listing as its pages arrive: one page (up to 100 environments) as a
+    table, a fleet a page at a time, each page sorted, so the first rows show at once."""
+    from devenv.cli.views import JsonRows, PsLines, ps_table
     from devenv.client.aio import AsyncClient
-    from devenv.client.models import EnvironmentStatus
 
     client = AsyncClient()
     silent: list[str] = []
-    rows: list[EnvironmentStatus]
+    listed = 0
+    json_rows = JsonRows(sys.stdout.write) if json_output else None
+    lines: PsLines | None = None
     if name is not None:
-        rows = [await (await client.get(name)).status()]
+        pages = _one(await (await client.get(name)).status())
     else:
-        listed = await client.list(all=include_ended)
-        rows, silent = list(listed), listed.unanswered
+        pages = client.list_pages(all=include_ended)
+    async for page in pages:
+        silent += page.unanswered
+        listed += len(page)
+        if json_rows is not None:
+            json_rows.add(page)
+            sys.stdout.flush()  # a pipe shows each page as it comes, as rich's prints do
+        elif lines is None and page.last:
+            if page:
+                out.print(ps_table(page))
+        else:
+            lines = lines or PsLines()
+            if page:
+                out.print(lines.page(page))
+    if json_rows is not None:
+        json_rows.close()
     if silent:
         err.print(
             f"[yellow]warning:[/] {len(silent)} environment(s) did not answer and are not "
             f"listed ({', '.join(silent[:5])}{', …' if len(silent) > 5 else ''}); "
             "is a devenv worker running? (`devenv server`)"
         )
-    if json_output:
-        out.print(statuses_json(rows))
-    elif not rows and not silent:
+    elif not listed and not json_output:
         err.print(
             "No environments" + ("." if include_ended else " running (--all shows ended ones).")
         )
-    else:
-        out.print(ps_table(rows))
+
+
+async def _one(status: EnvironmentStatus) -> AsyncIterator[EnvironmentPage]:
+    from devenv.client.models import EnvironmentPage
+
+    yield EnvironmentPage([status], [], last=True)

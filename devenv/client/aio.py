@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
 
-from devenv.client.models import EnvironmentList, EnvironmentStatus
+from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.client.refs import candidate_ids
-from devenv.client.server_errors import translated
+from devenv.client.server_errors import translated, translated_pages
 from devenv.config.common import EnvironmentConfig
 from devenv.errors import (
     ChangeRejectedError,
@@ -259,6 +259,19 @@ class AsyncClient:
 
         rows, silent = await list_statuses(await self.temporal(), all)
         return EnvironmentList(rows, silent)
+
+    @translated_pages
+    async def list_pages(
+        self, *, all: bool = False, first_page_size: int | None = None
+    ) -> AsyncIterator[EnvironmentPage]:
+        """``list()`` a page at a time, as the server sends them (each page sorted, the
+        first of ``first_page_size`` rows, 100 unless given, then 1,000): for fleets too
+        large to wait for, as ``devenv ps`` prints them."""
+        from devenv.client.lookup import FIRST_PAGE_SIZE, status_pages
+
+        size = first_page_size or FIRST_PAGE_SIZE
+        async for page in status_pages(await self.temporal(), all, size):
+            yield page
 
     @translated
     async def gc(

@@ -5,8 +5,15 @@ from __future__ import annotations
 from devenv.workflows.status import (
     STATUS_LIST,
     EnvironmentList,
+    EnvironmentPage,
     EnvironmentStatus,
     statuses_json,
 )
 
-__all__ = ["STATUS_LIST", "EnvironmentList", "EnvironmentStatus", "statuses_json"]
+__all__ = [
+    "STATUS_LIST",
+    "EnvironmentList",
+    "EnvironmentPage",
+    "EnvironmentStatus",
+    "statuses_json",
+]

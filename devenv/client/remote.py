@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -36,7 +36,7 @@ from devenv.client.aio import (
     configuration_data,
 )
 from devenv.client.durations import check_duration, check_stop_at
-from devenv.client.models import EnvironmentList, EnvironmentStatus
+from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.client.refs import candidate_ids
 from devenv.config.common import validate_name
 from devenv.errors import (
@@ -203,6 +203,13 @@ class RemoteAsyncClient(AsyncClient):
         rows = _parsed_list(response, STATUSES, self.server_url)
         unanswered = response.headers.get(UNANSWERED_HEADER, "")
         return EnvironmentList(rows, [item for item in unanswered.split(",") if item])
+
+    async def list_pages(
+        self, *, all: bool = False, first_page_size: int | None = None
+    ) -> AsyncIterator[EnvironmentPage]:
+        """``list()`` as one page: the API answers a listing whole."""
+        listed = await self.list(all=all)
+        yield EnvironmentPage(list(listed), listed.unanswered, last=True)
 
     async def request(
         self,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from devenv.errors import DevenvError, ServerRefusedError, ServerUnreachableError
@@ -54,17 +54,41 @@ def translated(
         try:
             return await method(*args, **kwargs)
         except Exception as raised:
-            problem = _rpc_error(raised)
-            if problem is None:
-                raise
-            owner: Any = args[0]
-            settings = getattr(owner, "settings", None) or owner._client.settings
-            error = translate(problem, settings)
-            if error is None:
+            error = _translated(args[0], raised)
+            if error is raised:
                 raise
             raise error from None
 
     return wrapper
+
+
+def translated_pages(
+    method: Callable[P, AsyncIterator[T]],
+) -> Callable[P, AsyncIterator[T]]:
+    """``translated`` for an SDK method that yields (pages of a listing)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+        try:
+            async for item in method(*args, **kwargs):
+                yield item
+        except Exception as raised:
+            error = _translated(args[0], raised)
+            if error is raised:
+                raise
+            raise error from None
+
+    return wrapper
+
+
+def _translated(owner: Any, raised: Exception) -> Exception:
+    """devenv's one-line error for ``raised`` if the server said something a user can act
+    on; ``raised`` itself otherwise."""
+    problem = _rpc_error(raised)
+    if problem is None:
+        return raised
+    settings = getattr(owner, "settings", None) or owner._client.settings
+    return translate(problem, settings) or raised
 
 
 def _rpc_error(problem: Exception) -> RPCError | None:

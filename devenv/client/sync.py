@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ from devenv.client.aio import (
     Connection,
     Progress,
 )
-from devenv.client.models import EnvironmentList, EnvironmentStatus
+from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.settings import Settings
 from devenv.workflows.state import EnvEvent, EnvState
 
@@ -120,6 +120,18 @@ class Client:
     def list(self, *, all: bool = False) -> EnvironmentList:
         """Running environments (``all``: ended ones too), as ``devenv ps --json``."""
         return self._loop.run(self.aio.list(all=all))
+
+    def list_pages(
+        self, *, all: bool = False, first_page_size: int | None = None
+    ) -> Iterator[EnvironmentPage]:
+        """``list()`` a page at a time, as ``AsyncClient.list_pages``."""
+        pages = self.aio.list_pages(all=all, first_page_size=first_page_size)
+
+        async def following() -> EnvironmentPage | None:
+            return await anext(pages, None)
+
+        while (page := self._loop.run(following())) is not None:
+            yield page
 
     def gc(
         self,

@@ -174,6 +174,16 @@ class EnvironmentList(list[EnvironmentStatus]):
         self.unanswered = unanswered
 
 
+class EnvironmentPage(EnvironmentList):
+    """One page of a listing (``AsyncClient.list_pages``), sorted within itself; ``last``
+    says no page follows, so a caller can print a small listing whole and a fleet's as
+    it arrives."""
+
+    def __init__(self, items: list[EnvironmentStatus], unanswered: list[str], last: bool) -> None:
+        super().__init__(items, unanswered)
+        self.last = last
+
+
 STATUS_LIST = TypeAdapter(list[EnvironmentStatus])
 
 
