@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from devenv.settings import SHARED_TASK_QUEUE
     from devenv.workflows import deadline
     from devenv.workflows.display import (
         clock,
@@ -86,6 +87,11 @@ with workflow.unsafe.imports_passed_through():
 
 PROBE_PATCH = "probe-before-idle-termination"
 """Histories recorded before the probe existed replay without it (workflow.patched)."""
+LOCAL_PROBE_PATCH = "probe-as-local-activity"
+"""Where any worker of the shared queue (the workflow's own) can reach the instance (ssh
+and aws without a host queue), the probe runs inside the workflow task the deadline's
+timer woke: a workflow task and an activity fewer per termination, about a third of the
+server's writes (benchmarks/README.md). A local instance is probed on its host's queue."""
 WARN_PATCH = "warn-before-termination"
 """Histories recorded before warnings replay without their timer (workflow.patched)."""
 FAILSAFE_PATCH = "failsafe-policy"
@@ -256,16 +262,27 @@ class DevEnvironmentWorkflow:
             or not workflow.patched(PROBE_PATCH)
         ):
             return True
+        probe = ProbeInput(workflow_id=s.workflow_id, instance=s.instance)
         try:
-            seen = await workflow.execute_activity(
-                "probe",
-                ProbeInput(workflow_id=s.workflow_id, instance=s.instance),
-                result_type=PresenceReport,
-                task_queue=s.instance.task_queue,
-                start_to_close_timeout=PROBE_TIMEOUT,
-                retry_policy=PROBE_RETRY,
-                summary="probe: who is connected",
-            )
+            if s.instance.task_queue == SHARED_TASK_QUEUE and workflow.patched(LOCAL_PROBE_PATCH):
+                seen = await workflow.execute_local_activity(
+                    "probe",
+                    probe,
+                    result_type=PresenceReport,
+                    start_to_close_timeout=PROBE_TIMEOUT,
+                    retry_policy=PROBE_RETRY,
+                    summary="probe: who is connected",
+                )
+            else:
+                seen = await workflow.execute_activity(
+                    "probe",
+                    probe,
+                    result_type=PresenceReport,
+                    task_queue=s.instance.task_queue,
+                    start_to_close_timeout=PROBE_TIMEOUT,
+                    retry_policy=PROBE_RETRY,
+                    summary="probe: who is connected",
+                )
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == INSTANCE_LOST:

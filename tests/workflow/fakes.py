@@ -217,9 +217,12 @@ def make_state(
 
 
 @asynccontextmanager
-async def running_worker(client: Client, **backend: Any) -> AsyncIterator[FakeBackend]:
-    """A worker on a fresh task queue with the workflow and a fresh FakeBackend."""
-    fake = FakeBackend(task_queue=f"tq-{uuid.uuid4().hex[:10]}", **backend)
+async def running_worker(
+    client: Client, task_queue: str | None = None, **backend: Any
+) -> AsyncIterator[FakeBackend]:
+    """A worker on a fresh task queue (or ``task_queue``: the shared one runs the probe as
+    a local activity) with the workflow and a fresh FakeBackend."""
+    fake = FakeBackend(task_queue=task_queue or f"tq-{uuid.uuid4().hex[:10]}", **backend)
     async with Worker(
         client,
         task_queue=fake.task_queue,

@@ -23,6 +23,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from devenv.settings import SHARED_TASK_QUEUE
 from devenv.worker import binaries
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import (
@@ -230,15 +231,23 @@ async def web_ui(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "web_ui", from_latest=True)
 
 
-async def probe_idle(env: WorkflowEnvironment) -> Runs:
-    """Dev server: the probe at the deadline moves the idle clock, the second confirms."""
-    async with running_worker(env.client) as fake:
-        state = make_state("replay-probe", inactivity=2, tuning=Tuning(keepalive_seconds=5))
+async def probe_idle(env: WorkflowEnvironment, stem: str = "probe_idle") -> Runs:
+    """Dev server: the probe at the deadline moves the idle clock, the second confirms.
+
+    Recorded as ``probe_idle`` when the probe was an activity of its own, and again as
+    ``probe_local`` since it runs as a local activity for instances on the shared queue."""
+    queue = SHARED_TASK_QUEUE if stem == "probe_local" else None
+    async with running_worker(env.client, queue) as fake:
+        state = make_state(f"replay-{stem}", inactivity=2, tuning=Tuning(keepalive_seconds=5))
         handle = await start(env.client, fake, state)
         running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
         assert running.idle_since is not None
         fake.probe_reports = [report(0, running.idle_since + timedelta(seconds=1))]
-        return await _runs(env.client, handle, "probe_idle")
+        return await _runs(env.client, handle, stem)
+
+
+async def probe_local(env: WorkflowEnvironment) -> Runs:
+    return await probe_idle(env, "probe_local")
 
 
 async def probe_waiting(env: WorkflowEnvironment) -> Runs:
@@ -364,7 +373,7 @@ TIME_SKIPPING: list[Scenario] = [
     login_messages,
     shared_change,
 ]
-DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_waiting, listing_memo]
+DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_local, probe_waiting, listing_memo]
 
 
 async def _record(env: WorkflowEnvironment, scenarios: list[Scenario]) -> list[Path]:

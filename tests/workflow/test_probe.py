@@ -6,9 +6,13 @@ time-skipping server's clock."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from devenv.settings import SHARED_TASK_QUEUE
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import Status, TerminationReason, Tuning
 from tests.workflow.fakes import make_state, report, running_worker, start, wait_for
@@ -17,11 +21,31 @@ WF = DevEnvironmentWorkflow
 TUNING = Tuning(keepalive_seconds=5)
 
 
+QUEUES = pytest.mark.parametrize(
+    "queue", [None, SHARED_TASK_QUEUE], ids=["host-queue-activity", "shared-queue-local"]
+)
+"""Instances on the shared queue (ssh, aws) are probed by a local activity inside the
+workflow task; others (local instances, on their host's queue) by an activity."""
+
+
+async def probed_how(handle: WorkflowHandle[Any, Any]) -> set[str]:
+    """'activity' and/or 'local' according to the history."""
+    found = set()
+    async for event in handle.fetch_history_events():
+        scheduled = event.activity_task_scheduled_event_attributes
+        if scheduled.activity_type.name == "probe":
+            found.add("activity")
+        if event.marker_recorded_event_attributes.marker_name == "core_local_activity":
+            found.add("local")
+    return found
+
+
+@QUEUES
 async def test_probe_finding_a_user_the_monitor_missed_keeps_it_up(
-    dev_server_env: WorkflowEnvironment,
+    dev_server_env: WorkflowEnvironment, queue: str | None
 ) -> None:
     client = dev_server_env.client
-    async with running_worker(client) as fake:
+    async with running_worker(client, queue) as fake:
         fake.probe_reports = [report(1, datetime.now(UTC))]
         handle = await start(client, fake, make_state(inactivity=1, tuning=TUNING))
         state = await wait_for(handle, lambda s: s.connections == 1, timeout=10)
@@ -31,6 +55,7 @@ async def test_probe_finding_a_user_the_monitor_missed_keeps_it_up(
         await handle.execute_update(WF.request_stop, None)
         final = await handle.result()
     assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert await probed_how(handle) == {"activity" if queue is None else "local"}
 
 
 async def test_probe_seeing_a_later_disconnect_restarts_the_idle_clock(
@@ -51,15 +76,17 @@ async def test_probe_seeing_a_later_disconnect_restarts_the_idle_clock(
     assert ended >= later + timedelta(seconds=2), "the idle clock restarted from the disconnect"
 
 
+@QUEUES
 async def test_probe_confirming_nobody_is_there_ends_it_at_the_deadline(
-    dev_server_env: WorkflowEnvironment,
+    dev_server_env: WorkflowEnvironment, queue: str | None
 ) -> None:
     client = dev_server_env.client
-    async with running_worker(client) as fake:
+    async with running_worker(client, queue) as fake:
         handle = await start(client, fake, make_state(inactivity=1, tuning=TUNING))
         final = await handle.result()
     assert final.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
     assert len(fake.probes) == 1 and len(fake.terminates) == 1
+    assert await probed_how(handle) == {"activity" if queue is None else "local"}
 
 
 async def test_probe_finding_a_user_inside_min_connection_duration_restarts_the_clock(

@@ -37,6 +37,7 @@ EXPECTED = {
     "web_ui_run1",
     "web_ui_run2",
     "probe_idle",
+    "probe_local",
     "failsafe_policy",
     "warning_extend",
     "scheduled_stop",
