@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -263,7 +263,7 @@ class AsyncClient:
     @translated_pages
     async def list_pages(
         self, *, all: bool = False, first_page_size: int | None = None
-    ) -> AsyncIterator[EnvironmentPage]:
+    ) -> AsyncGenerator[EnvironmentPage, None]:
         """``list()`` a page at a time, as the server sends them (each page sorted, the
         first of ``first_page_size`` rows, 100 unless given, then 1,000): for fleets too
         large to wait for, as ``devenv ps`` prints them."""

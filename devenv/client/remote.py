@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -206,7 +206,7 @@ class RemoteAsyncClient(AsyncClient):
 
     async def list_pages(
         self, *, all: bool = False, first_page_size: int | None = None
-    ) -> AsyncIterator[EnvironmentPage]:
+    ) -> AsyncGenerator[EnvironmentPage, None]:
         """``list()`` as one page: the API answers a listing whole."""
         listed = await self.list(all=all)
         yield EnvironmentPage(list(listed), listed.unanswered, last=True)

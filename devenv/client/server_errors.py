@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from devenv.errors import DevenvError, ServerRefusedError, ServerUnreachableError
@@ -63,12 +63,12 @@ def translated(
 
 
 def translated_pages(
-    method: Callable[P, AsyncIterator[T]],
-) -> Callable[P, AsyncIterator[T]]:
+    method: Callable[P, AsyncGenerator[T, None]],
+) -> Callable[P, AsyncGenerator[T, None]]:
     """``translated`` for an SDK method that yields (pages of a listing)."""
 
     @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[T, None]:
         try:
             async for item in method(*args, **kwargs):
                 yield item

@@ -130,8 +130,11 @@ class Client:
         async def following() -> EnvironmentPage | None:
             return await anext(pages, None)
 
-        while (page := self._loop.run(following())) is not None:
-            yield page
+        try:
+            while (page := self._loop.run(following())) is not None:
+                yield page
+        finally:  # a caller that stops early: close the listing on its own loop
+            self._loop.run(pages.aclose())
 
     def gc(
         self,

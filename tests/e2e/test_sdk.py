@@ -116,6 +116,13 @@ async def test_the_async_sdk_changes_checks_and_stops(sdk_env: Devenv) -> None:
     assert same.name == "sdk-async" and (await same.status()).name == "sdk-async"
     listed = await devenv.aio.list()
     assert "sdk-async" in [row.name for row in listed]
+    # A page at a time (what `ps` prints for a fleet): the same environments.
+    pages = [page async for page in client.list_pages(first_page_size=1)]
+    assert len(pages[0]) == 1 and pages[-1].last
+    assert sorted(row.name for page in pages for row in page) == sorted(r.name for r in listed)
+    for page in devenv.Client().list_pages(first_page_size=1):
+        assert [row.name for row in page] == [pages[0][0].name]
+        break  # stopping early closes the listing on the client's own loop
     cli_rows = json.loads(sdk_env.run("ps", "sdk-async", "--json").stdout)
     assert cli_rows == [json.loads((await env.status()).model_dump_json())]
 
@@ -133,6 +140,8 @@ async def test_an_unreachable_server_is_its_own_error(sdk_env: Devenv) -> None:
     client = devenv.AsyncClient(address=f"127.0.0.1:{free_port()}")
     with pytest.raises(ServerUnreachableError, match=r"no Temporal server answers at 127\.0\.0\.1"):
         await client.list()
+    with pytest.raises(ServerUnreachableError, match=r"no Temporal server answers"):
+        _ = [page async for page in client.list_pages()]
 
 
 async def test_start_takes_a_mapping_or_a_model_and_bad_input_starts_nothing(
