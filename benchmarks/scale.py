@@ -840,19 +840,8 @@ def auto_lead(options: Options) -> float:
 
 async def run_cli(world: World, *args: str) -> tuple[float, str]:
     """Wall time (s) and stdout of one real ``devenv`` process."""
-    began = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(
-        DEVENV_CLI,
-        *args,
-        env=world.env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await proc.communicate()
-    took = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise RuntimeError(f"devenv {' '.join(args)} failed: {stderr.decode().strip()}")
-    return took, stdout.decode()
+    took, _, out = await run_cli_first_row(world, *args)
+    return took, out
 
 
 async def start_all(
@@ -955,26 +944,32 @@ async def measure_ps(
 
 async def run_cli_first_row(world: World, *args: str) -> tuple[float, float, str]:
     """Wall time (s) of one real ``devenv`` process, the time its stdout showed the first
-    environment's row, and its stdout."""
+    environment's row (NaN if none), and its stdout."""
     began = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         DEVENV_CLI,
         *args,
         env=world.env,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
         limit=2**24,
     )
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
     lines: list[str] = []
     first_row = math.nan
-    async for raw in proc.stdout:
-        line = raw.decode()
-        if math.isnan(first_row) and NAME_PREFIX in line:
-            first_row = time.perf_counter() - began
-        lines.append(line)
+
+    async def read_stdout() -> None:
+        nonlocal first_row
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode()
+            if math.isnan(first_row) and NAME_PREFIX in line:
+                first_row = time.perf_counter() - began
+            lines.append(line)
+
+    _, stderr = await asyncio.gather(read_stdout(), proc.stderr.read())
     if await proc.wait() != 0:
-        raise RuntimeError(f"devenv {' '.join(args)} failed")
+        raise RuntimeError(f"devenv {' '.join(args)} failed: {stderr.decode().strip()}")
     return time.perf_counter() - began, first_row, "".join(lines)
 
 

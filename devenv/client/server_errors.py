@@ -5,9 +5,10 @@ So that no caller of the SDK (the CLI included) has to know Temporal's error typ
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from devenv.errors import DevenvError, ServerRefusedError, ServerUnreachableError
@@ -51,13 +52,8 @@ def translated(
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
+        with _translating(args[0]):
             return await method(*args, **kwargs)
-        except Exception as raised:
-            error = _translated(args[0], raised)
-            if error is raised:
-                raise
-            raise error from None
 
     return wrapper
 
@@ -69,16 +65,24 @@ def translated_pages(
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[T, None]:
-        try:
+        with _translating(args[0]):
             async for item in method(*args, **kwargs):
                 yield item
-        except Exception as raised:
-            error = _translated(args[0], raised)
-            if error is raised:
-                raise
-            raise error from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _translating(owner: Any) -> Iterator[None]:
+    """Raise devenv's one-line error for what the server said, if a user can act on it;
+    anything else unchanged."""
+    try:
+        yield
+    except Exception as raised:
+        error = _translated(owner, raised)
+        if error is raised:
+            raise
+        raise error from None
 
 
 def _translated(owner: Any, raised: Exception) -> Exception:

@@ -16,6 +16,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -263,25 +264,19 @@ class DevEnvironmentWorkflow:
         ):
             return True
         probe = ProbeInput(workflow_id=s.workflow_id, instance=s.instance)
+        options: dict[str, Any] = {
+            "result_type": PresenceReport,
+            "start_to_close_timeout": PROBE_TIMEOUT,
+            "retry_policy": PROBE_RETRY,
+            "summary": "probe: who is connected",
+        }
+        seen: PresenceReport
         try:
             if s.instance.task_queue == SHARED_TASK_QUEUE and workflow.patched(LOCAL_PROBE_PATCH):
-                seen = await workflow.execute_local_activity(
-                    "probe",
-                    probe,
-                    result_type=PresenceReport,
-                    start_to_close_timeout=PROBE_TIMEOUT,
-                    retry_policy=PROBE_RETRY,
-                    summary="probe: who is connected",
-                )
+                seen = await workflow.execute_local_activity("probe", probe, **options)
             else:
                 seen = await workflow.execute_activity(
-                    "probe",
-                    probe,
-                    result_type=PresenceReport,
-                    task_queue=s.instance.task_queue,
-                    start_to_close_timeout=PROBE_TIMEOUT,
-                    retry_policy=PROBE_RETRY,
-                    summary="probe: who is connected",
+                    "probe", probe, task_queue=s.instance.task_queue, **options
                 )
         except ActivityError as err:
             cause = err.cause
