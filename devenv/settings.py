@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import secrets
 import socket
 from pathlib import Path
 
@@ -31,6 +32,11 @@ SEARCH_ATTRIBUTES = {
 def host_task_queue(host_id: str | None = None) -> str:
     """The queue of activities that must run on the host owning a local instance."""
     return f"devenv-host-{host_id or socket.gethostname()}"
+
+
+def watch_task_queue() -> str:
+    """A queue only this worker process polls: the monitors it runs (``lease``)."""
+    return f"devenv-watch-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def local_user() -> str:

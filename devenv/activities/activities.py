@@ -57,6 +57,8 @@ class EnvironmentActivities:
         self._client = client
         self._settings = settings
         self._backends = backends
+        self._monitors: dict[str, asyncio.Event] = {}
+        """Per environment, how to stop the monitor this process runs for it."""
 
     def _backend(self, name: str, *, final: bool = False) -> Backend:
         """The backend of an activity. A worker that lacks it fails a provision for good
@@ -128,19 +130,41 @@ class EnvironmentActivities:
         Event driven: a signal per change of the connection count, plus a
         keepalive every ``keepalive_seconds`` while users are connected and the
         stream is up. Reports carry absolute counts, so a reconnect that replays
-        the current state never double counts. Returns when the workflow is gone.
+        the current state never double counts. Returns when the workflow (or its
+        run, for a monitor given ``run_id``) is gone, or when a newer monitor of the
+        same environment starts in this process.
+
+        Heartbeats only when the workflow set a heartbeat timeout: a monitor on a
+        watch queue is proven alive by its process's lease, not by its own RPCs.
         """
-        forwarder = _Forwarder(self._client.get_workflow_handle(request.workflow_id))
+        handle = self._client.get_workflow_handle(request.workflow_id, run_id=request.run_id)
+        forwarder = _Forwarder(handle)
         backend = self._backend(request.instance.backend)
-        heartbeat = asyncio.create_task(_heartbeat_forever(MONITOR_HEARTBEAT_SECONDS))
-        keepalive = asyncio.create_task(forwarder.keepalive_forever(request.keepalive_seconds))
+        side = [asyncio.create_task(forwarder.keepalive_forever(request.keepalive_seconds))]
+        if activity.info().heartbeat_timeout:
+            side.append(asyncio.create_task(_heartbeat_forever(MONITOR_HEARTBEAT_SECONDS)))
+        superseded = asyncio.Event()
+        older = self._monitors.get(request.workflow_id)
+        if older is not None:
+            older.set()
+        self._monitors[request.workflow_id] = superseded
+        following = asyncio.create_task(self._follow(request, backend, forwarder))
+        replaced = asyncio.create_task(superseded.wait())
         try:
-            await self._follow(request, backend, forwarder)
+            await asyncio.wait([following, replaced], return_when=asyncio.FIRST_COMPLETED)
+            if following.done():
+                following.result()
+            else:
+                activity.logger.info("a newer monitor of %s took over", request.workflow_id)
         except _WorkflowGone:
             activity.logger.info("%s has ended; monitor stops", request.workflow_id)
         finally:
-            heartbeat.cancel()
-            keepalive.cancel()
+            tasks = (following, replaced, *side)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # streams closed before
+            if self._monitors.get(request.workflow_id) is superseded:
+                del self._monitors[request.workflow_id]
 
     async def _follow(self, request: MonitorInput, backend: Backend, forwarder: _Forwarder) -> None:
         loop = asyncio.get_running_loop()

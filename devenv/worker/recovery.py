@@ -9,7 +9,8 @@ Temporal alone recovers everything, but slowly:
   environment, and our workers ask for a short sticky timeout.
 * An activity attempt of a dead worker is retried only when it times out: the
   monitor after its heartbeat timeout (no user connection is seen meanwhile),
-  provision and terminate after their start-to-close timeouts (minutes). A starting
+  provision and terminate after their start-to-close timeouts (minutes), a dead
+  worker's lease after its heartbeat timeout (its monitors move then). A starting
   worker therefore fails, by id, every started attempt whose worker identity
   (``pid@host``) names a process of this host that is gone, so that Temporal retries
   it now (provision and terminate are idempotent; the monitor reports absolute
@@ -34,6 +35,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from devenv.settings import Settings
+from devenv.workflows.lease import LEASE_WORKFLOW_TYPE
 from devenv.workflows.state import WORKFLOW_TYPE
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,11 @@ def dead_local_worker(identity: str, hostname: str | None = None) -> int | None:
 
 
 async def _running_environments(client: Client) -> list[tuple[str, str]]:
-    query = f'WorkflowType="{WORKFLOW_TYPE}" AND ExecutionStatus="Running"'
+    """Environments, and the leases of workers (a dead one's monitors move when it ends)."""
+    query = (
+        f'(WorkflowType="{WORKFLOW_TYPE}" OR WorkflowType="{LEASE_WORKFLOW_TYPE}") '
+        'AND ExecutionStatus="Running"'
+    )
     return [(execution.id, execution.run_id) async for execution in client.list_workflows(query)]
 
 

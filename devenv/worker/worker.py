@@ -11,13 +11,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from devenv.activities.activities import EnvironmentActivities, all_activities
+from devenv.activities.watching import WatchActivities, watch_activities
 from devenv.backends import registry
 from devenv.backends.base import Backend
 from devenv.errors import UserError
 from devenv.keys import ensure_internal_key
-from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
+from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue, watch_task_queue
+from devenv.worker.lease import holding_lease
 from devenv.worker.recovery import STICKY_TIMEOUT, recover
 from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.lease import WorkerLeaseWorkflow
 from devenv.workflows.policies import HEARTBEAT_THROTTLE
 
 log = logging.getLogger(__name__)
@@ -55,15 +58,18 @@ def build_backends(settings: Settings) -> dict[str, Backend]:
     return backends
 
 
-def build_workers(client: Client, settings: Settings) -> list[Worker]:
+def build_workers(client: Client, settings: Settings, watch_queue: str) -> list[Worker]:
+    """The shared queue's worker (workflows and any-host activities), this host's queue
+    (local instances) and this process's watch queue (monitors and the lease)."""
     ensure_internal_key(settings)
     acts = EnvironmentActivities(client, settings, build_backends(settings))
+    watch = WatchActivities(client, watch_queue)
     activities = all_activities(acts)
     shared = Worker(
         client,
         task_queue=SHARED_TASK_QUEUE,
-        workflows=[DevEnvironmentWorkflow],
-        activities=activities,
+        workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow],
+        activities=activities + watch_activities(watch),
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
@@ -76,7 +82,14 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
-    return [shared, host]
+    watching = Worker(
+        client,
+        task_queue=watch_queue,
+        activities=[acts.monitor, watch.hold_lease],
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    )
+    return [shared, host, watching]
 
 
 class WorkerFailedError(UserError):
@@ -86,21 +99,24 @@ class WorkerFailedError(UserError):
 
 @contextlib.asynccontextmanager
 async def running_workers(
-    client: Client, settings: Settings
+    client: Client, settings: Settings, watch_queue: str | None = None
 ) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Run the workers for the duration of the block; shut them down gracefully after.
 
-    Starting, they take over what a crashed predecessor left (see recovery).
+    Starting, they take over what a crashed predecessor left (see recovery). The lease
+    on this process's watch queue is taken before any monitor can be sent there.
     """
-    workers = build_workers(client, settings)
-    tasks = [asyncio.create_task(worker.run()) for worker in workers]
-    recovering = asyncio.create_task(recover(client, settings))
-    try:
-        yield tasks
-    finally:
-        recovering.cancel()
-        await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
-        await asyncio.gather(*tasks, recovering, return_exceptions=True)
+    watch_queue = watch_queue or watch_task_queue()
+    workers = build_workers(client, settings, watch_queue)
+    async with holding_lease(client, watch_queue):
+        tasks = [asyncio.create_task(worker.run()) for worker in workers]
+        recovering = asyncio.create_task(recover(client, settings))
+        try:
+            yield tasks
+        finally:
+            recovering.cancel()
+            await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
+            await asyncio.gather(*tasks, recovering, return_exceptions=True)
 
 
 async def run_until(client: Client, settings: Settings, stop: asyncio.Event) -> None:

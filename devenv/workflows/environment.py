@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         ProvisionInput,
         TellInput,
         TerminateInput,
+        WatcherGone,
     )
     from devenv.workflows.monitoring import MonitorSupervisor
     from devenv.workflows.policies import (
@@ -214,7 +215,7 @@ class DevEnvironmentWorkflow:
         s = self._state
         while True:
             now = workflow.now()
-            lost = self._monitor.tend(now)
+            lost = await self._monitor.tend(now)
             if lost is not None:
                 self._begin_termination(TerminationReason.INSTANCE_LOST, f"instance lost: {lost}")
             self._check_monitor_silence(now)
@@ -574,6 +575,12 @@ class DevEnvironmentWorkflow:
         if (before == 0) != (after == 0):
             self._wake = True  # active/idle flipped: the deadline appears or disappears
         self._publish()
+
+    @workflow.signal(name="watcher_gone")
+    def watcher_gone(self, gone: WatcherGone) -> None:
+        """From a lapsed worker lease: the monitor's worker died; watch from a live one."""
+        if self._monitor.watcher_gone(gone.queue):
+            self._wake = True
 
     @workflow.signal
     def update_inactivity(self, seconds: int | None) -> None:

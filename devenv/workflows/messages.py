@@ -31,6 +31,23 @@ class MonitorInput(BaseModel):
     workflow_id: str
     instance: InstanceInfo
     keepalive_seconds: int
+    run_id: str | None = None
+    """The run it reports to (None in histories recorded before): a monitor left behind
+    by a run that continued as new stops at its next report instead of doubling."""
+
+
+class LeaseInput(BaseModel):
+    """A worker process's lease on its own watch queue (``WorkerLeaseWorkflow``)."""
+
+    queue: str
+    """The queue only that process polls; its environments' monitors run there."""
+
+
+class WatcherGone(BaseModel):
+    """To an environment: the worker polling ``queue`` lost its lease (died); if the
+    monitor runs there, start it again elsewhere."""
+
+    queue: str
 
 
 class ProbeInput(BaseModel):

@@ -3,6 +3,12 @@
 A monitor that ended is restarted: at once after a healthy run, with growing
 delays when it keeps ending quickly (an instance that refuses the stream must not
 make the workflow spin). One that reports the instance lost ends the environment.
+
+Where it runs: a local instance's monitor on its host's queue, heartbeating (its
+worker is the only one that can reach it). Any other's on the watch queue of the
+worker process running the workflow task, without periodic heartbeats: that process's
+lease stands for all its monitors, and when it lapses the environment is told
+(``watcher_gone``) and starts its monitor again on a live worker (``lease``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
+from devenv.settings import SHARED_TASK_QUEUE
 from devenv.workflows.display import failure_message
 from devenv.workflows.messages import INSTANCE_LOST, MonitorInput
 from devenv.workflows.policies import (
@@ -23,8 +30,14 @@ from devenv.workflows.policies import (
     MONITOR_MAX_RESTART_DELAY,
     MONITOR_RETRY,
     MONITOR_TIMEOUT,
+    WATCH_QUEUE_RETRY,
+    WATCH_QUEUE_TIMEOUT,
 )
 from devenv.workflows.state import EnvState
+from devenv.workflows.visibility import WATCHER_MEMO
+
+WATCH_PATCH = "monitor-on-watch-queue"
+"""Histories recorded before watch queues replay their monitors on the shared queue."""
 
 
 class MonitorSupervisor:
@@ -36,18 +49,35 @@ class MonitorSupervisor:
         self._quick_ends = 0
         self.restart_at: datetime | None = None
         """When a monitor that ended too quickly is started again (None: not waiting)."""
+        self.queue: str | None = None
+        """The watch queue the current monitor was scheduled on (None: its instance's)."""
+        self._moving_from: str | None = None
+        """The watch queue of a worker that died, while its monitor is being replaced."""
 
     def finished(self) -> bool:
         """The monitor ended: the workflow must wake up and tend it."""
         return self.handle is not None and self.handle.done()
 
-    def tend(self, now: datetime) -> str | None:
+    def watcher_gone(self, queue: str) -> bool:
+        """The worker of ``queue`` died: if the monitor runs there, give it up (True)."""
+        handle = self.handle
+        if handle is None or handle.done() or self.queue != queue:
+            return False
+        self._moving_from = queue
+        handle.cancel()
+        return True
+
+    async def tend(self, now: datetime) -> str | None:
         """Restart an ended monitor when due; returns why the instance is lost, if it is."""
         s = self._state
         if s.instance is None or not s.tuning.monitor or s.termination_reason is not None:
             return None
         handle = self.handle
-        if handle is not None and handle.done():
+        if handle is not None and handle.done() and self._moving_from is not None:
+            self.handle = None
+            self._event(f"the worker watching from {self._moving_from} is gone; monitor restarting")
+            self._moving_from = None
+        elif handle is not None and handle.done():
             self.handle = None
             err = None if handle.cancelled() else handle.exception()
             cause = err.cause if isinstance(err, ActivityError) else None
@@ -65,21 +95,51 @@ class MonitorSupervisor:
         if self.handle is None and (self.restart_at is None or self.restart_at <= now):
             self.restart_at = None
             self._started_at = now
+            queue = await self._watch_queue()
+            if s.termination_reason is not None:
+                return None  # a stop arrived while the queue was asked
+            self.queue = queue
             self.handle = workflow.start_activity(
                 "monitor",
                 MonitorInput(
                     workflow_id=s.workflow_id,
                     instance=s.instance,
                     keepalive_seconds=s.tuning.keepalive_seconds,
+                    run_id=workflow.info().run_id if queue else None,
                 ),
-                task_queue=s.instance.task_queue,
+                task_queue=queue or s.instance.task_queue,
                 start_to_close_timeout=MONITOR_TIMEOUT,
-                heartbeat_timeout=MONITOR_HEARTBEAT,
+                heartbeat_timeout=None if queue else MONITOR_HEARTBEAT,
                 retry_policy=MONITOR_RETRY,
                 cancellation_type=ActivityCancellationType.TRY_CANCEL,
                 summary="monitor: who is present (presence stream)",
             )
         return None
+
+    async def _watch_queue(self) -> str | None:
+        """The watch queue of the worker running this task, for an instance any worker
+        can reach; None: the instance's own queue, with heartbeats (also when that
+        worker runs no watch queue, or asking failed)."""
+        s = self._state
+        assert s.instance is not None
+        if s.instance.task_queue != SHARED_TASK_QUEUE or not workflow.patched(WATCH_PATCH):
+            return None
+        asking = workflow.start_local_activity(
+            "watch_queue",
+            result_type=str,
+            start_to_close_timeout=WATCH_QUEUE_TIMEOUT,
+            retry_policy=WATCH_QUEUE_RETRY,
+        )
+        try:
+            queue: str = await asking
+        except ActivityError as err:
+            self._event(f"no watch queue ({failure_message(err)}); monitor on the shared queue")
+            return None
+        if not queue:
+            return None
+        if workflow.memo_value(WATCHER_MEMO, None, type_hint=str) != queue:
+            workflow.upsert_memo({WATCHER_MEMO: queue})
+        return queue
 
     async def stop(self) -> None:
         """Cancel the running monitor and wait until it has ended."""

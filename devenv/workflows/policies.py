@@ -42,6 +42,10 @@ MONITOR_RETRY = RetryPolicy(
     maximum_attempts=0,
     non_retryable_error_types=[INSTANCE_LOST],
 )
+WATCH_QUEUE_TIMEOUT = timedelta(seconds=10)
+WATCH_QUEUE_RETRY = RetryPolicy(maximum_attempts=1)
+"""Asking the worker for its watch queue reads a variable: a failure (a worker without
+the activity) is not retried, the monitor runs on the shared queue instead."""
 MONITOR_HEALTHY_RUN = timedelta(minutes=1)
 """A monitor that ended after running this long is restarted at once, a quicker one with backoff."""
 MONITOR_MAX_RESTART_DELAY = 60
@@ -53,6 +57,17 @@ TERMINATE_RETRY = RetryPolicy(
     maximum_attempts=0,
 )
 """Retried forever: an instance that cannot be deleted must not be forgotten."""
+LEASE_HEARTBEAT = timedelta(seconds=60)
+"""How long a worker's lease survives without its heartbeat: the time after a worker's
+death (kill -9, power loss) before its monitors start again elsewhere. The lease is one
+activity per worker process, so it costs nothing; the SDK sends its heartbeat every 48 s."""
+LEASE_TERM = timedelta(hours=12)
+"""A lease activity returns after this and its workflow continues as new (short history)."""
+LEASE_RETRY = RetryPolicy(maximum_attempts=1)
+"""A lease that lapsed is never retried: its workflow re-homes the worker's monitors."""
+REHOME_TIMEOUT = timedelta(minutes=30)
+REHOME_RETRY = TERMINATE_RETRY
+"""Retried until done: an environment whose monitor is not re-homed sees no presence."""
 PROBE_TIMEOUT = timedelta(seconds=15)
 PROBE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),

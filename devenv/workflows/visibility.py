@@ -18,6 +18,9 @@ NAME_ATTR = SearchAttributeKey.for_keyword("DevEnvName")
 DEADLINE_ATTR = SearchAttributeKey.for_datetime("DevEnvDeadline")
 MEMO_KEY = "devenv"
 """Memo field holding the ``EnvironmentStatus`` that ``devenv ps`` lists."""
+WATCHER_MEMO = "devenv-watcher"
+"""Memo field naming the watch queue the environment's monitor runs on: a worker's
+lapsed lease finds the environments to re-home by it (``devenv.activities.watching``)."""
 MEMO_PATCH = "status-in-memo"
 """Histories recorded before the memo existed replay without it (workflow.patched)."""
 

@@ -21,7 +21,7 @@ from devenv.backends import registry
 from devenv.client.models import EnvironmentStatus
 from devenv.client.server import has_host_worker, stop_background
 from devenv.errors import InvalidValueError, ProvisioningFailedError
-from devenv.settings import Settings
+from devenv.settings import Settings, watch_task_queue
 from devenv.worker.worker import build_workers
 from tests.backend import toy_backend
 from tests.backend.toy_backend import ToyBackend
@@ -40,7 +40,7 @@ async def toy_world(
     settings = Settings.load()
     try:
         async with contextlib.AsyncExitStack() as stack:
-            for worker in build_workers(client, settings):
+            for worker in build_workers(client, settings, watch_task_queue()):
                 await stack.enter_async_context(worker)
             # Otherwise `start` sees no worker of this host yet and launches one.
             await until(lambda: has_host_worker(client, settings), "the host worker to poll")

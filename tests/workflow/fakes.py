@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from devenv.settings import SHARED_TASK_QUEUE
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import (
     INSTANCE_LOST,
@@ -84,6 +85,9 @@ class FakeBackend:
     """Instances show a login banner and take warnings for their terminals."""
     open_terminals: int = 1
     """What ``tell_terminals`` answers."""
+    watch_queue: str = ""
+    """What ``watch_queue`` answers: the queue a shared-queue instance's monitor goes to
+    ("": none, it stays on the instance's queue with heartbeats)."""
 
     provisions: list[ProvisionInput] = field(default_factory=list)
     monitors: list[MonitorInput] = field(default_factory=list)
@@ -107,7 +111,12 @@ class FakeBackend:
             self.notify,
             self.apply_login,
             self.tell_terminals,
+            self.answer_watch_queue,
         ]
+
+    @activity.defn(name="watch_queue")
+    async def answer_watch_queue(self) -> str:
+        return self.watch_queue
 
     @activity.defn(name="apply_login")
     async def apply_login(self, args: ApplyLoginInput) -> None:
@@ -221,15 +230,27 @@ async def running_worker(
     client: Client, task_queue: str | None = None, **backend: Any
 ) -> AsyncIterator[FakeBackend]:
     """A worker on a fresh task queue (or ``task_queue``: the shared one runs the probe as
-    a local activity) with the workflow and a fresh FakeBackend."""
+    a local activity, and sends monitors to a watch queue this worker polls too) with the
+    workflow and a fresh FakeBackend."""
     fake = FakeBackend(task_queue=task_queue or f"tq-{uuid.uuid4().hex[:10]}", **backend)
-    async with Worker(
-        client,
-        task_queue=fake.task_queue,
-        workflows=[DevEnvironmentWorkflow],
-        activities=fake.activities(),
-        # Heartbeat often, so a cancelled fake monitor learns it within milliseconds.
-        max_heartbeat_throttle_interval=timedelta(milliseconds=50),
+    if fake.task_queue == SHARED_TASK_QUEUE and "watch_queue" not in backend:
+        fake.watch_queue = f"watch-{uuid.uuid4().hex[:10]}"
+    # Heartbeat often, so a cancelled fake monitor learns it within milliseconds.
+    options: dict[str, Any] = {"max_heartbeat_throttle_interval": timedelta(milliseconds=50)}
+    async with (
+        Worker(
+            client,
+            task_queue=fake.task_queue,
+            workflows=[DevEnvironmentWorkflow],
+            activities=fake.activities(),
+            **options,
+        ),
+        Worker(
+            client,
+            task_queue=fake.watch_queue or fake.task_queue + "-watch",
+            activities=[fake.monitor],
+            **options,
+        ),
     ):
         try:
             yield fake

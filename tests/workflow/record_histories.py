@@ -15,17 +15,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from devenv.settings import SHARED_TASK_QUEUE
 from devenv.worker import binaries
 from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.lease import WorkerLeaseWorkflow
+from devenv.workflows.messages import LeaseInput, WatcherGone
 from devenv.workflows.state import (
     Change,
     DurationSetting,
@@ -275,6 +281,48 @@ async def listing_memo(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "listing_memo")
 
 
+async def watch_moved(env: WorkflowEnvironment) -> Runs:
+    """Dev server: the monitor on the worker's watch queue (memo names it); a lapsed lease
+    of that worker moves it; a stale notice for another queue changes nothing."""
+    async with running_worker(env.client, SHARED_TASK_QUEUE) as fake:
+        state = make_state("replay-watch", inactivity=2 * H, tuning=Tuning(keepalive_seconds=5))
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING and len(fake.monitors) == 1)
+        await handle.signal(WF.watcher_gone, WatcherGone(queue="watch-of-another-worker"))
+        await handle.signal(WF.watcher_gone, WatcherGone(queue=fake.watch_queue))
+        await wait_for(handle, lambda s: len(fake.monitors) == 2)
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "watch_moved")
+
+
+async def worker_lease(env: WorkflowEnvironment) -> Runs:
+    """Dev server: a worker's lease ends (its worker shut down) and it re-homes."""
+    queue = f"watch-replay-{uuid.uuid4().hex[:8]}"
+    home = f"tq-{uuid.uuid4().hex[:8]}"
+
+    @activity.defn(name="hold_lease")
+    async def hold_lease(lease: LeaseInput) -> None:
+        raise ApplicationError("worker shutting down")
+
+    @activity.defn(name="rehome")
+    async def rehome(lease: LeaseInput) -> int:
+        return 3
+
+    async with (
+        Worker(env.client, task_queue=queue, activities=[hold_lease]),
+        Worker(env.client, task_queue=home, workflows=[WorkerLeaseWorkflow], activities=[rehome]),
+    ):
+        handle = await env.client.start_workflow(
+            WorkerLeaseWorkflow.run,
+            LeaseInput(queue=queue),
+            id=f"replay-lease-{queue}",
+            task_queue=home,
+        )
+        assert "3 monitor(s) re-homed" in await handle.result()
+        latest = (await handle.describe()).run_id
+        return [("worker_lease", handle.id, latest)]
+
+
 async def failsafe_policy(env: WorkflowEnvironment) -> Runs:
     """An instance with a failsafe: told the policy when ready and after each change."""
     async with running_worker(env.client) as fake:
@@ -373,7 +421,15 @@ TIME_SKIPPING: list[Scenario] = [
     login_messages,
     shared_change,
 ]
-DEV_SERVER: list[Scenario] = [web_ui, probe_idle, probe_local, probe_waiting, listing_memo]
+DEV_SERVER: list[Scenario] = [
+    web_ui,
+    probe_idle,
+    probe_local,
+    probe_waiting,
+    listing_memo,
+    watch_moved,
+    worker_lease,
+]
 
 
 async def _record(env: WorkflowEnvironment, scenarios: list[Scenario]) -> list[Path]:

@@ -5,6 +5,7 @@ time-skipping server's clock."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,8 +36,11 @@ async def probed_how(handle: WorkflowHandle[Any, Any]) -> set[str]:
         scheduled = event.activity_task_scheduled_event_attributes
         if scheduled.activity_type.name == "probe":
             found.add("activity")
-        if event.marker_recorded_event_attributes.marker_name == "core_local_activity":
-            found.add("local")
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name == "core_local_activity":
+            data = json.loads(marker.details["data"].payloads[0].data)
+            if data["activity_type"] == "probe":
+                found.add("local")
     return found
 
 

@@ -17,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.lease import WorkerLeaseWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 EXPECTED = {
@@ -43,6 +44,8 @@ EXPECTED = {
     "scheduled_stop",
     "login_messages",
     "shared_change",
+    "watch_moved",
+    "worker_lease",
 }
 
 
@@ -56,6 +59,9 @@ def test_every_path_has_a_recorded_history() -> None:
 @pytest.mark.parametrize("stem", sorted(RECORDED))
 async def test_replay(stem: str) -> None:
     history = WorkflowHistory.from_json(f"devenv-replay-{stem}", RECORDED[stem])
-    replayer = Replayer(workflows=[DevEnvironmentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None
