@@ -12,7 +12,9 @@ arguments of every ``temporalio.worker.Worker`` devenv builds, e.g.
 keys ending in ``_timeout`` or ``_interval`` are seconds.
 
 ``DEVENV_BENCH_MONITOR_HEARTBEAT`` (seconds, benchmark experiments only) replaces the
-heartbeat timeout the workflow gives its monitor activities (``MONITOR_HEARTBEAT`` of
+heartbeat timeout the workflow gives monitors on their instance's own queue (since
+monitors of shared-queue instances, the benchmark's, run on a worker's watch queue
+without heartbeats, only a worker without a watch queue uses it: ``MONITOR_HEARTBEAT`` of
 ``devenv/workflows/policies.py``, read by ``devenv/workflows/monitoring.py``, a module
 the workflow sandbox passes through): the SDK sends a monitor's heartbeats at most every
 ``min(0.8 x heartbeat timeout, max_heartbeat_throttle_interval)``, so a longer throttle

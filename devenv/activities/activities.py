@@ -15,7 +15,12 @@ from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -186,6 +191,8 @@ class EnvironmentActivities:
                 if isinstance(err, ApplicationError) and err.type == INSTANCE_LOST:
                     raise  # the backend knows the instance is gone, and why: keep its reason
                 forwarder.stream_up = False
+                if await forwarder.run_ended():
+                    raise _WorkflowGone from err  # no heartbeat would have told it
                 if up_since is not None and loop.time() - up_since >= STABLE_STREAM_SECONDS:
                     backoff = RECONNECT_MIN_SECONDS
                 if not await backend.is_alive(request.instance):
@@ -262,6 +269,16 @@ class _Forwarder:
                     return
                 except RPCError as err:
                     activity.logger.warning("keepalive not delivered: %s", err.message)
+
+    async def run_ended(self) -> bool:
+        """Whether the run this monitor reports to has closed (ended, continued as new):
+        asked when the stream is lost, so a monitor without heartbeats does not
+        reconnect for a workflow that no longer wants it."""
+        try:
+            description = await self._handle.describe(rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as err:
+            return err.status == RPCStatusCode.NOT_FOUND
+        return description.status != WorkflowExecutionStatus.RUNNING
 
     async def terminating(self) -> bool:
         """Whether the workflow is already ending (its terminate stopped the instance)."""

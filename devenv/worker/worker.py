@@ -26,11 +26,11 @@ from devenv.workflows.policies import HEARTBEAT_THROTTLE
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_ACTIVITIES = 20_000
-"""Each running environment holds one monitor activity for its whole life, and in the
-same slots as provision, probe and terminate: past this many environments per worker
-process, those wait behind monitors that never end, and nothing starts or terminates
-any more (benchmarks/scale.py measured the stall). Sized for 10,000 environments per
-machine with room to spare; an idle monitor is one sleeping coroutine."""
+"""Each running environment holds one monitor activity for its whole life: on the watch
+queue's worker (ssh, aws) or the host's (local), which also run provision, probe and
+terminate for local instances. Past this many per worker, those would wait behind
+monitors that never end (benchmarks/scale.py measured the stall). Sized for 10,000
+environments per machine with room to spare; an idle monitor is one sleeping coroutine."""
 MAX_CACHED_WORKFLOWS = 10_000
 """Every running environment stays cached (about 0.1 MB each): a timer or signal for an
 evicted one replays its whole history in a fresh sandbox, which doubled the worker's CPU

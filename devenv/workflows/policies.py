@@ -27,14 +27,16 @@ HEARTBEAT_THROTTLE = timedelta(seconds=120)
 """The workers' longest wait between two heartbeat RPCs of one activity (the SDK sends
 at most one per ``min(0.8 x heartbeat timeout, this)``): the monitor's 150 s timeout."""
 MONITOR_HEARTBEAT = timedelta(seconds=150)
-"""A monitor is a long-lived activity per environment, so its heartbeats are most of an
-idle fleet's cost (one RPC and two SQLite writes each): the workers send one every 120 s
-(``HEARTBEAT_THROTTLE``), 5x fewer than the 24 s of a 30 s timeout. The price: a monitor
-lost with its worker is retried elsewhere after 150 s, not 30 s (a worker back on the same
-host fails its lost attempts at once, see ``recovery``), and a cancelled monitor may run
-on until its next heartbeat (the workflow does not wait for it). Deadlines do not depend
-on it: the timer fires and the probe asks the instance. Under the 300 s silence bound
-less one 60 s keepalive, so a restarted monitor reports before users count as gone."""
+"""The heartbeat timeout of a monitor on its instance's own queue: a local instance's
+(only its host can reach it), or any instance's where the worker runs no watch queue.
+Monitors on a watch queue send no heartbeats (their process's lease stands for them,
+``devenv.workflows.lease``). Here the workers send one every 120 s
+(``HEARTBEAT_THROTTLE``), one RPC and two SQLite writes each. A monitor lost with its
+worker is retried elsewhere after 150 s (a worker back on the same host fails its lost
+attempts at once, see ``recovery``), and a cancelled monitor may run on until its next
+heartbeat (the workflow does not wait for it). Deadlines do not depend on it: the timer
+fires and the probe asks the instance. Under the 300 s silence bound less one 60 s
+keepalive, so a restarted monitor reports before users count as gone."""
 MONITOR_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,

@@ -42,9 +42,18 @@ class ToyInstance:
     def __init__(self) -> None:
         self.report = PresenceReport(connections=0, last_change=datetime.now(UTC))
         self.changed = asyncio.Event()
+        self.dropped = False
 
     def set(self, connections: int) -> None:
         self.report = PresenceReport(connections=connections, last_change=datetime.now(UTC))
+        self._wake()
+
+    def drop(self) -> None:
+        """Cut the streams open now (a network blip); the next ones work again."""
+        self.dropped = True
+        self._wake()
+
+    def _wake(self) -> None:
         self.changed.set()
         self.changed = asyncio.Event()
 
@@ -87,3 +96,6 @@ class ToyBackend(Backend):
             changed = toy.changed
             yield toy.report
             await changed.wait()
+            if toy.dropped:
+                toy.dropped = False
+                raise ConnectionError(f"toy {instance.instance_id}: stream cut")

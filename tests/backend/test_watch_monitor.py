@@ -1,0 +1,175 @@
+"""The monitor activity on a watch queue: no heartbeats, so nothing from the server
+tells it that it is no longer wanted. It stops by itself when the run it reports to
+has ended (a run that continued as new) and when a newer monitor of the same
+environment starts in its process. The real activity, the toy backend's presence and
+a stand-in workflow on the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import Worker
+
+from devenv.activities.activities import EnvironmentActivities
+from devenv.settings import Settings
+from devenv.workflows.messages import MonitorInput
+from devenv.workflows.state import InstanceInfo, PresenceReport
+from tests.backend.toy_backend import ToyBackend, ToyInstance
+
+
+@workflow.defn(name="MonitoredStandIn", sandboxed=False)  # its module imports I/O code
+class MonitoredStandIn:
+    """Continues as new once (when told ``first``), then collects what it is told."""
+
+    def __init__(self) -> None:
+        self.reports: list[int] = []
+
+    @workflow.run
+    async def run(self, first: bool) -> None:
+        if first:
+            workflow.continue_as_new(False)
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal(name="record_activity")
+    def record(self, report: PresenceReport) -> None:
+        self.reports.append(report.connections)
+
+    @workflow.query
+    def seen(self) -> list[int]:
+        return self.reports
+
+
+@pytest.fixture
+async def stand_in(
+    dev_server_env: WorkflowEnvironment,
+) -> AsyncIterator[tuple[Client, WorkflowHandle[MonitoredStandIn, None]]]:
+    client = dev_server_env.client
+    queue = f"stand-in-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[MonitoredStandIn]):
+        handle = await client.start_workflow(
+            MonitoredStandIn.run, True, id=f"stand-in-{uuid.uuid4().hex[:8]}", task_queue=queue
+        )
+        latest = client.get_workflow_handle(handle.id)
+        for _ in range(200):
+            if (await latest.describe()).run_id != handle.first_execution_run_id:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the stand-in never continued as new")
+        try:
+            yield client, handle
+        finally:
+            with contextlib.suppress(RPCError):  # a test may have ended it
+                await client.get_workflow_handle(handle.id).terminate()
+
+
+def toy_instance() -> InstanceInfo:
+    token = uuid.uuid4().hex
+    ToyBackend.instances[token] = ToyInstance()
+    return InstanceInfo(
+        instance_id=token,
+        backend="toy",
+        host="127.0.0.1",
+        port=1,
+        username="toy",
+        host_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIToyToyToyToyToyToyToyToyToy",
+        task_queue="devenv",
+    )
+
+
+def activities(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> EnvironmentActivities:
+    monkeypatch.setenv("DEVENV_HOME", str(tmp_path / "home"))
+    settings = Settings.load()
+    return EnvironmentActivities(client, settings, {"toy": ToyBackend(settings)})
+
+
+async def until_seen(client: Client, workflow_id: str, wanted: list[int]) -> None:
+    """Poll the stand-in's latest run until it has seen exactly ``wanted``."""
+    latest = client.get_workflow_handle(workflow_id)
+    for _ in range(200):
+        if await latest.query(MonitoredStandIn.seen) == wanted:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"saw {await latest.query(MonitoredStandIn.seen)}, never {wanted}")
+
+
+async def test_a_monitor_of_a_run_that_continued_as_new_stops_at_its_first_report(
+    stand_in: tuple[Client, WorkflowHandle[MonitoredStandIn, None]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, handle = stand_in
+    old_run = handle.first_execution_run_id
+    assert old_run is not None
+    instance = toy_instance()
+    acts = activities(client, tmp_path, monkeypatch)
+
+    stale = MonitorInput(
+        workflow_id=handle.id, instance=instance, keepalive_seconds=60, run_id=old_run
+    )
+    # Its first report (who is there now) finds the run gone: it returns.
+    await asyncio.wait_for(ActivityEnvironment().run(acts.monitor, stale), 10)
+    assert await client.get_workflow_handle(handle.id).query(MonitoredStandIn.seen) == []
+    # The same monitor for the current run reports to it, and keeps going.
+    current_run = stale.model_copy(update={"run_id": None})
+    running = asyncio.create_task(ActivityEnvironment().run(acts.monitor, current_run))
+    await until_seen(client, handle.id, [0])
+    assert not running.done()
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_newer_monitor_of_the_same_environment_replaces_the_older(
+    stand_in: tuple[Client, WorkflowHandle[MonitoredStandIn, None]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, handle = stand_in
+    instance = toy_instance()
+    acts = activities(client, tmp_path, monkeypatch)
+    request = MonitorInput(workflow_id=handle.id, instance=instance, keepalive_seconds=60)
+
+    older = asyncio.create_task(ActivityEnvironment().run(acts.monitor, request))
+    await until_seen(client, handle.id, [0])
+    newer = asyncio.create_task(ActivityEnvironment().run(acts.monitor, request))
+    await asyncio.wait_for(older, 10)  # returned: replaced
+    assert not newer.done()
+    ToyBackend.instances[instance.instance_id].set(2)
+    await until_seen(client, handle.id, [0, 0, 2])  # the newer one's first report, then the change
+    newer.cancel()
+    await asyncio.gather(newer, return_exceptions=True)
+
+
+async def test_a_monitor_that_loses_its_stream_after_the_workflow_ended_stops(
+    stand_in: tuple[Client, WorkflowHandle[MonitoredStandIn, None]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without heartbeats no cancel reaches it: a lost stream is when it asks."""
+    client, handle = stand_in
+    instance = toy_instance()
+    acts = activities(client, tmp_path, monkeypatch)
+    latest = client.get_workflow_handle(handle.id)
+    run_id = (await latest.describe()).run_id
+    request = MonitorInput(
+        workflow_id=handle.id, instance=instance, keepalive_seconds=60, run_id=run_id
+    )
+    running = asyncio.create_task(ActivityEnvironment().run(acts.monitor, request))
+    await until_seen(client, handle.id, [0])
+    ToyBackend.instances[instance.instance_id].drop()  # a blip while it runs: reconnects
+    await asyncio.sleep(1.5)  # past the 1 s reconnect delay
+    assert not running.done()
+    await latest.terminate()
+    ToyBackend.instances[instance.instance_id].drop()  # the next blip finds it ended
+    await asyncio.wait_for(running, 10)
