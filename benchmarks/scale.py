@@ -687,6 +687,8 @@ class Options:
     takeover_window: float = 40.0
     monitor_heartbeat: float | None = None
     heartbeat_every: float | None = None
+    idle_after: float = 0.0
+    idle_only: bool = False
 
 
 class World:
@@ -1061,9 +1063,13 @@ async def run(options: Options, root: Path, report: dict[str, Any]) -> None:
         # 2. ps
         report.update(await measure_ps(world, client, temporal, options.ps_rounds))
 
-        # 3. idle
-        await asyncio.sleep(1.0)
-        window = min(options.idle_seconds, anchor - time.time() - 1.0)
+        # 3. idle (after --idle-after s: the fleet's start leaves timers behind, e.g. each
+        # provision's 10-minute start-to-close timer, which the server still fires)
+        await asyncio.sleep(1.0 + options.idle_after)
+        window = options.idle_seconds
+        if not options.idle_only:
+            window = min(window, anchor - time.time() - 1.0)
+        report["idle_after_s"] = options.idle_after
         report["idle_window_s"] = round(max(window, 0.0), 1)
         if window >= 2.0:
             meter = CpuMeter({n: p for n, p in world.pids.items()})
@@ -1082,6 +1088,8 @@ async def run(options: Options, root: Path, report: dict[str, Any]) -> None:
         report["worker_rss_mb"] = round(sum(v for n, v in rss.items() if n != "server"), 1)
         report["server_rss_mb"] = rss["server"]
         report["rss_mb_by_process"] = rss
+        if options.idle_only:
+            return
 
         # 4. deadlines
         last_due = max(planned.values())
@@ -1204,6 +1212,12 @@ def parse(argv: list[str] | None = None) -> Options:
         "--backlog", type=int, default=16, help="started but not yet provisioned, at most"
     )
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--idle-after", type=float, default=0.0, help="s to wait before the idle window"
+    )
+    parser.add_argument(
+        "--idle-only", action="store_true", help="end after the idle window (no deadlines)"
+    )
     parser.add_argument("--grace", type=float, default=60.0, help="wait past the last deadline")
     parser.add_argument(
         "--start-budget", type=float, help="stop starting after this many s (lead - 20)"
@@ -1274,6 +1288,8 @@ def parse(argv: list[str] | None = None) -> Options:
         takeover_window=args.takeover_window,
         monitor_heartbeat=args.monitor_heartbeat,
         heartbeat_every=args.heartbeat_every,
+        idle_after=args.idle_after,
+        idle_only=args.idle_only,
     )
     return options
 

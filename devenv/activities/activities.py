@@ -246,6 +246,7 @@ class _Forwarder:
     def __init__(self, handle: WorkflowHandle[Any, Any]):
         self._handle = handle
         self._last: PresenceReport | None = None
+        self._in_use = asyncio.Event()
         self.stream_up = False
 
     async def forward(self, report: PresenceReport) -> None:
@@ -256,10 +257,16 @@ class _Forwarder:
             return
         await self._signal(report)
         self._last = report
+        if report.in_use > 0:
+            self._in_use.set()
+        else:
+            self._in_use.clear()
 
     async def keepalive_forever(self, interval: float) -> None:
-        """Only while the stream is up: a blind monitor must not keep a machine alive."""
+        """Only while the stream is up: a blind monitor must not keep a machine alive.
+        Asleep while nobody is present: 10,000 idle monitors wake for nothing."""
         while True:
+            await self._in_use.wait()
             await asyncio.sleep(interval)
             last = self._last
             if self.stream_up and last is not None and last.in_use > 0:
