@@ -8,6 +8,9 @@ machine, deleted at teardown.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -259,3 +262,33 @@ def test_sharing_an_ssh_environment_lets_the_colleague_key_in_and_out(
     assert world.ps(name)["status"] == "running", "the presence agent's line was kept"
     devenv.run("stop", name, "--wait")
     devenv.run("users", "remove", "bob")
+
+
+def test_after_a_worker_is_killed_its_successor_sees_ssh_users_again(
+    world: World, tmp_path: Path
+) -> None:
+    """An ssh environment's monitor runs on the watch queue of the worker that started it,
+    with no heartbeat of its own. `kill -9` that worker and start another: the successor
+    ends the dead worker's lease at once (not after its 60 s), and the environment starts
+    its monitor on the successor, which sees the next user."""
+    devenv = world.devenv
+    name, path = world.config(tmp_path)
+    devenv.run("start", str(path))
+    assert world.ps(name)["activity"] == "idle"
+    pidfile = devenv.home / "server.pid"
+    victim = int(pidfile.read_text().split()[0])
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{victim}").exists(), 10, "the killed server to go")
+    devenv.start_server()  # `serving` stops it at the end, by its pidfile
+    restarted = time.monotonic()
+
+    session = devenv.open_session(name)
+    session.send("echo again-$((6*7))\n")
+    session.expect("again-42")
+    until_activity(world, name, "active", timeout=40)
+    assert time.monotonic() - restarted < 45, "moved at once, not after the lease's 60 s"
+    logs = devenv.run("logs", name).stdout
+    assert "is gone; monitor restarting" in logs, logs
+    assert session.close() == 0
+    until_activity(world, name, "idle", timeout=20)
+    devenv.run("stop", name, "--wait")
