@@ -102,7 +102,7 @@ class Settings(BaseModel):
             tls=_tls(api_key is not None),
             ui_port_override=_port_variable("DEVENV_UI_PORT"),
             internal_key_file=_path_variable("DEVENV_INTERNAL_KEY_FILE"),
-            ssh_include=_flag("DEVENV_SSH_INCLUDE", home.absolute() == default_home.absolute()),
+            ssh_include=ssh_include_for(home),
             api_port_override=_port_variable("DEVENV_API_PORT"),
             server_url=_url_variable("DEVENV_SERVER_URL"),
             token=_token_variable("DEVENV_TOKEN"),
@@ -256,6 +256,13 @@ def _path_variable(name: str) -> Path | None:
     if "\n" in raw or "\x00" in raw:
         raise SettingsError(f"{name}: invalid value {_show(raw)}: accepted: a file path")
     return Path(raw).expanduser().absolute()
+
+
+def ssh_include_for(home: Path) -> bool:
+    """Whether ``home`` may add its Include to ~/.ssh/config: DEVENV_SSH_INCLUDE, or else
+    only the default home (a test's or a script's own home must not touch it)."""
+    default_home = (Path.home() / ".devenv").absolute()
+    return _flag("DEVENV_SSH_INCLUDE", home.expanduser().absolute() == default_home)
 
 
 def _flag(name: str, default: bool) -> bool:

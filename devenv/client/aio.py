@@ -31,7 +31,7 @@ from devenv.errors import (
     ServerNotAnsweringError,
     ServerUnreachableError,
 )
-from devenv.settings import SHARED_TASK_QUEUE, Settings, local_user
+from devenv.settings import SHARED_TASK_QUEUE, Settings, local_user, ssh_include_for
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import (
     WORKFLOW_TYPE,
@@ -132,6 +132,7 @@ class AsyncClient:
             updates["tls"] = tls
         if home is not None:
             updates["home"] = Path(home).expanduser().absolute()
+            updates["ssh_include"] = ssh_include_for(updates["home"])
         self.settings = base.model_copy(update=updates) if updates else base
         self._temporal: TemporalClient | None = None
 

@@ -45,6 +45,20 @@ def test_a_scratch_home_never_edits_the_users_ssh_config(
     assert not (user_home / ".ssh" / "config").exists(), "test homes must not pile up there"
 
 
+def test_a_client_given_its_own_home_never_edits_the_users_ssh_config(
+    user_home: Path, tmp_path: Path
+) -> None:
+    """``AsyncClient(home=...)`` from a program whose own settings are the default home:
+    the home it was given decides, not the default it started from."""
+    from devenv.client.aio import AsyncClient
+
+    scratch = AsyncClient(home=tmp_path / "scratch").settings
+    assert not scratch.ssh_include
+    assert sshconfig.include_in_user_config(scratch) is False
+    assert not (user_home / ".ssh" / "config").exists()
+    assert AsyncClient(home=user_home / ".devenv").settings.ssh_include
+
+
 def test_the_default_home_or_the_flag_adds_the_include_once(
     user_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
