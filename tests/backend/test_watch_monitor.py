@@ -23,7 +23,7 @@ from devenv.activities.activities import EnvironmentActivities
 from devenv.settings import Settings
 from devenv.workflows.messages import MonitorInput
 from devenv.workflows.state import InstanceInfo, PresenceReport
-from tests.backend.toy_backend import ToyBackend, ToyInstance
+from tests.backend.toy_backend import ToyBackend
 
 
 @workflow.defn(name="MonitoredStandIn", sandboxed=False)  # its module imports I/O code
@@ -73,17 +73,20 @@ async def stand_in(
 
 
 def toy_instance() -> InstanceInfo:
-    token = uuid.uuid4().hex
-    ToyBackend.instances[token] = ToyInstance()
-    return InstanceInfo(
-        instance_id=token,
-        backend="toy",
-        host="127.0.0.1",
-        port=1,
-        username="toy",
-        host_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIToyToyToyToyToyToyToyToyToy",
-        task_queue="devenv",
-    )
+    return ToyBackend.create(uuid.uuid4().hex)
+
+
+@contextlib.asynccontextmanager
+async def monitoring(
+    acts: EnvironmentActivities, request: MonitorInput
+) -> AsyncIterator[asyncio.Task[None]]:
+    """The real monitor activity running (no heartbeat timeout), cancelled after."""
+    running = asyncio.create_task(ActivityEnvironment().run(acts.monitor, request))
+    try:
+        yield running
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 def activities(
@@ -123,11 +126,9 @@ async def test_a_monitor_of_a_run_that_continued_as_new_stops_at_its_first_repor
     assert await client.get_workflow_handle(handle.id).query(MonitoredStandIn.seen) == []
     # The same monitor for the current run reports to it, and keeps going.
     current_run = stale.model_copy(update={"run_id": None})
-    running = asyncio.create_task(ActivityEnvironment().run(acts.monitor, current_run))
-    await until_seen(client, handle.id, [0])
-    assert not running.done()
-    running.cancel()
-    await asyncio.gather(running, return_exceptions=True)
+    async with monitoring(acts, current_run) as running:
+        await until_seen(client, handle.id, [0])
+        assert not running.done()
 
 
 async def test_a_newer_monitor_of_the_same_environment_replaces_the_older(
@@ -140,15 +141,14 @@ async def test_a_newer_monitor_of_the_same_environment_replaces_the_older(
     acts = activities(client, tmp_path, monkeypatch)
     request = MonitorInput(workflow_id=handle.id, instance=instance, keepalive_seconds=60)
 
-    older = asyncio.create_task(ActivityEnvironment().run(acts.monitor, request))
-    await until_seen(client, handle.id, [0])
-    newer = asyncio.create_task(ActivityEnvironment().run(acts.monitor, request))
-    await asyncio.wait_for(older, 10)  # returned: replaced
-    assert not newer.done()
-    ToyBackend.instances[instance.instance_id].set(2)
-    await until_seen(client, handle.id, [0, 0, 2])  # the newer one's first report, then the change
-    newer.cancel()
-    await asyncio.gather(newer, return_exceptions=True)
+    async with monitoring(acts, request) as older:
+        await until_seen(client, handle.id, [0])
+        async with monitoring(acts, request) as newer:
+            await asyncio.wait_for(older, 10)  # returned: replaced
+            assert not newer.done()
+            ToyBackend.instances[instance.instance_id].set(2)
+            # The newer one's first report, then the change.
+            await until_seen(client, handle.id, [0, 0, 2])
 
 
 async def test_a_monitor_that_loses_its_stream_after_the_workflow_ended_stops(
@@ -165,11 +165,11 @@ async def test_a_monitor_that_loses_its_stream_after_the_workflow_ended_stops(
     request = MonitorInput(
         workflow_id=handle.id, instance=instance, keepalive_seconds=60, run_id=run_id
     )
-    running = asyncio.create_task(ActivityEnvironment().run(acts.monitor, request))
-    await until_seen(client, handle.id, [0])
-    ToyBackend.instances[instance.instance_id].drop()  # a blip while it runs: reconnects
-    await asyncio.sleep(1.5)  # past the 1 s reconnect delay
-    assert not running.done()
-    await latest.terminate()
-    ToyBackend.instances[instance.instance_id].drop()  # the next blip finds it ended
-    await asyncio.wait_for(running, 10)
+    async with monitoring(acts, request) as running:
+        await until_seen(client, handle.id, [0])
+        ToyBackend.instances[instance.instance_id].drop()  # a blip while it runs: reconnects
+        await asyncio.sleep(1.5)  # past the 1 s reconnect delay
+        assert not running.done()
+        await latest.terminate()
+        ToyBackend.instances[instance.instance_id].drop()  # the next blip finds it ended
+        await asyncio.wait_for(asyncio.shield(running), 10)

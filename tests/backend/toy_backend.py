@@ -67,15 +67,22 @@ class ToyBackend(Backend):
         region = request.spec.backend_config.get("region")
         if region != "north":
             raise ProvisioningError(f"no toys in the {region}")
-        self.instances.setdefault(request.instance_token, ToyInstance())
+        return self.create(request.instance_token, request.spec.host_task_queue, region)
+
+    @classmethod
+    def create(
+        cls, token: str, task_queue: str | None = None, region: str = "north"
+    ) -> InstanceInfo:
+        """A toy instance of ``token`` (the same again for the same token)."""
+        cls.instances.setdefault(token, ToyInstance())
         return InstanceInfo(
-            instance_id=request.instance_token,
-            backend=self.name,
+            instance_id=token,
+            backend=cls.name,
             host="127.0.0.1",
             port=1,
             username="toy",
             host_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIToyToyToyToyToyToyToyToyToy",
-            task_queue=request.spec.host_task_queue or "devenv",
+            task_queue=task_queue or "devenv",
             data={"region": region},
         )
 

@@ -32,6 +32,11 @@ async def monitors_scheduled(handle: WorkflowHandle[Any, Any]) -> list[HistoryEv
     ]
 
 
+async def first_monitor(handle: WorkflowHandle[Any, Any]) -> Any:
+    """How the first monitor was scheduled (queue, heartbeat timeout)."""
+    return (await monitors_scheduled(handle))[0].activity_task_scheduled_event_attributes
+
+
 async def watcher(client: Client, handle: WorkflowHandle[Any, Any]) -> str | None:
     description = await client.get_workflow_handle(handle.id).describe()
     return await description.memo_value(WATCHER_MEMO, None, type_hint=str)
@@ -44,7 +49,7 @@ async def test_a_shared_queue_instance_is_watched_from_the_workers_watch_queue(
     async with running_worker(client, SHARED_TASK_QUEUE) as fake:
         handle = await start(client, fake, make_state(inactivity=2 * H, tuning=Tuning()))
         await wait_for(handle, lambda s: s.status == Status.RUNNING and len(fake.monitors) == 1)
-        first = (await monitors_scheduled(handle))[0].activity_task_scheduled_event_attributes
+        first = await first_monitor(handle)
         assert first.task_queue.name == fake.watch_queue
         assert not first.heartbeat_timeout.ToTimedelta(), "the lease stands for it"
         assert fake.monitors[0].run_id == (await handle.describe()).run_id
@@ -71,7 +76,7 @@ async def test_a_worker_without_a_watch_queue_keeps_the_heartbeating_monitor(
     async with running_worker(client, SHARED_TASK_QUEUE, watch_queue="") as fake:
         handle = await start(client, fake, make_state(inactivity=2 * H, tuning=Tuning()))
         await wait_for(handle, lambda s: s.status == Status.RUNNING and len(fake.monitors) == 1)
-        first = (await monitors_scheduled(handle))[0].activity_task_scheduled_event_attributes
+        first = await first_monitor(handle)
         assert first.task_queue.name == SHARED_TASK_QUEUE
         assert first.heartbeat_timeout.ToTimedelta() == MONITOR_HEARTBEAT
         assert fake.monitors[0].run_id is None
@@ -87,7 +92,7 @@ async def test_a_host_queue_instance_is_watched_from_its_host_heartbeating(
     async with running_worker(client) as fake:
         handle = await start(client, fake, make_state(inactivity=2 * H, tuning=Tuning()))
         await wait_for(handle, lambda s: s.status == Status.RUNNING and len(fake.monitors) == 1)
-        first = (await monitors_scheduled(handle))[0].activity_task_scheduled_event_attributes
+        first = await first_monitor(handle)
         assert first.task_queue.name == fake.task_queue
         assert first.heartbeat_timeout.ToTimedelta() == MONITOR_HEARTBEAT
         assert await watcher(client, handle) is None
