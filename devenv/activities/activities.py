@@ -147,7 +147,7 @@ class EnvironmentActivities:
         backend = self._backend(request.instance.backend)
         side = [asyncio.create_task(forwarder.keepalive_forever(request.keepalive_seconds))]
         if activity.info().heartbeat_timeout:
-            side.append(asyncio.create_task(_heartbeat_forever(MONITOR_HEARTBEAT_SECONDS)))
+            side.append(asyncio.create_task(heartbeat_forever(MONITOR_HEARTBEAT_SECONDS)))
         superseded = asyncio.Event()
         older = self._monitors.get(request.workflow_id)
         if older is not None:
@@ -312,16 +312,17 @@ async def _heartbeating() -> AsyncIterator[None]:
     workflow, an attempt lost with its worker is retried after that timeout rather than
     after the whole start-to-close timeout (minutes)."""
     with progress.tracking():
-        beating = asyncio.create_task(_heartbeat_forever())
+        beating = asyncio.create_task(heartbeat_forever())
         try:
             yield
         finally:
             beating.cancel()
 
 
-async def _heartbeat_forever(every: float = HEARTBEAT_SECONDS) -> None:
-    """Heartbeats prove the monitor is alive and deliver cancellation to it; during a
-    provision they carry the backend's latest step (``devenv start`` shows it)."""
+async def heartbeat_forever(every: float = HEARTBEAT_SECONDS) -> None:
+    """Heartbeats prove an activity alive (a monitor on its instance's queue, a worker's
+    lease) and deliver cancellation to it; during a provision they carry the backend's
+    latest step (``devenv start`` shows it)."""
     while True:
         activity.heartbeat(progress.latest() or datetime.now(UTC).isoformat())
         await asyncio.sleep(every)

@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from devenv.activities.activities import heartbeat_forever
 from devenv.workflows.messages import LeaseInput, WatcherGone
 from devenv.workflows.policies import LEASE_TERM
 from devenv.workflows.state import WORKFLOW_TYPE
@@ -43,7 +44,7 @@ class WatchActivities:
     @activity.defn(name="hold_lease")
     async def hold_lease(self, lease: LeaseInput) -> None:
         """Heartbeat for ``LEASE_TERM``; ends (failed) only with this process."""
-        beating = asyncio.create_task(_beat_forever())
+        beating = asyncio.create_task(heartbeat_forever(LEASE_BEAT_SECONDS))
         try:
             await asyncio.sleep(LEASE_TERM.total_seconds())
         finally:
@@ -70,7 +71,7 @@ class WatchActivities:
 
         tasks: list[asyncio.Task[int]] = []
         seen = 0
-        beating = asyncio.create_task(_beat_forever())
+        beating = asyncio.create_task(heartbeat_forever(LEASE_BEAT_SECONDS))
         try:
             async for execution in self._client.list_workflows(query):
                 seen += 1
@@ -84,12 +85,6 @@ class WatchActivities:
                 task.cancel()
         log.info("worker of %s gone: %d of %d environment(s) re-homed", lease.queue, moved, seen)
         return moved
-
-
-async def _beat_forever() -> None:
-    while True:
-        activity.heartbeat()
-        await asyncio.sleep(LEASE_BEAT_SECONDS)
 
 
 def watch_activities(acts: WatchActivities) -> list[Callable[..., object]]:
