@@ -179,6 +179,26 @@ def _kill(pids: Sequence[int], sig: signal.Signals = signal.SIGKILL) -> None:
             os.kill(pid, sig)
 
 
+SESSION_GRACE_SECONDS = 1.0
+
+
+def _end_sessions(seen: Sequence[tuple[int, int | None]]) -> None:
+    """SIGTERM, then SIGKILL what is left after a second: only processes still the ones
+    we saw (same start time), never a reused pid. A root session's shell may be inside
+    the machine's own startup files (pyenv's rehash holds a lock file in /root until its
+    EXIT trap runs): killed outright, it would leave that lock behind, and every later
+    root shell on the machine waits 60 s for it."""
+
+    def alive() -> list[int]:
+        return [pid for pid, start in seen if start and _start_of(pid) == start]
+
+    _kill(alive(), signal.SIGTERM)
+    give_up = time.monotonic() + SESSION_GRACE_SECONDS
+    while alive() and time.monotonic() < give_up:
+        time.sleep(0.02)
+    _kill(alive())
+
+
 @dataclass
 class Sshd:
     """One sshd listening on 127.0.0.1 with its own config, host key and admin key.
@@ -332,8 +352,7 @@ class Sshd:
                     process.wait(10)
             self._survivors.extend(below)
         if kill_sessions:
-            # Only processes still the ones we saw (same start time), never a reused pid.
-            _kill([pid for pid, start in self._survivors if start and _start_of(pid) == start])
+            _end_sessions(self._survivors)
             self._survivors.clear()
         if self._log_file is not None:
             self._log_file.close()
