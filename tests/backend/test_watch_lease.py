@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 import devenv
@@ -20,6 +21,7 @@ from devenv.backends import registry
 from devenv.client.models import EnvironmentStatus
 from devenv.settings import Settings
 from devenv.worker.worker import running_workers
+from devenv.workflows.lease import lease_workflow_id
 from devenv.workflows.visibility import WATCHER_MEMO
 from tests.backend import toy_backend
 from tests.backend.test_toy_backend import TOY, until
@@ -102,3 +104,6 @@ async def test_a_stopped_workers_monitors_move_to_a_live_worker(
     finally:
         for stack in stacks:
             await stack.aclose()
+        for queue in queues:  # no worker of this test is left to finish them
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(lease_workflow_id(queue)).terminate()

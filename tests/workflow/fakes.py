@@ -235,8 +235,13 @@ async def running_worker(
     fake = FakeBackend(task_queue=task_queue or f"tq-{uuid.uuid4().hex[:10]}", **backend)
     if fake.task_queue == SHARED_TASK_QUEUE and "watch_queue" not in backend:
         fake.watch_queue = f"watch-{uuid.uuid4().hex[:10]}"
-    # Heartbeat often, so a cancelled fake monitor learns it within milliseconds.
-    options: dict[str, Any] = {"max_heartbeat_throttle_interval": timedelta(milliseconds=50)}
+    # Heartbeat often, so a cancelled fake monitor learns it within milliseconds; the
+    # default interval is for activities without a heartbeat timeout (watch queues).
+    often = timedelta(milliseconds=50)
+    options: dict[str, Any] = {
+        "max_heartbeat_throttle_interval": often,
+        "default_heartbeat_throttle_interval": often,
+    }
     async with (
         Worker(
             client,
