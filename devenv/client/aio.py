@@ -47,9 +47,11 @@ from devenv.workflows.state import (
 # `devenv ps` or `signal` needs none of the rest, and remote mode no Temporal at all.
 if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient
+    from temporalio.service import ServiceClient
 
     from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.jobs import Job
+    from devenv.client.listing import Visibility
     from devenv.client.lookup import Handle
     from devenv.client.remote import RemoteAsyncClient
     from devenv.client.report import Report
@@ -135,15 +137,29 @@ class AsyncClient:
             updates["ssh_include"] = ssh_include_for(updates["home"])
         self.settings = base.model_copy(update=updates) if updates else base
         self._temporal: TemporalClient | None = None
+        self._service_client: ServiceClient | None = None
 
     async def temporal(self) -> TemporalClient:
         """The Temporal client, connected on first use (ServerUnreachableError if nothing
         answers)."""
         if self._temporal is None:
-            from devenv.worker.client import connect
+            from devenv.worker.client import client_for
 
-            self._temporal = await connect(self.settings)
+            self._temporal = client_for(await self._service(), self.settings)
         return self._temporal
+
+    async def visibility(self) -> Visibility:
+        """Where listings come from: the bare connection, without ``temporalio.client``."""
+        from devenv.client.listing import Visibility
+
+        return Visibility(await self._service(), self.settings.namespace, self.temporal)
+
+    async def _service(self) -> ServiceClient:
+        if self._service_client is None:
+            from devenv.worker.client import connect_service
+
+            self._service_client = await connect_service(self.settings)
+        return self._service_client
 
     @translated
     async def start(
@@ -216,7 +232,7 @@ class AsyncClient:
             ),
         )
         temporal = await ensure_server(settings, lambda text: say(text, False))
-        self._temporal = temporal
+        self._temporal, self._service_client = temporal, temporal.service_client
         workflow_id = workflow_id_for(env_name)
         try:
             handle: Handle = await temporal.start_workflow(
@@ -256,9 +272,9 @@ class AsyncClient:
     @translated
     async def list(self, *, all: bool = False) -> EnvironmentList:
         """Running environments (``all``: ended ones too), as ``devenv ps --json`` lists them."""
-        from devenv.client.lookup import list_statuses
+        from devenv.client.listing import list_statuses
 
-        rows, silent = await list_statuses(await self.temporal(), all)
+        rows, silent = await list_statuses(await self.visibility(), all)
         return EnvironmentList(rows, silent)
 
     @translated_pages
@@ -268,10 +284,10 @@ class AsyncClient:
         """``list()`` a page at a time, as the server sends them (each page sorted, the
         first of ``first_page_size`` rows, 100 unless given, then 1,000): for fleets too
         large to wait for, as ``devenv ps`` prints them."""
-        from devenv.client.lookup import FIRST_PAGE_SIZE, status_pages
+        from devenv.client.listing import FIRST_PAGE_SIZE, status_pages
 
         size = first_page_size or FIRST_PAGE_SIZE
-        async for page in status_pages(await self.temporal(), all, size):
+        async for page in status_pages(await self.visibility(), all, size):
             yield page
 
     @translated

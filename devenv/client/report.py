@@ -448,7 +448,8 @@ async def fetch_report(
     read each one's whole state (bounded concurrency) and compute the report."""
     from temporalio.client import WorkflowExecutionStatus
 
-    from devenv.client.lookup import LIST_PAGE_SIZE, Handle, fetch_state
+    from devenv.client.listing import LIST_PAGE_SIZE
+    from devenv.client.lookup import Handle, fetch_state
     from devenv.workflows.state import WORKFLOW_TYPE
 
     now = utc(now or datetime.now(UTC))

@@ -4,29 +4,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import ConnectConfig, ServiceClient
 
 from devenv.errors import ServerNotAnsweringError, ServerUnreachableError
 from devenv.settings import Settings
 
-__all__ = ["ServerNotAnsweringError", "ServerUnreachableError", "connect", "wait_reachable"]
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+__all__ = [
+    "ServerNotAnsweringError",
+    "ServerUnreachableError",
+    "client_for",
+    "connect",
+    "connect_service",
+    "wait_reachable",
+]
 
 
 async def connect(settings: Settings, timeout: float = 5.0) -> Client:
     """A client for ``settings``; ServerUnreachableError within ``timeout`` seconds."""
+    return client_for(await connect_service(settings, timeout), settings)
+
+
+def client_for(service: ServiceClient, settings: Settings) -> Client:
+    """The Temporal client over a connection ``connect_service`` made (what
+    ``Client.connect`` builds, with devenv's pydantic data converter)."""
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    return Client(service, namespace=settings.namespace, data_converter=pydantic_data_converter)
+
+
+async def connect_service(settings: Settings, timeout: float = 5.0) -> ServiceClient:
+    """The bare gRPC connection to Temporal; ServerUnreachableError within ``timeout``.
+
+    Commands that only read the visibility store (``devenv ps``) use it alone:
+    importing ``temporalio.client`` costs a short command ~100 ms more.
+    """
+    config = ConnectConfig(
+        target_host=settings.address,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        tls=settings.tls,
+    )
     try:
-        return await asyncio.wait_for(
-            Client.connect(
-                settings.address,
-                namespace=settings.namespace,
-                api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-                tls=settings.tls,
-                data_converter=pydantic_data_converter,
-            ),
-            timeout,
-        )
+        return await asyncio.wait_for(ServiceClient.connect(config), timeout)
     except TimeoutError as err:
         if await _accepts_tcp(settings):
             raise ServerNotAnsweringError(

@@ -14,6 +14,10 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from devenv.workflows.state import EnvState, InstanceInfo, Status, workflow_id_for
 
+MEMO_KEY = "devenv"
+"""Memo field holding the row (``EnvironmentStatus``) that ``devenv ps`` lists: here, not
+in ``visibility``, so a listing imports no workflow code."""
+
 
 class EnvironmentStatus(BaseModel):
     """One environment as ``devenv ps --json``, ``devenv.list()`` and ``env.status()`` show it."""

@@ -10,14 +10,14 @@ from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 from devenv.workflows.display import details
 from devenv.workflows.state import EnvState
-from devenv.workflows.status import EnvironmentStatus
+from devenv.workflows.status import MEMO_KEY, EnvironmentStatus
+
+__all__ = ["MEMO_KEY", "WATCHER_MEMO", "memo_row", "publish"]
 
 STATUS_ATTR = SearchAttributeKey.for_keyword("DevEnvStatus")
 BACKEND_ATTR = SearchAttributeKey.for_keyword("DevEnvBackend")
 NAME_ATTR = SearchAttributeKey.for_keyword("DevEnvName")
 DEADLINE_ATTR = SearchAttributeKey.for_datetime("DevEnvDeadline")
-MEMO_KEY = "devenv"
-"""Memo field holding the ``EnvironmentStatus`` that ``devenv ps`` lists."""
 WATCHER_MEMO = "devenv-watcher"
 """Memo field naming the watch queue the environment's monitor runs on: a worker's
 lapsed lease finds the environments to re-home by it (``devenv.activities.watching``)."""

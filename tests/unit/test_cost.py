@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from devenv.cli.views import money, ps_table, statuses_json
-from devenv.client.lookup import list_statuses
+from devenv.client.listing import Visibility, list_statuses
 from devenv.client.models import EnvironmentStatus
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import ProvisionInput
@@ -174,7 +174,7 @@ async def test_listing_computes_the_cost_from_the_memo_and_the_history_replays(
     assert running.instance is not None and running.instance.price_per_hour == 3.06
     assert final.ready_at is not None and final.ended_at is not None
     # The worker is gone: the listing answers from the memo alone.
-    rows, silent = await list_statuses(client, include_ended=True)
+    rows, silent = await list_statuses(Visibility.of(client), include_ended=True)
     [row] = [r for r in rows if r.name == initial.spec.name]
     expected = round(3.06 * (final.ended_at - final.ready_at).total_seconds() / 3600, 2)
     assert (row.price_per_hour, row.cost) == (3.06, expected)

@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from devenv.cli.views import JsonRows, PsLines, ps_table, statuses_json
-from devenv.client.lookup import list_statuses, sort_statuses, status_pages
+from devenv.client.listing import Visibility, list_statuses, sort_statuses, status_pages
 from devenv.client.models import EnvironmentStatus
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import EnvSpec, EnvState, Status, Tuning
@@ -87,8 +87,8 @@ async def test_the_listing_comes_in_pages_that_add_up_to_the_whole(
         ]
         for handle in handles:
             await wait_for(handle, lambda s: s.status == Status.RUNNING)
-        whole, _ = await list_statuses(client, include_ended=False)
-        pages = [page async for page in status_pages(client, False, 2, page_size=3)]
+        whole, _ = await list_statuses(Visibility.of(client), include_ended=False)
+        pages = [page async for page in status_pages(Visibility.of(client), False, 2, page_size=3)]
         for handle in handles:
             await handle.execute_update(DevEnvironmentWorkflow.request_stop, None)
             await handle.result()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from devenv.client.lookup import list_statuses
+from devenv.client.listing import Visibility, list_statuses
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import Status, Tuning
 from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
@@ -26,7 +26,7 @@ async def test_the_listing_is_current_and_needs_no_worker(
         await wait_for(handle, lambda s: s.connections == 1)
         await handle.execute_update(WF.set_max_duration, 7200)
     # The worker is gone: a query would hang; the listing answers from the memo.
-    rows, silent = await list_statuses(client, include_ended=False)
+    rows, silent = await list_statuses(Visibility.of(client), include_ended=False)
     [row] = [r for r in rows if r.name == name]
     assert silent == []
     assert (row.status, row.activity, row.connections) == ("running", "active", 1)
@@ -39,8 +39,9 @@ async def test_the_listing_is_current_and_needs_no_worker(
         await handle.execute_update(WF.request_stop, None)
         final = await handle.result()
     assert final.status == Status.TERMINATED
-    rows, _ = await list_statuses(client, include_ended=True)
+    rows, _ = await list_statuses(Visibility.of(client), include_ended=True)
     [ended] = [r for r in rows if r.name == name]
     assert (ended.status, ended.termination_reason) == ("terminated", "stopped_by_user")
     assert ended.deadline is None
-    assert name not in [r.name for r in (await list_statuses(client, include_ended=False))[0]]
+    running, _ = await list_statuses(Visibility.of(client), include_ended=False)
+    assert name not in [r.name for r in running]
