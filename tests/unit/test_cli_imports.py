@@ -1,5 +1,6 @@
 """Each command imports only what it needs: `devenv ps` and `devenv signal` run without
-the SSH stack (asyncssh, cryptography), YAML or HTTP, and `--help` without Temporal.
+the SSH stack (asyncssh, cryptography), YAML or HTTP, listing without Temporal's client
+or workflow code, and `--help` without Temporal.
 
 Whole processes, as users run them: the commands really list and change an environment
 on the session's dev server (its workflow run by a worker in this process), and the
@@ -22,6 +23,8 @@ from tests.workflow.fakes import make_state, running_worker, start, wait_for
 
 HEAVY = ("asyncssh", "cryptography", "yaml", "httpx", "devenv.config.loader")
 """Never needed to list environments or change one's thresholds."""
+LISTING_ONLY = ("temporalio.client", "temporalio.workflow", "devenv.workflows.visibility")
+"""Not needed by a listing either: it reads the visibility store over the bare connection."""
 PROBE = """
 import json, os, sys
 from devenv.cli.app import run
@@ -77,9 +80,10 @@ async def test_ps_and_signal_load_neither_ssh_nor_yaml_nor_http(
         handle = await start(client, fake, initial)
         await wait_for(handle, lambda s: s.status == Status.RUNNING)
 
-        _, loaded, listed = await run_probe(tmp_path, address, "ps")
+        watched = (*HEAVY, *LISTING_ONLY)
+        _, loaded, listed = await run_probe(tmp_path, address, "ps", watched=watched)
         assert name in listed and loaded == []
-        _, loaded, listed = await run_probe(tmp_path, address, "ps", "--json")
+        _, loaded, listed = await run_probe(tmp_path, address, "ps", "--json", watched=watched)
         assert name in {row["name"] for row in json.loads(listed)} and loaded == []
         _, loaded, listed = await run_probe(tmp_path, address, "ps", name)
         assert name in listed and loaded == []

@@ -15,14 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from devenv.cli.views import money, ps_table, statuses_json
-from devenv.client.listing import Visibility, list_statuses
 from devenv.client.models import EnvironmentStatus
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import ProvisionInput
 from devenv.workflows.state import EnvSpec, EnvState, InstanceInfo, Status, Tuning
 from devenv.workflows.status import cost_so_far
 from devenv.workflows.visibility import memo_row
-from tests.workflow.fakes import TEST_KEY, FakeBackend, make_state, start, wait_for
+from tests.workflow.fakes import TEST_KEY, FakeBackend, listed_row, make_state, start, wait_for
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 OLD_MEMO_KEYS = {
@@ -174,8 +173,11 @@ async def test_listing_computes_the_cost_from_the_memo_and_the_history_replays(
     assert running.instance is not None and running.instance.price_per_hour == 3.06
     assert final.ready_at is not None and final.ended_at is not None
     # The worker is gone: the listing answers from the memo alone.
-    rows, silent = await list_statuses(Visibility.of(client), include_ended=True)
-    [row] = [r for r in rows if r.name == initial.spec.name]
+    row, silent = await listed_row(
+        client, initial.spec.name, lambda r: r is not None and r.status == "terminated",
+        include_ended=True,
+    )  # fmt: skip
+    assert row is not None
     expected = round(3.06 * (final.ended_at - final.ready_at).total_seconds() / 3600, 2)
     assert (row.price_per_hour, row.cost) == (3.06, expected)
     # The session's server is shared: other tests' environments may be silent, not this one.

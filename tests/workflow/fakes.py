@@ -52,6 +52,7 @@ from devenv.workflows.state import (
     Tuning,
     workflow_id_for,
 )
+from devenv.workflows.status import EnvironmentStatus
 
 MonitorMode = Literal["hold", "return", "fail", "lost"]
 TEST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake test"
@@ -304,6 +305,31 @@ async def wait_for(
         if loop.time() > give_up:
             shown = state.model_dump_json(exclude={"events"})
             raise AssertionError(f"condition not met; last state: {shown[:2000]}")
+        await asyncio.sleep(0.02)
+
+
+async def listed_row(
+    client: Client,
+    name: str,
+    predicate: Callable[[EnvironmentStatus | None], bool],
+    *,
+    include_ended: bool,
+    timeout: float = 10.0,
+) -> tuple[EnvironmentStatus | None, list[str]]:
+    """The listing's row of ``name`` (None: not listed) and the silent ids, once
+    ``predicate`` holds: the server's visibility store shows what a workflow wrote (its
+    memo, its end) a moment after it wrote it."""
+    from devenv.client.listing import Visibility, list_statuses
+
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while True:
+        rows, silent = await list_statuses(Visibility.of(client), include_ended)
+        [row] = [r for r in rows if r.name == name] or [None]
+        if predicate(row):
+            return row, silent
+        if loop.time() > give_up:
+            raise AssertionError(f"listing never matched; last row of {name}: {row}")
         await asyncio.sleep(0.02)
 
 

@@ -8,7 +8,15 @@ from temporalio.worker import Worker
 from devenv.client.listing import Visibility, list_statuses
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import Status, Tuning
-from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
+from tests.workflow.fakes import (
+    listed_row,
+    make_state,
+    report,
+    running_worker,
+    start,
+    utc,
+    wait_for,
+)
 
 WF = DevEnvironmentWorkflow
 
@@ -26,9 +34,10 @@ async def test_the_listing_is_current_and_needs_no_worker(
         await wait_for(handle, lambda s: s.connections == 1)
         await handle.execute_update(WF.set_max_duration, 7200)
     # The worker is gone: a query would hang; the listing answers from the memo.
-    rows, silent = await list_statuses(Visibility.of(client), include_ended=False)
-    [row] = [r for r in rows if r.name == name]
-    assert silent == []
+    row, silent = await listed_row(
+        client, name, lambda r: r is not None and r.max_duration == 7200, include_ended=False
+    )
+    assert row is not None and silent == []
     assert (row.status, row.activity, row.connections) == ("running", "active", 1)
     assert (row.inactivity_duration, row.max_duration) == (3600, 7200)
     assert row.deadline is not None and row.idle_since is None
@@ -39,9 +48,11 @@ async def test_the_listing_is_current_and_needs_no_worker(
         await handle.execute_update(WF.request_stop, None)
         final = await handle.result()
     assert final.status == Status.TERMINATED
-    rows, _ = await list_statuses(Visibility.of(client), include_ended=True)
-    [ended] = [r for r in rows if r.name == name]
+    ended, _ = await listed_row(
+        client, name, lambda r: r is not None and r.status == "terminated", include_ended=True
+    )
+    assert ended is not None
     assert (ended.status, ended.termination_reason) == ("terminated", "stopped_by_user")
     assert ended.deadline is None
-    running, _ = await list_statuses(Visibility.of(client), include_ended=False)
-    assert name not in [r.name for r in running]
+    rows, _ = await list_statuses(Visibility.of(client), include_ended=False)
+    assert name not in [r.name for r in rows]
