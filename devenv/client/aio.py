@@ -148,7 +148,7 @@ class AsyncClient:
             self._temporal = client_for(await self._service(), self.settings)
         return self._temporal
 
-    async def visibility(self) -> Visibility:
+    async def _visibility(self) -> Visibility:
         """Where listings come from: the bare connection, without ``temporalio.client``."""
         from devenv.client.listing import Visibility
 
@@ -274,7 +274,7 @@ class AsyncClient:
         """Running environments (``all``: ended ones too), as ``devenv ps --json`` lists them."""
         from devenv.client.listing import list_statuses
 
-        rows, silent = await list_statuses(await self.visibility(), all)
+        rows, silent = await list_statuses(await self._visibility(), all)
         return EnvironmentList(rows, silent)
 
     @translated_pages
@@ -287,7 +287,7 @@ class AsyncClient:
         from devenv.client.listing import FIRST_PAGE_SIZE, status_pages
 
         size = first_page_size or FIRST_PAGE_SIZE
-        async for page in status_pages(await self.visibility(), all, size):
+        async for page in status_pages(await self._visibility(), all, size):
             yield page
 
     @translated
