@@ -56,3 +56,20 @@ async def test_the_listing_is_current_and_needs_no_worker(
     assert ended.deadline is None
     rows, _ = await list_statuses(Visibility.of(client), include_ended=False)
     assert name not in [r.name for r in rows]
+
+
+async def test_an_environment_without_a_memo_is_asked_and_listed(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    """Environments started before the memo existed keep none: the listing asks them."""
+    client = dev_server_env.client
+    state = make_state(inactivity=3600, tuning=Tuning(monitor=False, search_attributes=False))
+    name = state.spec.name
+    async with running_worker(client) as fake:
+        handle = await start(client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        assert "devenv" not in await (await handle.describe()).memo()
+        row, silent = await listed_row(client, name, lambda r: r is not None, include_ended=False)
+        assert row is not None and handle.id not in silent
+        assert (row.status, row.inactivity_duration) == ("running", 3600)
+        await handle.terminate()
