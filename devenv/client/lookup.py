@@ -24,6 +24,8 @@ from devenv.workflows.state import WORKFLOW_TYPE, EnvState
 QUERY_TIMEOUT = timedelta(seconds=10)
 UPDATE_TIMEOUT = timedelta(seconds=20)
 """How long `signal` and `stop` wait for the workflow to answer a change."""
+WORKER_GRACE = 5.0
+"""Seconds a change waits for a worker to poll before it is refused as having none."""
 Handle = WorkflowHandle[Any, EnvState]
 
 
@@ -50,24 +52,30 @@ async def require_worker(client: Client, handle: Handle) -> None:
     """Refuse a change to a running environment that no worker could apply now.
 
     An Update nobody picks up waits forever, and could apply much later when a worker
-    returns; better to say so at once and change nothing.
+    returns; better to say so and change nothing. Only after ``WORKER_GRACE``: a worker
+    whose Temporal server just restarted polls again within seconds, and until it does
+    the server lists no poller.
     """
     description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
     if description.status != WorkflowExecutionStatus.RUNNING:
         return  # ended: the update itself answers "already completed"
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=description.task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        ),
-        timeout=QUERY_TIMEOUT,
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=description.task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     )
-    if not response.pollers:
-        raise NoWorkerError(
-            f"{handle.id}: no devenv worker is running, so nothing can apply the change; "
-            "start one with `devenv server` (nothing was changed)"
-        )
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + WORKER_GRACE
+    while True:
+        response = await client.workflow_service.describe_task_queue(request, timeout=QUERY_TIMEOUT)
+        if response.pollers:
+            return
+        if loop.time() >= give_up:
+            raise NoWorkerError(
+                f"{handle.id}: no devenv worker is running, so nothing can apply the change; "
+                "start one with `devenv server` (nothing was changed)"
+            )
+        await asyncio.sleep(0.25)
 
 
 async def fetch_state(handle: Handle) -> EnvState:
