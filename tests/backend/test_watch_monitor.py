@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,10 +73,6 @@ async def stand_in(
                 await client.get_workflow_handle(handle.id).terminate()
 
 
-def toy_instance() -> InstanceInfo:
-    return ToyBackend.create(uuid.uuid4().hex)
-
-
 @contextlib.asynccontextmanager
 async def monitoring(
     acts: EnvironmentActivities, request: MonitorInput
@@ -89,12 +86,27 @@ async def monitoring(
         await asyncio.gather(running, return_exceptions=True)
 
 
-def activities(
-    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> EnvironmentActivities:
+@dataclass
+class Watched:
+    """A test's stand-in workflow, a fresh toy instance, and the real activities."""
+
+    client: Client
+    handle: WorkflowHandle[MonitoredStandIn, None]
+    instance: InstanceInfo
+    acts: EnvironmentActivities
+
+
+@pytest.fixture
+def watched(
+    stand_in: tuple[Client, WorkflowHandle[MonitoredStandIn, None]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Watched:
+    client, handle = stand_in
     monkeypatch.setenv("DEVENV_HOME", str(tmp_path / "home"))
     settings = Settings.load()
-    return EnvironmentActivities(client, settings, {"toy": ToyBackend(settings)})
+    acts = EnvironmentActivities(client, settings, {"toy": ToyBackend(settings)})
+    return Watched(client, handle, ToyBackend.create(uuid.uuid4().hex), acts)
 
 
 async def until_seen(client: Client, workflow_id: str, wanted: list[int]) -> None:
@@ -108,15 +120,11 @@ async def until_seen(client: Client, workflow_id: str, wanted: list[int]) -> Non
 
 
 async def test_a_monitor_of_a_run_that_continued_as_new_stops_at_its_first_report(
-    stand_in: tuple[Client, WorkflowHandle[MonitoredStandIn, None]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    watched: Watched,
 ) -> None:
-    client, handle = stand_in
+    client, handle, instance, acts = watched.client, watched.handle, watched.instance, watched.acts
     old_run = handle.first_execution_run_id
     assert old_run is not None
-    instance = toy_instance()
-    acts = activities(client, tmp_path, monkeypatch)
 
     stale = MonitorInput(
         workflow_id=handle.id, instance=instance, keepalive_seconds=60, run_id=old_run
@@ -132,13 +140,9 @@ async def test_a_monitor_of_a_run_that_continued_as_new_stops_at_its_first_repor
 
 
 async def test_a_newer_monitor_of_the_same_environment_replaces_the_older(
-    stand_in: tuple[Client, WorkflowHandle[MonitoredStandIn, None]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    watched: Watched,
 ) -> None:
-    client, handle = stand_in
-    instance = toy_instance()
-    acts = activities(client, tmp_path, monkeypatch)
+    client, handle, instance, acts = watched.client, watched.handle, watched.instance, watched.acts
     request = MonitorInput(workflow_id=handle.id, instance=instance, keepalive_seconds=60)
 
     async with monitoring(acts, request) as older:
@@ -152,14 +156,10 @@ async def test_a_newer_monitor_of_the_same_environment_replaces_the_older(
 
 
 async def test_a_monitor_that_loses_its_stream_after_the_workflow_ended_stops(
-    stand_in: tuple[Client, WorkflowHandle[MonitoredStandIn, None]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    watched: Watched,
 ) -> None:
     """Without heartbeats no cancel reaches it: a lost stream is when it asks."""
-    client, handle = stand_in
-    instance = toy_instance()
-    acts = activities(client, tmp_path, monkeypatch)
+    client, handle, instance, acts = watched.client, watched.handle, watched.instance, watched.acts
     latest = client.get_workflow_handle(handle.id)
     run_id = (await latest.describe()).run_id
     request = MonitorInput(
