@@ -18,9 +18,15 @@ on purpose is a ``devenv.DevenvError``. Names are imported on first use, so that
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
+
+# asyncssh still names DSA types, which cryptography 51 deprecated: importing asyncssh
+# printed ten lines of CryptographyDeprecationWarning in every program using devenv.
+# devenv never offers DSA keys; this silences exactly that warning, nothing of the caller's.
+warnings.filterwarnings("ignore", message="DSA is deprecated", module="asyncssh")
 
 if TYPE_CHECKING:
     from devenv.client.aio import AsyncClient, AsyncEnvironment, Connection
