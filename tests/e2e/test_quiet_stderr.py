@@ -39,10 +39,7 @@ def test_no_command_prints_a_python_warning(devenv: Devenv, tmp_path: Path) -> N
         _quiet(devenv.run("ps", name))
         _quiet(devenv.run("logs", name))
         _quiet(devenv.run("gc", "--json"))
-        script = (
-            "import devenv\n"
-            f"print(devenv.get({name!r}).status().status)\n"
-        )
+        script = f"import devenv\nprint(devenv.get({name!r}).status().status)\n"
         sdk = subprocess.run(
             [sys.executable, "-c", script],
             env={**devenv.env, "PYTHONWARNINGS": "default"},
