@@ -1,7 +1,9 @@
 """The routes of the HTTP API: each one a call of the SDK, for one authenticated user.
 
-A user sees and changes only the environments they own (another's is a 404, exactly
-as if it did not exist); an admin sees all. Every error is ``{"error": "one line"}``.
+Who may do what is devenv.api.authority's table, which every route consults: a user
+sees the environments they own or that are shared with them (another's is a 404,
+exactly as if it did not exist); an admin sees all. Every error is
+``{"error": "one line"}``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import logging
 import time
 import weakref
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -22,6 +25,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from devenv import __version__
+from devenv.api import authority
+from devenv.api.authority import Action
 from devenv.api.errors import ApiError, one_line, status_of
 from devenv.api.schemas import (
     CONFIG_EXAMPLE,
@@ -39,7 +44,6 @@ from devenv.errors import (
     EnvironmentEndedError,
     EnvironmentNotFoundError,
     InvalidValueError,
-    NotAllowedError,
     NotAnsweringError,
     ProvisioningFailedError,
     ServerRefusedError,
@@ -139,38 +143,20 @@ def _client(request: Request) -> AsyncClient:
     return client
 
 
-def _may_see(user: User, status: EnvironmentStatus) -> bool:
-    return _may_own(user, status) or user.name in status.shared_with
-
-
-def _may_own(user: User, status: EnvironmentStatus) -> bool:
-    """Stop it, share it: its owner and admins; members may only extend and change it."""
-    return user.admin or status.owner == user.name
-
-
-async def _visible(request: Request, user: User, name: str) -> AsyncEnvironment:
-    """The environment ``name`` if ``user`` may see it; otherwise exactly the error of a
-    name that does not exist, so that nobody learns what others run."""
-    return (await _seen(request, user, name))[0]
-
-
 async def _seen(
-    request: Request, user: User, name: str
+    request: Request, user: User, name: str, action: Action = Action.SEE
 ) -> tuple[AsyncEnvironment, EnvironmentStatus]:
+    """The environment ``name`` and its listed row, if the authority table lets ``user``
+    do ``action``: anyone else gets exactly the error of a name that does not exist, so
+    that nobody learns what others run; a member doing what only the owner may, a 403."""
     env = await _client(request).get(name)
     listed = await env.listed_status()
-    if not _may_see(user, listed):
-        raise EnvironmentNotFoundError(f"no environment named {name!r} (see `devenv ps --all`)")
+    authority.require(user, listed, action)
     return env, listed
 
 
-def _owned(user: User, listed: EnvironmentStatus, doing: str) -> None:
-    """403 for a member doing what only the owner (or an admin) may."""
-    if not _may_own(user, listed):
-        raise NotAllowedError(
-            f"{listed.name} is shared with you by {listed.owner}: you may extend it and "
-            f"change its thresholds, but only {listed.owner} or an admin can {doing}"
-        )
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _one_change_at_a_time(request: Request, env: AsyncEnvironment) -> asyncio.Lock:
@@ -209,7 +195,7 @@ def _routes(app: FastAPI) -> None:
         listed = await _client(request).list(all=include_ended)
         if user.admin and listed.unanswered:
             response.headers[UNANSWERED_HEADER] = ",".join(listed.unanswered)
-        return [row for row in listed if _may_see(user, row)]
+        return [row for row in listed if authority.may_see(user, row)]
 
     @app.post(
         f"{PREFIX}/environments",
@@ -241,6 +227,7 @@ def _routes(app: FastAPI) -> None:
         once it accepts SSH.
         """
         config = await _json_object(request, "the configuration's keys, as in the YAML")
+        authority.require_start(user, config)
         if user.public_key is None and not user.admin:
             raise ApiError(
                 422,
@@ -263,7 +250,7 @@ def _routes(app: FastAPI) -> None:
     )
     async def get_environment(request: Request, user: Caller, name: str) -> EnvironmentStatus:
         """Status, presence, thresholds and deadline; `name` may be `devenv-NAME`."""
-        return await (await _visible(request, user, name)).status()
+        return await (await _seen(request, user, name))[0].status()
 
     @app.get(
         f"{PREFIX}/environments/{{name}}/events",
@@ -273,7 +260,7 @@ def _routes(app: FastAPI) -> None:
     )
     async def environment_events(request: Request, user: Caller, name: str) -> list[EnvEvent]:
         """Its history of events in plain words, oldest first."""
-        return await (await _visible(request, user, name)).events()
+        return await (await _seen(request, user, name))[0].events()
 
     @app.get(
         f"{PREFIX}/environments/{{name}}/connection",
@@ -284,7 +271,7 @@ def _routes(app: FastAPI) -> None:
     async def environment_connection(request: Request, user: Caller, name: str) -> SshAccess:
         """Host, port, account and host key of a running environment; its owner and the
         members it is shared with log in with their own registered key. A 409 once ended."""
-        env = await _visible(request, user, name)
+        env, _ = await _seen(request, user, name, Action.CONNECT)
         state = await env.state()
         if state.status != Status.RUNNING or state.instance is None:
             raise EnvironmentEndedError(
@@ -308,11 +295,16 @@ def _routes(app: FastAPI) -> None:
         """In force at once; a lowered threshold already exceeded terminates it. A bad
         value is a 422 with the CLI's line and changes nothing; an ended one a 409."""
         changes = await _body(request, ThresholdChanges)
-        env, listed = await _seen(request, user, name)
         given = changes.given()
-        if "shared_with" in given:
-            _owned(user, listed, "share it")
+        env, listed = await _seen(request, user, name)
+        role = authority.require_change(user, listed, given)
         async with _one_change_at_a_time(request, env):
+            if role is authority.Role.MEMBER and given.keys() & {
+                "inactivity_duration",
+                "max_duration",
+                "stop_at",
+            }:
+                authority.require_not_ending(listed, await env.state(), given, _now())
             return await env.update(**given, by=user.name)
 
     @app.delete(
@@ -330,8 +322,7 @@ def _routes(app: FastAPI) -> None:
     ) -> EnvironmentStatus:
         """Terminate it (reason `stopped_by_user`; its events say who stopped it). Its
         owner or an admin only: members of a shared environment get a 403."""
-        env, listed = await _seen(request, user, name)
-        _owned(user, listed, "stop it")
+        env, _ = await _seen(request, user, name, Action.STOP)
         async with _one_change_at_a_time(request, env):
             return await env.stop(
                 wait=wait, purge=purge, reason=f"stopped by {user.name} via the API"

@@ -37,6 +37,10 @@ class StoreError(UserError):
     """The users file cannot be read or written (its path and why, never its content)."""
 
 
+class NoSuchUserError(UserError):
+    """No user of that name in the users file."""
+
+
 class User(BaseModel):
     """One user of the API; the token itself is never stored."""
 
@@ -46,6 +50,9 @@ class User(BaseModel):
     """The admin whose token `devenv token` prints (the OS user running devenv)."""
     public_key: str | None = None
     """The OpenSSH key their environments accept; admins without one get the server's."""
+    local_backend: bool = False
+    """May start ``backend: local`` environments: a shell as the server's own OS user,
+    which can read its keys and tokens, so a grant for someone trusted like an admin."""
     token_sha256: str = Field(repr=False)
     created_at: datetime
 
@@ -127,7 +134,14 @@ class UserStore:
 
     # ------------------------------------------------------------------ changing
 
-    def add(self, name: str, *, admin: bool = False, public_key: str | None = None) -> str:
+    def add(
+        self,
+        name: str,
+        *,
+        admin: bool = False,
+        public_key: str | None = None,
+        local_backend: bool = False,
+    ) -> str:
         """Add a user; returns their token (shown once, never stored in clear)."""
         check_user_name(name)
         token = new_token()
@@ -143,6 +157,7 @@ class UserStore:
                     name=name,
                     admin=admin,
                     public_key=public_key,
+                    local_backend=local_backend,
                     token_sha256=token_digest(token),
                     created_at=datetime.now(UTC),
                 )
@@ -155,7 +170,7 @@ class UserStore:
             data = self._reread()
             user = next((user for user in data.users if user.name == name), None)
             if user is None:
-                raise UserError(f"no user named {name!r} (see `devenv users list`)")
+                raise NoSuchUserError(f"no user named {name!r} (see `devenv users list`)")
             if user.local_admin:
                 raise UserError(
                     f"{name!r} is the local admin (`devenv token`); it cannot be removed, "

@@ -6,6 +6,7 @@ rereads at once. A new user's token prints alone on stdout, once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from devenv.errors import DevenvError
 
 if TYPE_CHECKING:
     from devenv.api.tokens import User, UserStore
+    from devenv.client.revoke import Revocation
 
 users_app = typer.Typer(help="Users of the HTTP API and their tokens.", no_args_is_help=True)
 
@@ -45,6 +47,15 @@ def add(
         bool, typer.Option("--admin", help="May see and change every environment.")
     ] = False,
     key: Annotated[Path | None, typer.Option(metavar="FILE", help=KEY_HELP)] = None,
+    local_backend: Annotated[
+        bool,
+        typer.Option(
+            "--local-backend",
+            help="May start `backend: local` environments: a shell as this server's own OS "
+            "user, which can read its keys and tokens; only for someone you would make an "
+            "admin.",
+        ),
+    ] = False,
 ) -> None:
     """Add a user and print their token (alone on stdout, shown only this once)."""
     from devenv.api.tokens import check_user_name
@@ -52,10 +63,12 @@ def add(
     try:
         check_user_name(name)
         public_key = None if key is None else _key(key)
-        token = _store().add(name, admin=admin, public_key=public_key)
+        token = _store().add(name, admin=admin, public_key=public_key, local_backend=local_backend)
     except DevenvError as problem:
         raise fail(problem) from None
     role = "an admin" if admin else "a user"
+    if local_backend and not admin:
+        role += " who may start local environments"
     if public_key is None and not admin:
         role += f"; no SSH key yet, so no environments: `devenv users key {name} FILE`"
     err.print(f"Added {name} ({role}). Their token, shown only once:")
@@ -90,12 +103,51 @@ def list_users(json_output: JSON_OPT = False) -> None:
 
 @users_app.command("remove")
 def remove(name: USER_ARG) -> None:
-    """Remove a user: their token stops working at once (their environments keep running)."""
+    """Remove a user: their token stops working at once, their SSH key is refused in
+    every environment shared with them, and the environments they own are stopped.
+
+    Returns once every instance confirmed it; names those that could not be reached
+    (exit 1: run it again). Run again for a user already removed, it retries them."""
+    from devenv.api.tokens import NoSuchUserError, check_user_name
+
     try:
+        check_user_name(name)
         _store().remove(name)
+        missing: NoSuchUserError | None = None
+    except NoSuchUserError as problem:
+        missing = problem  # removed earlier: their environments are still swept
     except DevenvError as problem:
         raise fail(problem) from None
-    err.print(f"Removed {name}; their token no longer works.")
+    if missing is None:
+        err.print(f"Removed {name}; their token no longer works.")
+    try:
+        result = asyncio.run(_revoke(name))
+    except DevenvError as problem:
+        err.print(
+            f"[red]error:[/] could not revoke {name}'s SSH key from the environments: "
+            f"{problem}; once the devenv server runs, `devenv users remove {name}` again"
+        )
+        raise typer.Exit(1) from None
+    if missing is not None and not (result.unshared or result.stopped or result.failed):
+        raise fail(missing)
+    if result.unshared:
+        err.print(f"No longer shared with {name}: {', '.join(result.unshared)}.")
+    if result.stopped:
+        err.print(f"Stopped {name}'s environments: {', '.join(result.stopped)}.")
+    for environment, why in result.failed:
+        err.print(f"[red]error:[/] {environment}: could not revoke {name}'s key: {why}")
+    if result.failed:
+        err.print(f"Run `devenv users remove {name}` again once they answer.")
+        raise typer.Exit(1)
+
+
+async def _revoke(name: str) -> Revocation:
+    from devenv.client.aio import AsyncClient
+    from devenv.client.revoke import revoke
+    from devenv.settings import Settings, local_user
+
+    client = AsyncClient(settings=Settings.load())  # explicit settings: always direct
+    return await revoke(client, name, by=local_user())
 
 
 @users_app.command("key")
@@ -112,7 +164,9 @@ def key(
 
 
 def _role(user: User) -> str:
-    return "local admin" if user.local_admin else "admin" if user.admin else "user"
+    if user.admin:
+        return "local admin" if user.local_admin else "admin"
+    return "user+local" if user.local_backend else "user"
 
 
 def fingerprint(public_key: str | None) -> str:

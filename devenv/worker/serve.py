@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from temporalio.client import Client
 
+from devenv import logging_redact
 from devenv.errors import UserError
 from devenv.keys import private_dir
 from devenv.settings import Settings
@@ -50,6 +51,9 @@ async def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # No token, webhook URL, key or password in any line, from any library (httpx logs
+    # every request's URL at INFO).
+    logging_redact.install()
     # asyncssh logs every monitor connection at INFO; its warnings are enough.
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     private_dir(settings.home)

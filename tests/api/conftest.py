@@ -100,7 +100,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", user, "-f", str(key)],
                 check=True,
             )
-            api.tokens[user] = world.run("users", "add", user, "--key", f"{key}.pub").stdout.strip()
+            # Trusted with local environments (a shell as the server's user): the tests
+            # of the API run them; tests/api/test_authority.py plays an untrusted user.
+            added = world.run("users", "add", user, "--key", f"{key}.pub", "--local-backend")
+            api.tokens[user] = added.stdout.strip()
         api.tokens["carol"] = world.run("users", "add", "carol").stdout.strip()
         yield api
 

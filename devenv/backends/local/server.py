@@ -30,6 +30,7 @@ from typing import cast
 import asyncssh
 from asyncssh.channel import SSHChannel
 
+from devenv import logging_redact
 from devenv.backends.local import proctools
 from devenv.backends.local.counter import ConnectionCounter, Session, utc_now
 from devenv.backends.local.files import (
@@ -408,6 +409,7 @@ def _setup_logging(instance_dir: Path) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    logging_redact.install(root)
     # asyncssh at INFO is chatty and names keys; warnings are enough.
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
