@@ -38,7 +38,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         rf"\1\2/{HIDDEN}",
     ),
-    (re.compile(r"\b(bearer\s+)[^\s\"',;]+", re.I), rf"\1{HIDDEN}"),
+    # A credential, not prose ("no bearer token"): 16 characters or more.
+    (re.compile(r"\b(bearer\s+)[A-Za-z0-9._~+/=-]{16,}", re.I), rf"\1{HIDDEN}"),
     (re.compile(r"\bdevenv_[A-Za-z0-9_-]{16,}"), f"devenv_{HIDDEN}"),
     (
         re.compile(

@@ -151,7 +151,7 @@ async def _seen(
     that nobody learns what others run; a member doing what only the owner may, a 403."""
     env = await _client(request).get(name)
     listed = await env.listed_status()
-    authority.require(user, listed, action)
+    authority.require(user, listed, action, name)
     return env, listed
 
 
@@ -227,7 +227,6 @@ def _routes(app: FastAPI) -> None:
         once it accepts SSH.
         """
         config = await _json_object(request, "the configuration's keys, as in the YAML")
-        authority.require_start(user, config)
         if user.public_key is None and not user.admin:
             raise ApiError(
                 422,
@@ -236,6 +235,7 @@ def _routes(app: FastAPI) -> None:
                 f"(an existing user: `devenv users key {user.name} FILE`)",
                 InvalidValueError,
             )
+        authority.require_start(user, config)
         env = await _client(request).start(
             config, wait=False, owner=user.name, public_key=user.public_key
         )
@@ -297,7 +297,7 @@ def _routes(app: FastAPI) -> None:
         changes = await _body(request, ThresholdChanges)
         given = changes.given()
         env, listed = await _seen(request, user, name)
-        role = authority.require_change(user, listed, given)
+        role = authority.require_change(user, listed, given, name)
         async with _one_change_at_a_time(request, env):
             if role is authority.Role.MEMBER and given.keys() & {
                 "inactivity_duration",

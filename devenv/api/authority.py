@@ -116,13 +116,15 @@ def may_see(user: User, row: EnvironmentStatus) -> bool:
     return TABLE[Action.SEE][role(user, row)] is Rule.YES
 
 
-def require(user: User, row: EnvironmentStatus, action: Action) -> Role:
+def require(user: User, row: EnvironmentStatus, action: Action, asked: str | None = None) -> Role:
     """``user``'s role if the table lets them do ``action``; else the 404 of a name that
-    does not exist (anyone else) or a one-line 403 (a member)."""
+    does not exist (anyone else: ``asked`` is the name as they gave it) or a one-line 403
+    (a member)."""
     who = role(user, row)
     rule = TABLE[action][who]
     if rule is Rule.HIDDEN:
-        raise EnvironmentNotFoundError(f"no environment named {row.name!r} (see `devenv ps --all`)")
+        shown = row.name if asked is None else asked
+        raise EnvironmentNotFoundError(f"no environment named {shown!r} (see `devenv ps --all`)")
     if rule is Rule.FORBIDDEN:
         raise NotAllowedError(
             f"{row.name} is shared with you by {row.owner}: you may extend it and change "
@@ -131,12 +133,14 @@ def require(user: User, row: EnvironmentStatus, action: Action) -> Role:
     return who
 
 
-def require_change(user: User, row: EnvironmentStatus, keys: Mapping[str, Any]) -> Role:
+def require_change(
+    user: User, row: EnvironmentStatus, keys: Mapping[str, Any], asked: str | None = None
+) -> Role:
     """The checks of every key of a PATCH; the strictest answer wins (404, then 403)."""
     actions = sorted({CHANGES[key] for key in keys if key in CHANGES}, key=_strictness)
     who = role(user, row)
     for action in actions or [Action.SEE]:
-        who = require(user, row, action)
+        who = require(user, row, action, asked)
     return who
 
 
