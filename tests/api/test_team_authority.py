@@ -133,23 +133,23 @@ def test_removing_a_user_refuses_their_key_everywhere_at_once(api: Api, tmp_path
         assert logs_in(machine, name)
 
     removed = api.world.run("users", "remove", "gina")
+    # Returned once the instance holds no key of hers: refused at once, bob untouched.
+    assert not logs_in(gina, shared)
     assert removed.stderr.splitlines() == [
         "Removed gina; their token no longer works.",
         f"No longer shared with gina: {shared}.",
     ]
-    # Returned once the instance holds no key of hers: refused at once, bob untouched.
-    assert not logs_in(gina, shared)
     assert logs_in(bob, shared)
     with api.client("alice") as alice:
         assert alice.get(f"/environments/{shared}").json()["shared_with"] == ["bob"]
     assert f"no longer shared with gina by {api.admin}" in api.world.run("logs", shared).stdout
 
     removed = api.world.run("users", "remove", "frank")
+    assert not logs_in(frank, owned)
     assert removed.stderr.splitlines() == [
         "Removed frank; their token no longer works.",
         f"Stopped frank's environments: {owned}.",
     ]
-    assert not logs_in(frank, owned)
     with api.client("admin") as admin:
         row = admin.get(f"/environments/{owned}").json()
         assert (row["status"], row["termination_reason"]) == ("terminated", "stopped_by_user")
