@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -233,8 +232,9 @@ def test_an_admin_keeps_the_file_keys(team: Team) -> None:
 
 
 async def test_no_message_quotes_a_key_file(team: Team, tmp_path: Path) -> None:
-    """A known_hosts or identity file whose first line is a secret: the CLI refuses it
-    naming the file and the line; the worker's failure too; the secret is nowhere."""
+    """A known_hosts or identity file whose first line is a secret (an admin named it):
+    provisioning fails naming the file and the line, `devenv hosts add` refuses it the
+    same way, and the secret is nowhere. Before: `Invalid known hosts entry: <secret>`."""
     secret = f"devenv_{secrets.token_urlsafe(24)}"
     planted = tmp_path / "not-known-hosts"
     planted.write_text(f"{secret}\nsecond line\n")
@@ -242,7 +242,20 @@ async def test_no_message_quotes_a_key_file(team: Team, tmp_path: Path) -> None:
     fake_key.write_text(f"{secret}\n")
     sshd = team.sshd
 
-    outputs = []
+    outputs: list[str] = []
+    failed = {}
+    for key, path in (("known_hosts", planted), ("identity_file", fake_key)):
+        name = team.name("leak")
+        answer = team.post("admin", name, team.direct_section(**{key: str(path)}), wait="ready")
+        assert answer.status_code == 502, answer.text
+        outputs.append(answer.text)
+        events = team.events("admin", name)
+        assert not [event for event in events if secret in event], "the file is quoted"
+        failed[key] = next(event for event in events if "provisioning failed" in event)
+        outputs += events
+    assert f"{planted} line 1: not a known_hosts entry" in failed["known_hosts"]
+    assert f"{fake_key}: line 1 is not the start of a private key" in failed["identity_file"]
+
     for option, path, what in (
         ("--known-hosts", planted, "not a known_hosts entry"),
         ("--identity-file", fake_key, "is not the start of a private key"),
@@ -261,18 +274,6 @@ async def test_no_message_quotes_a_key_file(team: Team, tmp_path: Path) -> None:
         assert what in line
         outputs.append(result.stderr)
 
-    failed = {}
-    for key, path in (("known_hosts", planted), ("identity_file", fake_key)):
-        name = team.name("leak")
-        answer = team.post("admin", name, team.direct_section(**{key: str(path)}), wait="ready")
-        assert answer.status_code == 502, answer.text
-        outputs.append(answer.text)
-        events = team.events("admin", name)
-        failed[key] = next(event for event in events if "provisioning failed" in event)
-        outputs += events
-    assert f"{planted} line 1: not a known_hosts entry" in failed["known_hosts"]
-    assert f"{fake_key}: line 1 is not the start of a private key" in failed["identity_file"]
-
     haystacks = {"outputs": "\n".join(outputs), "history and memos": await history_text(team.world)}
     assert "provisioning failed" in haystacks["history and memos"], "history was decoded"
     for folder in (team.world.home, team.world.root / "server.out"):
@@ -282,4 +283,3 @@ async def test_no_message_quotes_a_key_file(team: Team, tmp_path: Path) -> None:
     assert any(where.endswith(".log") for where in haystacks)
     for where, text in haystacks.items():
         assert secret not in text, f"the planted secret is in {where}"
-    shutil.rmtree(tmp_path, ignore_errors=True)
