@@ -13,6 +13,7 @@ admin's known_hosts or identity file is in no answer, event, history, memo or lo
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -168,6 +169,21 @@ def test_a_user_cannot_choose_the_admin_key_or_the_host(team: Team) -> None:
         assert account_of(name) is None, "no account was made on the admin's host"
     remote = team.api.remote("alice", "ps", "--json")
     assert remote.stdout.strip() == "[]"
+
+
+def test_the_remote_cli_says_the_same_in_one_line(team: Team, tmp_path: Path) -> None:
+    """alice's own `devenv start FILE` in remote mode: the server's line, exit code 2."""
+    name = team.name("cli")
+    path = tmp_path / "box.yml"
+    body = {"type": "dev-environment", "name": name, "backend": "ssh"}
+    path.write_text(json.dumps({**body, "ssh_config": team.direct_section()}))
+    result = team.api.remote("alice", "start", str(path), "--detach", check=False)
+    assert (result.returncode, result.stdout) == (2, ""), result
+    assert result.stderr.strip() == (
+        "error: ssh_config.hosts, ssh_config.identity_file, ssh_config.known_hosts"
+        + ADMIN_ONLY_LINE
+    )
+    assert account_of(name) is None
 
 
 def test_a_user_starts_on_a_pool_the_admin_registered_and_logs_in(
