@@ -149,6 +149,20 @@ def test_with_a_certificate_the_api_serves_https(world: Devenv, tmp_path: Path) 
             assert http.get("/api/v1/environments").status_code == 401
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5)
+        remote = {**world.env, "DEVENV_SERVER_URL": url, "DEVENV_TOKEN": token}
+        trusting = {**remote, "SSL_CERT_FILE": str(cert)}  # a private CA, as the README says
+        listed_remotely = subprocess.run(
+            [DEVENV, "ps", "--json"], env=trusting, capture_output=True, text=True, timeout=60
+        )
+        assert (listed_remotely.returncode, listed_remotely.stdout.strip()) == (0, "[]")
+        untrusted = subprocess.run(
+            [DEVENV, "ps"], env=remote, capture_output=True, text=True, timeout=60
+        )
+        assert untrusted.returncode == 2, untrusted
+        assert untrusted.stderr == (
+            f"error: the devenv server at {url} presented a TLS certificate this machine does "
+            "not trust; set SSL_CERT_FILE to the PEM file of the CA that signed it\n"
+        )
     finally:
         process.terminate()
         _, err = process.communicate(timeout=30)
