@@ -4,6 +4,10 @@ Light on purpose: the CLI and the SDK import it to validate a file, so no asyncs
 here. The key files are checked for existence when a configuration is read (so
 ``devenv start`` fails in one line); the worker re-reads the section without that
 check (``CHECK_FILES``) and reports unreadable files itself, naming the key.
+
+On a team server the hosts and the admin's files are the admin's: a registered pool
+(``ssh_config: {pool: NAME}``, resolved by the worker through ``pools``) stands for the
+keys marked admin-only here, which API users who are not admins may not send.
 """
 
 from __future__ import annotations
