@@ -59,6 +59,8 @@ class HostPool(BaseModel):
 
 
 class PoolFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     version: Literal[1] = 1
     pools: list[HostPool] = Field(default_factory=list)
 
