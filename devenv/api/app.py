@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from devenv import __version__
-from devenv.api import authority
+from devenv.api import admin_only, authority
 from devenv.api.authority import Action
 from devenv.api.errors import ApiError, one_line, status_of
 from devenv.api.schemas import (
@@ -227,6 +227,7 @@ def _routes(app: FastAPI) -> None:
         once it accepts SSH.
         """
         config = await _json_object(request, "the configuration's keys, as in the YAML")
+        admin_only.check_start(config, user.admin, _client(request).settings)
         if user.public_key is None and not user.admin:
             raise ApiError(
                 422,

@@ -14,17 +14,18 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Generator
+from pathlib import Path
 
 import uvicorn
 
 from devenv.api.app import create_app
 from devenv.api.tokens import UserStore
+from devenv.api.transport import is_loopback
 from devenv.client.aio import AsyncClient
 from devenv.errors import DevenvError, UserError
 from devenv.settings import Settings
 
 SHUTDOWN_GRACE_SECONDS = 5
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 log = logging.getLogger("devenv.api")
 
@@ -45,9 +46,11 @@ async def api_running(
     *,
     explicit: bool,
     say: Callable[[str], None],
+    tls: tuple[Path, Path] | None = None,
 ) -> AsyncIterator[str | None]:
     """Serve the API on ``host:port`` for the duration of the block; yields its URL
-    (None when disabled by port 0, or when the default port is taken)."""
+    (None when disabled by port 0, or when the default port is taken). ``tls``: the
+    certificate and key to serve HTTPS with (``transport.check_transport`` checked them)."""
     if port == 0:
         say("HTTP API disabled (port 0)")
         yield None
@@ -78,14 +81,20 @@ async def api_running(
         access_log=False,  # the API logs its own line per request, without headers
         server_header=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        ssl_certfile=None if tls is None else str(tls[0]),
+        ssl_keyfile=None if tls is None else str(tls[1]),
     )
     server = _Server(config)
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-    url = f"http://{_show_host(host)}:{sock.getsockname()[1]}"
+    scheme = "http" if tls is None else "https"
+    url = f"{scheme}://{_show_host(host)}:{sock.getsockname()[1]}"
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="devenv-api")
     try:
         # The socket listens already: connections wait in its backlog until uvicorn runs.
-        where = "" if host in LOOPBACK else " (plain HTTP: put TLS in front of it)"
+        plain = tls is None and not is_loopback(host)
+        where = (
+            " (plain HTTP, as --insecure-http asked: keep a TLS proxy in front)" if plain else ""
+        )
         say(f"HTTP API on {url}{where}; docs {url}/docs; admin token: `devenv token`")
         yield url
     finally:

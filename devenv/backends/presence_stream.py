@@ -16,6 +16,7 @@ from typing import Any
 import asyncssh
 
 from devenv import keepalive
+from devenv.backends.ssh import keyfiles
 from devenv.workflows.state import InstanceInfo, PresenceReport
 
 KEY_ONLY: dict[str, Any] = {
@@ -42,7 +43,7 @@ def connect_internal(
         instance.host,
         instance.port,
         username=instance.username,
-        client_keys=[asyncssh.read_private_key(str(internal_key_path))],
+        client_keys=[keyfiles.read_private_key(internal_key_path)],  # errors never quote it
         known_hosts=([asyncssh.import_public_key(instance.host_public_key)], [], []),
         connect_timeout=connect_timeout,
         keepalive_interval=keepalive_interval,

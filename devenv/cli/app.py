@@ -16,6 +16,7 @@ import typer
 
 from devenv import __version__
 from devenv.cli.gc import gc
+from devenv.cli.hosts import hosts_app
 from devenv.cli.jobs import jobs
 from devenv.cli.logs import logs
 from devenv.cli.output import err, out
@@ -75,6 +76,7 @@ app.command()(report)
 app.add_typer(server_app, name="server")
 app.command()(token)
 app.add_typer(users_app, name="users")
+app.add_typer(hosts_app, name="hosts")
 
 
 def run(args: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,9 +37,7 @@ def server(
     ] = False,
     api_host: Annotated[
         str,
-        typer.Option(
-            help="Address of the HTTP API (plain HTTP: keep it on loopback or behind TLS)."
-        ),
+        typer.Option(help="Address of the HTTP API; off loopback it needs --tls-cert/--tls-key."),
     ] = "127.0.0.1",
     api_port: Annotated[
         int | None,
@@ -48,11 +47,34 @@ def server(
             help="Port of the HTTP API (default DEVENV_API_PORT or 8234); 0 disables it.",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Serve the API over HTTPS with this PEM certificate."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="The certificate's PEM private key.")
+    ] = None,
+    insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-http",
+            help="Plain HTTP on a non-loopback --api-host (only behind a TLS proxy).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the embedded Temporal dev server, the worker and the HTTP API in the foreground."""
+    """Run the embedded Temporal dev server, the worker and the HTTP API in the foreground.
+
+    Off loopback the API needs --tls-cert/--tls-key (or --insecure-http): its bearer
+    tokens must not cross a network in clear."""
     if ctx.invoked_subcommand is not None:
         return
-    run(_server(temporal_port, ui_port, worker_only, api_host, api_port))
+    from devenv.api.transport import check_transport
+
+    try:
+        tls = check_transport(api_host, tls_cert, tls_key, insecure_http)
+    except DevenvError as problem:
+        raise fail(problem) from None
+    run(_server(temporal_port, ui_port, worker_only, api_host, api_port, tls))
 
 
 async def _server(
@@ -61,6 +83,7 @@ async def _server(
     worker_only: bool,
     api_host: str,
     api_port: int | None,
+    tls: tuple[Path, Path] | None,
 ) -> None:
     from contextlib import AbstractAsyncContextManager
 
@@ -78,7 +101,7 @@ async def _server(
         from devenv.api.server import api_running
 
         return api_running(
-            settings, api_host, port, explicit=explicit, say=lambda line: err.print(line)
+            settings, api_host, port, explicit=explicit, say=lambda line: err.print(line), tls=tls
         )
 
     await serve(settings, settings.ui_port if ui_port is None else ui_port, worker_only, err, api)

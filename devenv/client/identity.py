@@ -43,8 +43,11 @@ def canonical_public_key(path: Path) -> str:
         if path.stat().st_size > MAX_PUBLIC_KEY_BYTES:
             raise UserError(f"{path}: {path.stat().st_size:,} bytes is not an SSH public key")
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as problem:
-        raise UserError(f"{path}: cannot read the SSH public key ({problem})") from None
+    except OSError as problem:
+        reason = problem.strerror or type(problem).__name__
+        raise UserError(f"{path}: cannot read the SSH public key ({reason})") from None
+    except UnicodeDecodeError:  # its message quotes the bytes: never a file's content
+        raise UserError(f"{path}: not an SSH public key (not UTF-8 text)") from None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) != 1:
         raise UserError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import weakref
 from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
@@ -245,6 +246,13 @@ class RemoteAsyncClient(AsyncClient):
                 f"the devenv server at {self.server_url} did not answer within {timeout:.0f}s"
             ) from None
         except httpx.HTTPError as problem:
+            if _untrusted_certificate(problem):
+                error = ServerUnreachableError(
+                    f"the devenv server at {self.server_url} presented a TLS certificate this "
+                    "machine does not trust"
+                )
+                error.hint = "set SSL_CERT_FILE to the PEM file of the CA that signed it"
+                raise error from None
             error = ServerUnreachableError(
                 f"no devenv server answers at {self.server_url} ({type(problem).__name__})"
             )
@@ -438,3 +446,13 @@ def _parsed_list(response: httpx.Response, adapter: TypeAdapter[list[T]], url: s
         return adapter.validate_json(response.content)
     except ValidationError:
         raise DevenvError(f"the devenv server at {url} answered something unexpected") from None
+
+
+def _untrusted_certificate(problem: BaseException) -> bool:
+    """Whether the failure is TLS verification (a self-signed or private-CA certificate)."""
+    seen: BaseException | None = problem
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

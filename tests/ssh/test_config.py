@@ -165,8 +165,8 @@ def test_a_typo_in_a_key_says_did_you_mean(
     path = write(tmp_path, {"hots": ["h"], "identity_file": str(key),
                             "known_hosts": str(known_hosts)})  # fmt: skip
     assert refused(path, isolated_home).startswith(
-        f"{path}: ssh_config: unknown key 'hots': did you mean 'hosts'? accepted keys: hosts, "
-        "port, user, identity_file, known_hosts, purge_workspace"
+        f"{path}: ssh_config: unknown key 'hots': did you mean 'hosts'? accepted keys: pool, "
+        "hosts, port, user, identity_file, known_hosts, purge_workspace"
     )
 
 

@@ -23,6 +23,7 @@ from typing import ClassVar, NamedTuple
 import asyncssh
 
 from devenv.backends.presence_stream import KEY_ONLY
+from devenv.backends.ssh import keyfiles
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_COMMAND_TIMEOUT = 60.0
@@ -124,16 +125,13 @@ class CommandResult(NamedTuple):
 
 
 def read_identity(access: AdminAccess) -> asyncssh.SSHKey:
-    """The admin private key, or IdentityFileError naming ``ssh_config.identity_file``."""
-    path = access.identity_file
+    """The admin private key, or IdentityFileError naming ``ssh_config.identity_file``
+    (the file and what is wrong with it, never its content)."""
     try:
-        return asyncssh.read_private_key(str(path))
-    except (OSError, asyncssh.KeyImportError, ValueError) as problem:
-        reason = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
-        if "passphrase" in reason.lower():
-            reason = "it is encrypted with a passphrase"
+        return keyfiles.read_private_key(access.identity_file)
+    except keyfiles.KeyFileError as problem:
         raise IdentityFileError(
-            f"ssh_config.identity_file: cannot use {path} ({reason}); accepted: an "
+            f"ssh_config.identity_file: cannot use {problem}; accepted: an "
             "unencrypted OpenSSH private key readable by the devenv worker"
         ) from None
 
@@ -148,11 +146,10 @@ def trusted_host_keys(
     any connection is made.
     """
     try:
-        entries = asyncssh.read_known_hosts(str(known_hosts))
-    except (OSError, ValueError, asyncssh.KeyImportError) as problem:
+        entries = keyfiles.read_known_hosts(known_hosts)
+    except keyfiles.KeyFileError as problem:
         raise KnownHostsFileError(
-            f"ssh_config.known_hosts: cannot read {known_hosts} ({problem}); accepted: "
-            "an OpenSSH known_hosts file"
+            f"ssh_config.known_hosts: cannot read {problem}; accepted: an OpenSSH known_hosts file"
         ) from None
     port = None if endpoint.port == 22 else endpoint.port
     keys, ca_keys, revoked, *_ = entries.match(endpoint.host, "", port)

@@ -38,6 +38,7 @@ from devenv.backends.base import (
     ProvisioningError,
 )
 from devenv.backends.presence_stream import connect_internal, ssh_presence
+from devenv.backends.ssh import pools
 from devenv.backends.ssh.admin import (
     AdminAccess,
     AdminConnection,
@@ -145,12 +146,20 @@ class SshBackend(Backend):
         """The backend with ``DEVENV_SSH_HOST_DIR`` (default /var/lib/devenv) as host folder."""
         return cls(settings, host_dir=worker_host_dir())
 
+    def _section(self, config: dict[str, Any]) -> SshSection:
+        """The ``ssh_config`` from history, a pool resolved from this server's registry."""
+        section = _section(config)
+        try:
+            return pools.resolve(self.settings, section)
+        except pools.PoolError as problem:
+            raise ProvisioningError(str(problem)) from None
+
     # --- provision -------------------------------------------------------------------------
 
     async def provision(self, request: ProvisionInput) -> InstanceInfo:
         """Create (or find) the account of ``request.instance_token`` on one of the hosts."""
         spec = request.spec
-        section = _section(spec.backend_config)
+        section = self._section(spec.backend_config)
         try:
             account = account_name(spec.name)
             token = check_token(request.instance_token)
@@ -160,7 +169,7 @@ class SshBackend(Backend):
             key_line(spec.user_public_key)
         except ValueError as problem:
             raise ProvisioningError(f"the user's public key: {problem}") from None
-        access = AdminAccess(section.user, section.identity_file, section.known_hosts)
+        access = _access(section)
         endpoints = [Endpoint(host, port) for host, port in section.endpoints()]
         opened: list[AdminConnection] = []
         try:
@@ -318,11 +327,11 @@ class SshBackend(Backend):
             targets = [(data.endpoint, data.access, data.host_dir)]
         else:
             try:
-                section = _section(spec.backend_config)
+                section = self._section(spec.backend_config)
             except ProvisioningError as problem:
                 log.warning("ssh: nothing to terminate for %s: %s", spec.name, problem.message)
                 return
-            access = AdminAccess(section.user, section.identity_file, section.known_hosts)
+            access = _access(section)
             targets = [(Endpoint(h, p), access, self.host_dir) for h, p in section.endpoints()]
         required = request.instance is not None
         results = await asyncio.gather(
@@ -528,6 +537,12 @@ def _section(config: dict[str, Any]) -> SshSection:
         first = problem.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ProvisioningError(f"ssh_config.{where}: {first['msg']}") from None
+
+
+def _access(section: SshSection) -> AdminAccess:
+    """The admin login of a resolved section (a pool's, or the keys given directly)."""
+    assert section.identity_file is not None and section.known_hosts is not None
+    return AdminAccess(section.user, section.identity_file, section.known_hosts)
 
 
 def _choose(candidates: Sequence[_Candidate], account: str, name: str, token: str) -> _Candidate:

@@ -4,6 +4,10 @@ Light on purpose: the CLI and the SDK import it to validate a file, so no asyncs
 here. The key files are checked for existence when a configuration is read (so
 ``devenv start`` fails in one line); the worker re-reads the section without that
 check (``CHECK_FILES``) and reports unreadable files itself, naming the key.
+
+On a team server the hosts and the admin's files are the admin's: a registered pool
+(``ssh_config: {pool: NAME}``, resolved by the worker through ``pools``) stands for the
+keys marked admin-only here, which API users who are not admins may not send.
 """
 
 from __future__ import annotations
@@ -22,12 +26,19 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from devenv.config.common import EnvironmentConfig
 
 DEFAULT_PORT = 22
 MAX_HOSTS = 100
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+ADMIN_ONLY = "x-devenv-admin-only"
+"""JSON-schema mark of a key that names the server's hosts or files (see ``admin_only_keys``)."""
+POOL_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
+POOL_ACCEPTED = "1 to 40 lowercase letters, digits and hyphens, starting with a letter"
 CHECK_FILES = "check_files"
 """Validation context key: False skips the file checks (the worker, reading history)."""
 
@@ -104,27 +115,48 @@ class SshSection(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    hosts: Annotated[list[Annotated[str, AfterValidator(_host)]], BeforeValidator(_one_or_many)] = (
-        Field(
-            min_length=1,
-            max_length=MAX_HOSTS,
-            description="Hosts to choose from (`host` or `host:port`); devenv picks the least "
-            "loaded one that answers.",
-        )
+    pool: str | None = Field(
+        default=None,
+        description="A host pool the server's admin registered (`devenv hosts add`): its "
+        "hosts, admin login, key and known_hosts. Instead of the admin-only keys below.",
+        exclude_if=lambda pool: pool is None,
     )
-    port: int = Field(default=DEFAULT_PORT, description="SSH port of hosts given without one.")
+    hosts: Annotated[
+        list[Annotated[str, AfterValidator(_host)]] | None, BeforeValidator(_one_or_many)
+    ] = Field(
+        default=None,
+        validate_default=True,
+        min_length=1,
+        max_length=MAX_HOSTS,
+        description="Hosts to choose from (`host` or `host:port`); devenv picks the least "
+        "loaded one that answers. Admin-only.",
+        json_schema_extra={ADMIN_ONLY: True},
+        exclude_if=lambda hosts: hosts is None,
+    )
+    port: int = Field(
+        default=DEFAULT_PORT,
+        description="SSH port of hosts given without one. Admin-only.",
+        json_schema_extra={ADMIN_ONLY: True},
+    )
     user: str = Field(
         default="root",
-        description="The admin login: root, or an account with passwordless sudo.",
+        description="The admin login: root, or an account with passwordless sudo. Admin-only.",
+        json_schema_extra={ADMIN_ONLY: True},
     )
-    identity_file: Path = Field(
-        description="The admin's private key (unencrypted); read by the devenv worker.",
+    identity_file: Path | None = Field(
+        default=None,
+        validate_default=True,
+        description="The admin's private key (unencrypted); read by the devenv worker. Admin-only.",
+        json_schema_extra={ADMIN_ONLY: True},
+        exclude_if=lambda path: path is None,
     )
-    known_hosts: Path = Field(
-        default="~/.ssh/known_hosts",
+    known_hosts: Path | None = Field(
+        default=DEFAULT_KNOWN_HOSTS,
         validate_default=True,
         description="Where the hosts' keys are pinned; a host not in it is refused "
-        "(never trusted on first use).",
+        "(never trusted on first use). Admin-only.",
+        json_schema_extra={ADMIN_ONLY: True},
+        exclude_if=lambda path: path is None,
     )
     purge_workspace: bool = Field(
         default=False,
@@ -134,14 +166,25 @@ class SshSection(BaseModel):
         default=0,
         ge=0,
         description="USD per hour an environment on these hosts costs, for `devenv ps`'s "
-        "COST column (0: free).",
+        "COST column (0: free). Admin-only.",
+        json_schema_extra={ADMIN_ONLY: True},
         # Absent at 0: the section a configuration without it carries stays as it was.
         exclude_if=lambda price: price == 0,
     )
 
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: str | None) -> str | None:
+        if value is not None and not POOL_PATTERN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a host pool name; accepted: {POOL_ACCEPTED}")
+        return value
+
     @field_validator("hosts")
     @classmethod
-    def _hosts(cls, value: list[str]) -> list[str]:
+    def _hosts(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is None:
+            _required_without_pool(info)
+            return None
         seen: set[tuple[str, int | None]] = set()
         for text in value:
             parsed = parse_host(text)
@@ -169,7 +212,10 @@ class SshSection(BaseModel):
 
     @field_validator("identity_file")
     @classmethod
-    def _identity_file(cls, value: Path, info: ValidationInfo) -> Path:
+    def _identity_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            _required_without_pool(info)
+            return None
         path = _expanded(value)
         what = "the admin's private key file (e.g. ~/.ssh/id_ed25519)"
         _check_file(path, info, what, f"accepted: {what}")
@@ -184,7 +230,9 @@ class SshSection(BaseModel):
 
     @field_validator("known_hosts")
     @classmethod
-    def _known_hosts(cls, value: Path, info: ValidationInfo) -> Path:
+    def _known_hosts(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None or info.data.get("pool") is not None:
+            return None  # a pool's pins are the admin's (given with the key, refused above)
         path = _expanded(value)
         hint = (
             "create it with each host's key after checking its fingerprint: "
@@ -193,13 +241,43 @@ class SshSection(BaseModel):
         _check_file(path, info, "an OpenSSH known_hosts file", hint)
         return path
 
+    @model_validator(mode="after")
+    def _pool_alone(self) -> SshSection:
+        """A pool names the hosts and the admin login: the keys that would too are refused."""
+        if self.pool is not None:
+            given = [key for key in self.model_fields_set if key in admin_only_keys(SshSection)]
+            if given:
+                listed = ", ".join(sorted(given))
+                raise ValueError(
+                    f"pool {self.pool!r} names the hosts and the admin login already; "
+                    f"accepted: either pool, or {listed} (not both)"
+                )
+        return self
+
     def endpoints(self) -> list[tuple[str, int]]:
-        """(host, port) of every host, in the order given."""
+        """(host, port) of every host, in the order given (none for a pool: resolve it)."""
         found = []
-        for text in self.hosts:
+        for text in self.hosts or []:
             host, port = parse_host(text)
             found.append((host, port or self.port))
         return found
+
+
+def _required_without_pool(info: ValidationInfo) -> None:
+    """hosts and identity_file are required unless a pool gives them; said as for any
+    missing key ('required key is missing')."""
+    if info.data.get("pool") is None:
+        raise PydanticCustomError("missing", "Field required")
+
+
+def admin_only_keys(model: type[BaseModel]) -> list[str]:
+    """The keys of ``model`` that name the server's hosts or files: only an admin (or the
+    server's own OS user) may set them; API users name a pool instead."""
+    return [
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(ADMIN_ONLY)
+    ]
 
 
 def _expanded(value: Path) -> Path:
@@ -222,5 +300,9 @@ class SshConfig(EnvironmentConfig):
         return None
 
     def backend_section(self) -> dict[str, Any]:
-        """The section as JSON (paths expanded); paths only, never key material."""
-        return self.ssh_config.model_dump(mode="json")
+        """The section as JSON (paths expanded); paths only, never key material. A pool
+        travels as its name: the worker resolves it (``pools``) from the server's registry."""
+        section = self.ssh_config
+        if section.pool is not None:
+            return {"pool": section.pool, "purge_workspace": section.purge_workspace}
+        return section.model_dump(mode="json")
