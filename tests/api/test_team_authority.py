@@ -157,6 +157,11 @@ def test_removing_a_user_refuses_their_key_everywhere_at_once(api: Api, tmp_path
         assert any(f"stopped by {api.admin}: user frank removed" in e for e in events), events
         assert admin.delete(f"/environments/{shared}").status_code == 200
 
+    with api.client(None) as anonymous:
+        for name in ("gina", "frank"):
+            token = api.tokens.pop(name)  # the session's other tests list the users left
+            refused = anonymous.get("/environments", headers={"Authorization": f"Bearer {token}"})
+            assert refused.status_code == 401
     again = api.world.run("users", "remove", "frank", check=False)
     assert (again.returncode, again.stderr.strip()) == (
         2,
