@@ -25,6 +25,10 @@ MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?\s*(MB|GB|TB|MiB|GiB|TiB)$", re.IGNORE
 Duration = Annotated[int | None, BeforeValidator(parse_duration)]
 """Seconds, or ``None`` for off."""
 
+ADMIN_ONLY = "x-devenv-admin-only"
+"""JSON-schema mark of a key that names the server's hosts or files: only an admin (or the
+server's own OS user) may set it (``devenv.api.admin_only``)."""
+
 
 def _warning(value: object) -> int | None:
     """``off`` is 0 (never warn); unset stays None (the default rule)."""

@@ -129,3 +129,11 @@ def test_any_path_key_of_any_backend_is_admin_only(toy_backend: None) -> None:
     assert refused_keys(config) == ["toy.certificate"]
     assert refused_keys({"ssh_config": {"pool": "gpu", "purge_workspace": True}}) == []
     assert refused_keys({"ssh_config": "not a section", "toy": []}) == []
+
+
+def test_where_the_server_connects_is_admin_only_on_aws() -> None:
+    """aws.ssh_endpoint names the address the worker logs in to: a non-admin naming
+    127.0.0.1:22 would point the server at its own hosts."""
+    aws = {"backend": "aws", "aws": {"region": "eu-west-1", "ssh_endpoint": "127.0.0.1:22"}}
+    assert refused_keys(aws) == ["aws.ssh_endpoint"]
+    assert refused_keys({"backend": "aws", "aws": {"region": "eu-west-1"}}) == []

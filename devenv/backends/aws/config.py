@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from devenv.config.common import EnvironmentConfig
+from devenv.config.common import ADMIN_ONLY, EnvironmentConfig
 
 DEFAULT_IMAGE = "ubuntu-24.04"
 DEFAULT_ENDPOINT = "{public_ip}:22"
@@ -97,7 +97,9 @@ class AwsSection(BaseModel):
     ssh_endpoint: str = Field(
         default=DEFAULT_ENDPOINT,
         description="How devenv reaches the machine: HOST:PORT, a template over "
-        "{public_ip}, {private_ip}, {instance_id} (private subnets, bastions, port maps).",
+        "{public_ip}, {private_ip}, {instance_id} (private subnets, bastions, port maps). "
+        "Admin-only over the HTTP API: it names where the server connects.",
+        json_schema_extra={ADMIN_ONLY: True},
     )
     ready_timeout: int = Field(
         default=DEFAULT_READY_TIMEOUT,

@@ -30,13 +30,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from devenv.config.common import EnvironmentConfig
+from devenv.config.common import ADMIN_ONLY, EnvironmentConfig
 
 DEFAULT_PORT = 22
 MAX_HOSTS = 100
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
-ADMIN_ONLY = "x-devenv-admin-only"
-"""JSON-schema mark of a key that names the server's hosts or files (see ``admin_only_keys``)."""
 POOL_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
 POOL_ACCEPTED = "1 to 40 lowercase letters, digits and hyphens, starting with a letter"
 CHECK_FILES = "check_files"
