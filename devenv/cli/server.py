@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from devenv.cli import interrupt
 from devenv.cli.output import err, fail, run
 from devenv.errors import DevenvError
 
@@ -52,6 +53,7 @@ def server(
     """Run the embedded Temporal dev server, the worker and the HTTP API in the foreground."""
     if ctx.invoked_subcommand is not None:
         return
+    interrupt.default()  # Ctrl-C stops the worker and the Temporal server it runs, in order
     run(_server(temporal_port, ui_port, worker_only, api_host, api_port))
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from devenv.cli import interrupt
 from devenv.cli.output import DURATION_HELP, JSON_OPT, NAME_ARG, out, run
 
 if TYPE_CHECKING:
@@ -86,11 +87,14 @@ async def _signal(
     env = await AsyncClient().get(name)
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
         ending = ends_at_once(await env.state(), changes, datetime.now(UTC))
-        if ending is not None and not typer.confirm(
-            f"{ending}: {name} would be terminated now. Go on?", default=False
-        ):
-            out.print("Nothing changed.")
-            raise typer.Exit(1)
+        if ending is not None:
+            with interrupt.noting("nothing changed"):
+                go_on = typer.confirm(
+                    f"{ending}: {name} would be terminated now. Go on?", default=False
+                )
+            if not go_on:
+                out.print("Nothing changed.")
+                raise typer.Exit(1)
     status = await env.update(**changes)
     if json_output:
         out.print(status.model_dump_json(indent=2))

@@ -1,0 +1,126 @@
+"""Ctrl-C on a real terminal ends any devenv command at once: exit 130, no traceback,
+nothing changed that the command had not already done."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Devenv, wait_for
+from tests.e2e.terminal import CTRL_C, Terminal
+
+pytestmark = pytest.mark.e2e
+
+AT_ONCE = 3.0
+"""Seconds from Ctrl-C to the exit that still count as at once (a loaded CI machine)."""
+
+
+def idle_for(devenv: Devenv, name: str, seconds: float) -> bool:
+    row = devenv.ps(name)
+    since = row["idle_since"]
+    return (
+        since is not None
+        and (datetime.now(UTC) - datetime.fromisoformat(since)).total_seconds() > seconds
+    )
+
+
+def test_ctrl_c_at_the_confirmation_prompt_ends_signal_at_once_and_changes_nothing(
+    devenv: Devenv, example: Path
+) -> None:
+    devenv.run("start", str(example), "--name", "e2e-ctrlc", "--inactivity", "1h")
+    try:
+        wait_for(lambda: idle_for(devenv, "e2e-ctrlc", 2), 15, "2s of idleness")
+        with Terminal(["signal", "e2e-ctrlc", "--inactivity", "1s"], devenv.env) as term:
+            term.expect("Go on? [y/N]")
+            pressed = term.press(CTRL_C)
+            code = term.wait(AT_ONCE)
+            took = time.monotonic() - pressed
+            shown = term.output
+        assert code == 130, shown
+        assert took < AT_ONCE
+        assert "Traceback" not in shown and "Aborted" not in shown, shown
+        assert "nothing changed" in shown
+        row = devenv.ps("e2e-ctrlc")
+        assert (row["status"], row["inactivity_duration"]) == ("running", 3600)
+    finally:
+        devenv.run("stop", "e2e-ctrlc", "--wait", check=False)
+
+
+def test_ctrl_c_while_start_waits_for_the_instance_ends_it_and_says_what_stands(
+    devenv: Devenv, example: Path
+) -> None:
+    with Terminal(["start", str(example), "--name", "e2e-ctrlc-start"], devenv.env) as term:
+        # The workflow has started; the instance is not ready yet.
+        term.expect("Provisioning e2e-ctrlc-start")
+        pressed = term.press(CTRL_C)
+        code = term.wait(AT_ONCE)
+        took = time.monotonic() - pressed
+        shown = term.output
+    try:
+        assert code == 130, shown
+        assert took < AT_ONCE
+        assert "Traceback" not in shown, shown
+        assert "\x1b[?25h" in shown, "the spinner's hidden cursor is shown again"
+        assert (
+            "interrupted: e2e-ctrlc-start was started and goes on; "
+            "`devenv stop e2e-ctrlc-start` ends it" in shown
+        ), shown
+    finally:
+        devenv.run("stop", "e2e-ctrlc-start", "--wait", check=False)
+
+
+class SilentServer:
+    """A port that accepts TCP and never answers: a command waits on it (and would give
+    up after 5 s); ``accepted`` counts the connections it took."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["ps"], ["ps", "some-env"], ["logs", "some-env"], ["signal", "some-env", "--extend", "1m"]],
+    ids=lambda args: " ".join(args),
+)
+def test_ctrl_c_while_a_command_waits_for_the_server_ends_it_at_once(
+    tmp_path: Path, silent_server: SilentServer, args: list[str]
+) -> None:
+    world = Devenv(tmp_path, temporal_port=silent_server.port)
+    with Terminal(args, world.env) as term:
+        wait_for(lambda: silent_server.held, 10, "the command to connect")
+        assert term.process.poll() is None, term.output
+        pressed = term.press(CTRL_C)
+        code = term.wait(AT_ONCE)
+        took = time.monotonic() - pressed
+        shown = term.output
+    assert code == 130, shown
+    assert took < 1.5
+    assert "Traceback" not in shown and "error" not in shown, shown
