@@ -554,9 +554,14 @@ def _section(config: dict[str, Any]) -> AwsSection:
     try:
         return AwsSection.model_validate(config)
     except ValidationError as problem:
-        first = problem.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProvisioningError(f"aws.{where}: {first['msg']}") from None
+        from devenv.config.loader import validation_problems
+
+        lines = validation_problems(problem, AwsSection)
+        raise ProvisioningError(
+            "; ".join(
+                f"aws: {line}" if line.startswith("unknown") else f"aws.{line}" for line in lines
+            )
+        ) from None
 
 
 def _endpoint(section: AwsSection, instance: Ec2Instance) -> Endpoint:
