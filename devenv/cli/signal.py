@@ -12,6 +12,7 @@ from devenv.cli import interrupt
 from devenv.cli.output import DURATION_HELP, JSON_OPT, NAME_ARG, out, run
 
 if TYPE_CHECKING:
+    from devenv.client.aio import AsyncEnvironment
     from devenv.workflows.state import EnvState
 
 
@@ -109,6 +110,20 @@ async def _signal(
         )
     else:
         out.print(f"  Deadline: {describe_deadline(status.deadline, None)}")
+    if stop_at is not None and extend is None:
+        for line in await _replaced_extension(env):
+            out.print(f"  {line} (--stop-at replaces it).")
+
+
+async def _replaced_extension(env: AsyncEnvironment) -> list[str]:
+    """'The extension to 18:45:00Z no longer holds', when the --stop-at just set dropped
+    an earlier --extend: the workflow's own words, from the event it recorded."""
+    latest = next(
+        (e.message for e in reversed(await env.events()) if e.message.startswith("scheduled")),
+        "",
+    )
+    _, _, dropped = latest.rpartition("; the extension to ")
+    return [f"The extension to {dropped}"] if dropped.endswith("no longer holds") else []
 
 
 def ends_at_once(state: EnvState, changes: dict[str, Any], now: datetime) -> str | None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
-from devenv.workflows.deadline import fixed_end, warn_at
+from devenv.workflows.deadline import extension_in_force, fixed_end, warn_at
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import EnvSpec, EnvState, Status, TerminationReason
 
@@ -44,11 +44,7 @@ def plural(count: int, noun: str) -> str:
 
 def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
     """Why the environment ends now, with the numbers (and what the probe confirmed)."""
-    extended = (
-        f", extended to {clock(s.deadline_floor)}"
-        if s.deadline_floor is not None and s.deadline == s.deadline_floor
-        else ""
-    )
+    extended = f", extended to {clock(s.deadline)}" if extension_in_force(s) else ""
     if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
         return (
             f"max duration {format_duration(s.spec.max_duration)} exceeded "
@@ -168,7 +164,7 @@ def deadline_rule(s: EnvState) -> str:
         rule = f"the scheduled stop at {clock(s.stop_at)}"
     else:
         rule = f"{format_duration(s.spec.inactivity_duration)} after the last user left"
-    if s.deadline_floor is not None and s.deadline == s.deadline_floor:
+    if extension_in_force(s):
         rule += ", extended (devenv signal --extend)"
     return rule
 
