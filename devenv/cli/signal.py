@@ -90,9 +90,13 @@ async def _signal(
         ending = ends_at_once(await env.state(), changes, datetime.now(UTC))
         if ending is not None:
             with interrupt.noting("nothing changed"):
-                go_on = typer.confirm(
-                    f"{ending}: {name} would be terminated now. Go on?", default=False
-                )
+                try:
+                    go_on = typer.confirm(
+                        f"{ending}: {name} would be terminated now. Go on?", default=False
+                    )
+                except typer.Abort:  # Ctrl-D (end of input): no answer is no
+                    out.print()
+                    go_on = False
             if not go_on:
                 out.print("Nothing changed.")
                 raise typer.Exit(1)

@@ -52,6 +52,23 @@ def test_ctrl_c_at_the_confirmation_prompt_ends_signal_at_once_and_changes_nothi
         devenv.run("stop", "e2e-ctrlc", "--wait", check=False)
 
 
+def test_ctrl_d_at_the_confirmation_prompt_is_a_no(devenv: Devenv, example: Path) -> None:
+    devenv.run("start", str(example), "--name", "e2e-ctrld", "--inactivity", "1h")
+    try:
+        wait_for(lambda: idle_for(devenv, "e2e-ctrld", 2), 15, "2s of idleness")
+        with Terminal(["signal", "e2e-ctrld", "--inactivity", "1s"], devenv.env) as term:
+            term.expect("Go on? [y/N]")
+            term.press(b"\x04")
+            code = term.wait(AT_ONCE)
+            shown = term.output
+        assert code == 1, shown
+        assert "Traceback" not in shown and "internal error" not in shown, shown
+        assert shown.rstrip().endswith("Nothing changed."), shown
+        assert devenv.ps("e2e-ctrld")["inactivity_duration"] == 3600
+    finally:
+        devenv.run("stop", "e2e-ctrld", "--wait", check=False)
+
+
 def test_ctrl_c_while_start_waits_for_the_instance_ends_it_and_says_what_stands(
     devenv: Devenv, example: Path
 ) -> None:
