@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
@@ -129,8 +129,15 @@ def login_banner(s: EnvState) -> str:
             else "scheduled stop"
         )
         lines.append(f"  Ends at {stamp(due)} even in use ({why}).")
-    if s.deadline_floor is not None:
+    if s.deadline_floor is not None and s.deadline_extension is None:
         lines.append(f"  Extended: not before {stamp(s.deadline_floor)}.")
+    elif s.deadline_floor is not None and s.deadline_extension is not None:
+        extension = timedelta(seconds=s.deadline_extension)
+        by = format_duration(s.deadline_extension)
+        lines.append(
+            f"  Extended: not before {stamp(s.deadline_floor)}, unless its rules end it "
+            f"before {stamp(s.deadline_floor - extension)}: then {by} after them."
+        )
     if s.shared_with:
         names = ", ".join(user.name for user in s.shared_with)
         lines.append(f"  Shared with {names}: they may extend it and change its rules.")

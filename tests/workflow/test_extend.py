@@ -5,10 +5,11 @@ an extension says so."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
+from devenv.workflows.display import login_banner
 from devenv.workflows.state import TerminationReason
 from tests.workflow.fakes import (
     WF,
@@ -85,3 +86,13 @@ async def test_a_stop_at_after_an_extension_says_the_extension_no_longer_holds(
     event = next(m for m in messages(state) if m.startswith("scheduled stop at"))
     assert event.endswith(f"{extended.deadline:%H:%M:%S}Z no longer holds"), event
     assert "; the extension to " in event
+
+
+def test_the_login_banner_states_the_capped_extension() -> None:
+    state = make_state(inactivity=30, max_duration=H)
+    state.deadline_floor = datetime(2026, 12, 7, 2, 27, 15, tzinfo=UTC)
+    state.deadline_extension = 60
+    assert (
+        "  Extended: not before 2026-12-07 02:27Z, unless its rules end it before "
+        "2026-12-07 02:26Z: then 1m after them.\n"
+    ) in login_banner(state)
