@@ -14,8 +14,9 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 EXIT_CODE = 130
 """128 + SIGINT, as shells report a command ended by Ctrl-C."""
@@ -26,14 +27,20 @@ _notes: list[str] = []
 
 
 def install() -> None:
-    """End the process at the first Ctrl-C (see the module's docstring)."""
-    signal.signal(signal.SIGINT, _interrupted)
+    """End the process at the first Ctrl-C (see the module's docstring); a SIGINT its
+    parent ignores (``nohup``, a script's background job) stays ignored."""
+    _set(_interrupted)
 
 
 def default() -> None:
     """Back to KeyboardInterrupt, for a command that stops gracefully on Ctrl-C itself
     (``devenv server`` ends its worker and the Temporal server it runs)."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _set(signal.default_int_handler)
+
+
+def _set(handler: Callable[[int, FrameType | None], Any]) -> None:
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, handler)
 
 
 @contextlib.contextmanager
