@@ -54,7 +54,8 @@ class Terminal:
             self._output += chunk
 
     def expect(self, text: str, timeout: float = 30) -> None:
-        wait_for(lambda: text in self.output, timeout, f"{text!r} on the terminal")
+        # Polled often: a test presses a key the moment the text shows.
+        wait_for(lambda: text in self.output, timeout, f"{text!r} on the terminal", every=0.01)
 
     def press(self, keys: bytes) -> float:
         """Type ``keys``; when they were typed (monotonic)."""
