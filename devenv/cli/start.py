@@ -67,6 +67,7 @@ async def _start(
             with interrupt.noting(
                 f"{env.name} was started and goes on; `devenv stop {env.name}` ends it"
             ):
+                spinner.update(f"Started {env.name}; waiting for its instance…")
                 await env.wait_ready(progress=progress)
     settings = client.settings
     ui_link = f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{env.workflow_id}"

@@ -97,8 +97,8 @@ def test_ctrl_c_while_start_waits_for_the_instance_ends_it_and_says_what_stands(
         # Ctrl-C lands while `devenv start` waits for it, however slow this machine is.
         server.send_signal(signal.SIGSTOP)
         with Terminal(["start", str(example), "--name", "e2e-ctrlc-start"], world.env) as term:
-            wait_for(lambda: started(world, "devenv-e2e-ctrlc-start"), 30, "the workflow")
-            term.expect("Starting")
+            term.expect("Started e2e-ctrlc-start; waiting for its instance")
+            assert started(world, "devenv-e2e-ctrlc-start")
             pressed = term.press(CTRL_C)
             code = term.wait(AT_ONCE)
             took = time.monotonic() - pressed
