@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from devenv import __version__
+from devenv.cli import interrupt
 from devenv.cli.gc import gc
 from devenv.cli.hosts import hosts_app
 from devenv.cli.jobs import jobs
@@ -124,8 +125,10 @@ def _usage_error(problem: Exception) -> tuple[str, int] | None:
 def main() -> None:
     """Entry point. Exits with ``os._exit`` once the command is done: the Temporal
     client's Rust threads can crash CPython's finalisation of a short-lived process
-    (temporalio/sdk-python#300), turning a finished command into a segfault."""
+    (temporalio/sdk-python#300), turning a finished command into a segfault. Ctrl-C
+    ends it at once with code 130 (``devenv.cli.interrupt``)."""
     code: int = 1
+    interrupt.install()
     try:
         code = run()
     except BaseException:

@@ -13,7 +13,13 @@ from rich.markup import escape
 from devenv.cli.output import out
 from devenv.cli.views import STATUS_STYLE, money, relative
 from devenv.cli.views import clock as full_clock
-from devenv.workflows.deadline import DEFAULT_WARNING, DEFAULT_WARNING_ABOVE, compute, warn_at
+from devenv.workflows.deadline import (
+    DEFAULT_WARNING,
+    DEFAULT_WARNING_ABOVE,
+    compute,
+    extension_in_force,
+    warn_at,
+)
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import EnvState, SessionInfo, Status, TerminationReason
 from devenv.workflows.status import EnvironmentStatus
@@ -174,9 +180,15 @@ def warning_line(s: EnvState, now: datetime) -> str:
 def extension_line(s: EnvState, now: datetime) -> str:
     """``devenv signal --extend``: the floor, and the rule's own deadline without it."""
     unextended, _ = compute(s.model_copy(update={"deadline_floor": None}))
-    line = f"  extended to {at(s.deadline_floor, now)} (devenv signal --extend)"
-    if s.deadline == s.deadline_floor:
+    if extension_in_force(s):
+        most = (
+            ""
+            if s.deadline_extension is None
+            else f", at most {format_duration(s.deadline_extension)} past the rule"
+        )
+        line = f"  extended to {at(s.deadline, now)} (devenv signal --extend{most})"
         return f"{line}; the rule alone: {at(unextended, now)}"
+    line = f"  extended to {at(s.deadline_floor, now)} (devenv signal --extend)"
     return f"{line}; not in force, the rule's deadline is later"
 
 

@@ -103,17 +103,18 @@ def _table(items: list[GcItem]) -> Table:
 
 
 def _summary(report: GcReport) -> str:
-    total = len(report.leftovers)
-    if not total:
-        searched = " (some backends could not be searched)" if report.warnings else ""
+    """What was found, in words that call only orphans leftovers: the backends list every
+    instance they created, and those of running environments are not left over."""
+    searched = " (some backends could not be searched)" if report.warnings else ""
+    live = len(report.live)
+    owned = f"{_count(live, 'instance')} of running environments"
+    if not report.leftovers:
         return f"No leftovers: nothing devenv created outlives its environment{searched}."
     orphans = len(report.orphans)
     if not orphans:
-        return f"{_count(total, 'leftover')}, all live: nothing to terminate."
-    return (
-        f"{_count(total, 'leftover')}: {_count(orphans, 'orphan')} "
-        f"(owned by no running environment), {len(report.live)} live."
-    )
+        return f"No leftovers{searched}: only {owned}, kept; nothing to terminate."
+    kept = f"; {owned}, kept" if live else ""
+    return f"{_count(orphans, 'orphan')} (owned by no running environment){kept}."
 
 
 def _count(number: int, word: str) -> str:

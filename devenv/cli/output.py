@@ -21,11 +21,13 @@ JSON_OPT = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 
 
 def fail(problem: DevenvError) -> typer.Exit:
-    """Print ``problem`` as one red line; the exit to raise."""
-    line = str(problem)
+    """Print ``problem`` as one red line (a file with several problems: one each); the
+    exit to raise."""
+    text = str(problem)
     if isinstance(problem, ServerUnreachableError):
-        line = f"{line}; {problem.hint}"
-    err.print(f"[red]error:[/] {line}")
+        text = f"{text}; {problem.hint}"
+    for line in text.splitlines() or [""]:
+        err.print(f"[red]error:[/] {line}")
     return typer.Exit(problem.exit_code)
 
 

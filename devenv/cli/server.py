@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from devenv.cli import interrupt
 from devenv.cli.output import err, fail, run
 from devenv.errors import DevenvError
 
@@ -74,6 +75,7 @@ def server(
         tls = check_transport(api_host, tls_cert, tls_key, insecure_http)
     except DevenvError as problem:
         raise fail(problem) from None
+    interrupt.default()  # Ctrl-C stops the worker and the Temporal server it runs, in order
     run(_server(temporal_port, ui_port, worker_only, api_host, api_port, tls))
 
 

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from devenv.cli import interrupt
 from devenv.cli.output import DURATION_HELP, JSON_OPT, NAME_ARG, out, run
 
 if TYPE_CHECKING:
+    from devenv.client.aio import AsyncEnvironment
     from devenv.workflows.state import EnvState
 
 
@@ -86,11 +88,18 @@ async def _signal(
     env = await AsyncClient().get(name)
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
         ending = ends_at_once(await env.state(), changes, datetime.now(UTC))
-        if ending is not None and not typer.confirm(
-            f"{ending}: {name} would be terminated now. Go on?", default=False
-        ):
-            out.print("Nothing changed.")
-            raise typer.Exit(1)
+        if ending is not None:
+            with interrupt.noting("nothing changed"):
+                try:
+                    go_on = typer.confirm(
+                        f"{ending}: {name} would be terminated now. Go on?", default=False
+                    )
+                except typer.Abort:  # Ctrl-D (end of input): no answer is no
+                    out.print()
+                    go_on = False
+            if not go_on:
+                out.print("Nothing changed.")
+                raise typer.Exit(1)
     status = await env.update(**changes)
     if json_output:
         out.print(status.model_dump_json(indent=2))
@@ -105,6 +114,20 @@ async def _signal(
         )
     else:
         out.print(f"  Deadline: {describe_deadline(status.deadline, None)}")
+    if stop_at is not None and extend is None:
+        for line in await _replaced_extension(env):
+            out.print(f"  {line} (--stop-at replaces it).")
+
+
+async def _replaced_extension(env: AsyncEnvironment) -> list[str]:
+    """'The extension to 18:45:00Z no longer holds', when the --stop-at just set dropped
+    an earlier --extend: the workflow's own words, from the event it recorded."""
+    latest = next(
+        (e.message for e in reversed(await env.events()) if e.message.startswith("scheduled")),
+        "",
+    )
+    _, _, dropped = latest.rpartition("; the extension to ")
+    return [f"The extension to {dropped}"] if dropped.endswith("no longer holds") else []
 
 
 def ends_at_once(state: EnvState, changes: dict[str, Any], now: datetime) -> str | None:

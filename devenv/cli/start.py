@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from devenv.cli import interrupt
 from devenv.cli.output import DURATION_HELP, JSON_OPT, err, out, run
 
 IDE_LABELS = {"vscode": "VS Code", "cursor": "Cursor"}
@@ -60,8 +61,14 @@ async def _start(
                 err.print(f"[dim]{message}[/]")
 
         env = await client.start(
-            file, name=_checked_name(name), wait=not detach, progress=progress, **overrides
+            file, name=_checked_name(name), wait=False, progress=progress, **overrides
         )
+        if not detach:
+            with interrupt.noting(
+                f"{env.name} was started and goes on; `devenv stop {env.name}` ends it"
+            ):
+                spinner.update(f"Started {env.name}; waiting for its instance…")
+                await env.wait_ready(progress=progress)
     settings = client.settings
     ui_link = f"{settings.ui_url}/namespaces/{settings.namespace}/workflows/{env.workflow_id}"
     if detach:

@@ -24,8 +24,15 @@ def check_by(by: object) -> str | None:
 
 
 def check_names(value: object) -> list[str]:
-    """``shared_with`` as given: a list of user names (a single name is a list of one)."""
-    names = [value] if isinstance(value, str) else value
+    """``shared_with`` as given: the whole list of user names. A lone name is refused, not
+    taken as a list of one: ``{"shared_with": "bob"}`` would silently unshare everyone
+    else (``share``/``unshare`` take a name or a list; they add or remove)."""
+    if isinstance(value, str):
+        raise InvalidValueError(
+            f"shared_with: {value[:40]!r} is a single name; accepted: a list of user names "
+            f'(["{value[:40]}"] for that user alone, [] for nobody)'
+        )
+    names = value
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise InvalidValueError(
             f"shared_with: {str(value)[:60]!r}; accepted: a list of user names ([] for nobody)"

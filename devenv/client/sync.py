@@ -49,7 +49,12 @@ class _LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result()
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C in the caller's thread: the call must not go on behind its back.
+            future.cancel()
+            raise
 
     def close(self) -> None:
         """Stop the loop before the interpreter tears down (the Temporal client's threads

@@ -22,8 +22,14 @@ NAME_ACCEPTED = (
 )
 MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?\s*(MB|GB|TB|MiB|GiB|TiB)$", re.IGNORECASE)
 
-Duration = Annotated[int | None, BeforeValidator(parse_duration)]
-"""Seconds, or ``None`` for off."""
+
+def _duration(value: object) -> int | None:
+    """A key left empty (``inactivity_duration:``) is unset, as in dstack: its default."""
+    return None if value is None else parse_duration(value)
+
+
+Duration = Annotated[int | None, BeforeValidator(_duration)]
+"""Seconds, or ``None`` for off (every duration key's default)."""
 
 ADMIN_ONLY = "x-devenv-admin-only"
 """JSON-schema mark of a key that names the server's hosts or files: only an admin (or the
@@ -31,7 +37,9 @@ server's own OS user) may set it (``devenv.api.admin_only``)."""
 
 
 def _warning(value: object) -> int | None:
-    """``off`` is 0 (never warn); unset stays None (the default rule)."""
+    """``off`` is 0 (never warn); unset (or left empty) stays None (the default rule)."""
+    if value is None:
+        return None
     seconds = parse_duration(value)
     return 0 if seconds is None else seconds
 

@@ -41,7 +41,8 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> Environment
     try:
         return model.model_validate(dict(data))
     except ValidationError as err:
-        raise ConfigError(f"{source}: {describe_validation_error(err, model)}") from None
+        problems = validation_problems(err, model)
+        raise ConfigError("\n".join(f"{source}: {problem}" for problem in problems)) from None
 
 
 def read_mapping(path: Path) -> dict[str, Any]:
@@ -64,7 +65,8 @@ def read_mapping(path: Path) -> dict[str, Any]:
     if "\x00" in text:
         raise ConfigError(f"{path}: binary data, not YAML")
     try:
-        _check_size(yaml.compose(text, Loader=yaml.SafeLoader))
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_size(root)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {_yaml_reason(err)}") from None
@@ -74,6 +76,7 @@ def read_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except ValueError as err:  # a scalar Python cannot convert, e.g. a 5000-digit integer
         raise ConfigError(f"{path}: invalid YAML: {str(err).split(';')[0]}") from None
+    _check_unique_keys(root, path)
     if not isinstance(data, dict):
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
         raise ConfigError(
@@ -110,6 +113,29 @@ def _check_size(root: yaml.Node | None) -> None:
                 stack.extend(((key, depth + 1), (value, depth + 1)))
 
 
+def _check_unique_keys(root: yaml.Node | None, path: Path) -> None:
+    """Refuse a key given twice in one mapping: YAML keeps the last silently, so a
+    second ``inactivity_duration`` lower in the file would override the first unseen."""
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                stack.append(value)
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    raise ConfigError(
+                        f"{path}: duplicate key {_show(key.value)} at line {line} (first at "
+                        f"line {seen[key.value]}); accepted: each key once per mapping"
+                    )
+                seen[key.value] = line
+
+
 def _yaml_reason(err: yaml.YAMLError) -> str:
     mark = getattr(err, "problem_mark", None)
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
@@ -121,26 +147,105 @@ def _yaml_reason(err: yaml.YAMLError) -> str:
 def describe_validation_error(
     err: ValidationError, model: type[BaseModel] = EnvironmentConfig
 ) -> str:
-    """The first error as 'key: value: what is accepted' (+ how many more there are)."""
-    errors = err.errors()
-    # A typo ('regoin') also makes the real key missing: name the typo, it is the cause.
-    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    suffix = more if len(errors) > 1 else ""
-    kind = first["type"]
-    value = first.get("input")
-    if kind == "extra_forbidden":
-        return _unknown_key(model, first["loc"]) + suffix
-    if kind == "missing":
-        accepted = " (accepted: dev-environment)" if loc == "type" else ""
-        return f"{loc}: required key is missing{accepted}" + suffix
-    message = shorten(str(first["msg"]).removeprefix("Value error, "), value)
+    """Every problem as 'key: value: what is accepted', joined in one line (the API's)."""
+    return "; ".join(validation_problems(err, model))
+
+
+def validation_problems(
+    err: ValidationError, model: type[BaseModel] = EnvironmentConfig
+) -> list[str]:
+    """Every problem, one line each: 'key: value: what is accepted', in devenv's words.
+
+    A typo ('regoin') also makes the real key missing: the typo comes first, it is the
+    cause. A value refused by every member of a union ('int or str') is one problem.
+    """
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    grouped: dict[tuple[int | str, ...], list[Any]] = {}
+    for error in errors:
+        grouped.setdefault(_field_loc(error["loc"]), []).append(error)
+    return [_problem(model, loc, group) for loc, group in grouped.items()]
+
+
+_UNION_TAG = frozenset({"int", "str", "float", "bool", "list", "dict", "none", "is-instance"})
+
+
+def _field_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The location without pydantic's union member tags (``gpu.int`` -> ``gpu``)."""
+    return tuple(
+        part
+        for part in loc
+        if not (
+            isinstance(part, str)
+            and (part in _UNION_TAG or "[" in part or part.startswith("function-"))
+        )
+    )
+
+
+_ACCEPTED: dict[str, str] = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "set_type": "a list",
+    "dict_type": "a mapping of keys",
+    "model_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys",
+    "url_type": "a URL",
+    "url_parsing": "a URL",
+    "datetime_type": "an ISO-8601 date and time",
+    "datetime_parsing": "an ISO-8601 date and time",
+    "datetime_from_date_parsing": "an ISO-8601 date and time",
+}
+"""pydantic's error types in devenv's words: what is accepted instead."""
+
+
+def _accepted(error: Any) -> str | None:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind in _ACCEPTED:
+        return _ACCEPTED[kind]
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "greater_than": ("more than", "gt"),
+        "less_than_equal": ("at most", "le"),
+        "less_than": ("less than", "lt"),
+        "too_long": ("at most", "max_length"),
+        "string_too_long": ("at most", "max_length"),
+        "too_short": ("at least", "min_length"),
+        "string_too_short": ("at least", "min_length"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        unit = " characters" if kind.startswith("string_") else ""
+        unit = " items" if kind in ("too_long", "too_short") else unit
+        return f"{words} {ctx.get(key)}{unit}"
     if kind in ("literal_error", "enum"):
-        expected = first.get("ctx", {}).get("expected", "")
-        message = f"accepted: {expected}".replace("'", "")
-    return f"{loc}: invalid value {_show(value)}: {message}" + suffix
+        return str(ctx.get("expected", "")).replace("'", "")
+    return None
+
+
+def _problem(model: type[BaseModel], loc: tuple[int | str, ...], group: list[Any]) -> str:
+    first = group[0]
+    where = ".".join(str(part) for part in loc)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return _unknown_key(model, loc)
+    if kind == "missing":
+        accepted = " (accepted: dev-environment)" if where == "type" else ""
+        return f"{where}: required key is missing{accepted}"
+    value = first.get("input")
+    forms = [form for form in map(_accepted, group) if form is not None]
+    if len(forms) == len(group):  # each says what it accepts: one line, all the forms
+        message = f"accepted: {' or '.join(dict.fromkeys(forms))}"
+    else:  # a validator of devenv's own: its message already says what is accepted
+        custom = next(e for e in group if _accepted(e) is None)
+        message = shorten(str(custom["msg"]).removeprefix("Value error, "), value)
+    return f"{where}: invalid value {_show(value)}: {message}"
 
 
 def _model_at(model: type[BaseModel], path: tuple[int | str, ...]) -> type[BaseModel] | None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from temporalio.service import ConnectConfig, ServiceClient
 
-from devenv.errors import ServerNotAnsweringError, ServerUnreachableError
+from devenv.errors import ServerNotAnsweringError, ServerRefusedError, ServerUnreachableError
 from devenv.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,9 +61,18 @@ async def connect_service(settings: Settings, timeout: float = 5.0) -> ServiceCl
             f"no Temporal server answers at {settings.address} ({_reason(err, timeout)})"
         ) from err
     except (RuntimeError, OSError) as err:
+        if settings.tls and any(sign in str(err) for sign in _PLAINTEXT_SIGNS):
+            raise ServerRefusedError(
+                f"TLS handshake with the Temporal server at {settings.address} failed: it "
+                "speaks plaintext; set DEVENV_TEMPORAL_TLS=false (or unset it) for this server"
+            ) from err
         raise ServerUnreachableError(
             f"no Temporal server answers at {settings.address} ({_reason(err, timeout)})"
         ) from err
+
+
+_PLAINTEXT_SIGNS = ("InvalidContentType", "kind: InvalidData", "WrongVersionNumber")
+"""What the transport says when a TLS client hears a plaintext answer (rustls)."""
 
 
 async def _accepts_tcp(settings: Settings, timeout: float = 1.0) -> bool:
@@ -106,4 +115,7 @@ def _reason(err: BaseException, timeout: float) -> str:
     ):
         if needle in text:
             return gist
-    return (text.strip() or type(err).__name__).splitlines()[0][:120]
+    line = (text.strip() or type(err).__name__).splitlines()[0]
+    if len(line) <= 120:
+        return line
+    return line[: line.rfind(" ", 0, 120)].rstrip(" ,:({[") + " …"  # never cut mid-word

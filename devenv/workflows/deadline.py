@@ -55,11 +55,27 @@ def _stop_end(s: EnvState) -> tuple[datetime, TerminationReason] | None:
 def _floored(
     s: EnvState, end: tuple[datetime, TerminationReason]
 ) -> tuple[datetime, TerminationReason]:
-    """``--extend``: the same rule, not before the floor."""
+    """``--extend X`` at deadline D: the same rule, not before D + X, and never more than
+    X past the rules' own deadline. So an extension of the max_duration end made while
+    in use cannot keep an idle environment an hour once its user left: the idle rule's
+    deadline, plus X at most (the README's "Extending" has examples)."""
     due, reason = end
     if s.deadline_floor is not None and due < s.deadline_floor:
-        due = s.deadline_floor
+        floor = s.deadline_floor
+        if s.deadline_extension is not None:
+            floor = min(floor, due + timedelta(seconds=s.deadline_extension))
+        due = floor
     return due, reason
+
+
+def extension_in_force(s: EnvState) -> bool:
+    """Whether ``--extend`` puts the current deadline later than the rules alone would."""
+    if s.deadline_floor is None or s.deadline is None:
+        return False
+    if s.deadline_extension is None:  # extended before the cap: the floor alone, as then
+        return s.deadline == s.deadline_floor
+    unextended, _ = compute(s.model_copy(update={"deadline_floor": None}))
+    return unextended is not None and unextended < s.deadline
 
 
 DEFAULT_WARNING = 600

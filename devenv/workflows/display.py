@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
-from devenv.workflows.deadline import fixed_end, warn_at
+from devenv.workflows.deadline import extension_in_force, fixed_end, warn_at
 from devenv.workflows.durations import format_duration
 from devenv.workflows.state import EnvSpec, EnvState, Status, TerminationReason
 
@@ -44,11 +44,7 @@ def plural(count: int, noun: str) -> str:
 
 def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
     """Why the environment ends now, with the numbers (and what the probe confirmed)."""
-    extended = (
-        f", extended to {clock(s.deadline_floor)}"
-        if s.deadline_floor is not None and s.deadline == s.deadline_floor
-        else ""
-    )
+    extended = f", extended to {clock(s.deadline)}" if extension_in_force(s) else ""
     if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
         return (
             f"max duration {format_duration(s.spec.max_duration)} exceeded "
@@ -133,8 +129,15 @@ def login_banner(s: EnvState) -> str:
             else "scheduled stop"
         )
         lines.append(f"  Ends at {stamp(due)} even in use ({why}).")
-    if s.deadline_floor is not None:
+    if s.deadline_floor is not None and s.deadline_extension is None:
         lines.append(f"  Extended: not before {stamp(s.deadline_floor)}.")
+    elif s.deadline_floor is not None and s.deadline_extension is not None:
+        extension = timedelta(seconds=s.deadline_extension)
+        by = format_duration(s.deadline_extension)
+        lines.append(
+            f"  Extended: not before {stamp(s.deadline_floor)}, unless its rules end it "
+            f"before {stamp(s.deadline_floor - extension)}: then {by} after them."
+        )
     if s.shared_with:
         names = ", ".join(user.name for user in s.shared_with)
         lines.append(f"  Shared with {names}: they may extend it and change its rules.")
@@ -168,7 +171,7 @@ def deadline_rule(s: EnvState) -> str:
         rule = f"the scheduled stop at {clock(s.stop_at)}"
     else:
         rule = f"{format_duration(s.spec.inactivity_duration)} after the last user left"
-    if s.deadline_floor is not None and s.deadline == s.deadline_floor:
+    if extension_in_force(s):
         rule += ", extended (devenv signal --extend)"
     return rule
 

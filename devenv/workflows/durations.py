@@ -15,7 +15,11 @@ ACCEPTED = (
     "integer seconds, a duration such as 90s, 30m, 2h, 1d, 1w or 1h30m (at most 4w), "
     "or off/false/0 to disable"
 )
-_PATTERN = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_PATTERN = re.compile(
+    # dstack's files write "2h"; people also write "2 h" and "1h 30m": spaces are allowed
+    # between a number and its unit and between parts.
+    r"(?:(\d+)\s*w\s*)?(?:(\d+)\s*d\s*)?(?:(\d+)\s*h\s*)?(?:(\d+)\s*m\s*)?(?:(\d+)\s*s)?"
+)
 
 
 class DurationError(ValueError):

@@ -98,6 +98,8 @@ WARN_PATCH = "warn-before-termination"
 """Histories recorded before warnings replay without their timer (workflow.patched)."""
 FAILSAFE_PATCH = "failsafe-policy"
 """Instances with a failsafe are told each threshold change (asked only for those)."""
+EXTEND_CAP_PATCH = "extend-capped"
+"""An extension made before the cap existed keeps its floor alone (deadline.py)."""
 
 _ENDING = (Status.TERMINATING, Status.TERMINATED, Status.FAILED)
 _USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
@@ -640,6 +642,8 @@ class DevEnvironmentWorkflow:
         deadline.recompute(s)
         assert s.deadline is not None
         s.deadline_floor = s.deadline + timedelta(seconds=seconds)
+        # Never more than `seconds` past the rules' own deadline (a later one may be earlier).
+        s.deadline_extension = seconds if workflow.patched(EXTEND_CAP_PATCH) else None
         deadline.recompute(s)
         self._event(
             f"deadline extended by {format_duration(seconds)}{_by(by)} to {clock(s.deadline)} "
@@ -672,13 +676,15 @@ class DevEnvironmentWorkflow:
     def _apply_stop_at(self, at: datetime | None, by: str | None = None) -> DeadlineAnswer:
         s = self._state
         s.stop_at = at
-        s.deadline_floor = None  # an explicit end replaces an earlier extension
+        dropped = s.deadline_floor
+        s.deadline_floor = None  # an explicit end replaces an earlier extension: say so
         deadline.recompute(s)
+        replaced = f"; the extension to {clock(dropped)} no longer holds" if dropped else ""
         self._event(
             f"scheduled stop at {clock(at)}{_by(by)}; "
-            f"deadline {clock(s.deadline) if s.deadline else 'none'}"
+            f"deadline {clock(s.deadline) if s.deadline else 'none'}{replaced}"
             if at is not None
-            else f"scheduled stop removed{_by(by)}"
+            else f"scheduled stop removed{_by(by)}{replaced}"
         )
         self._wake = True
         self._publish()

@@ -260,6 +260,9 @@ class EnvState(BaseModel):
     """The deadline a warning was sent for; a warning is sent once per deadline."""
     deadline_floor: datetime | None = None
     """``devenv signal --extend``: the deadline is not earlier than this (thresholds kept)."""
+    deadline_extension: int | None = None
+    """Seconds of that ``--extend``: the extended deadline is never more than this past the
+    rules' own (None: extended before the cap existed, the floor alone holds)."""
     stop_at: datetime | None = None
     """``devenv signal --stop-at``: a fixed end, whatever the activity."""
     failsafe_policy: FailsafePolicy | None = None

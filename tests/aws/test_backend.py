@@ -222,7 +222,10 @@ async def test_a_machine_never_reachable_times_out_and_cleanup_leaves_nothing_ru
             await lab.backend.provision(request)
     finally:
         lab.booter.paused = False
-    assert_provisioning_error(caught.value, "aws.ready_timeout (5s)", "not reachable")
+    assert_provisioning_error(
+        caught.value, "aws.ready_timeout (5s)", "not reachable", "(aws.ssh_endpoint)"
+    )
+    assert "ssh_config" not in caught.value.message, "an aws environment has no ssh_config"
     assert lab.instances(request.instance_token, "running")
     # The workflow cleans up by token alone: the failed provision returned no instance.
     await lab.backend.terminate(lab.terminate_request(request, None))
@@ -253,7 +256,12 @@ async def test_missing_credentials_are_one_line(lab: Lab, monkeypatch: pytest.Mo
     request = lab.request()
     with pytest.raises(ProvisioningError) as caught:
         await lab.backend.provision(request)
-    assert_provisioning_error(caught.value, "AWS credentials", "none found")
+    assert_provisioning_error(
+        caught.value,
+        "AWS credentials: the devenv worker has none",
+        "ones exported after `devenv server` started are not seen",
+        "restart it (`devenv server stop`, then `devenv server`",
+    )
 
 
 async def test_credentials_the_account_refuses_are_one_line(

@@ -60,13 +60,14 @@ def write(tmp_path: Path, section: dict[str, object]) -> Path:
 
 
 def refused(path: Path, isolated_home: Path) -> str:
-    """The one line `devenv start` prints (exit 2), after checking nothing was created."""
+    """The line `devenv start` prints (exit 2; a line per problem), after checking nothing
+    was created."""
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     result = CliRunner().invoke(app, ["start", str(path)])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0] == f"error: {caught.value}", result.output
+    assert lines == [f"error: {line}" for line in str(caught.value).splitlines()], result.output
     assert not isolated_home.exists(), "nothing may be created for bad input"
     return str(caught.value)
 

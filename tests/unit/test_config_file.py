@@ -79,7 +79,6 @@ def test_defaults_are_off(tmp_path: Path) -> None:
         ("type: dev-environment\ninactivity_duration: 1.5.2h\n", "'1.5.2h' is not a duration"),
         ("type: dev-environment\ninactivity_duration: ''\n", "'' is not a duration"),
         ("type: dev-environment\ninactivity_duration: None\n", "'None' is not a duration"),
-        ("type: dev-environment\ninactivity_duration:\n", "null is not a duration"),
         ("type: dev-environment\nname: my env\n", "name: invalid value 'my env'"),
         ("type: dev-environment\nname: a/b\n", "name: invalid value 'a/b'"),
         ("type: dev-environment\nname: x;rm -rf\n", "name: invalid value 'x;rm -rf'"),
@@ -203,3 +202,89 @@ def test_signal_validates_before_contacting_the_server(
     assert result.exit_code == 2, result.output
     assert expected in one_error_line(result.output)
     assert not isolated_home.exists()
+
+
+def test_a_duration_left_empty_is_unset_and_may_have_spaces_as_in_dstack(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "type: dev-environment\ninactivity_duration:\nmax_duration: 2 h\n"
+            "warn_before:\nmin_connection_duration: '1m 30s'\n",
+        )
+    )
+    assert config.inactivity_duration is None, "empty: unset, the default (off)"
+    assert config.warn_before is None, "empty: unset, the default rule"
+    assert (config.max_duration, config.min_connection_duration) == (7200, 90)
+
+
+def test_every_problem_of_a_file_is_shown_one_line_each(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "type: dev-environment\nbackend: aws\naws:\n  regoin: eu-west-1\n"
+        "  allow_ssh_from: [203.0.113.7/32]\n  spot: maybe\n",
+    )
+    result = CliRunner().invoke(app, ["start", str(path)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"error: {path}: aws: unknown key 'regoin': did you mean 'region'? accepted keys: "
+        "region, instance_type, image, subnet, security_group, allow_ssh_from, spot, "
+        "ssh_user, ssh_endpoint, ready_timeout, price_per_hour, failsafe_after, tags",
+        f"error: {path}: aws.region: required key is missing",
+        f"error: {path}: aws.spot: invalid value 'maybe': accepted: true or false",
+    ]
+    assert not isolated_home.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: a\ninactivity_duration: 2h\nname: b\n",
+            "duplicate key 'name' at line 4 (first at line 2)",
+        ),
+        (
+            "resources:\n  cpu: 2\n  cpu: 4\n",
+            "duplicate key 'cpu' at line 4 (first at line 3)",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_it_and_its_line(
+    tmp_path: Path, isolated_home: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, "type: dev-environment\n" + text)
+    result = CliRunner().invoke(app, ["start", str(path)])
+    assert result.exit_code == 2
+    assert one_error_line(result.output) == (
+        f"error: {path}: {expected}; accepted: each key once per mapping"
+    )
+    assert not isolated_home.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: 12\n", "name: invalid value 12: accepted: a string"),
+        ("notify: {webhook: 5}\n", "notify.webhook: invalid value 5: accepted: a string"),
+        ("notify: x\n", "notify: invalid value 'x': accepted: a mapping of keys"),
+        ("resources: x\n", "resources: invalid value 'x': accepted: a mapping of keys"),
+        ("resources: {cpu: x}\n", "resources.cpu: invalid value 'x': accepted: a whole number"),
+        ("resources: {cpu: 0}\n", "resources.cpu: invalid value 0: accepted: at least 1"),
+        (
+            "resources: {gpu: [1]}\n",
+            "resources.gpu: invalid value [1]: accepted: a whole number or a string",
+        ),
+        (
+            "backend: aws\naws: {region: 5, allow_ssh_from: [203.0.113.7/32]}\n",
+            "aws.region: invalid value 5: accepted: a string",
+        ),
+    ],
+)
+def test_wrong_types_are_told_in_devenvs_words_not_pydantics(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, "type: dev-environment\n" + text)
+    with pytest.raises(UserError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {expected}"

@@ -162,3 +162,20 @@ def test_verbose_needs_a_name() -> None:
     assert result.output.strip().splitlines() == [
         "error: -v/--verbose shows one environment: devenv ps NAME -v"
     ]
+
+
+def test_an_extension_made_in_use_adds_at_most_its_length_to_the_idle_rule() -> None:
+    # Extended by 1h while in use (max_duration's end 17:00 -> floor 18:00); idle since
+    # 14:20 now: the idle rule's 16:20 plus the hour, not 18:00.
+    s = state(
+        spec={"max_duration": 5 * 3600},
+        idle_since=NOW - timedelta(minutes=40),
+        deadline_floor=NOW + timedelta(hours=3),
+        deadline_extension=3600,
+    )
+    assert s.deadline == NOW + timedelta(hours=2, minutes=20)
+    text = shown(s)
+    assert (
+        "extended to 17:20:00Z (devenv signal --extend, at most 1h past the rule); "
+        "the rule alone: 16:20:00Z"
+    ) in text

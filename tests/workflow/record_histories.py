@@ -353,6 +353,23 @@ async def warning_extend(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "warning_extend")
 
 
+async def extend_capped(env: WorkflowEnvironment) -> Runs:
+    """Extended by a minute while in use (max_duration's end), then the user left: the idle
+    rule's deadline plus that minute at most (the extend-capped patch)."""
+    async with running_worker(env.client) as fake:
+        handle = await start(
+            env.client, fake, make_state("replay-extend", inactivity=30, max_duration=H)
+        )
+        running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        arrived = utc(running.events[-1].at)
+        await handle.signal(WF.record_presence, report(1, arrived))
+        await wait_for(handle, lambda s: s.connections == 1)
+        await handle.execute_update(WF.extend, 60)
+        await handle.signal(WF.record_presence, report(0, arrived))
+        await wait_for(handle, lambda s: s.connections == 0)
+        return await _runs(env.client, handle, "extend_capped")
+
+
 async def scheduled_stop(env: WorkflowEnvironment) -> Runs:
     """A fixed end set while in use: it ends then, warned 10m ahead."""
     async with running_worker(env.client) as fake:
@@ -417,6 +434,7 @@ TIME_SKIPPING: list[Scenario] = [
     continue_as_new,
     failsafe_policy,
     warning_extend,
+    extend_capped,
     scheduled_stop,
     login_messages,
     shared_change,

@@ -41,6 +41,7 @@ EXPECTED = {
     "probe_local",
     "failsafe_policy",
     "warning_extend",
+    "extend_capped",
     "scheduled_stop",
     "login_messages",
     "shared_change",

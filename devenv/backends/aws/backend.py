@@ -323,13 +323,14 @@ class AwsBackend(Backend):
                     "address, or someone in between)"
                 ) from None
             except (HostDownError, AdminLoginRefusedError) as problem:
-                last = str(problem)
+                last = _in_aws_words(problem)
             except AdminError as problem:
-                raise ProvisioningError(f"aws: {problem}") from None
+                raise ProvisioningError(f"aws: {_in_aws_words(problem)}") from None
             if datetime.now(UTC) >= give_up:
                 raise ProvisioningError(
                     f"EC2 instance {instance.instance_id} was not reachable over SSH at "
-                    f"{endpoint} within aws.ready_timeout ({section.ready_timeout}s): {last}"
+                    f"{endpoint} (aws.ssh_endpoint) within aws.ready_timeout "
+                    f"({section.ready_timeout}s): {last}"
                 )
             await asyncio.sleep(self.poll_interval)
 
@@ -550,13 +551,24 @@ class AwsBackend(Backend):
         await self._terminate_ids(ec2, [leftover.id])
 
 
+def _in_aws_words(problem: AdminError) -> str:
+    """The ssh backend's admin errors name its key (``ssh_config.hosts: ...``); here the
+    address came from ``aws.ssh_endpoint``."""
+    return str(problem).removeprefix("ssh_config.hosts: ")
+
+
 def _section(config: dict[str, Any]) -> AwsSection:
     try:
         return AwsSection.model_validate(config)
     except ValidationError as problem:
-        first = problem.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProvisioningError(f"aws.{where}: {first['msg']}") from None
+        from devenv.config.loader import validation_problems
+
+        lines = validation_problems(problem, AwsSection)
+        raise ProvisioningError(
+            "; ".join(
+                f"aws: {line}" if line.startswith("unknown") else f"aws.{line}" for line in lines
+            )
+        ) from None
 
 
 def _endpoint(section: AwsSection, instance: Ec2Instance) -> Endpoint:

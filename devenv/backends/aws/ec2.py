@@ -117,8 +117,11 @@ class Ec2:
             return await asyncio.to_thread(function, **kwargs)
         except botocore.exceptions.NoCredentialsError:
             raise ProvisioningError(
-                "AWS credentials: none found for the devenv worker; set AWS_PROFILE, or "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give it an instance role"
+                "AWS credentials: the devenv worker has none (it reads AWS_PROFILE, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, when it starts: ones exported "
+                "after `devenv server` started are not seen); set them where the worker runs "
+                "and restart it (`devenv server stop`, then `devenv server`, or the next "
+                "`devenv start` starts one), or give its machine an instance role"
             ) from None
         except botocore.exceptions.ClientError as problem:
             code = error_code(problem)

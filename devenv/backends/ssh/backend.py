@@ -534,9 +534,15 @@ def _section(config: dict[str, Any]) -> SshSection:
     try:
         return SshSection.model_validate(config, context={CHECK_FILES: False})
     except ValidationError as problem:
-        first = problem.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ProvisioningError(f"ssh_config.{where}: {first['msg']}") from None
+        from devenv.config.loader import validation_problems
+
+        lines = validation_problems(problem, SshSection)
+        raise ProvisioningError(
+            "; ".join(
+                f"ssh_config: {line}" if line.startswith("unknown") else f"ssh_config.{line}"
+                for line in lines
+            )
+        ) from None
 
 
 def _access(section: SshSection) -> AdminAccess:
