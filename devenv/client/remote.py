@@ -383,8 +383,8 @@ class RemoteEnvironment(AsyncEnvironment):
         return _parsed(response, EnvironmentStatus, self._remote.server_url)
 
     async def wait_ready(self, *, progress: Progress | None = None) -> EnvironmentStatus:
-        """Wait while it provisions; ProvisioningFailedError if it ended instead. No ssh
-        config entry is written in remote mode (``connection`` stays None)."""
+        """Wait while it provisions; ProvisioningFailedError if it ended instead. Once it
+        runs, its ssh config entry is written here (``connection``), as in direct mode."""
         say = progress or _quiet
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -396,6 +396,7 @@ class RemoteEnvironment(AsyncEnvironment):
                 f"environment {self.name!r} could not start: {status.termination_reason} "
                 f"(details: `devenv logs {self.name}`)"
             )
+        self.connection = await self.ssh_config()
         return status
 
     async def ssh_config(self, state: EnvState | None = None) -> Connection:
