@@ -189,6 +189,69 @@ def test_a_host_key_missing_from_known_hosts_fails_the_start_in_one_line(
     assert until_status(world, name, "failed")["termination_reason"] == "provisioning_failed"
 
 
+@pytest.fixture(params=["refused", "not ssh"])
+def wrong_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A loopback port where no SSH server is: nothing listens, or something else answers
+    (a web server, say)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
+    if request.param == "refused":
+        listener.close()
+        yield port
+        return
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_start_on_a_wrong_port_fails_at_once_and_leaves_no_row_alive(
+    world: World, tmp_path: Path, wrong_port: int
+) -> None:
+    """devenv never logged in there, so the host holds nothing of it: the cleanup does not
+    retry for ever (it stayed ``terminating`` in plain ``ps``, and ``stop`` said
+    ``environment is terminating; nothing changed``)."""
+    # Its known_hosts vouches for the port (the key of the host's real sshd), as a user's
+    # would after a typo in ssh_config.hosts: the login is tried, and fails.
+    known = tmp_path / "known_hosts"
+    real = world.sshd.known_hosts.read_text()
+    known.write_text(real.replace(f"]:{world.sshd.port} ", f"]:{wrong_port} "))
+    assert known.read_text() != real
+    name, path = world.config(tmp_path, hosts=[f"127.0.0.1:{wrong_port}"], known_hosts=str(known))
+    result = world.devenv.run("start", str(path), check=False)
+    assert result.returncode != 0
+    print(world.devenv.run("logs", name, check=False).stdout)
+    print(result.stderr)
+    row = until_status(world, name, "failed", timeout=30)
+    assert row["termination_reason"] == "provisioning_failed"
+    listed = json.loads(world.devenv.run("ps", "--json").stdout)
+    assert name not in [r["name"] for r in listed]
+    assert account_of(name) is None
+
+
 def test_an_ssh_login_shows_the_banner_and_a_fixed_end_reaches_the_terminal(
     world: World, tmp_path: Path
 ) -> None:
