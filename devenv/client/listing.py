@@ -20,7 +20,7 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 
-from devenv.workflows.state import WORKFLOW_TYPE, EnvState
+from devenv.workflows.state import WORKFLOW_TYPE, EnvState, Status
 from devenv.workflows.status import MEMO_KEY, EnvironmentPage, EnvironmentStatus
 
 if TYPE_CHECKING:
@@ -112,7 +112,8 @@ async def _statuses(
     for execution in executions:
         memo = memo_dict(execution.memo.fields.get(MEMO_KEY))
         if memo is not None:
-            rows.append(EnvironmentStatus.model_validate(memo).costed(now))
+            row = EnvironmentStatus.model_validate(memo).costed(now)
+            rows.append(as_closed(row, execution.status))
         else:
             unlisted.append(execution)
     if not unlisted:
@@ -143,6 +144,40 @@ def memo_dict(payload: Payload | None) -> dict[str, Any] | None:
         return None
     value = json.loads(payload.data)
     return value if isinstance(value, dict) else None
+
+
+_CLOSED = WorkflowExecutionStatus
+CLOSED_OUTSIDE: dict[int, tuple[Status, str]] = {
+    _CLOSED.WORKFLOW_EXECUTION_STATUS_TERMINATED: (Status.TERMINATED, "terminated outside devenv"),
+    _CLOSED.WORKFLOW_EXECUTION_STATUS_FAILED: (Status.FAILED, "workflow failed"),
+    _CLOSED.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: (Status.FAILED, "workflow timed out"),
+    _CLOSED.WORKFLOW_EXECUTION_STATUS_CANCELED: (Status.TERMINATED, "workflow canceled"),
+}
+"""How a workflow closed without finishing its own end (``temporal workflow terminate``,
+the Web UI's Terminate, a failure): its memo still shows the last state it published."""
+
+
+def as_closed(row: EnvironmentStatus, execution_status: int) -> EnvironmentStatus:
+    """``row`` as it is: a workflow that was closed from outside is never shown alive.
+
+    Its instance may still run; ``devenv gc`` lists it as an orphan and ends it."""
+    closed = CLOSED_OUTSIDE.get(execution_status)
+    if closed is None or row.status.ended:
+        return row
+    status, words = closed
+    reason = f"{row.termination_reason}; then {words}" if row.termination_reason else words
+    return row.model_copy(
+        update={
+            "status": status,
+            "activity": None,
+            "connections": 0,
+            "jobs": 0,
+            "idle_since": None,
+            "deadline": None,
+            "warned": False,
+            "termination_reason": reason,
+        }
+    )
 
 
 STATUS_ORDER = {
