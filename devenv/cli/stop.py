@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from devenv.cli.output import JSON_OPT, NAME_ARG, err, out, run
+
+if TYPE_CHECKING:
+    from devenv.client.aio import AsyncClient
 
 
 def stop(
@@ -40,19 +43,47 @@ async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
     from devenv.cli.views import statuses_json
     from devenv.client.aio import AsyncClient
     from devenv.client.refs import candidate_ids
+    from devenv.errors import EnvironmentEndedError
 
     candidate_ids(name)
-    env = await AsyncClient().get(name)
-    if not wait:
-        await env.stop(purge=purge)
-        err.print(f"Stopping {env.workflow_id}; `devenv ps --all` shows when it has ended.")
-        return
-    with err.status(f"Terminating {env.workflow_id}…"):
-        status = await env.stop(wait=True, purge=purge)
+    client = AsyncClient()
+    env = await client.get(name)
+    await _refuse_stuck(client, name)
+    try:
+        if not wait:
+            await env.stop(purge=purge)
+            err.print(f"Stopping {env.workflow_id}; `devenv ps --all` shows when it has ended.")
+            return
+        with err.status(f"Terminating {env.workflow_id}…"):
+            status = await env.stop(wait=True, purge=purge)
+    except EnvironmentEndedError as ended:
+        if "is terminating" not in str(ended):
+            raise
+        raise EnvironmentEndedError(
+            f"{ended}; if it stays terminating (its cleanup cannot reach the instance), "
+            f"`devenv stop --force {name}` abandons it and leaves what remains to `devenv gc`"
+        ) from None
     if json_output:
         out.print(statuses_json([status]))
     else:
         out.print(f"{env.workflow_id}: {status.status.value} ({status.termination_reason})")
+
+
+async def _refuse_stuck(client: AsyncClient, name: str) -> None:
+    """A workflow whose tasks keep failing would never apply a stop: say so, and what
+    ends it, rather than wait for an answer that cannot come."""
+    from devenv.client.lookup import resolve
+    from devenv.client.trouble import inspect
+    from devenv.errors import UserError
+
+    temporal = await client.temporal()
+    handle = await resolve(temporal, name)
+    failing = (await inspect(temporal, handle)).failing
+    if failing is not None:
+        raise UserError(
+            f"{handle.id}: {failing}; it cannot apply a stop: `devenv stop --force {name}` "
+            "ends its instance and its workflow"
+        )
 
 
 async def _force(name: str, json_output: bool) -> None:

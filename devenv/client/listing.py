@@ -180,6 +180,32 @@ def as_closed(row: EnvironmentStatus, execution_status: int) -> EnvironmentStatu
     )
 
 
+def state_as_closed(state: EnvState, execution_status: int, closed_at: datetime | None) -> EnvState:
+    """``state`` (the last its workflow held) as it is once the workflow was closed from
+    outside: ended at the close, with an event saying how; its instance may still run."""
+    closed = CLOSED_OUTSIDE.get(execution_status)
+    if closed is None or state.status.ended:
+        return state
+    from devenv.workflows.state import EnvEvent
+
+    status, words = closed
+    fixed = state.model_copy(deep=True)
+    fixed.status = status
+    fixed.error = fixed.error or words
+    fixed.ended_at = closed_at
+    fixed.deadline = fixed.deadline_reason = None
+    fixed.connections = fixed.jobs = 0
+    fixed.sessions = []
+    if closed_at is not None:
+        fixed.events.append(
+            EnvEvent(
+                at=closed_at,
+                message=f"{words}: its instance may still run; `devenv gc` ends it",
+            )
+        )
+    return fixed
+
+
 STATUS_ORDER = {
     status: index for index, status in enumerate(("provisioning", "running", "terminating"))
 }

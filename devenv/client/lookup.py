@@ -90,7 +90,7 @@ async def fetch_state(handle: Handle) -> EnvState:
         async with asyncio.timeout(QUERY_TIMEOUT.total_seconds() + 1):
             if description.status == WorkflowExecutionStatus.COMPLETED:
                 return await handle.result(rpc_timeout=QUERY_TIMEOUT)
-            return await _query(handle)
+            state = await _query(handle)
     except TimeoutError:
         raise silent from None
     except RPCError as err:
@@ -102,6 +102,12 @@ async def fetch_state(handle: Handle) -> EnvState:
         ):
             raise silent from None
         raise
+    if description.status is None:
+        return state
+    from devenv.client.listing import state_as_closed
+
+    # Closed from outside devenv (temporal workflow terminate...): never shown alive.
+    return state_as_closed(state, int(description.status), description.close_time)
 
 
 async def _query(handle: Handle) -> EnvState:

@@ -85,6 +85,13 @@ def test_an_environment_terminated_outside_devenv_is_shown_ended_and_gc_ends_its
     table = cluster.run("ps", "--all")
     assert "running" not in [line.split()[1] for line in table.stdout.splitlines()[1:]]
 
+    stop = cluster.run("stop", name, check=False)
+    assert stop.returncode == 2
+    assert "is terminated (terminated outside devenv); nothing changed" in stop.stderr
+    assert "terminated outside devenv: its instance may still run" in cluster.logs(name)
+    verbose = cluster.run("ps", name, "-v").stdout
+    assert "terminated" in verbose.splitlines()[0] and "running" not in verbose.splitlines()[0]
+
     # Its instance still runs: gc calls it an orphan and ends it.
     assert alive(pid)
     found = json.loads(cluster.run("gc", "--json").stdout)
@@ -130,6 +137,10 @@ def test_a_workflow_whose_tasks_fail_is_shown_so_and_stop_force_ends_everything(
         assert "a bug in this worker's workflow code" in shown.stderr
         assert f"devenv stop --force {name}" in shown.stderr
         assert name in shown.stdout and "Traceback" not in shown.stderr
+
+        plain = cluster.run("stop", name, check=False)
+        assert plain.returncode == 2 and "workflow tasks are failing" in plain.stderr
+        assert f"`devenv stop --force {name}`" in plain.stderr
 
         forced = cluster.run("stop", "--force", name)
         assert f"devenv-{name}: local" in forced.stdout and "ended outside its workflow" in (
