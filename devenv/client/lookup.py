@@ -101,6 +101,12 @@ async def fetch_state(handle: Handle) -> EnvState:
             RPCStatusCode.RESOURCE_EXHAUSTED,
         ):
             raise silent from None
+        if "failed state" in err.message:  # "Workflow Task in failed state"
+            name = handle.id.removeprefix("devenv-")
+            raise NotAnsweringError(
+                f"environment {handle.id} cannot answer: its workflow tasks are failing; "
+                f"`devenv ps {name}` says why, `devenv stop --force {name}` ends it"
+            ) from None
         raise
     if description.status is None:
         return state

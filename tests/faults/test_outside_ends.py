@@ -138,6 +138,9 @@ def test_a_workflow_whose_tasks_fail_is_shown_so_and_stop_force_ends_everything(
         assert f"devenv stop --force {name}" in shown.stderr
         assert name in shown.stdout and "Traceback" not in shown.stderr
 
+        logs = cluster.run("logs", name, check=False)
+        assert logs.returncode == 2 and "Traceback" not in logs.stderr
+        assert "its workflow tasks are failing" in logs.stderr
         plain = cluster.run("stop", name, check=False)
         assert plain.returncode == 2 and "workflow tasks are failing" in plain.stderr
         assert f"`devenv stop --force {name}`" in plain.stderr
