@@ -252,6 +252,45 @@ def test_a_start_on_a_wrong_port_fails_at_once_and_leaves_no_row_alive(
     assert account_of(name) is None
 
 
+def test_stop_force_abandons_a_cleanup_that_cannot_reach_its_host_and_gc_finishes_it(
+    world: World, tmp_path: Path
+) -> None:
+    """The host went away with the account on it: the stop's cleanup retries for ever
+    (``terminating``). ``stop --force`` abandons it, says so, and leaves the account to
+    ``devenv gc``, which ends it once the host is back."""
+    devenv = world.devenv
+    name, path = world.config(tmp_path)
+    devenv.run("start", str(path))
+    assert account_of(name) is not None
+    world.sshd.stop(kill_sessions=True)
+    try:
+        devenv.run("stop", name)
+        until_status(world, name, "terminating")
+        again = devenv.run("stop", name, check=False)
+        assert again.returncode == 2
+        assert "is terminating" in again.stderr
+        assert f"`devenv stop --force {name}` abandons it" in again.stderr
+
+        forced = devenv.run("stop", "--force", name, check=False)
+        assert forced.returncode == 1, forced
+        assert f"devenv-{name}: workflow terminated" in forced.stdout
+        assert f"127.0.0.1:{world.sshd.port}" in forced.stderr
+        assert "abandoned what could not be ended" in forced.stderr
+        assert "devenv gc" in forced.stderr
+        assert "Traceback" not in forced.stderr
+        rows = json.loads(devenv.run("ps", "--json").stdout)
+        assert name not in [row["name"] for row in rows]
+    finally:
+        world.sshd.start()
+    found = json.loads(devenv.run("gc", "--json").stdout)
+    mine = [item for item in found["leftovers"] if item["name"] == name]
+    assert [item["status"] for item in mine] == ["orphan"]
+    devenv.run("gc", "--yes")
+    assert pids_of(account_name(name)) == []
+    after = json.loads(devenv.run("gc", "--json").stdout)["leftovers"]
+    assert [item for item in after if item["name"] == name] == []
+
+
 def test_an_ssh_login_shows_the_banner_and_a_fixed_end_reaches_the_terminal(
     world: World, tmp_path: Path
 ) -> None:
