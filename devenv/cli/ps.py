@@ -89,12 +89,11 @@ async def _named(client: AsyncClient, name: str) -> EnvironmentStatus:
     warning saying what ends it."""
     from rich.markup import escape
 
-    from devenv.client.lookup import resolve
     from devenv.client.trouble import inspect
 
-    temporal = await client.temporal()
-    handle = await resolve(temporal, name)
-    trouble = await inspect(temporal, handle)
+    env = await client.get(name)  # an unknown name, a server down: one line
+    handle = env._handle  # the one it resolved (same package)
+    trouble = await inspect(await client.temporal(), handle)
     if trouble.failing is not None:
         err.print(
             f"[yellow]warning:[/] {handle.id}: {escape(trouble.failing)}; it cannot act on "
@@ -103,7 +102,7 @@ async def _named(client: AsyncClient, name: str) -> EnvironmentStatus:
         )
     if trouble.row is not None:
         return trouble.row
-    return await (await client.get(name)).status()
+    return await env.status()
 
 
 async def _one(status: EnvironmentStatus) -> AsyncIterator[EnvironmentPage]:

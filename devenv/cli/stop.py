@@ -10,6 +10,7 @@ from devenv.cli.output import JSON_OPT, NAME_ARG, err, out, run
 
 if TYPE_CHECKING:
     from devenv.client.aio import AsyncClient
+    from devenv.client.lookup import Handle
 
 
 def stop(
@@ -48,7 +49,7 @@ async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
     candidate_ids(name)
     client = AsyncClient()
     env = await client.get(name)
-    await _refuse_stuck(client, name)
+    await _refuse_stuck(client, env._handle, name)
     try:
         if not wait:
             await env.stop(purge=purge)
@@ -69,16 +70,13 @@ async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
         out.print(f"{env.workflow_id}: {status.status.value} ({status.termination_reason})")
 
 
-async def _refuse_stuck(client: AsyncClient, name: str) -> None:
+async def _refuse_stuck(client: AsyncClient, handle: Handle, name: str) -> None:
     """A workflow whose tasks keep failing would never apply a stop: say so, and what
     ends it, rather than wait for an answer that cannot come."""
-    from devenv.client.lookup import resolve
     from devenv.client.trouble import inspect
     from devenv.errors import UserError
 
-    temporal = await client.temporal()
-    handle = await resolve(temporal, name)
-    failing = (await inspect(temporal, handle)).failing
+    failing = (await inspect(await client.temporal(), handle)).failing
     if failing is not None:
         raise UserError(
             f"{handle.id}: {failing}; it cannot apply a stop: `devenv stop --force {name}` "
@@ -94,14 +92,13 @@ async def _force(name: str, json_output: bool) -> None:
     from devenv.client import gc as sweeper
     from devenv.client import sshconfig
     from devenv.client.aio import AsyncClient
-    from devenv.client.lookup import resolve
     from devenv.client.refs import candidate_ids
     from devenv.client.trouble import inspect
 
     candidate_ids(name)
     client = AsyncClient()
+    handle = (await client.get(name))._handle  # an unknown name: one line
     temporal = await client.temporal()
-    handle = await resolve(temporal, name)
     row = (await inspect(temporal, handle, always=True)).row
     with err.status(f"Ending {handle.id} by force…"):
         done = await sweeper.force_stop(
