@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.backends import registry
 from devenv.backends.base import Backend, Leftover, LeftoversIncompleteError
+from devenv.client.listing import FORCE_REASON
 from devenv.client.lookup import QUERY_TIMEOUT, Handle, fetch_state
 from devenv.errors import DevenvError
 from devenv.settings import Settings
@@ -246,9 +247,6 @@ class ForcedStop(BaseModel):
         "`devenv gc` lists it as an orphan now that the workflow has ended.",
     )
     workflow: str = Field(description="What became of the workflow, in a few words.")
-
-
-FORCE_REASON = "devenv stop --force: the instance was ended outside the workflow"
 
 
 async def force_stop(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from devenv.client.listing import CLOSED_OUTSIDE, as_closed
+from devenv.client.listing import CLOSED_OUTSIDE, as_closed, terminate_reason
 from devenv.client.lookup import QUERY_TIMEOUT, Handle
 from devenv.workflows.status import MEMO_KEY, EnvironmentStatus
 
@@ -55,14 +56,16 @@ async def inspect(client: Client, handle: Handle, *, always: bool = False) -> Tr
         return Trouble(None, failing)
     row = EnvironmentStatus.model_validate(memo).costed()
     if closed and description.status is not None:
-        row = as_closed(row, int(description.status))
+        reason = None
+        if description.status == WorkflowExecutionStatus.TERMINATED:
+            execution = WorkflowExecution(workflow_id=handle.id, run_id=description.run_id)
+            reason = await terminate_reason(client.workflow_service, client.namespace, execution)
+        row = as_closed(row, int(description.status), reason)
     return Trouble(row, failing)
 
 
 async def _last_task_failure(client: Client, workflow_id: str) -> str | None:
     """The message of the newest WorkflowTaskFailed event, on one line, cut short."""
-    from temporalio.api.common.v1 import WorkflowExecution
-
     request = GetWorkflowExecutionHistoryReverseRequest(
         namespace=client.namespace,
         execution=WorkflowExecution(workflow_id=workflow_id),

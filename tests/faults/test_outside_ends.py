@@ -154,6 +154,9 @@ def test_a_workflow_whose_tasks_fail_is_shown_so_and_stop_force_ends_everything(
         assert cluster.instance_pids(name) == []
         row = listed(cluster, name)
         assert row["status"] == "terminated" and row["deadline"] is None
+        assert row["termination_reason"] == "stopped with devenv stop --force"
+        unreadable = cluster.run("logs", name, check=False)  # the broken code cannot replay
+        assert "has ended (terminated)" in unreadable.stderr
     finally:
         kill9(broken)
         log.close()

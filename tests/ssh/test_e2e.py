@@ -280,6 +280,11 @@ def test_stop_force_abandons_a_cleanup_that_cannot_reach_its_host_and_gc_finishe
         assert "Traceback" not in forced.stderr
         rows = json.loads(devenv.run("ps", "--json").stdout)
         assert name not in [row["name"] for row in rows]
+        rows = json.loads(devenv.run("ps", "--all", "--json").stdout)
+        [row] = [row for row in rows if row["name"] == name]
+        assert row["status"] == "terminated"
+        assert row["termination_reason"] == "stopped_by_user; then stopped with devenv stop --force"
+        assert "stopped with devenv stop --force" in devenv.run("logs", name).stdout
     finally:
         world.sshd.start()
     found = json.loads(devenv.run("gc", "--json").stdout)
