@@ -651,8 +651,12 @@ class DevEnvironmentWorkflow:
         and an exception here would fail every workflow task from now on."""
         try:
             return True, strict(args)
-        except inputs.InputError as problem:
-            refused = str(problem)
+        except Exception as problem:  # InputError, or anything else a parser met
+            refused = (
+                str(problem)
+                if isinstance(problem, inputs.InputError)
+                else f"unreadable input ({type(problem).__name__})"
+            )
         try:
             old = lenient(args)
         except Exception:

@@ -123,8 +123,12 @@ def strict_reason(args: Sequence[Any]) -> str | None:
     return value
 
 
-def strict_model(model: type[M], args: Sequence[Any], what: str) -> M:
-    """``model`` from the one JSON object given: its types exactly, no unknown key."""
+def strict_model(
+    model: type[M], args: Sequence[Any], what: str, *, unknown_keys: bool = False
+) -> M:
+    """``model`` from the one JSON object given: its types exactly, no unknown key
+    (``unknown_keys``: ignored, for what devenv's own monitor sends, so a worker of a
+    newer version adding a field never makes an older one drop a presence report)."""
     fields = ", ".join(model.model_fields)
     accepted = f"{what} accepts one object with the keys {fields}"
     value = one(args, accepted)
@@ -133,7 +137,9 @@ def strict_model(model: type[M], args: Sequence[Any], what: str) -> M:
     try:
         # JSON mode: a time may be a string, a number may not be a boolean or a string.
         return model.model_validate_json(
-            json.dumps(value, allow_nan=False), strict=True, extra="forbid"
+            json.dumps(value, allow_nan=False),
+            strict=True,
+            extra="ignore" if unknown_keys else "forbid",
         )
     except (ValueError, TypeError) as problem:
         raise InputError(f"{_first_problem(problem)}; {accepted}") from None
@@ -160,11 +166,11 @@ def strict_change(args: Sequence[Any]) -> Change:
 
 
 def strict_presence(args: Sequence[Any]) -> PresenceReport:
-    return strict_model(PresenceReport, args, "record_activity")
+    return strict_model(PresenceReport, args, "record_activity", unknown_keys=True)
 
 
 def strict_watcher_gone(args: Sequence[Any]) -> WatcherGone:
-    return strict_model(WatcherGone, args, "watcher_gone")
+    return strict_model(WatcherGone, args, "watcher_gone", unknown_keys=True)
 
 
 # ------------------------------------------------------- what the converter made of it

@@ -103,6 +103,13 @@ def test_a_presence_report_refuses_a_boolean_count() -> None:
         inputs.strict_presence(({"connections": True, "last_change": now},))
 
 
+def test_a_presence_report_of_a_newer_worker_with_a_new_key_still_counts() -> None:
+    """A rolling upgrade: the monitor (new code) may add a field the workflow (old code)
+    does not know; dropping the report would end an environment someone is using."""
+    report = {"connections": 1, "last_change": "2030-01-01T10:00:00Z", "new_field": 7}
+    assert inputs.strict_presence((report,)).connections == 1
+
+
 def test_a_refused_value_is_quoted_short() -> None:
     with pytest.raises(inputs.InputError) as refused:
         inputs.strict_threshold("max_duration", ("x" * 10_000,))
