@@ -11,6 +11,7 @@ import typer
 from devenv.cli.output import JSON_OPT, err, out, run
 
 if TYPE_CHECKING:
+    from devenv.client.aio import AsyncClient
     from devenv.client.models import EnvironmentPage, EnvironmentStatus
 
 
@@ -52,7 +53,7 @@ async def _ps(name: str | None, include_ended: bool, json_output: bool) -> None:
     json_rows = JsonRows(sys.stdout.write) if json_output else None
     lines: PsLines | None = None
     if name is not None:
-        pages = _one(await (await client.get(name)).status())
+        pages = _one(await _named(client, name))
     else:
         pages = client.list_pages(all=include_ended)
     async for page in pages:
@@ -80,6 +81,28 @@ async def _ps(name: str | None, include_ended: bool, json_output: bool) -> None:
         err.print(
             "No environments" + ("." if include_ended else " running (--all shows ended ones).")
         )
+
+
+async def _named(client: AsyncClient, name: str) -> EnvironmentStatus:
+    """``name``'s row: asked of its workflow, or, when the workflow cannot answer (closed
+    from outside devenv, or its tasks failing), read from its memo and corrected, with a
+    warning saying what ends it."""
+    from rich.markup import escape
+
+    from devenv.client.trouble import inspect
+
+    env = await client.get(name)  # an unknown name, a server down: one line
+    handle = env._handle  # the one it resolved (same package)
+    trouble = await inspect(await client.temporal(), handle)
+    if trouble.failing is not None:
+        err.print(
+            f"[yellow]warning:[/] {handle.id}: {escape(trouble.failing)}; it cannot act on "
+            f"its deadline or a stop: `devenv stop --force {escape(name)}` ends its instance "
+            "and its workflow"
+        )
+    if trouble.row is not None:
+        return trouble.row
+    return await env.status()
 
 
 async def _one(status: EnvironmentStatus) -> AsyncIterator[EnvironmentPage]:

@@ -73,21 +73,27 @@ async def _signal(
         raise InvalidValueError(
             "nothing to change: give --inactivity, --max-duration, --extend or --stop-at"
         )
+    # Checked here to name the flag; the SDK gets the words as given, so ``off`` (which
+    # parses to None) reaches it as ``off`` and not as a missing value.
     changes: dict[str, Any] = {}
+    seconds: dict[str, int | None] = {}
     if inactivity is not None:
-        changes["inactivity_duration"] = check_duration("--inactivity", inactivity)
+        seconds["inactivity_duration"] = check_duration("--inactivity", inactivity)
+        changes["inactivity_duration"] = inactivity
     if max_duration is not None:
-        changes["max_duration"] = check_duration("--max-duration", max_duration)
+        seconds["max_duration"] = check_duration("--max-duration", max_duration)
+        changes["max_duration"] = max_duration
     if extend is not None:
-        seconds = check_duration("--extend", extend)
-        if not seconds:
+        pushed = check_duration("--extend", extend)
+        if not pushed:
             raise InvalidValueError(f"--extend: {extend!r} is not a positive duration")
-        changes["extend"] = seconds
+        changes["extend"] = pushed
     if stop_at is not None:
-        changes["stop_at"] = check_stop_at("--stop-at", stop_at)
+        at = check_stop_at("--stop-at", stop_at)
+        changes["stop_at"] = "off" if at is None else at
     env = await AsyncClient().get(name)
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
-        ending = ends_at_once(await env.state(), changes, datetime.now(UTC))
+        ending = ends_at_once(await env.state(), seconds, datetime.now(UTC))
         if ending is not None:
             with interrupt.noting("nothing changed"):
                 try:

@@ -608,7 +608,7 @@ class AsyncEnvironment:
         state = await fetch_state(handle)
         raise EnvironmentEndedError(
             f"{handle.id}: environment is {state.status.value} "
-            f"({state.termination_reason or 'ended'}); nothing changed"
+            f"({state.termination_reason or state.error or 'ended'}); nothing changed"
         )
 
 

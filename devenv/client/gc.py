@@ -30,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.backends import registry
 from devenv.backends.base import Backend, Leftover, LeftoversIncompleteError
+from devenv.client.listing import FORCE_REASON
 from devenv.client.lookup import QUERY_TIMEOUT, Handle, fetch_state
 from devenv.errors import DevenvError
 from devenv.settings import Settings
@@ -232,3 +233,63 @@ def _name(item: Leftover) -> str:
 def _line(problem: BaseException) -> str:
     text = " ".join((getattr(problem, "message", None) or str(problem)).split())
     return text[:300] or type(problem).__name__
+
+
+class ForcedStop(BaseModel):
+    """What ``devenv stop --force`` did: the instance ended outside its workflow, then the
+    workflow terminated; what could not be ended is left for ``devenv gc``."""
+
+    workflow_id: str
+    removed: list[GcItem] = Field(default_factory=list)
+    left: list[str] = Field(
+        default_factory=list,
+        description="One line per leftover (or place) that could not be ended or searched: "
+        "`devenv gc` lists it as an orphan now that the workflow has ended.",
+    )
+    workflow: str = Field(description="What became of the workflow, in a few words.")
+
+
+async def force_stop(
+    temporal: Client,
+    settings: Settings,
+    workflow_id: str,
+    backend: str | None,
+    backends: Mapping[str, Backend] | None = None,
+) -> ForcedStop:
+    """End the instance of ``workflow_id`` by its records (the backend's leftovers named
+    for it), whatever its workflow does, then terminate the workflow.
+
+    For an environment whose workflow cannot act (its tasks keep failing, or its cleanup
+    retries a host that will never answer): the one way out that leaves nothing running.
+    Only ``backend``'s leftovers are searched when it is known.
+    """
+    warnings: list[str] = []
+    built = dict(backends) if backends is not None else build_backends(settings, warnings)
+    if backend is not None:
+        built = {name: b for name, b in built.items() if name == backend}
+        warnings = [line for line in warnings if line.startswith(f"{backend}:")]
+    listed = await asyncio.gather(*(_list(name, b) for name, b in built.items()))
+    left = list(warnings)
+    mine: list[Leftover] = []
+    for leftovers, problems in listed:
+        mine += [item for item in leftovers if item.workflow_id == workflow_id]
+        left += problems
+    removed: list[GcItem] = []
+    for item in mine:
+        gc_item = GcItem(**item.model_dump(), status="orphan", reason="stopped with --force")
+        try:
+            async with asyncio.timeout(REMOVE_TIMEOUT):
+                await built[item.backend].remove_leftover(item)
+        except Exception as problem:
+            left.append(f"{_name(item)}: not ended: {_line(problem)}")
+            continue
+        removed.append(gc_item)
+    handle: Handle = temporal.get_workflow_handle(workflow_id, result_type=EnvState)
+    try:
+        await handle.terminate(reason=FORCE_REASON, rpc_timeout=QUERY_TIMEOUT)
+        outcome = "terminated"
+    except RPCError as problem:
+        if problem.status != RPCStatusCode.NOT_FOUND or "amespace" in problem.message:
+            raise
+        outcome = "had already ended"
+    return ForcedStop(workflow_id=workflow_id, removed=removed, left=left, workflow=outcome)

@@ -90,7 +90,7 @@ async def fetch_state(handle: Handle) -> EnvState:
         async with asyncio.timeout(QUERY_TIMEOUT.total_seconds() + 1):
             if description.status == WorkflowExecutionStatus.COMPLETED:
                 return await handle.result(rpc_timeout=QUERY_TIMEOUT)
-            return await _query(handle)
+            state = await _query(handle)
     except TimeoutError:
         raise silent from None
     except RPCError as err:
@@ -101,7 +101,34 @@ async def fetch_state(handle: Handle) -> EnvState:
             RPCStatusCode.RESOURCE_EXHAUSTED,
         ):
             raise silent from None
+        if "failed state" in err.message:  # "Workflow Task in failed state"
+            name = handle.id.removeprefix("devenv-")
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                ended = description.status.name.lower() if description.status else "closed"
+                raise NotAnsweringError(
+                    f"environment {handle.id} has ended ({ended}), and the worker's code "
+                    "cannot read its state from its history; `devenv ps --all` lists it"
+                ) from None
+            raise NotAnsweringError(
+                f"environment {handle.id} cannot answer: its workflow tasks are failing; "
+                f"`devenv ps {name}` says why, `devenv stop --force {name}` ends it"
+            ) from None
         raise
+    if description.status is None:
+        return state
+    from devenv.client.listing import CLOSED_OUTSIDE, state_as_closed, terminate_reason
+
+    if int(description.status) not in CLOSED_OUTSIDE or state.status.ended:
+        return state
+    # Closed from outside devenv (temporal workflow terminate...): never shown alive.
+    from temporalio.api.common.v1 import WorkflowExecution
+
+    reason = None
+    if description.status == WorkflowExecutionStatus.TERMINATED:
+        execution = WorkflowExecution(workflow_id=handle.id, run_id=description.run_id)
+        client = handle._client  # the SDK's handle keeps its client
+        reason = await terminate_reason(client.workflow_service, client.namespace, execution)
+    return state_as_closed(state, int(description.status), description.close_time, reason)
 
 
 async def _query(handle: Handle) -> EnvState:

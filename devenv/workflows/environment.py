@@ -16,7 +16,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -24,7 +24,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from devenv.settings import SHARED_TASK_QUEUE
-    from devenv.workflows import deadline
+    from devenv.workflows import deadline, inputs
     from devenv.workflows.display import (
         clock,
         exceeded_message,
@@ -100,7 +100,11 @@ FAILSAFE_PATCH = "failsafe-policy"
 """Instances with a failsafe are told each threshold change (asked only for those)."""
 EXTEND_CAP_PATCH = "extend-capped"
 """An extension made before the cap existed keeps its floor alone (deadline.py)."""
+STRICT_SIGNALS_PATCH = "strict-signal-inputs"
+"""A signal whose input the old converter coerced (``true`` as 1 s) is ignored now; a
+history recorded before applies it as it did (asked only for such an input)."""
 
+T = TypeVar("T")
 _ENDING = (Status.TERMINATING, Status.TERMINATED, Status.FAILED)
 _USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
@@ -550,10 +554,18 @@ class DevEnvironmentWorkflow:
     # ---------------------------------------------------------------- signals
 
     @workflow.signal(name="record_activity")
-    def record_presence(self, report: PresenceReport) -> None:
+    def record_presence(self, *args: Any) -> None:
         """From the monitor: a change of who is present, or a keepalive.
 
         The wire name predates the word "presence"; it stays so histories replay."""
+        ok, report = self._signal_input(
+            "record_activity",
+            args,
+            inputs.strict_presence,
+            lambda raw: inputs.lenient_model(PresenceReport, raw),
+        )
+        if not ok:
+            return
         s = self._state
         if s.status != Status.RUNNING:
             self._event(
@@ -579,24 +591,33 @@ class DevEnvironmentWorkflow:
         self._publish()
 
     @workflow.signal(name="watcher_gone")
-    def watcher_gone(self, gone: WatcherGone) -> None:
+    def watcher_gone(self, *args: Any) -> None:
         """From a lapsed worker lease: the monitor's worker died; watch from a live one."""
-        if self._monitor.watcher_gone(gone.queue):
+        ok, gone = self._signal_input(
+            "watcher_gone",
+            args,
+            inputs.strict_watcher_gone,
+            lambda raw: inputs.lenient_model(WatcherGone, raw),
+        )
+        if ok and self._monitor.watcher_gone(gone.queue):
             self._wake = True
 
     @workflow.signal
-    def update_inactivity(self, seconds: int | None) -> None:
+    def update_inactivity(self, *args: Any) -> None:
         """Fire-and-forget form of ``set_inactivity``; invalid values are logged and ignored."""
-        self._signal_threshold("inactivity_duration", seconds)
+        self._signal_threshold("inactivity_duration", args)
 
     @workflow.signal
-    def update_max_duration(self, seconds: int | None) -> None:
+    def update_max_duration(self, *args: Any) -> None:
         """Fire-and-forget form of ``set_max_duration``; invalid values are logged and ignored."""
-        self._signal_threshold("max_duration", seconds)
+        self._signal_threshold("max_duration", args)
 
     @workflow.signal
-    def stop(self, reason: str | None = None) -> None:
+    def stop(self, *args: Any) -> None:
         """Fire-and-forget form of ``request_stop``."""
+        ok, reason = self._signal_input("stop", args, inputs.strict_reason, inputs.lenient_reason)
+        if not ok:
+            return
         try:
             self._validate_not_ending()
         except ValueError as err:
@@ -604,7 +625,15 @@ class DevEnvironmentWorkflow:
             return
         self._apply_stop(reason)
 
-    def _signal_threshold(self, field: str, seconds: int | None) -> None:
+    def _signal_threshold(self, field: str, args: tuple[Any, ...]) -> None:
+        ok, seconds = self._signal_input(
+            field,
+            args,
+            lambda raw: inputs.strict_threshold(field, raw),
+            inputs.lenient_threshold,
+        )
+        if not ok:
+            return
         try:
             self._validate_threshold(field, seconds)
         except ValueError as err:
@@ -612,30 +641,63 @@ class DevEnvironmentWorkflow:
             return
         self._apply_threshold(field, seconds)
 
+    def _signal_input(
+        self,
+        signal: str,
+        args: tuple[Any, ...],
+        strict: Callable[[tuple[Any, ...]], T],
+        lenient: Callable[[tuple[Any, ...]], T],
+    ) -> tuple[bool, T]:
+        """(True, the input) when a signal's input is acceptable; otherwise an event says
+        it was ignored and why, and (False, ...). Never raises: a signal cannot be refused,
+        and an exception here would fail every workflow task from now on."""
+        try:
+            return True, strict(args)
+        except Exception as problem:  # InputError, or anything else a parser met
+            refused = (
+                str(problem)
+                if isinstance(problem, inputs.InputError)
+                else f"unreadable input ({type(problem).__name__})"
+            )
+        try:
+            old = lenient(args)
+        except Exception:
+            pass  # refused before the gate too (dropped, or a task failure)
+        else:
+            if not workflow.patched(STRICT_SIGNALS_PATCH):
+                return True, old  # recorded before the gate: replay what it did then
+        self._event(f"{signal} signal ignored: {refused}")
+        return False, cast(T, None)
+
     # ---------------------------------------------------------------- updates
 
+    # Updates take their inputs raw: the validator refuses garbage (inputs.strict_*);
+    # the handler, run only for an accepted update, reads it as the converter did before
+    # (inputs.lenient_*), so recorded histories replay unchanged.
+
     @workflow.update
-    def set_inactivity(self, seconds: int | None) -> DeadlineAnswer:
+    def set_inactivity(self, *args: Any) -> DeadlineAnswer:
         """Change the idle threshold (``None``/0: off) and answer with the new deadline."""
-        return self._apply_threshold("inactivity_duration", seconds)
+        return self._apply_threshold("inactivity_duration", inputs.lenient_threshold(args))
 
     @set_inactivity.validator
-    def _validate_set_inactivity(self, seconds: int | None) -> None:
+    def _validate_set_inactivity(self, *args: Any) -> None:
+        seconds = inputs.strict_threshold("inactivity_duration", args)
         self._validate_threshold("inactivity_duration", seconds)
 
     @workflow.update
-    def set_max_duration(self, seconds: int | None) -> DeadlineAnswer:
+    def set_max_duration(self, *args: Any) -> DeadlineAnswer:
         """Change the hard cap from creation (``None``/0: off) and answer with the new deadline."""
-        return self._apply_threshold("max_duration", seconds)
+        return self._apply_threshold("max_duration", inputs.lenient_threshold(args))
 
     @set_max_duration.validator
-    def _validate_set_max_duration(self, seconds: int | None) -> None:
-        self._validate_threshold("max_duration", seconds)
+    def _validate_set_max_duration(self, *args: Any) -> None:
+        self._validate_threshold("max_duration", inputs.strict_threshold("max_duration", args))
 
     @workflow.update
-    def extend(self, seconds: int) -> DeadlineAnswer:
+    def extend(self, *args: Any) -> DeadlineAnswer:
         """Push the current deadline out by ``seconds`` once; the thresholds stay as they are."""
-        return self._apply_extend(seconds)
+        return self._apply_extend(inputs.lenient_extend(args))
 
     def _apply_extend(self, seconds: int, by: str | None = None) -> DeadlineAnswer:
         s = self._state
@@ -654,6 +716,9 @@ class DevEnvironmentWorkflow:
         return self._answer(s.deadline, s.deadline_reason)
 
     @extend.validator
+    def _validate_extend_update(self, *args: Any) -> None:
+        self._validate_extend(inputs.strict_extend(args))
+
     def _validate_extend(self, seconds: int) -> None:
         self._validate_threshold("extend", seconds)
         s = self._state
@@ -669,9 +734,9 @@ class DevEnvironmentWorkflow:
             )
 
     @workflow.update
-    def set_stop_at(self, at: datetime | None) -> DeadlineAnswer:
+    def set_stop_at(self, *args: Any) -> DeadlineAnswer:
         """A fixed end whatever the activity (None: remove it); answers the new deadline."""
-        return self._apply_stop_at(at)
+        return self._apply_stop_at(inputs.lenient_stop_at(args))
 
     def _apply_stop_at(self, at: datetime | None, by: str | None = None) -> DeadlineAnswer:
         s = self._state
@@ -691,6 +756,9 @@ class DevEnvironmentWorkflow:
         return self._answer(s.deadline, s.deadline_reason)
 
     @set_stop_at.validator
+    def _validate_set_stop_at_update(self, *args: Any) -> None:
+        self._validate_set_stop_at(inputs.strict_stop_at(args))
+
     def _validate_set_stop_at(self, at: datetime | None) -> None:
         self._validate_not_ending()
         if at is not None and (at.tzinfo is None or at <= workflow.now()):
@@ -700,10 +768,11 @@ class DevEnvironmentWorkflow:
             )
 
     @workflow.update
-    def change(self, change: Change) -> DeadlineAnswer:
+    def change(self, *args: Any) -> DeadlineAnswer:
         """Everything one PATCH asks, applied together and attributed to ``change.by``.
 
         On a shared environment the members are told (its events; the webhook, if set)."""
+        change = inputs.lenient_model(Change, args)
         s = self._state
         seen = len(s.events)
         by = change.by
@@ -730,7 +799,8 @@ class DevEnvironmentWorkflow:
         return answer
 
     @change.validator
-    def _validate_change(self, change: Change) -> None:
+    def _validate_change(self, *args: Any) -> None:
+        change = inputs.strict_change(args)
         self._validate_not_ending()
         if (
             change.inactivity is None
@@ -791,23 +861,26 @@ class DevEnvironmentWorkflow:
         self._notifications.add(asyncio.create_task(self._notify(notice)))
 
     @workflow.update
-    def set_purge_workspace(self, purge: bool) -> DeadlineAnswer:
+    def set_purge_workspace(self, *args: Any) -> DeadlineAnswer:
         """Have the coming termination delete the workspace too (``stop --purge``)."""
-        self._state.purge_workspace = bool(purge)
+        purge = inputs.lenient_bool(args)
+        self._state.purge_workspace = purge
         self._event("the workspace will be deleted at termination" if purge else "workspace kept")
         return self._answer()
 
     @set_purge_workspace.validator
-    def _validate_set_purge_workspace(self, purge: bool) -> None:
+    def _validate_set_purge_workspace(self, *args: Any) -> None:
+        inputs.strict_bool("set_purge_workspace", args)
         self._validate_not_ending()
 
     @workflow.update
-    def request_stop(self, reason: str | None = None) -> DeadlineAnswer:
+    def request_stop(self, *args: Any) -> DeadlineAnswer:
         """Stop now; the answer confirms the environment is terminating."""
-        return self._apply_stop(reason)
+        return self._apply_stop(inputs.lenient_reason(args))
 
     @request_stop.validator
-    def _validate_request_stop(self, reason: str | None = None) -> None:
+    def _validate_request_stop(self, *args: Any) -> None:
+        inputs.strict_reason(args)
         self._validate_not_ending()
 
     def _validate_not_ending(self) -> None:
@@ -881,8 +954,8 @@ class DevEnvironmentWorkflow:
     # ---------------------------------------------------------------- query
 
     @workflow.query
-    def status(self) -> EnvState:
-        """The whole state, for ``devenv ps`` / ``logs`` and the Web UI."""
+    def status(self, *args: Any) -> EnvState:
+        """The whole state, for ``devenv ps`` / ``logs`` and the Web UI (inputs ignored)."""
         return self._state
 
     # ---------------------------------------------------------------- helpers

@@ -240,3 +240,52 @@ def test_gc_terminates_a_planted_orphan_and_spares_the_live_environment(
     finally:
         ec2.terminate_instances(InstanceIds=[orphan, stranger])
         devenv.run("stop", name, "--wait", check=False)
+
+
+class NoCredentials(Devenv):
+    """A world whose worker has no AWS credentials at all."""
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = super().env
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            env.pop(key, None)
+        return env
+
+
+def test_a_start_without_credentials_is_listed_as_ended_never_terminating(
+    moto: MotoServer, aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    """It stayed ``terminating … provisioning_failed`` in ``ps --all`` for ever while
+    Temporal showed the workflow Failed: a closed workflow is never shown as alive."""
+    devenv = NoCredentials(tmp_path / "world", extra_env={**aws_env, "DEVENV_API_PORT": "0"})
+    with serving(devenv):
+        name = f"awsnc-{secrets.token_hex(4)}"
+        path = tmp_path / f"{name}.yml"
+        doc = {
+            "type": "dev-environment",
+            "name": name,
+            "backend": "aws",
+            "aws": {
+                "region": REGION,
+                "instance_type": "t3.micro",
+                "image": "amazon-linux-2023",
+                "allow_ssh_from": ["203.0.113.7/32"],
+            },
+            "inactivity_duration": "2h",
+        }
+        path.write_text(yaml.safe_dump(doc))
+        started = devenv.run("start", str(path), check=False)
+        assert started.returncode != 0
+        assert "credentials" in started.stderr
+
+        def ended() -> dict[str, Any] | None:
+            rows = json.loads(devenv.run("ps", "--all", "--json").stdout)
+            row = next(r for r in rows if r["name"] == name)
+            return row if row["status"] in ("failed", "terminated") else None
+
+        row = wait_for(ended, 30, f"{name} listed as ended")
+        assert row["status"] == "failed" and row["deadline"] is None
+        assert str(row["termination_reason"]).startswith("provisioning_failed")
+        plain = json.loads(devenv.run("ps", "--json").stdout)
+        assert name not in [r["name"] for r in plain]

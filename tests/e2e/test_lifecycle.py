@@ -93,6 +93,25 @@ def test_signal_changes_the_threshold_of_a_running_environment_at_once(
     assert late.returncode == 2 and "terminated" in late.stderr
 
 
+def test_signal_off_switches_a_rule_off_as_the_readme_says(devenv: Devenv, example: Path) -> None:
+    """``--inactivity off`` (and ``0``, ``false``, ``--max-duration off``) switch the rule
+    off; they were refused as ``null is not a duration``."""
+    name = "e2e-signal-off"
+    devenv.run("start", str(example), "--name", name, "--inactivity", "1h", "--max-duration", "2h")
+    try:
+        for word in ("off", "0", "false", "OFF"):
+            devenv.run("signal", name, "--inactivity", "1h")
+            changed = devenv.run("signal", name, "--inactivity", word, "--json")
+            assert json.loads(changed.stdout)["inactivity_duration"] is None, word
+        shown = devenv.run("signal", name, "--max-duration", "off", "--stop-at", "off")
+        assert "inactivity off, max duration off" in shown.stdout
+        row = devenv.ps(name)
+        assert row["inactivity_duration"] is None and row["max_duration"] is None
+        assert row["status"] == "running"
+    finally:
+        devenv.run("stop", name, "--wait", check=False)
+
+
 def test_a_second_start_of_a_running_name_is_refused_and_the_first_is_untouched(
     devenv: Devenv, example: Path, tmp_path: Path
 ) -> None:

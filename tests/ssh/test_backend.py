@@ -23,6 +23,7 @@ from devenv.backends.presence_stream import PresenceStreamEndedError
 from devenv.backends.ssh.admin import HostDownError
 from devenv.backends.ssh.backend import SshBackend, SshInstanceData
 from devenv.backends.ssh.host_setup import AGENT_FILE, account_name
+from devenv.backends.ssh.used_hosts import UsedHost, hosts_file, remember_host
 from devenv.keys import ensure_keypair
 from devenv.workflows.messages import PROVISIONING_ERROR, TerminateInput
 from devenv.workflows.state import PresenceReport
@@ -382,10 +383,34 @@ async def test_a_host_that_is_down_is_retried_and_skipped_for_one_that_answers(
     env = await lab.provision(section=both)
     assert env.info.port == lab.sshd.port
     assert f"ssh: {down} skipped: ssh_config.hosts: {down} does not answer" in caplog.text
-    with pytest.raises(HostDownError):  # by token alone: the down host may hold it too
-        await lab.backend.terminate(env.terminate_request(with_instance=False))
-    await lab.backend.terminate(env.terminate_request())  # its own host only
+    # By token alone (a failed start): devenv never logged in to the down host (it is not
+    # in HOSTS_FILE), so it holds nothing of it and is skipped; the host that answers is
+    # cleaned. (It used to be retried for ever: a typo'd port stuck in `terminating`.)
+    caplog.clear()
+    await lab.backend.terminate(env.terminate_request(with_instance=False))
+    assert f"ssh: {down} not checked for {env.account}" in caplog.text
+    assert "devenv never logged in there" in caplog.text
     assert pids_of(env.account) == [] and shadow(env.account)[1].startswith("!")
+    # Once devenv has logged in there, a down host may hold it: retried, never skipped.
+    recorded = hosts_file(lab.settings)
+    before = recorded.read_bytes()
+    remember_host(
+        lab.settings,
+        UsedHost(
+            host="127.0.0.1",
+            port=port,
+            admin_user="root",
+            identity_file=str(lab.sshd.admin_key.private),
+            known_hosts=str(known),
+            host_dir=lab.backend.host_dir,
+        ),
+    )
+    try:
+        with pytest.raises(HostDownError):
+            await lab.backend.terminate(env.terminate_request(with_instance=False))
+    finally:
+        recorded.write_bytes(before)  # the lab's other tests know only its real host
+    await lab.backend.terminate(env.terminate_request())  # its own host only
 
 
 async def test_terminate_on_a_host_that_is_down_is_retried_never_success(

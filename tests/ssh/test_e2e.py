@@ -189,6 +189,113 @@ def test_a_host_key_missing_from_known_hosts_fails_the_start_in_one_line(
     assert until_status(world, name, "failed")["termination_reason"] == "provisioning_failed"
 
 
+@pytest.fixture(params=["refused", "not ssh"])
+def wrong_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A loopback port where no SSH server is: nothing listens, or something else answers
+    (a web server, say)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
+    if request.param == "refused":
+        listener.close()
+        yield port
+        return
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_start_on_a_wrong_port_fails_at_once_and_leaves_no_row_alive(
+    world: World, tmp_path: Path, wrong_port: int
+) -> None:
+    """devenv never logged in there, so the host holds nothing of it: the cleanup does not
+    retry for ever (it stayed ``terminating`` in plain ``ps``, and ``stop`` said
+    ``environment is terminating; nothing changed``)."""
+    # Its known_hosts vouches for the port (the key of the host's real sshd), as a user's
+    # would after a typo in ssh_config.hosts: the login is tried, and fails.
+    known = tmp_path / "known_hosts"
+    real = world.sshd.known_hosts.read_text()
+    known.write_text(real.replace(f"]:{world.sshd.port} ", f"]:{wrong_port} "))
+    assert known.read_text() != real
+    name, path = world.config(tmp_path, hosts=[f"127.0.0.1:{wrong_port}"], known_hosts=str(known))
+    result = world.devenv.run("start", str(path), check=False)
+    assert result.returncode != 0
+    print(world.devenv.run("logs", name, check=False).stdout)
+    print(result.stderr)
+    row = until_status(world, name, "failed", timeout=30)
+    assert row["termination_reason"] == "provisioning_failed"
+    listed = json.loads(world.devenv.run("ps", "--json").stdout)
+    assert name not in [r["name"] for r in listed]
+    assert account_of(name) is None
+
+
+def test_stop_force_abandons_a_cleanup_that_cannot_reach_its_host_and_gc_finishes_it(
+    world: World, tmp_path: Path
+) -> None:
+    """The host went away with the account on it: the stop's cleanup retries for ever
+    (``terminating``). ``stop --force`` abandons it, says so, and leaves the account to
+    ``devenv gc``, which ends it once the host is back."""
+    devenv = world.devenv
+    name, path = world.config(tmp_path)
+    devenv.run("start", str(path))
+    assert account_of(name) is not None
+    world.sshd.stop(kill_sessions=True)
+    try:
+        devenv.run("stop", name)
+        until_status(world, name, "terminating")
+        again = devenv.run("stop", name, check=False)
+        assert again.returncode == 2
+        assert "is terminating" in again.stderr
+        assert f"`devenv stop --force {name}` abandons it" in again.stderr
+
+        forced = devenv.run("stop", "--force", name, check=False)
+        assert forced.returncode == 1, forced
+        assert f"devenv-{name}: workflow terminated" in forced.stdout
+        assert f"127.0.0.1:{world.sshd.port}" in forced.stderr
+        assert "abandoned what could not be ended" in forced.stderr
+        assert "devenv gc" in forced.stderr
+        assert "Traceback" not in forced.stderr
+        rows = json.loads(devenv.run("ps", "--json").stdout)
+        assert name not in [row["name"] for row in rows]
+        rows = json.loads(devenv.run("ps", "--all", "--json").stdout)
+        [row] = [row for row in rows if row["name"] == name]
+        assert row["status"] == "terminated"
+        assert row["termination_reason"] == "stopped_by_user; then stopped with devenv stop --force"
+        assert "stopped with devenv stop --force" in devenv.run("logs", name).stdout
+    finally:
+        world.sshd.start()
+    found = json.loads(devenv.run("gc", "--json").stdout)
+    mine = [item for item in found["leftovers"] if item["name"] == name]
+    assert [item["status"] for item in mine] == ["orphan"]
+    devenv.run("gc", "--yes")
+    assert pids_of(account_name(name)) == []
+    after = json.loads(devenv.run("gc", "--json").stdout)["leftovers"]
+    assert [item for item in after if item["name"] == name] == []
+
+
 def test_an_ssh_login_shows_the_banner_and_a_fixed_end_reaches_the_terminal(
     world: World, tmp_path: Path
 ) -> None:

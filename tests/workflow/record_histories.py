@@ -156,6 +156,28 @@ async def stop_signal(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "stop_signal")
 
 
+async def _coercible_signals(env: WorkflowEnvironment, stem: str) -> Runs:
+    """Signals whose inputs the SDK's converter once coerced: ``"7200"`` as 2 h, ``true``
+    as 1 s (which ended it at once). Recorded before the inputs were checked
+    (``coerced_signals``) they applied; after (``garbage_signals``, STRICT_SIGNALS_PATCH)
+    they are ignored with an event, and it ends on its idle deadline."""
+    async with running_worker(env.client) as fake:
+        state = make_state(f"replay-{stem.replace('_', '-')}", inactivity=12 * H)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.signal("update_max_duration", "7200")
+        await handle.signal("update_inactivity", True)
+        return await _runs(env.client, handle, stem)
+
+
+async def coerced_signals(env: WorkflowEnvironment) -> Runs:
+    return await _coercible_signals(env, "coerced_signals")
+
+
+async def garbage_signals(env: WorkflowEnvironment) -> Runs:
+    return await _coercible_signals(env, "garbage_signals")
+
+
 async def workflow_cancelled(env: WorkflowEnvironment) -> Runs:
     async with running_worker(env.client) as fake:
         handle = await start(env.client, fake, make_state("replay-cancelled", inactivity=H))
@@ -438,6 +460,8 @@ TIME_SKIPPING: list[Scenario] = [
     scheduled_stop,
     login_messages,
     shared_change,
+    coerced_signals,
+    garbage_signals,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,

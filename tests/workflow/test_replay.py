@@ -47,6 +47,8 @@ EXPECTED = {
     "shared_change",
     "watch_moved",
     "worker_lease",
+    "coerced_signals",
+    "garbage_signals",
 }
 
 

@@ -310,8 +310,11 @@ class SshBackend(Backend):
 
         Without ``request.instance`` (a provision that failed) every configured host is
         visited; a host whose admin login is misconfigured is skipped there, since
-        provisioning checks the same login before it creates anything. A host that
-        does not answer always raises: the workflow retries until it does.
+        provisioning checks the same login before it creates anything, and so is one
+        that does not answer where devenv never logged in (it is not in HOSTS_FILE,
+        which a provision writes before it creates anything): it holds nothing of this
+        environment. Any other host that does not answer raises: the workflow retries
+        until it does.
         """
         spec = request.spec
         try:
@@ -334,9 +337,20 @@ class SshBackend(Backend):
             access = _access(section)
             targets = [(Endpoint(h, p), access, self.host_dir) for h, p in section.endpoints()]
         required = request.instance is not None
+        used = None if required else await self._logged_in_to()
         results = await asyncio.gather(
             *(
-                self._terminate_on(endpoint, access, host_dir, account, token, purge, required)
+                self._terminate_on(
+                    endpoint,
+                    access,
+                    host_dir,
+                    account,
+                    token,
+                    purge,
+                    required,
+                    never_used=used is not None
+                    and (endpoint.host, endpoint.port, host_dir) not in used,
+                )
                 for endpoint, access, host_dir in targets
             ),
             return_exceptions=True,
@@ -354,13 +368,15 @@ class SshBackend(Backend):
         token: str,
         purge: bool,
         required: bool,
+        never_used: bool = False,
     ) -> None:
         try:
             admin = await connect_admin(endpoint, access, connect_timeout=self.connect_timeout)
         except AdminError as problem:
-            if problem.permanent and not required:
+            if (problem.permanent or never_used) and not required:
                 log.warning(
-                    "ssh: %s not checked for %s (%s); provisioning could not have created it",
+                    "ssh: %s not checked for %s (%s); provisioning could not have created it"
+                    " (the login failed, or devenv never logged in there)",
                     endpoint,
                     account,
                     problem,
@@ -372,6 +388,16 @@ class SshBackend(Backend):
         log.info("ssh: terminate %s on %s: %s", account, endpoint, outcome)
 
     # --- leftovers (devenv gc) ------------------------------------------------------------------
+
+    async def _logged_in_to(self) -> set[tuple[str, int, str]] | None:
+        """The hosts devenv ever logged in to (HOSTS_FILE); None when it cannot be read,
+        so that every host counts as possibly holding something."""
+        try:
+            hosts = await asyncio.to_thread(used_hosts, self.settings)
+        except OSError as problem:
+            log.warning("ssh: %s", problem)
+            return None
+        return {host.key for host in hosts}
 
     async def _remember(self, endpoint: Endpoint, access: AdminAccess) -> None:
         """Add the host to HOSTS_FILE before anything is created on it (a warning if not)."""
