@@ -60,6 +60,23 @@ def temporal(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def api_answers(cluster: Cluster, *paths: str) -> list[tuple[int, object]]:
+    """What the HTTP API (the real app, in process, as the local admin) answers."""
+    from fastapi.testclient import TestClient
+
+    from devenv.api.app import create_app
+    from devenv.api.tokens import UserStore
+    from devenv.client.aio import AsyncClient
+
+    store = UserStore(cluster.settings)
+    token, _ = store.local_admin_token()
+    app = create_app(AsyncClient(settings=cluster.settings), store)
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        auth = {"Authorization": f"Bearer {token}"}
+        answers = [http.get(f"/api/v1{path}", headers=auth) for path in paths]
+    return [(answer.status_code, answer.json()) for answer in answers]
+
+
 def listed(cluster: Cluster, name: str) -> dict[str, object]:
     rows = json.loads(cluster.run("ps", "--all", "--json").stdout)
     [row] = [row for row in rows if row["name"] == name]
@@ -138,6 +155,15 @@ def test_a_workflow_whose_tasks_fail_is_shown_so_and_stop_force_ends_everything(
         assert f"devenv stop --force {name}" in shown.stderr
         assert name in shown.stdout and "Traceback" not in shown.stderr
 
+        # The HTTP API answered 500 with a traceback in the server log: now one line.
+        for code, body in api_answers(
+            cluster, f"/environments/{name}", f"/environments/{name}/events"
+        ):
+            assert code == 503, body
+            assert body == {
+                "error": f"environment devenv-{name} cannot answer: its workflow tasks are "
+                f"failing; `devenv ps {name}` says why, `devenv stop --force {name}` ends it"
+            }
         logs = cluster.run("logs", name, check=False)
         assert logs.returncode == 2 and "Traceback" not in logs.stderr
         assert "its workflow tasks are failing" in logs.stderr
