@@ -98,6 +98,9 @@ WARN_PATCH = "warn-before-termination"
 """Histories recorded before warnings replay without their timer (workflow.patched)."""
 FAILSAFE_PATCH = "failsafe-policy"
 """Instances with a failsafe are told each threshold change (asked only for those)."""
+LATE_LOGIN_PATCH = "late-login-waits-until-counted"
+"""A connection the probe finds inside min_connection_duration puts the idle deadline
+off until it would count, once; histories from before restarted the idle clock."""
 
 _ENDING = (Status.TERMINATING, Status.TERMINATED, Status.FAILED)
 _USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
@@ -291,7 +294,10 @@ class DevEnvironmentWorkflow:
         if s.termination_reason is not None or s.status != Status.RUNNING:
             return False  # a stop arrived while the probe ran
         now = workflow.now()
-        told = probe_answer(s, seen, now)
+        late_login = (
+            seen.waiting > 0 and s.connections == 0 and workflow.patched(LATE_LOGIN_PATCH)
+        )
+        told = probe_answer(s, seen, now, late_login)
         if told is not None:
             self._event(told)
         self._confirmed = f"the instance confirmed {presence_words(seen.connections, seen.jobs)}"

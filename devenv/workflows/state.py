@@ -233,6 +233,14 @@ class LoginSettings(BaseModel):
     )
 
 
+class LateLogin(BaseModel):
+    """The probe at idle deadline ``deadline`` found connections not counted yet: the
+    decision waits until ``until``, when they would count, and is then made once."""
+
+    deadline: datetime
+    until: datetime
+
+
 class EnvState(BaseModel):
     spec: EnvSpec
     tuning: Tuning = Tuning()
@@ -262,6 +270,9 @@ class EnvState(BaseModel):
     """``devenv signal --extend``: the deadline is not earlier than this (thresholds kept)."""
     stop_at: datetime | None = None
     """``devenv signal --stop-at``: a fixed end, whatever the activity."""
+    late_login: LateLogin | None = None
+    """An idle deadline put off until connections younger than ``min_connection_duration``
+    would count (the late-login rule); ignored once the idle deadline it was for moves."""
     failsafe_policy: FailsafePolicy | None = None
     """The thresholds the machine's failsafe last confirmed (instances with a failsafe)."""
     login: LoginSettings | None = None
