@@ -23,8 +23,7 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
         and s.status == Status.RUNNING
     ):
         idle = (
-            late_login_deferral(s)
-            or s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
+            late_login_deferral(s) or s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
             TerminationReason.INACTIVITY_DURATION_EXCEEDED,
         )
     candidates = [end for end in (_max_end(s), idle, _stop_end(s)) if end is not None]

@@ -294,9 +294,7 @@ class DevEnvironmentWorkflow:
         if s.termination_reason is not None or s.status != Status.RUNNING:
             return False  # a stop arrived while the probe ran
         now = workflow.now()
-        late_login = (
-            seen.waiting > 0 and s.connections == 0 and workflow.patched(LATE_LOGIN_PATCH)
-        )
+        late_login = seen.waiting > 0 and s.connections == 0 and workflow.patched(LATE_LOGIN_PATCH)
         told = probe_answer(s, seen, now, late_login)
         if told is not None:
             self._event(told)
