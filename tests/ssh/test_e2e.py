@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -154,6 +155,42 @@ def test_an_ssh_environment_is_used_walked_away_from_and_ends_on_time(
     refused = devenv.ssh(name, "true")
     assert refused.returncode == 255 and "Permission denied" in refused.stderr
     assert shadow(account)[1].startswith("!")
+
+
+def test_short_connections_in_a_loop_do_not_keep_an_ssh_environment_alive(
+    world: World, tmp_path: Path
+) -> None:
+    """``while :; do ssh NAME sleep 1.5; done`` with min_connection_duration 3s: no
+    connection ever counts, so it ends at its idle deadline, put off at most once, until
+    the connection open then would have counted (its start + the minimum)."""
+    devenv = world.devenv
+    name, path = world.config(tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    path.write_text(
+        yaml.safe_dump({**doc, "inactivity_duration": "4s", "min_connection_duration": "3s"})
+    )
+    devenv.run("start", str(path))
+    stop = threading.Event()
+
+    def short_connections() -> None:
+        while not stop.is_set():
+            devenv.ssh(name, "sleep 1.5")
+
+    loop = threading.Thread(target=short_connections, daemon=True)
+    loop.start()
+    try:
+        row = until_status(world, name, "terminated", timeout=40)
+    finally:
+        stop.set()
+        loop.join(30)
+    assert row["termination_reason"] == "inactivity_duration_exceeded"
+    events = json.loads(devenv.run("logs", name, "--json").stdout)
+    ready = next(when(e["at"]) for e in events if " ready at " in e["message"])
+    ended = next(when(e["at"]) for e in events if e["message"].startswith("terminated:"))
+    words = [e["message"] for e in events]
+    assert not any("user connected" in m or "idle clock restarted" in m for m in words), words
+    # The deadline (ready + 4 s), put off by at most the minimum (3 s), and the terminate.
+    assert ended - ready < timedelta(seconds=4 + 3 + 3), words
 
 
 def test_devenv_stop_wait_ends_it_and_keeps_the_home(world: World, tmp_path: Path) -> None:
