@@ -57,6 +57,11 @@ KIND_SHELL = "shell"
 KIND_SFTP = "sftp"
 KIND_EXEC = "exec"
 KIND_FORWARD = "forward"
+"""Authenticated, no session ever opened: ``ssh -N`` (port forwarding only, or a master
+started with -N), or a connection about to open its first session."""
+KIND_MASTER = "master"
+"""Its sessions have ended and the connection stays open: an OpenSSH ControlMaster kept
+by ControlPersist (sshd titles it USER@notty, nothing runs below it)."""
 
 # "sshd: alice", "sshd: alice@notty", "sshd-session: alice@pts/1,pts/2"
 _SESSION_TITLE = re.compile(r"^(?:sshd|sshd-session): ([^\s@\[\]]+)(?:@(\S+))?$")
@@ -195,11 +200,15 @@ def is_agent_process(proc: Proc, script: str = AGENT_SCRIPT) -> bool:
 
 
 def connection_kind(ttys: str, below: Sequence[Proc]) -> str:
+    """What a connection carries now: shell (a pty), sftp, exec (a command runs), master
+    (sessions ended, the connection kept) or forward (no session ever: ``ssh -N``)."""
     if has_tty(ttys):
         return KIND_SHELL
     if any(is_sftp_server(proc) for proc in below):
         return KIND_SFTP
-    return KIND_EXEC if below else KIND_FORWARD
+    if below:
+        return KIND_EXEC
+    return KIND_MASTER if ttys else KIND_FORWARD
 
 
 def is_agent_connection(ttys: str, below: Sequence[Proc], script: str = AGENT_SCRIPT) -> bool:

@@ -139,7 +139,7 @@ class SessionInfo(BaseModel):
     peer: str | None = Field(default=None, alias="from")
     since: datetime | None = None
     kind: str | None = None
-    """shell, exec, sftp or forward."""
+    """shell, exec, sftp, master (sessions ended, connection kept) or forward (no session)."""
     user: str | None = None
     """Whose key logged in (the owner or a member), where the instance can tell."""
 

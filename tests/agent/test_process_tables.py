@@ -222,7 +222,7 @@ def test_internal_sftp_child() -> None:
 
 def test_parent_hidden_by_hidepid_still_counts() -> None:
     found = agent.find_connections([session(201, 200)], "alice", 1001, [], 20.0, 0)
-    assert [(c.pid, c.kind) for c in found] == [(201, "forward")]
+    assert [(c.pid, c.kind) for c in found] == [(201, "master")]
 
 
 def test_parent_must_be_the_accounts_root_monitor() -> None:
