@@ -404,16 +404,16 @@ class DevEnvironmentWorkflow:
         request = ApplyPolicyInput(workflow_id=s.workflow_id, instance=instance, policy=policy)
         summary = "tell the machine's failsafe the thresholds"
         what = "the machine's failsafe"
-        if not await self._push(instance, "apply_policy", request, summary, what):
+        if await self._push(instance, "apply_policy", request, summary, what) is not None:
             return
         s.failsafe_policy = policy
         self._wake = True  # a change that arrived meanwhile is pushed on the next pass
 
     async def _push(
         self, instance: InstanceInfo, activity: str, request: object, summary: str, what: str
-    ) -> bool:
+    ) -> str | None:
         """Tell the instance something in the background (a few tries on its queue); an
-        event says so when it could not be told. True once told."""
+        event says so when it could not be told. None once told, else why not."""
         try:
             await workflow.execute_activity(
                 activity,
@@ -424,9 +424,10 @@ class DevEnvironmentWorkflow:
                 summary=summary,
             )
         except ActivityError as err:
-            self._event(f"could not update {what} ({failure_message(err)})")
-            return False
-        return True
+            why = failure_message(err)
+            self._event(f"could not update {what} ({why})")
+            return why
+        return None
 
     def _push_login(self) -> None:
         """Keep the instance's login banner current (its rules and fixed end), in the
@@ -447,11 +448,12 @@ class DevEnvironmentWorkflow:
     async def _apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
         s = self._state
         request = ApplyLoginInput(workflow_id=s.workflow_id, instance=instance, login=login)
-        told = await self._push(
+        failed = await self._push(
             instance, "apply_login", request, "update the login banner", "the login banner"
         )
         s.login = login  # also when it failed: not retried for this banner, the next change is
-        if told and login != self._wanted_login():
+        s.login_error = failed
+        if failed is None and login != self._wanted_login():
             self._wake = True  # a change arrived meanwhile: pushed on the next pass
 
     def _wanted_login(self) -> LoginSettings:

@@ -277,6 +277,9 @@ class EnvState(BaseModel):
     """The thresholds the machine's failsafe last confirmed (instances with a failsafe)."""
     login: LoginSettings | None = None
     """The login banner the instance last confirmed (instances with ``login_messages``)."""
+    login_error: str | None = None
+    """Why the instance could not be told ``login`` (its banner, members' keys); None once
+    it was: ``devenv share`` returns when the keys are in place, or says this."""
     shared_with: list[SharedUser] = Field(default_factory=list)
     """Colleagues who may log in, see, extend and change it (``devenv share``)."""
     runs: int = 1
