@@ -47,11 +47,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-AGENT_VERSION = "3"
+AGENT_VERSION = "4"
 AGENT_SCRIPT = "presence_agent.py"
 DEFAULT_INTERVAL = 0.25
 FAILSAFE_INTERVAL = 5.0
 _ACTION_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+LOGINS_FOLDER = ".cache/devenv/logins"
+"""Under the account's home: one empty file per user session, written by ``~/.ssh/rc``
+(sshd runs it for shell and exec sessions of every key but devenv's own, which has
+``restrict``, so no-user-rc), read and removed by the stream."""
+KIND_SESSION = "session"
+"""A session ~/.ssh/rc recorded that ended before the agent's next look."""
+_CLOCK_SLACK = 0.05
+"""Seconds between a session process's start (/proc, ticks) and its rc's file time."""
 
 KIND_SHELL = "shell"
 KIND_SFTP = "sftp"
@@ -329,6 +338,29 @@ def next_count_change(connections: Iterable[Connection], min_duration: float) ->
     """When (seconds after boot) the first waiting connection becomes counted."""
     moments = [c.start + min_duration for c in connections if not c.counted]
     return min(moments) if moments else None
+
+
+def settle_logins(
+    pending: Mapping[str, float], connections: Sequence[Connection], boot_wall: float
+) -> tuple[list[float], dict[str, float]]:
+    """(times of recorded sessions no connection accounts for, those still pending).
+
+    ``pending`` maps each recorded session to its wall-clock time. One is accounted for
+    by a counted connection that began by then (it is that one, or someone counts
+    anyway); a waiting connection that began by then keeps it pending (it may close
+    before counting); otherwise its connection came and went between two looks.
+    """
+    short: list[float] = []
+    still: dict[str, float] = {}
+    for key, moment in pending.items():
+        began = [c for c in connections if boot_wall + c.start <= moment + _CLOCK_SLACK]
+        if any(c.counted for c in began):
+            continue
+        if began:
+            still[key] = moment
+        else:
+            short.append(moment)
+    return sorted(short), still
 
 
 def _address(hex_address: str) -> str:
@@ -709,6 +741,32 @@ class Agent:
         return connections, peers, now
 
 
+class LoginRecords:
+    """The sessions ``~/.ssh/rc`` recorded, so that one shorter than the agent's poll
+    still counts (min-connection-duration 0); only the stream reads and removes them."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.pending: dict[str, float] = {}
+
+    def short_sessions(self, connections: Sequence[Connection], boot_wall: float) -> list[float]:
+        """Wall-clock times of recorded sessions that ended unseen since the last call."""
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            names = []
+        for name in names:
+            path = os.path.join(self.folder, name)
+            try:
+                moment = os.lstat(path).st_mtime
+                os.unlink(path)
+            except OSError:
+                continue
+            self.pending[f"{name}@{moment!r}"] = moment
+        short, self.pending = settle_logins(self.pending, connections, boot_wall)
+        return short
+
+
 # --- the commands ------------------------------------------------------------------
 
 
@@ -740,17 +798,20 @@ def probe(agent: Agent, out: Any) -> int:
     return 0
 
 
-def stream(agent: Agent, out: Any, interval: float) -> int:
+def stream(agent: Agent, out: Any, interval: float, logins: LoginRecords | None = None) -> int:
     """Current state first, then a line per change, until the channel or a signal ends it.
 
     Between polls it waits on stdout for POLLERR/POLLHUP, so it also leaves when the
     client goes away while nothing changes (instead of lingering until the next write).
+    With ``logins``, a recorded session that came and went between two polls while
+    nobody counted is told as a connection that opened and closed: two lines.
     """
     poller = select.poll()
     poller.register(out.fileno(), 0)  # no events asked: errors and hang-ups still wake us
     previous: object = None
     counted: tuple[int, int] | None = None
     last_change = _now_iso()
+    looked: float | None = None
     while True:
         connections, peers, now = agent.observe()
         line = report(connections, peers, agent.boot_wall, last_change, agent.jobs)
@@ -759,6 +820,19 @@ def stream(agent: Agent, out: Any, interval: float) -> int:
             last_change = _now_iso()
             line["last_change"] = last_change
         counted = in_use
+        short = logins.short_sessions(connections, agent.boot_wall) if logins else []
+        if short and in_use == (0, 0):
+            since = iso(short[0])
+            opened = dict(line, connections=1, last_change=since)
+            unseen = {"pid": None, "from": None, "since": since, "kind": KIND_SESSION}
+            opened["sessions"] = [unseen, *line["sessions"]]
+            if not _write(out, opened):
+                return 0
+            # It ended by this look; no earlier than the previous one (or its own start).
+            last_change = iso(max([short[-1]] + ([looked] if looked is not None else [])))
+            line["last_change"] = last_change
+            previous = None
+        looked = agent.boot_wall + now
         key = (line["connections"], line["waiting"], line["sessions"], line["jobs"])
         if key != previous:
             if not _write(out, line):
@@ -911,6 +985,12 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--interval", type=float, default=DEFAULT_INTERVAL, metavar="SECONDS"
             )
+            command.add_argument(
+                "--count-recorded-logins",
+                action="store_true",
+                help=f"count every session ~/.ssh/rc recorded in ~/{LOGINS_FOLDER}, "
+                "however short (min_connection_duration 0)",
+            )
     command = commands.add_parser(
         "failsafe", help="as root: run an action once the control plane is gone and idle"
     )
@@ -975,7 +1055,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "probe":
             status = probe(agent, sys.stdout)
         else:
-            status = stream(agent, sys.stdout, max(0.01, args.interval))
+            logins = None
+            if args.count_recorded_logins:
+                home = pwd.getpwnam(args.user).pw_dir
+                logins = LoginRecords(os.path.join(home, LOGINS_FOLDER))
+            status = stream(agent, sys.stdout, max(0.01, args.interval), logins)
     except _Stop:
         status = 0
     # Whatever is left in stdout's buffer has nowhere to go: do not let the flush at

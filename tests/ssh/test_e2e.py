@@ -193,6 +193,33 @@ def test_short_connections_in_a_loop_do_not_keep_an_ssh_environment_alive(
     assert ended - ready < timedelta(seconds=4 + 3 + 3), words
 
 
+def test_commands_shorter_than_a_second_keep_an_ssh_environment_in_use(
+    world: World, tmp_path: Path
+) -> None:
+    """``ssh NAME true`` every second with min_connection_duration 0 (the default): each
+    counts, as on the local backend, so the environment is in use while they run and ends
+    a threshold after the last one."""
+    devenv = world.devenv
+    name, path = world.config(tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**doc, "inactivity_duration": "3s"}))
+    devenv.run("start", str(path))
+    running_until = time.monotonic() + 8
+    while time.monotonic() < running_until:
+        ran = devenv.ssh(name, "true")
+        assert ran.returncode == 0, f"{ran.stderr}; {devenv.run('logs', name).stdout}"
+        time.sleep(1)
+    last = datetime.now(UTC)
+    assert world.ps(name)["status"] == "running"
+    row = until_status(world, name, "terminated")
+    assert row["termination_reason"] == "inactivity_duration_exceeded"
+    events = json.loads(devenv.run("logs", name, "--json").stdout)
+    words = [e["message"] for e in events]
+    assert sum("user connected" in m for m in words) >= 3, words
+    ended = next(when(e["at"]) for e in events if e["message"].startswith("terminated:"))
+    assert ended >= last + timedelta(seconds=2), "a threshold after the last command"
+
+
 def test_devenv_stop_wait_ends_it_and_keeps_the_home(world: World, tmp_path: Path) -> None:
     devenv = world.devenv
     name, path = world.config(tmp_path)
