@@ -56,7 +56,7 @@ _ACTION_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LOGINS_FOLDER = ".cache/devenv/logins"
 """Under the account's home: one empty file per user session, written by ``~/.ssh/rc``
 (sshd runs it for shell and exec sessions of every key but devenv's own, which has
-``restrict``, so no-user-rc), read and removed by the stream."""
+``restrict``, so no-user-rc), read by every stream, removed a minute later."""
 KIND_SESSION = "session"
 """A session ~/.ssh/rc recorded that ended before the agent's next look."""
 _CLOCK_SLACK = 0.05
@@ -743,26 +743,47 @@ class Agent:
 
 class LoginRecords:
     """The sessions ``~/.ssh/rc`` recorded, so that one shorter than the agent's poll
-    still counts (min-connection-duration 0); only the stream reads and removes them."""
+    still counts (min-connection-duration 0).
+
+    Every stream sees every record (a probe and a monitor may run at once), so none
+    takes them away: each remembers what it has seen, and records are removed once
+    older than ``KEEP_SECONDS``, long after every stream polling then has seen them.
+    Records from before a stream started are not its to tell: a probe's only line, or
+    a monitor's first, is the state now.
+    """
+
+    KEEP_SECONDS = 60.0
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self.pending: dict[str, float] = {}
+        self.seen: set[str] = set()
+        self.primed = False
 
-    def short_sessions(self, connections: Sequence[Connection], boot_wall: float) -> list[float]:
+    def short_sessions(
+        self, connections: Sequence[Connection], boot_wall: float, wall: float
+    ) -> list[float]:
         """Wall-clock times of recorded sessions that ended unseen since the last call."""
         try:
             names = os.listdir(self.folder)
         except OSError:
             names = []
+        present = set()
         for name in names:
             path = os.path.join(self.folder, name)
             try:
                 moment = os.lstat(path).st_mtime
-                os.unlink(path)
+                if wall - moment > self.KEEP_SECONDS:
+                    os.unlink(path)
+                    continue
             except OSError:
                 continue
-            self.pending[f"{name}@{moment!r}"] = moment
+            key = f"{name}@{moment!r}"
+            present.add(key)
+            if key not in self.seen and self.primed:
+                self.pending[key] = moment
+        self.seen = present
+        self.primed = True
         short, self.pending = settle_logins(self.pending, connections, boot_wall)
         return short
 
@@ -820,7 +841,8 @@ def stream(agent: Agent, out: Any, interval: float, logins: LoginRecords | None 
             last_change = _now_iso()
             line["last_change"] = last_change
         counted = in_use
-        short = logins.short_sessions(connections, agent.boot_wall) if logins else []
+        wall = agent.boot_wall + now
+        short = logins.short_sessions(connections, agent.boot_wall, wall) if logins else []
         if short and in_use == (0, 0):
             since = iso(short[0])
             opened = dict(line, connections=1, last_change=since)
@@ -832,7 +854,7 @@ def stream(agent: Agent, out: Any, interval: float, logins: LoginRecords | None 
             last_change = iso(max([short[-1]] + ([looked] if looked is not None else [])))
             line["last_change"] = last_change
             previous = None
-        looked = agent.boot_wall + now
+        looked = wall
         key = (line["connections"], line["waiting"], line["sessions"], line["jobs"])
         if key != previous:
             if not _write(out, line):

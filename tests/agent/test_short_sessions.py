@@ -41,16 +41,23 @@ def test_commands_shorter_than_a_poll_count_with_minimum_zero(
     sshd: Sshd, keys: Keys, account: Account, agent_path: Path, streams: OpenStream
 ) -> None:
     recording_account(account, keys, agent_path)
-    stream = streams(account)
-    start = stream.wait_connections(0)
+    monitor, other = streams(account), streams(account)  # e.g. a monitor and a probe
+    start = monitor.wait_connections(0)
+    other.wait_connections(0)
     for _ in range(3):
         ran = sshd.ssh(account.name, keys.user, "true")
         assert ran.returncode == 0, ran.stderr
-        up = stream.wait_for(opened, "the short session counted", after=start)
-        start = stream.wait_connections(0, after=up)
-        assert stream.lines[start]["last_change"] >= stream.lines[up]["last_change"]
-    kinds = {s["kind"] for line in stream.lines if opened(line) for s in line["sessions"]}
+        up = monitor.wait_for(opened, "the short session counted", after=start)
+        start = monitor.wait_connections(0, after=up)
+        assert monitor.lines[start]["last_change"] >= monitor.lines[up]["last_change"]
+    kinds = {s["kind"] for line in monitor.lines if opened(line) for s in line["sessions"]}
     assert kinds <= {"session", "exec"}, kinds
+    # Every stream counts them: none takes the records away from another.
+    assert sum(opened(line) for line in other.lines) == 3, other.lines
+    # A fresh stream (a probe) says who is there now, not who was a moment ago.
+    fresh = streams(account)
+    fresh.wait_connections(0)
+    assert fresh.lines[0]["connections"] == 0
 
 
 def test_devenv_s_own_connections_record_no_session(
