@@ -8,6 +8,7 @@ stream, a probe) never record one.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,3 +89,27 @@ def test_with_a_minimum_short_sessions_still_do_not_count(
         assert sshd.ssh(account.name, keys.user, "true").returncode == 0
     time.sleep(3 * DEFAULT_INTERVAL)  # what it would report, it has by now
     assert all(line["connections"] == 0 for line in stream.lines), stream.lines
+
+
+def test_sftp_counts_from_one_second_as_documented(
+    sshd: Sshd, keys: Keys, account: Account, agent_path: Path, streams: OpenStream
+) -> None:
+    """sftp is a subsystem: sshd runs no ~/.ssh/rc for it, so it counts by the process
+    table, once it has lasted 1 s (the README's floor for sftp and scp)."""
+    recording_account(account, keys, agent_path)
+    stream = streams(account)
+    start = stream.wait_connections(0)
+    quick = subprocess.run(
+        sshd.sftp_argv(account.name, keys.user), input=b"pwd\n", capture_output=True, timeout=30
+    )
+    assert quick.returncode == 0, quick.stderr
+    time.sleep(3 * DEFAULT_INTERVAL)  # what it would report, it has by now
+    assert not any(opened(line) for line in stream.lines), stream.lines
+    argv = sshd.sftp_argv(account.name, keys.user)
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as held:
+        up = stream.wait_for(opened, "an sftp session held open", after=start)
+        session = stream.lines[up]["sessions"][0]
+        assert session["kind"] == "sftp"
+        assert held.stdin is not None
+        held.stdin.close()
+        assert held.wait(10) == 0
