@@ -25,6 +25,7 @@ async def test_it_returns_once_the_instance_has_the_key(
         await wait_keys_in_place(handle, [BOB])
         assert fake.logins[-1].login.shared_keys == [shared_key_line(BOB)]
         await handle.execute_update(WF.request_stop, None)
+        await handle.result()
 
 
 async def test_an_instance_that_could_not_be_told_is_one_line(
@@ -41,3 +42,4 @@ async def test_an_instance_that_could_not_be_told_is_one_line(
         assert "could not be told the members' keys" in message and "\n" not in message
         assert "host unreachable" in message
         await handle.execute_update(WF.request_stop, None)
+        await handle.result()
