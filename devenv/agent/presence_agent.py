@@ -47,16 +47,30 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-AGENT_VERSION = "3"
+AGENT_VERSION = "4"
 AGENT_SCRIPT = "presence_agent.py"
 DEFAULT_INTERVAL = 0.25
 FAILSAFE_INTERVAL = 5.0
 _ACTION_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+LOGINS_FOLDER = ".cache/devenv/logins"
+"""Under the account's home: one empty file per user session, written by ``~/.ssh/rc``
+(sshd runs it for shell and exec sessions of every key but devenv's own, which has
+``restrict``, so no-user-rc), read by every stream, removed a minute later."""
+KIND_SESSION = "session"
+"""A session ~/.ssh/rc recorded that ended before the agent's next look."""
+_CLOCK_SLACK = 0.05
+"""Seconds between a session process's start (/proc, ticks) and its rc's file time."""
+
 KIND_SHELL = "shell"
 KIND_SFTP = "sftp"
 KIND_EXEC = "exec"
 KIND_FORWARD = "forward"
+"""Authenticated, no session ever opened: ``ssh -N`` (port forwarding only, or a master
+started with -N), or a connection about to open its first session."""
+KIND_MASTER = "master"
+"""Its sessions have ended and the connection stays open: an OpenSSH ControlMaster kept
+by ControlPersist (sshd titles it USER@notty, nothing runs below it)."""
 
 # "sshd: alice", "sshd: alice@notty", "sshd-session: alice@pts/1,pts/2"
 _SESSION_TITLE = re.compile(r"^(?:sshd|sshd-session): ([^\s@\[\]]+)(?:@(\S+))?$")
@@ -195,11 +209,15 @@ def is_agent_process(proc: Proc, script: str = AGENT_SCRIPT) -> bool:
 
 
 def connection_kind(ttys: str, below: Sequence[Proc]) -> str:
+    """What a connection carries now: shell (a pty), sftp, exec (a command runs), master
+    (sessions ended, the connection kept) or forward (no session ever: ``ssh -N``)."""
     if has_tty(ttys):
         return KIND_SHELL
     if any(is_sftp_server(proc) for proc in below):
         return KIND_SFTP
-    return KIND_EXEC if below else KIND_FORWARD
+    if below:
+        return KIND_EXEC
+    return KIND_MASTER if ttys else KIND_FORWARD
 
 
 def is_agent_connection(ttys: str, below: Sequence[Proc], script: str = AGENT_SCRIPT) -> bool:
@@ -320,6 +338,29 @@ def next_count_change(connections: Iterable[Connection], min_duration: float) ->
     """When (seconds after boot) the first waiting connection becomes counted."""
     moments = [c.start + min_duration for c in connections if not c.counted]
     return min(moments) if moments else None
+
+
+def settle_logins(
+    pending: Mapping[str, float], connections: Sequence[Connection], boot_wall: float
+) -> tuple[list[float], dict[str, float]]:
+    """(times of recorded sessions no connection accounts for, those still pending).
+
+    ``pending`` maps each recorded session to its wall-clock time. One is accounted for
+    by a counted connection that began by then (it is that one, or someone counts
+    anyway); a waiting connection that began by then keeps it pending (it may close
+    before counting); otherwise its connection came and went between two looks.
+    """
+    short: list[float] = []
+    still: dict[str, float] = {}
+    for key, moment in pending.items():
+        began = [c for c in connections if boot_wall + c.start <= moment + _CLOCK_SLACK]
+        if any(c.counted for c in began):
+            continue
+        if began:
+            still[key] = moment
+        else:
+            short.append(moment)
+    return sorted(short), still
 
 
 def _address(hex_address: str) -> str:
@@ -700,6 +741,53 @@ class Agent:
         return connections, peers, now
 
 
+class LoginRecords:
+    """The sessions ``~/.ssh/rc`` recorded, so that one shorter than the agent's poll
+    still counts (min-connection-duration 0).
+
+    Every stream sees every record (a probe and a monitor may run at once), so none
+    takes them away: each remembers what it has seen, and records are removed once
+    older than ``KEEP_SECONDS``, long after every stream polling then has seen them.
+    Records from before a stream started are not its to tell: a probe's only line, or
+    a monitor's first, is the state now.
+    """
+
+    KEEP_SECONDS = 60.0
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.pending: dict[str, float] = {}
+        self.seen: set[str] = set()
+        self.primed = False
+
+    def short_sessions(
+        self, connections: Sequence[Connection], boot_wall: float, wall: float
+    ) -> list[float]:
+        """Wall-clock times of recorded sessions that ended unseen since the last call."""
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            names = []
+        present = set()
+        for name in names:
+            path = os.path.join(self.folder, name)
+            try:
+                moment = os.lstat(path).st_mtime
+                if wall - moment > self.KEEP_SECONDS:
+                    os.unlink(path)
+                    continue
+            except OSError:
+                continue
+            key = f"{name}@{moment!r}"
+            present.add(key)
+            if key not in self.seen and self.primed:
+                self.pending[key] = moment
+        self.seen = present
+        self.primed = True
+        short, self.pending = settle_logins(self.pending, connections, boot_wall)
+        return short
+
+
 # --- the commands ------------------------------------------------------------------
 
 
@@ -731,17 +819,20 @@ def probe(agent: Agent, out: Any) -> int:
     return 0
 
 
-def stream(agent: Agent, out: Any, interval: float) -> int:
+def stream(agent: Agent, out: Any, interval: float, logins: LoginRecords | None = None) -> int:
     """Current state first, then a line per change, until the channel or a signal ends it.
 
     Between polls it waits on stdout for POLLERR/POLLHUP, so it also leaves when the
     client goes away while nothing changes (instead of lingering until the next write).
+    With ``logins``, a recorded session that came and went between two polls while
+    nobody counted is told as a connection that opened and closed: two lines.
     """
     poller = select.poll()
     poller.register(out.fileno(), 0)  # no events asked: errors and hang-ups still wake us
     previous: object = None
     counted: tuple[int, int] | None = None
     last_change = _now_iso()
+    looked: float | None = None
     while True:
         connections, peers, now = agent.observe()
         line = report(connections, peers, agent.boot_wall, last_change, agent.jobs)
@@ -750,6 +841,20 @@ def stream(agent: Agent, out: Any, interval: float) -> int:
             last_change = _now_iso()
             line["last_change"] = last_change
         counted = in_use
+        wall = agent.boot_wall + now
+        short = logins.short_sessions(connections, agent.boot_wall, wall) if logins else []
+        if short and in_use == (0, 0):
+            since = iso(short[0])
+            opened = dict(line, connections=1, last_change=since)
+            unseen = {"pid": None, "from": None, "since": since, "kind": KIND_SESSION}
+            opened["sessions"] = [unseen, *line["sessions"]]
+            if not _write(out, opened):
+                return 0
+            # It ended by this look; no earlier than the previous one (or its own start).
+            last_change = iso(max([short[-1]] + ([looked] if looked is not None else [])))
+            line["last_change"] = last_change
+            previous = None
+        looked = wall
         key = (line["connections"], line["waiting"], line["sessions"], line["jobs"])
         if key != previous:
             if not _write(out, line):
@@ -902,6 +1007,12 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--interval", type=float, default=DEFAULT_INTERVAL, metavar="SECONDS"
             )
+            command.add_argument(
+                "--count-recorded-logins",
+                action="store_true",
+                help=f"count every session ~/.ssh/rc recorded in ~/{LOGINS_FOLDER}, "
+                "however short (min_connection_duration 0)",
+            )
     command = commands.add_parser(
         "failsafe", help="as root: run an action once the control plane is gone and idle"
     )
@@ -966,7 +1077,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "probe":
             status = probe(agent, sys.stdout)
         else:
-            status = stream(agent, sys.stdout, max(0.01, args.interval))
+            logins = None
+            if args.count_recorded_logins:
+                home = pwd.getpwnam(args.user).pw_dir
+                logins = LoginRecords(os.path.join(home, LOGINS_FOLDER))
+            status = stream(agent, sys.stdout, max(0.01, args.interval), logins)
     except _Stop:
         status = 0
     # Whatever is left in stdout's buffer has nowhere to go: do not let the flush at

@@ -393,7 +393,9 @@ class AsyncEnvironment:
         key registered in this deployment's users). All of it is one change, applied
         together and recorded with ``by`` (a user name) in its events. A bad value raises
         InvalidValueError and changes nothing; a lowered threshold that is already
-        exceeded terminates the environment. Returns the new status.
+        exceeded terminates the environment. With ``shared_with`` it returns once the
+        instance has the members' keys (NotAnsweringError if it could not be told).
+        Returns the new status.
         """
         from devenv.client.durations import check_duration, check_stop_at
         from devenv.client.lookup import require_worker
@@ -424,6 +426,10 @@ class AsyncEnvironment:
             )
         await require_worker(await self._client.temporal(), self._handle)
         await self._update("change", change)
+        if change.shared_with is not None:
+            from devenv.client.keys_in_place import wait_keys_in_place
+
+            await wait_keys_in_place(self._handle, change.shared_with)
         # The Update's workflow task also refreshed the memo: no query needed.
         return await self.listed_status()
 

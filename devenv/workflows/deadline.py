@@ -23,13 +23,30 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
         and s.status == Status.RUNNING
     ):
         idle = (
-            s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
+            late_login_deferral(s) or s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
             TerminationReason.INACTIVITY_DURATION_EXCEEDED,
         )
     candidates = [end for end in (_max_end(s), idle, _stop_end(s)) if end is not None]
     if s.status not in (Status.PROVISIONING, Status.RUNNING) or not candidates:
         return None, None
     return _floored(s, min(candidates, key=lambda c: c[0]))
+
+
+def idle_deadline(s: EnvState) -> datetime | None:
+    """The idle rule's own deadline (idle since + threshold), before any late-login
+    deferral; None while the rule is off or the clock not started."""
+    if s.spec.inactivity_duration is None or s.idle_since is None:
+        return None
+    return s.idle_since + timedelta(seconds=s.spec.inactivity_duration)
+
+
+def late_login_deferral(s: EnvState) -> datetime | None:
+    """When the late-login rule decides instead of the idle deadline: only while that
+    deadline is still the one it was deferred for (a threshold or presence change voids it)."""
+    late = s.late_login
+    if late is None or late.deadline != idle_deadline(s):
+        return None
+    return max(late.until, late.deadline)
 
 
 def fixed_end(state: EnvState) -> tuple[datetime, TerminationReason] | None:

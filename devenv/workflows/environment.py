@@ -103,6 +103,9 @@ EXTEND_CAP_PATCH = "extend-capped"
 STRICT_SIGNALS_PATCH = "strict-signal-inputs"
 """A signal whose input the old converter coerced (``true`` as 1 s) is ignored now; a
 history recorded before applies it as it did (asked only for such an input)."""
+LATE_LOGIN_PATCH = "late-login-waits-until-counted"
+"""A connection the probe finds inside min_connection_duration puts the idle deadline
+off until it would count, once; histories from before restarted the idle clock."""
 
 T = TypeVar("T")
 _ENDING = (Status.TERMINATING, Status.TERMINATED, Status.FAILED)
@@ -297,7 +300,8 @@ class DevEnvironmentWorkflow:
         if s.termination_reason is not None or s.status != Status.RUNNING:
             return False  # a stop arrived while the probe ran
         now = workflow.now()
-        told = probe_answer(s, seen, now)
+        late_login = seen.waiting > 0 and s.connections == 0 and workflow.patched(LATE_LOGIN_PATCH)
+        told = probe_answer(s, seen, now, late_login)
         if told is not None:
             self._event(told)
         self._confirmed = f"the instance confirmed {presence_words(seen.connections, seen.jobs)}"
@@ -406,16 +410,16 @@ class DevEnvironmentWorkflow:
         request = ApplyPolicyInput(workflow_id=s.workflow_id, instance=instance, policy=policy)
         summary = "tell the machine's failsafe the thresholds"
         what = "the machine's failsafe"
-        if not await self._push(instance, "apply_policy", request, summary, what):
+        if await self._push(instance, "apply_policy", request, summary, what) is not None:
             return
         s.failsafe_policy = policy
         self._wake = True  # a change that arrived meanwhile is pushed on the next pass
 
     async def _push(
         self, instance: InstanceInfo, activity: str, request: object, summary: str, what: str
-    ) -> bool:
+    ) -> str | None:
         """Tell the instance something in the background (a few tries on its queue); an
-        event says so when it could not be told. True once told."""
+        event says so when it could not be told. None once told, else why not."""
         try:
             await workflow.execute_activity(
                 activity,
@@ -426,9 +430,10 @@ class DevEnvironmentWorkflow:
                 summary=summary,
             )
         except ActivityError as err:
-            self._event(f"could not update {what} ({failure_message(err)})")
-            return False
-        return True
+            why = failure_message(err)
+            self._event(f"could not update {what} ({why})")
+            return why
+        return None
 
     def _push_login(self) -> None:
         """Keep the instance's login banner current (its rules and fixed end), in the
@@ -449,11 +454,12 @@ class DevEnvironmentWorkflow:
     async def _apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
         s = self._state
         request = ApplyLoginInput(workflow_id=s.workflow_id, instance=instance, login=login)
-        told = await self._push(
+        failed = await self._push(
             instance, "apply_login", request, "update the login banner", "the login banner"
         )
         s.login = login  # also when it failed: not retried for this banner, the next change is
-        if told and login != self._wanted_login():
+        s.login_error = failed
+        if failed is None and login != self._wanted_login():
             self._wake = True  # a change arrived meanwhile: pushed on the next pass
 
     def _wanted_login(self) -> LoginSettings:

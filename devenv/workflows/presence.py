@@ -5,19 +5,24 @@ Pure: it changes the state and says what to log; the workflow decides the rest.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from devenv.workflows.deadline import idle_deadline
 from devenv.workflows.display import clock, plural, presence_words, utc
 from devenv.workflows.durations import format_duration
-from devenv.workflows.state import EnvState, PresenceReport
+from devenv.workflows.state import EnvState, LateLogin, PresenceReport
 
 
-def probe_answer(s: EnvState, seen: PresenceReport, now: datetime) -> str | None:
+def probe_answer(
+    s: EnvState, seen: PresenceReport, now: datetime, late_login: bool = True
+) -> str | None:
     """Take in what the instance says about presence at the deadline; the event to log.
 
-    Someone the monitor missed keeps it up; someone still inside
-    min_connection_duration restarts the idle clock (present, just not counted yet);
-    a disconnect later than the monitor knew moves the idle clock to it.
+    Someone the monitor missed keeps it up; a disconnect later than the monitor knew
+    moves the idle clock to it. Someone still inside min_connection_duration is the
+    late-login rule: the decision waits until that connection would count, and is
+    then made once, so connections that close before counting never keep it up
+    (``late_login`` False: histories from before the rule restarted the idle clock).
     """
     if seen.in_use > 0 and s.connections + s.jobs == 0:
         s.connections, s.jobs = seen.connections, seen.jobs
@@ -25,6 +30,8 @@ def probe_answer(s: EnvState, seen: PresenceReport, now: datetime) -> str | None
         found = presence_words(seen.connections, seen.jobs)
         return f"deadline reached, but the instance reports {found}; staying up"
     if seen.waiting > 0 and s.connections == 0:
+        if late_login:
+            return _late_login(s, seen, now)
         s.idle_since = now
         return (
             f"deadline reached, but {plural(seen.waiting, 'user connection')} "
@@ -40,6 +47,50 @@ def probe_answer(s: EnvState, seen: PresenceReport, now: datetime) -> str | None
                 f"{clock(last_change)}; idle since then"
             )
     return None
+
+
+def _late_login(s: EnvState, seen: PresenceReport, now: datetime) -> str | None:
+    """Put the idle deadline off until the waiting connections would count, once.
+
+    At the put-off moment a connection that counted is present (the monitor or this
+    probe says so); one that closed before counting was never a user, and any opened
+    since is not waited for: the deadline is not put off again, so short connections
+    in a loop cannot keep a machine alive.
+    """
+    due = idle_deadline(s)
+    if due is None:
+        return None
+    minimum = format_duration(s.spec.min_connection_duration)
+    if s.late_login is not None and s.late_login.deadline == due:
+        return (
+            f"deadline reached again: the connections waited for closed before "
+            f"min_connection_duration ({minimum}); "
+            f"{plural(seen.waiting, 'connection')} opened since not waited for"
+        )
+    until = count_moment(s, seen, now)
+    s.late_login = LateLogin(deadline=due, until=until)
+    return (
+        f"deadline reached, but {plural(seen.waiting, 'user connection')} opened "
+        f"within min_connection_duration ({minimum}); deciding at {clock(until)}, "
+        f"when {'it' if seen.waiting == 1 else 'they'} would count"
+    )
+
+
+def count_moment(s: EnvState, seen: PresenceReport, now: datetime) -> datetime:
+    """When every connection the probe saw waiting would count: the latest start plus the
+    minimum (the instance's clock), kept between 1 s from now and one minimum from now.
+
+    At an idle deadline nothing is counted, so every session the probe lists is waiting;
+    without start times the whole minimum is waited. The agent of sshd hosts counts no
+    connection before 1 s, whatever the minimum.
+    """
+    window = timedelta(seconds=max(s.spec.min_connection_duration, 1))
+    starts = [utc(session.since) for session in seen.sessions if session.since is not None]
+    latest = max(starts) + timedelta(seconds=s.spec.min_connection_duration) if starts else None
+    soonest = now + timedelta(seconds=1)
+    if latest is None:
+        return now + window
+    return min(max(latest, soonest), now + window)
 
 
 def presence_change(s: EnvState, seen: PresenceReport) -> str:

@@ -139,7 +139,7 @@ class SessionInfo(BaseModel):
     peer: str | None = Field(default=None, alias="from")
     since: datetime | None = None
     kind: str | None = None
-    """shell, exec, sftp or forward."""
+    """shell, exec, sftp, master (sessions ended, connection kept) or forward (no session)."""
     user: str | None = None
     """Whose key logged in (the owner or a member), where the instance can tell."""
 
@@ -233,6 +233,14 @@ class LoginSettings(BaseModel):
     )
 
 
+class LateLogin(BaseModel):
+    """The probe at idle deadline ``deadline`` found connections not counted yet: the
+    decision waits until ``until``, when they would count, and is then made once."""
+
+    deadline: datetime
+    until: datetime
+
+
 class EnvState(BaseModel):
     spec: EnvSpec
     tuning: Tuning = Tuning()
@@ -265,10 +273,16 @@ class EnvState(BaseModel):
     rules' own (None: extended before the cap existed, the floor alone holds)."""
     stop_at: datetime | None = None
     """``devenv signal --stop-at``: a fixed end, whatever the activity."""
+    late_login: LateLogin | None = None
+    """An idle deadline put off until connections younger than ``min_connection_duration``
+    would count (the late-login rule); ignored once the idle deadline it was for moves."""
     failsafe_policy: FailsafePolicy | None = None
     """The thresholds the machine's failsafe last confirmed (instances with a failsafe)."""
     login: LoginSettings | None = None
     """The login banner the instance last confirmed (instances with ``login_messages``)."""
+    login_error: str | None = None
+    """Why the instance could not be told ``login`` (its banner, members' keys); None once
+    it was: ``devenv share`` returns when the keys are in place, or says this."""
     shared_with: list[SharedUser] = Field(default_factory=list)
     """Colleagues who may log in, see, extend and change it (``devenv share``)."""
     runs: int = 1

@@ -108,7 +108,7 @@ def test_agent_version(agent_path: Path) -> None:
         [SYSTEM_PYTHON, str(agent_path), "--version"], capture_output=True, text=True, check=True
     )
     # Hosts keep each version under its own file name: a bump must show here.
-    assert result.stdout.strip() == presence_agent.AGENT_VERSION == "3"
+    assert result.stdout.strip() == presence_agent.AGENT_VERSION == "4"
 
 
 # --- kinds of connections ---------------------------------------------------------
@@ -233,6 +233,32 @@ def test_control_master_is_one_connection(
             assert exit_master.returncode == 0, exit_master.stderr
             down = stream.wait_connections(0, after=busy)
     assert all(line["connections"] <= 1 for line in stream.lines[: down + 1])
+
+
+def test_a_persisting_control_master_counts_and_is_labelled_master(
+    sshd: Sshd, keys: Keys, account: Account, streams: OpenStream
+) -> None:
+    """``ssh -o ControlPersist=... NAME true`` returns and leaves its master connection
+    open: a user as long as it lives, shown as "master" (not "forward"); a multiplexed
+    command on it shows as exec; ``ssh -O exit`` ends it."""
+    stream = streams(account)
+    start = stream.wait_connections(0)
+    control = ["-o", f"ControlPath={sshd.root}/cm-{account.name}"]
+    persisting = ["-o", "ControlMaster=yes", "-o", "ControlPersist=60", *control]
+    ran = sshd.ssh(account.name, keys.user, "true", options=persisting)
+    assert ran.returncode == 0, ran.stderr
+
+    def kind_is(kind: str) -> Callable[[Line], bool]:
+        return lambda line: line["connections"] == 1 and line["sessions"][0]["kind"] == kind
+
+    kept = stream.wait_for(kind_is("master"), "the persisting master", after=start)
+    with client(sshd.ssh_argv(account.name, keys.user, "sleep", "2", options=control)) as cmd:
+        busy = stream.wait_for(kind_is("exec"), "a command on the master", after=kept)
+        assert cmd.wait(10) == 0
+    stream.wait_for(kind_is("master"), "the master again, idle", after=busy)
+    exit_master = sshd.ssh(account.name, keys.user, "-O", "exit", options=control)
+    assert exit_master.returncode == 0, exit_master.stderr
+    stream.wait_connections(0, after=busy)
 
 
 # --- what never counts -------------------------------------------------------------

@@ -222,7 +222,7 @@ def test_internal_sftp_child() -> None:
 
 def test_parent_hidden_by_hidepid_still_counts() -> None:
     found = agent.find_connections([session(201, 200)], "alice", 1001, [], 20.0, 0)
-    assert [(c.pid, c.kind) for c in found] == [(201, "forward")]
+    assert [(c.pid, c.kind) for c in found] == [(201, "master")]
 
 
 def test_parent_must_be_the_accounts_root_monitor() -> None:
@@ -385,3 +385,19 @@ def test_agent_refuses_other_commands() -> None:
         )
         assert result.returncode == 2, (argv, result)
         assert result.stdout == ""
+
+
+# --- sessions ~/.ssh/rc recorded ----------------------------------------------------
+
+
+def test_a_recorded_session_no_connection_accounts_for_is_short() -> None:
+    """Boot at wall 1000: a connection that began at boot + 5 s is wall 1005."""
+    counted = Connection(201, 5.0, "exec", True)
+    waiting = Connection(202, 5.0, "exec", False)
+    pending = {"a": 1005.02}
+    assert agent.settle_logins(pending, [], 1000.0) == ([1005.02], {})
+    assert agent.settle_logins(pending, [counted], 1000.0) == ([], {})
+    assert agent.settle_logins(pending, [waiting], 1000.0) == ([], {"a": 1005.02})
+    # A connection that began after the session was recorded is another one.
+    later = Connection(203, 6.0, "exec", True)
+    assert agent.settle_logins(pending, [later], 1000.0) == ([1005.02], {})

@@ -20,7 +20,8 @@ def test_a_user_who_logs_in_just_before_the_deadline_keeps_the_machine(
 
     The user logs in 3.5 s after the environment became idle; the deadline (6 s) comes
     while their connection is still inside the 4 s minimum, so it is not counted yet.
-    The probe sees it waiting and the idle clock restarts; the session finishes.
+    The probe sees it waiting: the decision waits until it would count (login + 4 s),
+    when it does; the session finishes.
     """
     config = tmp_path / "late.yml"
     config.write_text(

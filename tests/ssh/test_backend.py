@@ -22,7 +22,7 @@ from devenv.backends.base import ProvisioningError
 from devenv.backends.presence_stream import PresenceStreamEndedError
 from devenv.backends.ssh.admin import HostDownError
 from devenv.backends.ssh.backend import SshBackend, SshInstanceData
-from devenv.backends.ssh.host_setup import AGENT_FILE, account_name
+from devenv.backends.ssh.host_setup import AGENT_FILE, USER_RC, account_name
 from devenv.backends.ssh.used_hosts import UsedHost, hosts_file, remember_host
 from devenv.keys import ensure_keypair
 from devenv.workflows.messages import PROVISIONING_ERROR, TerminateInput
@@ -93,6 +93,8 @@ async def test_provision_creates_an_account_of_its_own_and_pins_the_verified_hos
         '--min-connection-duration 3" ssh-ed25519 '
     )
     assert len(keys) == 2
+    rc = env.home / ".ssh" / "rc"
+    assert rc.read_text() == USER_RC and rc.stat().st_uid == account.uid, "written as the account"
     assert agent.stat().st_uid == 0 and mode(agent) == 0o644 and mode(agent.parent) == 0o755
     record = host_dir_of(lab.sshd) / "accounts" / f"{env.account}.token"
     assert record.read_text() == f"{env.request.instance_token} active\n"

@@ -227,8 +227,8 @@ def test_only_a_parsed_key_reaches_authorized_keys(tmp_path: Path) -> None:
     assert lines[0] == " ".join(user.split()[:2]), "the comment is dropped"
     assert lines[1] == (
         'restrict,command="/usr/bin/python3 /var/lib/devenv/agent/a.py stream --user dv-box '
-        f'--min-connection-duration 1" {key_line(internal)}'
-    ), "a minimum of 1 s keeps a probe's connection from ever counting"
+        f'--min-connection-duration 1 --count-recorded-logins" {key_line(internal)}'
+    ), "1 s by the process table keeps devenv's own connection from ever counting"
     with pytest.raises(ValueError):
         forced_command('/usr/bin/python3" x', "/a.py", "dv-box", 0)
     with pytest.raises(ValueError):

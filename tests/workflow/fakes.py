@@ -86,6 +86,8 @@ class FakeBackend:
     """Instances show a login banner and take warnings for their terminals."""
     open_terminals: int = 1
     """What ``tell_terminals`` answers."""
+    login_failure: str | None = None
+    """``apply_login`` fails with this (non-retryable), like a host that refuses it."""
     watch_queue: str = ""
     """What ``watch_queue`` answers: the queue a shared-queue instance's monitor goes to
     ("": none, it stays on the instance's queue with heartbeats)."""
@@ -122,6 +124,8 @@ class FakeBackend:
     @activity.defn(name="apply_login")
     async def apply_login(self, args: ApplyLoginInput) -> None:
         self.logins.append(args)
+        if self.login_failure is not None:
+            raise ApplicationError(self.login_failure, non_retryable=True)
 
     @activity.defn(name="tell_terminals")
     async def tell_terminals(self, args: TellInput) -> int:

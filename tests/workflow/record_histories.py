@@ -36,6 +36,8 @@ from devenv.workflows.state import (
     Change,
     DurationSetting,
     EnvState,
+    PresenceReport,
+    SessionInfo,
     SharedUser,
     Status,
     Tuning,
@@ -287,6 +289,29 @@ async def probe_waiting(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "probe_waiting")
 
 
+async def probe_late_login(env: WorkflowEnvironment) -> Runs:
+    """Dev server: the probe finds a connection inside min_connection_duration; the
+    deadline waits until it would count, the second probe finds only a newer one; ends."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-late-login", inactivity=2, tuning=Tuning(keepalive_seconds=5))
+        state.spec.min_connection_duration = 3
+        handle = await start(env.client, fake, state)
+        running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        assert running.idle_since is not None
+        login = running.idle_since + timedelta(seconds=1.5)
+        fake.probe_reports = [waiting(login), waiting(login + timedelta(seconds=2.5))]
+        return await _runs(env.client, handle, "probe_late_login")
+
+
+def waiting(since: datetime) -> PresenceReport:
+    return PresenceReport(
+        connections=0,
+        waiting=1,
+        last_change=datetime(2000, 1, 1, tzinfo=UTC),
+        sessions=[SessionInfo(pid=4242, since=since, kind="exec")],
+    )
+
+
 async def listing_memo(env: WorkflowEnvironment) -> Runs:
     """Dev server: the status kept in the memo through presence, a change, purge and stop."""
     async with running_worker(env.client) as fake:
@@ -468,6 +493,7 @@ DEV_SERVER: list[Scenario] = [
     probe_idle,
     probe_local,
     probe_waiting,
+    probe_late_login,
     listing_memo,
     watch_moved,
     worker_lease,

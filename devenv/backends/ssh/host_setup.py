@@ -134,10 +134,32 @@ def forced_command(python: str, agent: str, account: str, min_duration: int) -> 
     for path in (python, agent):
         if not _SAFE_PATH.fullmatch(path):
             raise ValueError(f"{path!r} cannot be quoted into authorized_keys")
-    return (
+    # At least 1 s by the process table: a connection of devenv's own key is a moment
+    # between sshd's fork and the agent's exec; with 0, the sessions ~/.ssh/rc records
+    # (never devenv's: its key has no-user-rc) count however short they are.
+    command = (
         f"{python} {agent} stream --user {account} "
         f"--min-connection-duration {max(int(min_duration), 1)}"
     )
+    return command + (" --count-recorded-logins" if min_duration <= 0 else "")
+
+
+USER_RC = r"""# devenv: record this session, so the presence agent counts it however short it is
+# (devenv's own key has no-user-rc: its connections never run this file).
+d=$HOME/.cache/devenv/logins
+{ mkdir -p "$d" && : > "$d/$$"; } 2>/dev/null
+# sshd runs this file instead of /etc/ssh/sshrc or xauth: do what they would have done.
+if [ -r /etc/ssh/sshrc ]; then
+    /bin/sh /etc/ssh/sshrc
+elif read proto cookie && [ -n "${DISPLAY:-}" ] && command -v xauth >/dev/null 2>&1; then
+    case $DISPLAY in
+        localhost:*) echo add "unix:${DISPLAY#localhost:}" "$proto" "$cookie" ;;
+        *) echo add "$DISPLAY" "$proto" "$cookie" ;;
+    esac | xauth -q -
+fi
+"""
+"""The account's ``~/.ssh/rc``: sshd runs it at the start of every shell and exec session
+(not sftp, a subsystem) of the user's and members' keys."""
 
 
 def authorized_keys(user_key: str, internal_key: str, command: str) -> str:
@@ -273,7 +295,7 @@ echo "keepalive=$bin"
 CREATE = (
     _PRELUDE
     + r"""
-host_dir=$1 account=$2 token=$3 name=$4 workflow=${5:-} deployment=${6:-}
+host_dir=$1 account=$2 token=$3 name=$4 workflow=${5:-} deployment=${6:-} user_rc=${7:-}
 accounts=$host_dir/accounts
 mkdir -p "$accounts"
 chmod 0700 "$accounts"
@@ -343,6 +365,16 @@ as_user "$uid" "$gid" "$account" sh -c '
         printf "%s\n" "$line" >> "$f"
     done
 ' devenv "$home" "$line"
+# ~/.ssh/rc records each session for the agent; a user's own rc is left alone.
+if [ -n "$user_rc" ]; then
+    as_user "$uid" "$gid" "$account" sh -c '
+        set -eu
+        f=$1/.ssh/rc
+        if [ -L "$f" ] || { [ -e "$f" ] && ! grep -qF "# devenv: record" "$f"; }; then exit 0; fi
+        printf "%s" "$2" > "$f.devenv"
+        mv -f "$f.devenv" "$f"
+    ' devenv "$home" "$user_rc"
+fi
 echo "home=$home"
 echo "uid=$uid"
 echo "result=ok"
@@ -557,7 +589,9 @@ async def create_account(
     """
     workflow = workflow_id or workflow_id_for(name)
     owner = deployment_of_keys(keys)
-    result = await admin.run(CREATE, host_dir, account, token, name, workflow, owner, stdin=keys)
+    result = await admin.run(
+        CREATE, host_dir, account, token, name, workflow, owner, USER_RC, stdin=keys
+    )
     fields = result.fields()
     where = admin.endpoint
     if result.status == 0 and fields.get("result") == "ok":
