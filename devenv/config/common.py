@@ -61,8 +61,8 @@ class Notify(BaseModel):
 
     webhook: Annotated[str, AfterValidator(_webhook)] | None = Field(
         default=None,
-        description="POSTed a JSON warning with a `text` field (Slack/Mattermost show it); "
-        "kept out of workflow history.",
+        description="An http(s) URL, POSTed a JSON warning with a `text` field "
+        "(Slack/Mattermost show it); kept under the devenv home, never in workflow history.",
     )
 
 
@@ -78,10 +78,14 @@ class Resources(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cpu: Annotated[int, Field(ge=1, le=1024)] | None = None
-    memory: str | None = None
-    disk: str | None = None
-    gpu: int | str | None = None
+    cpu: Annotated[int, Field(ge=1, le=1024)] | None = Field(
+        default=None, description="CPUs (1 to 1024)."
+    )
+    memory: str | None = Field(default=None, description="A size such as `8GB` (MB, GB, TB).")
+    disk: str | None = Field(default=None, description="A size such as `100GB` (MB, GB, TB).")
+    gpu: int | str | None = Field(
+        default=None, description="A count (`1`), a model (`A10G`) or both (`A10G:2`)."
+    )
 
     @field_validator("memory", "disk", mode="before")
     @classmethod
@@ -103,21 +107,31 @@ class EnvironmentConfig(BaseModel):
     ide: Literal["vscode", "cursor", "none"] = Field(
         default="none", description="Which editor's remote link `devenv start` prints."
     )
-    backend: str = Field(default="local", description="Where the instance runs.")
+    backend: str = Field(
+        default="local", description="Where the instance runs: a registered backend."
+    )
     inactivity_duration: Duration = Field(
-        default=None, description="Terminate after this long with nobody connected; off: never."
+        default=None,
+        description="Terminate after this long with nobody connected (up to 4 weeks); "
+        "`off`/`false`/`0`: never.",
     )
     max_duration: Duration = Field(
-        default=None, description="Terminate this long after start, even while in use."
+        default=None,
+        description="Terminate this long after start, even while in use (up to 4 weeks); "
+        "`off`/`false`/`0`: never.",
     )
     warn_before: WarnBefore = Field(
         default=None,
         description="Warn this long before a termination (event, webhook); default 10m when "
-        "the threshold is longer than 20m; `off`: never.",
+        "the threshold is longer than 20m; `off`: never. An explicit value is honoured "
+        "however short.",
     )
     notify: Notify = Field(default=Notify(), description="Where warnings are sent.")
     min_connection_duration: Duration = Field(
-        default=None, description="A user connection shorter than this does not count."
+        default=None,
+        description="A user connection shorter than this does not count. On ssh and aws "
+        "hosts sftp/scp connections count from 1 s (sshd runs no rc for a subsystem); "
+        "shell and exec sessions count however short.",
     )
     resources: Resources = Field(
         default=Resources(), description="What the instance should have (cloud backends)."

@@ -1,4 +1,4 @@
-"""The authority table and the redaction filter, without a server: the README shows the
+"""The authority table and the redaction filter, without a server: the docs show the
 table the code enforces, a member's "would end it" is computed as the workflow would,
 and no log line at any level carries a secret."""
 
@@ -20,9 +20,9 @@ from devenv.workflows.state import EnvSpec, EnvState, Status
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
-def test_the_readme_shows_the_table_the_api_enforces() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert authority.markdown() in readme
+def test_the_docs_show_the_table_the_api_enforces() -> None:
+    teams = (Path(__file__).parents[2] / "docs" / "teams.md").read_text()
+    assert authority.markdown() in teams
 
 
 def idle_state(idle_for: timedelta, **spec: int) -> EnvState:

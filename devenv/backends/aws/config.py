@@ -69,11 +69,15 @@ class AwsSection(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    region: str = Field(description="The EC2 region, e.g. eu-west-1.")
+    region: str = Field(
+        description="The EC2 region, e.g. eu-west-1: one known to botocore (a typo gets "
+        "'did you mean').",
+    )
     instance_type: str | None = Field(
         default=None,
-        description="e.g. g5.xlarge; default: the cheapest type in devenv's price table "
-        "that meets `resources`.",
+        description="`FAMILY.SIZE`, e.g. g5.xlarge, checked against the region before "
+        "anything is created; default: the cheapest type in devenv's price table that "
+        "meets `resources` (cpu, memory, gpu such as `A10G:2`).",
     )
     image: str = Field(
         default=DEFAULT_IMAGE,
@@ -90,9 +94,12 @@ class AwsSection(BaseModel):
         default_factory=list,
         validate_default=True,
         description="CIDRs that may reach port 22 (required when devenv creates the group; "
-        "devenv never looks your address up on the internet).",
+        "devenv never looks your address up on the internet), e.g. `203.0.113.7/32`; "
+        "required without `security_group`.",
     )
-    spot: bool = Field(default=False, description="Run as a spot instance.")
+    spot: bool = Field(
+        default=False, description="Run as a one-time spot instance, terminated on interruption."
+    )
     ssh_user: str = Field(default="ubuntu", description="The image's admin login.")
     ssh_endpoint: str = Field(
         default=DEFAULT_ENDPOINT,
@@ -103,7 +110,8 @@ class AwsSection(BaseModel):
     )
     ready_timeout: int = Field(
         default=DEFAULT_READY_TIMEOUT,
-        description="Seconds (or 10m, 1h) until provisioning gives up and cleans up.",
+        description="Seconds (or 10m, 1h; 5s to 1h) until provisioning gives up and "
+        "terminates what it made.",
     )
     price_per_hour: float | None = Field(
         default=None, ge=0, description="USD per hour, overriding devenv's price table."
@@ -114,7 +122,8 @@ class AwsSection(BaseModel):
         "it enforces the idle rule itself; default: the longer of 1h and inactivity_duration.",
     )
     tags: dict[str, str] = Field(
-        default_factory=dict, description="Extra tags on the instance and its volumes."
+        default_factory=dict,
+        description="Extra tags on the instance and its volumes (not `aws:` or `devenv:`).",
     )
 
     @field_validator("region")

@@ -116,7 +116,8 @@ class SshSection(BaseModel):
     pool: str | None = Field(
         default=None,
         description="A host pool the server's admin registered (`devenv hosts add`): its "
-        "hosts, admin login, key and known_hosts. Instead of the admin-only keys below.",
+        "hosts, admin login, key and known_hosts. Instead of the admin-only keys below, which "
+        "are then refused.",
         exclude_if=lambda pool: pool is None,
     )
     hosts: Annotated[
@@ -126,14 +127,15 @@ class SshSection(BaseModel):
         validate_default=True,
         min_length=1,
         max_length=MAX_HOSTS,
-        description="Hosts to choose from (`host` or `host:port`); devenv picks the least "
-        "loaded one that answers. Admin-only.",
+        description="Hosts to choose from, a list or one (`host`, `host:port`, "
+        "`[v6addr]:port`: names and addresses only); devenv picks the least loaded one that "
+        "answers. Required without `pool`. Admin-only.",
         json_schema_extra={ADMIN_ONLY: True},
         exclude_if=lambda hosts: hosts is None,
     )
     port: int = Field(
         default=DEFAULT_PORT,
-        description="SSH port of hosts given without one. Admin-only.",
+        description="SSH port (1-65535) of hosts given without one. Admin-only.",
         json_schema_extra={ADMIN_ONLY: True},
     )
     user: str = Field(
@@ -144,15 +146,16 @@ class SshSection(BaseModel):
     identity_file: Path | None = Field(
         default=None,
         validate_default=True,
-        description="The admin's private key (unencrypted); read by the devenv worker. Admin-only.",
+        description="The admin's private key (unencrypted; must exist); read by the devenv "
+        "worker. Required without `pool`. Admin-only.",
         json_schema_extra={ADMIN_ONLY: True},
         exclude_if=lambda path: path is None,
     )
     known_hosts: Path | None = Field(
         default=DEFAULT_KNOWN_HOSTS,
         validate_default=True,
-        description="Where the hosts' keys are pinned; a host not in it is refused "
-        "(never trusted on first use). Admin-only.",
+        description="An OpenSSH known_hosts file (must exist) where the hosts' keys are "
+        "pinned; a host not in it is refused (never trusted on first use). Admin-only.",
         json_schema_extra={ADMIN_ONLY: True},
         exclude_if=lambda path: path is None,
     )
