@@ -49,7 +49,9 @@ async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
     candidate_ids(name)
     client = AsyncClient()
     env = await client.get(name)
-    await _refuse_stuck(client, env._handle, name)
+    handle = getattr(env, "_handle", None)  # None in remote mode: the server says it (503)
+    if handle is not None:
+        await _refuse_stuck(client, handle, name)
     try:
         if not wait:
             await env.stop(purge=purge)
@@ -94,10 +96,16 @@ async def _force(name: str, json_output: bool) -> None:
     from devenv.client.aio import AsyncClient
     from devenv.client.refs import candidate_ids
     from devenv.client.trouble import inspect
+    from devenv.errors import UserError
 
     candidate_ids(name)
     client = AsyncClient()
-    handle = (await client.get(name))._handle  # an unknown name: one line
+    handle = getattr(await client.get(name), "_handle", None)  # an unknown name: one line
+    if handle is None:
+        raise UserError(
+            f"--force: run `devenv stop --force {name}` on the devenv server itself (without "
+            "DEVENV_SERVER_URL): it ends the instance by the server's own records"
+        )
     temporal = await client.temporal()
     row = (await inspect(temporal, handle, always=True)).row
     with err.status(f"Ending {handle.id} by force…"):

@@ -108,6 +108,13 @@ def test_the_cli_in_remote_mode_prints_what_direct_mode_prints(
     )
     assert denied.returncode == 2
     assert "refused the token" in denied.stderr and "not-a-real-token" not in denied.stderr
+    # --force ends an instance by the server's own records: one line, nothing ended.
+    forced = api.remote("alice", "stop", "--force", "api-remote", check=False)
+    assert (forced.returncode, forced.stderr.strip()) == (
+        2,
+        "error: --force: run `devenv stop --force api-remote` on the devenv server itself "
+        "(without DEVENV_SERVER_URL): it ends the instance by the server's own records",
+    )
 
     # On alice's own machine (her key), `devenv ssh` works remotely: the entry is written
     # there from what the server says, the host key pinned.
