@@ -5,9 +5,9 @@ the workflow sleeps on ONE durable timer whose deadline is recomputed from
 ``EnvState`` on every wake, so a threshold change, a user (dis)connecting or a
 stop request takes effect at once and survives any crash.
 
-Deterministic code only: activities are referenced by name so this module
-imports no I/O code, time comes from ``workflow.now()`` and ids from
-``workflow.uuid4()``.
+Deterministic code only: activities are referenced by their names
+(``devenv.workflows.names``) so this module imports no I/O code, time comes from
+``workflow.now()`` and ids from ``workflow.uuid4()``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         WatcherGone,
     )
     from devenv.workflows.monitoring import MonitorSupervisor
+    from devenv.workflows.names import Activity, Query, Signal, Update
     from devenv.workflows.policies import (
         APPLY_POLICY_RETRY,
         APPLY_POLICY_TIMEOUT,
@@ -165,7 +166,7 @@ class DevEnvironmentWorkflow:
         assert s.instance_token is not None
         try:
             s.instance = await workflow.execute_activity(
-                "provision",
+                Activity.PROVISION,
                 ProvisionInput(
                     workflow_id=s.workflow_id, instance_token=s.instance_token, spec=s.spec
                 ),
@@ -283,10 +284,10 @@ class DevEnvironmentWorkflow:
         seen: PresenceReport
         try:
             if s.instance.task_queue == SHARED_TASK_QUEUE and workflow.patched(LOCAL_PROBE_PATCH):
-                seen = await workflow.execute_local_activity("probe", probe, **options)
+                seen = await workflow.execute_local_activity(Activity.PROBE, probe, **options)
             else:
                 seen = await workflow.execute_activity(
-                    "probe", probe, task_queue=s.instance.task_queue, **options
+                    Activity.PROBE, probe, task_queue=s.instance.task_queue, **options
                 )
         except ActivityError as err:
             cause = err.cause
@@ -360,7 +361,7 @@ class DevEnvironmentWorkflow:
         someone working there when a fixed end comes must not learn it from a dead shell."""
         try:
             told = await workflow.execute_activity(
-                "tell_terminals",
+                Activity.TELL_TERMINALS,
                 tell,
                 result_type=int,
                 task_queue=tell.instance.task_queue,
@@ -377,7 +378,7 @@ class DevEnvironmentWorkflow:
         """POST the warning (retried a few times); the termination never waits for it."""
         try:
             await workflow.execute_activity(
-                "notify",
+                Activity.NOTIFY,
                 notice,
                 start_to_close_timeout=NOTIFY_TIMEOUT,
                 retry_policy=NOTIFY_RETRY,
@@ -410,13 +411,13 @@ class DevEnvironmentWorkflow:
         request = ApplyPolicyInput(workflow_id=s.workflow_id, instance=instance, policy=policy)
         summary = "tell the machine's failsafe the thresholds"
         what = "the machine's failsafe"
-        if await self._push(instance, "apply_policy", request, summary, what) is not None:
+        if await self._push(instance, Activity.APPLY_POLICY, request, summary, what) is not None:
             return
         s.failsafe_policy = policy
         self._wake = True  # a change that arrived meanwhile is pushed on the next pass
 
     async def _push(
-        self, instance: InstanceInfo, activity: str, request: object, summary: str, what: str
+        self, instance: InstanceInfo, activity: Activity, request: object, summary: str, what: str
     ) -> str | None:
         """Tell the instance something in the background (a few tries on its queue); an
         event says so when it could not be told. None once told, else why not."""
@@ -455,7 +456,7 @@ class DevEnvironmentWorkflow:
         s = self._state
         request = ApplyLoginInput(workflow_id=s.workflow_id, instance=instance, login=login)
         failed = await self._push(
-            instance, "apply_login", request, "update the login banner", "the login banner"
+            instance, Activity.APPLY_LOGIN, request, "update the login banner", "the login banner"
         )
         s.login = login  # also when it failed: not retried for this banner, the next change is
         s.login_error = failed
@@ -493,7 +494,7 @@ class DevEnvironmentWorkflow:
         s = self._state
         assert s.instance_token is not None
         handle = workflow.start_activity(
-            "terminate",
+            Activity.TERMINATE,
             TerminateInput(
                 workflow_id=s.workflow_id,
                 instance_token=s.instance_token,
@@ -559,13 +560,13 @@ class DevEnvironmentWorkflow:
 
     # ---------------------------------------------------------------- signals
 
-    @workflow.signal(name="record_activity")
+    @workflow.signal(name=Signal.RECORD_PRESENCE)
     def record_presence(self, *args: Any) -> None:
         """From the monitor: a change of who is present, or a keepalive.
 
         The wire name predates the word "presence"; it stays so histories replay."""
         ok, report = self._signal_input(
-            "record_activity",
+            Signal.RECORD_PRESENCE,
             args,
             inputs.strict_presence,
             lambda raw: inputs.lenient_model(PresenceReport, raw),
@@ -596,11 +597,11 @@ class DevEnvironmentWorkflow:
             self._wake = True  # active/idle flipped: the deadline appears or disappears
         self._publish()
 
-    @workflow.signal(name="watcher_gone")
+    @workflow.signal(name=Signal.WATCHER_GONE)
     def watcher_gone(self, *args: Any) -> None:
         """From a lapsed worker lease: the monitor's worker died; watch from a live one."""
         ok, gone = self._signal_input(
-            "watcher_gone",
+            Signal.WATCHER_GONE,
             args,
             inputs.strict_watcher_gone,
             lambda raw: inputs.lenient_model(WatcherGone, raw),
@@ -608,20 +609,22 @@ class DevEnvironmentWorkflow:
         if ok and self._monitor.watcher_gone(gone.queue):
             self._wake = True
 
-    @workflow.signal
+    @workflow.signal(name=Signal.UPDATE_INACTIVITY)
     def update_inactivity(self, *args: Any) -> None:
         """Fire-and-forget form of ``set_inactivity``; invalid values are logged and ignored."""
         self._signal_threshold("inactivity_duration", args)
 
-    @workflow.signal
+    @workflow.signal(name=Signal.UPDATE_MAX_DURATION)
     def update_max_duration(self, *args: Any) -> None:
         """Fire-and-forget form of ``set_max_duration``; invalid values are logged and ignored."""
         self._signal_threshold("max_duration", args)
 
-    @workflow.signal
+    @workflow.signal(name=Signal.STOP)
     def stop(self, *args: Any) -> None:
         """Fire-and-forget form of ``request_stop``."""
-        ok, reason = self._signal_input("stop", args, inputs.strict_reason, inputs.lenient_reason)
+        ok, reason = self._signal_input(
+            Signal.STOP, args, inputs.strict_reason, inputs.lenient_reason
+        )
         if not ok:
             return
         try:
@@ -681,7 +684,7 @@ class DevEnvironmentWorkflow:
     # the handler, run only for an accepted update, reads it as the converter did before
     # (inputs.lenient_*), so recorded histories replay unchanged.
 
-    @workflow.update
+    @workflow.update(name=Update.SET_INACTIVITY)
     def set_inactivity(self, *args: Any) -> DeadlineAnswer:
         """Change the idle threshold (``None``/0: off) and answer with the new deadline."""
         return self._apply_threshold("inactivity_duration", inputs.lenient_threshold(args))
@@ -691,7 +694,7 @@ class DevEnvironmentWorkflow:
         seconds = inputs.strict_threshold("inactivity_duration", args)
         self._validate_threshold("inactivity_duration", seconds)
 
-    @workflow.update
+    @workflow.update(name=Update.SET_MAX_DURATION)
     def set_max_duration(self, *args: Any) -> DeadlineAnswer:
         """Change the hard cap from creation (``None``/0: off) and answer with the new deadline."""
         return self._apply_threshold("max_duration", inputs.lenient_threshold(args))
@@ -700,7 +703,7 @@ class DevEnvironmentWorkflow:
     def _validate_set_max_duration(self, *args: Any) -> None:
         self._validate_threshold("max_duration", inputs.strict_threshold("max_duration", args))
 
-    @workflow.update
+    @workflow.update(name=Update.EXTEND)
     def extend(self, *args: Any) -> DeadlineAnswer:
         """Push the current deadline out by ``seconds`` once; the thresholds stay as they are."""
         return self._apply_extend(inputs.lenient_extend(args))
@@ -739,7 +742,7 @@ class DevEnvironmentWorkflow:
                 "is set); it starts when the last user leaves"
             )
 
-    @workflow.update
+    @workflow.update(name=Update.SET_STOP_AT)
     def set_stop_at(self, *args: Any) -> DeadlineAnswer:
         """A fixed end whatever the activity (None: remove it); answers the new deadline."""
         return self._apply_stop_at(inputs.lenient_stop_at(args))
@@ -773,7 +776,7 @@ class DevEnvironmentWorkflow:
                 "with its time zone"
             )
 
-    @workflow.update
+    @workflow.update(name=Update.CHANGE)
     def change(self, *args: Any) -> DeadlineAnswer:
         """Everything one PATCH asks, applied together and attributed to ``change.by``.
 
@@ -866,7 +869,7 @@ class DevEnvironmentWorkflow:
         )
         self._notifications.add(asyncio.create_task(self._notify(notice)))
 
-    @workflow.update
+    @workflow.update(name=Update.SET_PURGE_WORKSPACE)
     def set_purge_workspace(self, *args: Any) -> DeadlineAnswer:
         """Have the coming termination delete the workspace too (``stop --purge``)."""
         purge = inputs.lenient_bool(args)
@@ -876,10 +879,10 @@ class DevEnvironmentWorkflow:
 
     @set_purge_workspace.validator
     def _validate_set_purge_workspace(self, *args: Any) -> None:
-        inputs.strict_bool("set_purge_workspace", args)
+        inputs.strict_bool(Update.SET_PURGE_WORKSPACE, args)
         self._validate_not_ending()
 
-    @workflow.update
+    @workflow.update(name=Update.REQUEST_STOP)
     def request_stop(self, *args: Any) -> DeadlineAnswer:
         """Stop now; the answer confirms the environment is terminating."""
         return self._apply_stop(inputs.lenient_reason(args))
@@ -959,7 +962,7 @@ class DevEnvironmentWorkflow:
 
     # ---------------------------------------------------------------- query
 
-    @workflow.query
+    @workflow.query(name=Query.STATUS)
     def status(self, *args: Any) -> EnvState:
         """The whole state, for ``devenv ps`` / ``logs`` and the Web UI (inputs ignored)."""
         return self._state
