@@ -25,6 +25,7 @@ from devenv.settings import SHARED_TASK_QUEUE
 from devenv.workflows.display import failure_message
 from devenv.workflows.messages import INSTANCE_LOST, MonitorInput
 from devenv.workflows.names import Activity
+from devenv.workflows.patches import WATCH_PATCH
 from devenv.workflows.policies import (
     MONITOR_HEALTHY_RUN,
     MONITOR_HEARTBEAT,
@@ -36,9 +37,6 @@ from devenv.workflows.policies import (
 )
 from devenv.workflows.state import EnvState
 from devenv.workflows.visibility import WATCHER_MEMO
-
-WATCH_PATCH = "monitor-on-watch-queue"
-"""Histories recorded before watch queues replay their monitors on the shared queue."""
 
 
 class MonitorSupervisor:
