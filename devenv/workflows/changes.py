@@ -1,6 +1,7 @@
 """What a change does to an environment's state, and which changes are refused.
 
-Pure functions of ``EnvState`` (and the time, passed in), no Temporal calls, so they are
+Pure functions of ``EnvState`` (and the time, passed in), no Temporal calls of their
+own (the events' clock words, ``display.clock``, read the workflow's date), so they are
 tested without a server (tests/workflow/test_changes_pure.py). The workflow's handlers
 call them: a validator calls ``validate_*`` (a ValueError refuses the update with its
 message), a handler calls ``apply_*`` and then records what the returned ``Applied``
