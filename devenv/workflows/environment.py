@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -23,7 +23,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from devenv.settings import SHARED_TASK_QUEUE
-    from devenv.workflows import changes, deadline, inputs
+    from devenv.workflows import changes, deadline, inputs, patches, policies
     from devenv.workflows.display import (
         clock,
         exceeded_message,
@@ -44,24 +44,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from devenv.workflows.monitoring import MonitorSupervisor
     from devenv.workflows.names import Activity, Query, Signal, Update
-    from devenv.workflows.patches import (
-        EXTEND_CAP_PATCH,
-        LATE_LOGIN_PATCH,
-        LOCAL_PROBE_PATCH,
-        PROBE_PATCH,
-        STRICT_SIGNALS_PATCH,
-        WARN_PATCH,
-    )
-    from devenv.workflows.policies import (
-        MIN_TIMER,
-        PROBE_RETRY,
-        PROBE_TIMEOUT,
-        PROVISION_RETRY,
-        PROVISION_TIMEOUT,
-        TERMINATE_RETRY,
-        TERMINATE_TIMEOUT,
-        WORK_HEARTBEAT,
-    )
     from devenv.workflows.presence import probe_answer, take_report
     from devenv.workflows.pushes import InstancePushes
     from devenv.workflows.state import (
@@ -133,9 +115,9 @@ class DevEnvironmentWorkflow:
                 ),
                 result_type=InstanceInfo,
                 task_queue=self._host_queue(),
-                start_to_close_timeout=PROVISION_TIMEOUT,
-                heartbeat_timeout=WORK_HEARTBEAT,
-                retry_policy=PROVISION_RETRY,
+                start_to_close_timeout=policies.PROVISION_TIMEOUT,
+                heartbeat_timeout=policies.WORK_HEARTBEAT,
+                retry_policy=policies.PROVISION_RETRY,
                 # Cancelled, it must stop before cleanup by token starts, or it could
                 # create the instance after the cleanup looked for it.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -208,7 +190,7 @@ class DevEnvironmentWorkflow:
             try:
                 await workflow.wait_condition(
                     self._should_wake,
-                    timeout=None if wake_at is None else max(wake_at - now, MIN_TIMER),
+                    timeout=None if wake_at is None else max(wake_at - now, policies.MIN_TIMER),
                     timeout_summary=wake_summary(s, wake_at, self._monitor.restart_at),
                 )
             except TimeoutError:
@@ -232,19 +214,21 @@ class DevEnvironmentWorkflow:
             s.deadline_reason != TerminationReason.INACTIVITY_DURATION_EXCEEDED
             or s.instance is None
             or not s.tuning.monitor
-            or not workflow.patched(PROBE_PATCH)
+            or not workflow.patched(patches.PROBE_PATCH)
         ):
             return True
         probe = ProbeInput(workflow_id=s.workflow_id, instance=s.instance)
         options: dict[str, Any] = {
             "result_type": PresenceReport,
-            "start_to_close_timeout": PROBE_TIMEOUT,
-            "retry_policy": PROBE_RETRY,
+            "start_to_close_timeout": policies.PROBE_TIMEOUT,
+            "retry_policy": policies.PROBE_RETRY,
             "summary": "probe: who is connected",
         }
         seen: PresenceReport
         try:
-            if s.instance.task_queue == SHARED_TASK_QUEUE and workflow.patched(LOCAL_PROBE_PATCH):
+            if s.instance.task_queue == SHARED_TASK_QUEUE and workflow.patched(
+                patches.LOCAL_PROBE_PATCH
+            ):
                 seen = await workflow.execute_local_activity(Activity.PROBE, probe, **options)
             else:
                 seen = await workflow.execute_activity(
@@ -262,7 +246,9 @@ class DevEnvironmentWorkflow:
         if s.termination_reason is not None or s.status != Status.RUNNING:
             return False  # a stop arrived while the probe ran
         now = workflow.now()
-        late_login = seen.waiting > 0 and s.connections == 0 and workflow.patched(LATE_LOGIN_PATCH)
+        late_login = (
+            seen.waiting > 0 and s.connections == 0 and workflow.patched(patches.LATE_LOGIN_PATCH)
+        )
         told = probe_answer(s, seen, now, late_login)
         if told is not None:
             self._event(told)
@@ -284,7 +270,7 @@ class DevEnvironmentWorkflow:
         if s.warned_for is not None and s.deadline != s.warned_for:
             self._event(warning_withdrawn(s))
             s.warned_for = None
-        if deadline.warn_at(s) is None or not workflow.patched(WARN_PATCH):
+        if deadline.warn_at(s) is None or not workflow.patched(patches.WARN_PATCH):
             return False
         if deadline.warning_due(s, now):
             assert s.deadline is not None and s.deadline_reason is not None
@@ -315,7 +301,7 @@ class DevEnvironmentWorkflow:
         self._publish()
 
     async def _run_terminate(self, task_queue: str) -> None:
-        """Retried forever (TERMINATE_RETRY); a cancel waits until it is done."""
+        """Retried forever (policies.TERMINATE_RETRY); a cancel waits until it is done."""
         s = self._state
         assert s.instance_token is not None
         handle = workflow.start_activity(
@@ -328,9 +314,9 @@ class DevEnvironmentWorkflow:
                 purge_workspace=s.purge_workspace,
             ),
             task_queue=task_queue,
-            start_to_close_timeout=TERMINATE_TIMEOUT,
-            heartbeat_timeout=WORK_HEARTBEAT,
-            retry_policy=TERMINATE_RETRY,
+            start_to_close_timeout=policies.TERMINATE_TIMEOUT,
+            heartbeat_timeout=policies.WORK_HEARTBEAT,
+            retry_policy=policies.TERMINATE_RETRY,
             summary="terminate"
             + (f" ({s.termination_reason.value})" if s.termination_reason else ""),
         )
@@ -426,25 +412,13 @@ class DevEnvironmentWorkflow:
         lenient: Callable[[tuple[Any, ...]], T],
     ) -> tuple[bool, T]:
         """(True, the input) when a signal's input is acceptable; otherwise an event says
-        it was ignored and why, and (False, ...). Never raises: a signal cannot be refused,
-        and an exception here would fail every workflow task from now on."""
-        try:
-            return True, strict(args)
-        except Exception as problem:  # InputError, or anything else a parser met
-            refused = (
-                str(problem)
-                if isinstance(problem, inputs.InputError)
-                else f"unreadable input ({type(problem).__name__})"
-            )
-        try:
-            old = lenient(args)
-        except Exception:
-            pass  # refused before the gate too (dropped, or a task failure)
-        else:
-            if not workflow.patched(STRICT_SIGNALS_PATCH):
-                return True, old  # recorded before the gate: replay what it did then
-        self._event(f"{signal} signal ignored: {refused}")
-        return False, cast(T, None)
+        it was ignored and why, and (False, ...). Never raises (inputs.signal_input)."""
+        ok, value, refused = inputs.signal_input(
+            args, strict, lenient, lambda: not workflow.patched(patches.STRICT_SIGNALS_PATCH)
+        )
+        if not ok:
+            self._event(f"{signal} signal ignored: {refused}")
+        return ok, value
 
     # ---------------------------------------------------------------- updates
 
@@ -518,7 +492,7 @@ class DevEnvironmentWorkflow:
         )
 
     def _apply_extend(self, seconds: int, by: str | None = None) -> DeadlineAnswer:
-        capped = workflow.patched(EXTEND_CAP_PATCH)
+        capped = workflow.patched(patches.EXTEND_CAP_PATCH)
         return self._record(changes.apply_extend(self._state, seconds, capped, by))
 
     def _apply_stop(self, reason: str | None) -> DeadlineAnswer:
