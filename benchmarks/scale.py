@@ -65,6 +65,7 @@ from devenv.client.server import has_host_worker
 from devenv.settings import SHARED_TASK_QUEUE, Settings
 from devenv.worker.client import wait_reachable
 from devenv.worker.devserver import dev_server_command
+from devenv.workflows.names import Activity
 from devenv.workflows.state import WORKFLOW_TYPE, EnvState, TerminationReason
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -516,13 +517,13 @@ async def stories(temporal: Client, workflow_ids: Iterable[str], kill: Kill) -> 
             elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 name = event.activity_task_scheduled_event_attributes.activity_type.name
                 names[event.event_id] = name
-                story.terminates_scheduled += name == "terminate"
+                story.terminates_scheduled += name == Activity.TERMINATE
             elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                 started = event.activity_task_started_event_attributes
                 name = names.get(started.scheduled_event_id, "?")
-                if name == "terminate":
+                if name == Activity.TERMINATE:
                     story.terminate_attempt = started.attempt
-                elif name == "probe":
+                elif name == Activity.PROBE:
                     story.probe_attempts.append(started.attempt)
         found[workflow_id] = story
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.state import EnvState
 from tests.e2e.harness import Devenv, port_open
 
@@ -34,7 +35,7 @@ INACTIVITY_SECONDS = 2
 
 async def state_of(client: Client, name: str) -> EnvState:
     handle = client.get_workflow_handle(f"devenv-{name}")
-    return await handle.query("status", result_type=EnvState)
+    return await handle.query(DevEnvironmentWorkflow.status)
 
 
 async def one_round(world: Devenv, client: Client, index: int) -> tuple[float, float]:

@@ -28,6 +28,7 @@ from devenv.backends import progress
 from devenv.backends.base import Backend, ProvisioningError
 from devenv.notify import POST_TIMEOUT, load_webhook
 from devenv.settings import Settings
+from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import (
     INSTANCE_LOST,
     ApplyLoginInput,
@@ -39,6 +40,7 @@ from devenv.workflows.messages import (
     TellInput,
     TerminateInput,
 )
+from devenv.workflows.names import Activity
 from devenv.workflows.state import EnvState, InstanceInfo, PresenceReport, Status
 
 log = logging.getLogger(__name__)
@@ -80,21 +82,21 @@ class EnvironmentActivities:
                 raise ProvisioningError(message) from None
             raise ApplicationError(message, type="BackendUnavailable") from None
 
-    @activity.defn(name="provision")
+    @activity.defn(name=Activity.PROVISION)
     async def provision(self, request: ProvisionInput) -> InstanceInfo:
         backend = self._backend(request.spec.backend, final=True)
         activity.logger.info("provisioning %s", request.workflow_id)
         async with _heartbeating():
             return await backend.provision(request)
 
-    @activity.defn(name="terminate")
+    @activity.defn(name=Activity.TERMINATE)
     async def terminate(self, request: TerminateInput) -> None:
         backend = self._backend(request.spec.backend)
         activity.logger.info("terminating %s", request.workflow_id)
         async with _heartbeating():
             await backend.terminate(request)
 
-    @activity.defn(name="notify")
+    @activity.defn(name=Activity.NOTIFY)
     async def notify(self, notice: Notice) -> None:
         """POST a warning to the environment's webhook (retried by the workflow's policy)."""
         try:
@@ -110,25 +112,25 @@ class EnvironmentActivities:
         if answer.status_code >= 300:
             raise RuntimeError(f"the webhook answered HTTP {answer.status_code}")
 
-    @activity.defn(name="apply_policy")
+    @activity.defn(name=Activity.APPLY_POLICY)
     async def apply_policy(self, request: ApplyPolicyInput) -> None:
         """Write the thresholds a machine's failsafe enforces when the control plane is gone."""
         backend = self._backend(request.instance.backend)
         await backend.apply_policy(request.instance, request.policy)
 
-    @activity.defn(name="apply_login")
+    @activity.defn(name=Activity.APPLY_LOGIN)
     async def apply_login(self, request: ApplyLoginInput) -> None:
         """Write the instance's login banner (its rules and the end that holds in use)."""
         backend = self._backend(request.instance.backend)
         await backend.apply_login(request.instance, request.login)
 
-    @activity.defn(name="tell_terminals")
+    @activity.defn(name=Activity.TELL_TERMINALS)
     async def tell_terminals(self, request: TellInput) -> int:
         """Write a warning into every terminal open on the instance; how many got it."""
         backend = self._backend(request.instance.backend)
         return await backend.tell_terminals(request.instance, request.text)
 
-    @activity.defn(name="monitor")
+    @activity.defn(name=Activity.MONITOR)
     async def monitor(self, request: MonitorInput) -> None:
         """Forward the instance's presence stream as signals until cancelled.
 
@@ -212,7 +214,7 @@ class EnvironmentActivities:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
 
-    @activity.defn(name="probe")
+    @activity.defn(name=Activity.PROBE)
     async def probe(self, request: ProbeInput) -> PresenceReport:
         """The instance's connection count right now, read once.
 
@@ -291,7 +293,7 @@ class _Forwarder:
         """Whether the workflow is already ending (its terminate stopped the instance)."""
         try:
             state = await self._handle.query(
-                "status", result_type=EnvState, rpc_timeout=QUERY_TIMEOUT
+                DevEnvironmentWorkflow.status, rpc_timeout=QUERY_TIMEOUT
             )
         except (RPCError, WorkflowQueryFailedError):
             return False
@@ -299,7 +301,7 @@ class _Forwarder:
 
     async def _signal(self, report: PresenceReport) -> None:
         try:
-            await self._handle.signal("record_activity", report)
+            await self._handle.signal(DevEnvironmentWorkflow.record_presence, report)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise _WorkflowGone from err

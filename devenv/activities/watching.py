@@ -15,7 +15,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.activities.activities import heartbeat_forever
+from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import LeaseInput, WatcherGone
+from devenv.workflows.names import Activity
 from devenv.workflows.policies import LEASE_TERM
 from devenv.workflows.state import WORKFLOW_TYPE
 from devenv.workflows.visibility import WATCHER_MEMO
@@ -36,12 +38,12 @@ class WatchActivities:
         self._client = client
         self.queue = queue
 
-    @activity.defn(name="watch_queue")
+    @activity.defn(name=Activity.WATCH_QUEUE)
     async def watch_queue(self) -> str | None:
         """Local activity: the queue of the process running the workflow task."""
         return self.queue
 
-    @activity.defn(name="hold_lease")
+    @activity.defn(name=Activity.HOLD_LEASE)
     async def hold_lease(self, lease: LeaseInput) -> None:
         """Heartbeat for ``LEASE_TERM``; ends (failed) only with this process."""
         beating = asyncio.create_task(heartbeat_forever(LEASE_BEAT_SECONDS))
@@ -50,7 +52,7 @@ class WatchActivities:
         finally:
             beating.cancel()
 
-    @activity.defn(name="rehome")
+    @activity.defn(name=Activity.REHOME)
     async def rehome(self, lease: LeaseInput) -> int:
         """Tell every running environment watched from ``lease.queue`` to watch again."""
         query = f'WorkflowType="{WORKFLOW_TYPE}" AND ExecutionStatus="Running"'
@@ -61,7 +63,7 @@ class WatchActivities:
             async with gate:
                 try:
                     await self._client.get_workflow_handle(workflow_id, run_id=run_id).signal(
-                        "watcher_gone", gone
+                        DevEnvironmentWorkflow.watcher_gone, gone
                     )
                 except RPCError as err:
                     if err.status == RPCStatusCode.NOT_FOUND:

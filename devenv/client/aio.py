@@ -33,6 +33,7 @@ from devenv.errors import (
 )
 from devenv.settings import SHARED_TASK_QUEUE, Settings, local_user, ssh_include_for
 from devenv.workflows.durations import format_duration
+from devenv.workflows.names import Activity, Update
 from devenv.workflows.state import (
     WORKFLOW_TYPE,
     DeadlineAnswer,
@@ -425,7 +426,7 @@ class AsyncEnvironment:
                 "or shared_with"
             )
         await require_worker(await self._client.temporal(), self._handle)
-        await self._update("change", change)
+        await self._update(Update.CHANGE, change)
         if change.shared_with is not None:
             from devenv.client.keys_in_place import wait_keys_in_place
 
@@ -469,8 +470,8 @@ class AsyncEnvironment:
         why = STOP_REASON if reason is None else _checked_reason(reason)
         await require_worker(await self._client.temporal(), self._handle)
         if purge:
-            await self._update("set_purge_workspace", True)
-        await self._update("request_stop", why)
+            await self._update(Update.SET_PURGE_WORKSPACE, True)
+        await self._update(Update.REQUEST_STOP, why)
         if not wait:
             return await self.status()
         try:
@@ -523,7 +524,7 @@ class AsyncEnvironment:
             return None
         for pending in description.raw_description.pending_activities:
             payloads = pending.heartbeat_details.payloads
-            if pending.activity_type.name == "provision" and payloads:
+            if pending.activity_type.name == Activity.PROVISION and payloads:
                 try:
                     detail = json.loads(payloads[0].data)
                 except ValueError:

@@ -19,6 +19,7 @@ from devenv.errors import (
     NoWorkerError,
     UserError,
 )
+from devenv.workflows.names import Query
 from devenv.workflows.state import WORKFLOW_TYPE, EnvState
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -132,5 +133,5 @@ async def fetch_state(handle: Handle) -> EnvState:
 
 
 async def _query(handle: Handle) -> EnvState:
-    state = await handle.query("status", result_type=EnvState, rpc_timeout=QUERY_TIMEOUT)
+    state = await handle.query(Query.STATUS, result_type=EnvState, rpc_timeout=QUERY_TIMEOUT)
     return cast(EnvState, state)

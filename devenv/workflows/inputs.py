@@ -17,9 +17,9 @@ Pure functions: imported by the workflow, they read no clock and do no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -27,6 +27,7 @@ from devenv.workflows.messages import WatcherGone
 from devenv.workflows.state import Change, PresenceReport
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 MAX_REASON = 500
 """Characters of a stop reason: it becomes an event line."""
 _SHOWN = 60
@@ -217,3 +218,34 @@ def lenient_reason(args: Sequence[Any]) -> str | None:
 def lenient_model(model: type[M], args: Sequence[Any]) -> M:
     (value,) = args
     return model.model_validate(value)
+
+
+def signal_input(
+    args: tuple[Any, ...],
+    strict: Callable[[tuple[Any, ...]], T],
+    lenient: Callable[[tuple[Any, ...]], T],
+    recorded_before_gate: Callable[[], bool],
+) -> tuple[bool, T, str | None]:
+    """(True, the input, None) when a signal's input passes the gate; else (False, ...,
+    why it is ignored). Never raises: a signal cannot be refused, and an exception in its
+    handler would fail every workflow task from now on.
+
+    An input the gate refuses but the old converter took is applied as it was when
+    ``recorded_before_gate()`` (a history from before the gate); asked only then, since
+    the workflow's answer is a patch marker."""
+    try:
+        return True, strict(args), None
+    except Exception as problem:  # InputError, or anything else a parser met
+        refused = (
+            str(problem)
+            if isinstance(problem, InputError)
+            else f"unreadable input ({type(problem).__name__})"
+        )
+    try:
+        old = lenient(args)
+    except Exception:
+        pass  # refused before the gate too (dropped, or a task failure)
+    else:
+        if recorded_before_gate():
+            return True, old, None  # recorded before the gate: replay what it did then
+    return False, cast(T, None), refused

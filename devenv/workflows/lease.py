@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from devenv.workflows.display import failure_message
     from devenv.workflows.messages import LeaseInput
+    from devenv.workflows.names import Activity
     from devenv.workflows.policies import (
         LEASE_HEARTBEAT,
         LEASE_RETRY,
@@ -41,7 +42,7 @@ class WorkerLeaseWorkflow:
     async def run(self, lease: LeaseInput) -> str:
         try:
             await workflow.execute_activity(
-                "hold_lease",
+                Activity.HOLD_LEASE,
                 lease,
                 task_queue=lease.queue,
                 start_to_close_timeout=LEASE_TERM + LEASE_HEARTBEAT,
@@ -53,7 +54,7 @@ class WorkerLeaseWorkflow:
         except ActivityError as err:
             workflow.logger.info("lease of %s ended: %s", lease.queue, failure_message(err))
             moved: int = await workflow.execute_activity(
-                "rehome",
+                Activity.REHOME,
                 lease,
                 result_type=int,
                 start_to_close_timeout=REHOME_TIMEOUT,

@@ -24,6 +24,8 @@ from temporalio.workflow import ActivityCancellationType
 from devenv.settings import SHARED_TASK_QUEUE
 from devenv.workflows.display import failure_message
 from devenv.workflows.messages import INSTANCE_LOST, MonitorInput
+from devenv.workflows.names import Activity
+from devenv.workflows.patches import WATCH_PATCH
 from devenv.workflows.policies import (
     MONITOR_HEALTHY_RUN,
     MONITOR_HEARTBEAT,
@@ -35,9 +37,6 @@ from devenv.workflows.policies import (
 )
 from devenv.workflows.state import EnvState
 from devenv.workflows.visibility import WATCHER_MEMO
-
-WATCH_PATCH = "monitor-on-watch-queue"
-"""Histories recorded before watch queues replay their monitors on the shared queue."""
 
 
 class MonitorSupervisor:
@@ -100,7 +99,7 @@ class MonitorSupervisor:
                 return None  # a stop arrived while the queue was asked
             self.queue = queue
             self.handle = workflow.start_activity(
-                "monitor",
+                Activity.MONITOR,
                 MonitorInput(
                     workflow_id=s.workflow_id,
                     instance=s.instance,
@@ -125,7 +124,7 @@ class MonitorSupervisor:
         if s.instance.task_queue != SHARED_TASK_QUEUE or not workflow.patched(WATCH_PATCH):
             return None
         asking = workflow.start_local_activity(
-            "watch_queue",
+            Activity.WATCH_QUEUE,
             result_type=str,
             start_to_close_timeout=WATCH_QUEUE_TIMEOUT,
             retry_policy=WATCH_QUEUE_RETRY,

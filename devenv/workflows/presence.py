@@ -1,16 +1,51 @@
-"""What the probe's answer means for an environment whose idle deadline has come.
+"""What the monitor's reports and the probe's answer do to an environment's state.
 
 Pure: it changes the state and says what to log; the workflow decides the rest.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from devenv.workflows.deadline import idle_deadline
 from devenv.workflows.display import clock, plural, presence_words, utc
 from devenv.workflows.durations import format_duration
-from devenv.workflows.state import EnvState, LateLogin, PresenceReport
+from devenv.workflows.state import EnvState, LateLogin, PresenceReport, Status
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What the workflow records of a monitor's report."""
+
+    message: str | None = None
+    """The event, if any."""
+    changed: bool = False
+    """Who is present changed: publish it."""
+    flipped: bool = False
+    """Active/idle flipped: the deadline appears or disappears, so wake the timer."""
+
+
+def take_report(s: EnvState, report: PresenceReport, now: datetime) -> Taken:
+    """Take in a report of who is present (or a keepalive: only its time counts)."""
+    if s.status != Status.RUNNING:
+        return Taken(
+            f"activity report ignored while {s.status.value} "
+            f"({plural(report.connections, 'connection')})"
+        )
+    s.last_report_at = now
+    if not report.keepalive:
+        s.sessions = report.sessions
+    if (report.connections, report.jobs) == (s.connections, s.jobs):
+        return Taken()  # keepalive or repeat: do not wake the timer
+    before = s.connections + s.jobs
+    after = report.connections + report.jobs
+    if after == 0:
+        assert s.ready_at is not None
+        s.idle_since = min(max(utc(report.last_change), s.ready_at), now)
+    message = presence_change(s, report)
+    s.connections, s.jobs = report.connections, report.jobs
+    return Taken(message, changed=True, flipped=(before == 0) != (after == 0))
 
 
 def probe_answer(

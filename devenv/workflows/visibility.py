@@ -9,6 +9,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 from devenv.workflows.display import details
+from devenv.workflows.patches import MEMO_PATCH
 from devenv.workflows.state import EnvState
 from devenv.workflows.status import MEMO_KEY, EnvironmentStatus
 
@@ -21,8 +22,6 @@ DEADLINE_ATTR = SearchAttributeKey.for_datetime("DevEnvDeadline")
 WATCHER_MEMO = "devenv-watcher"
 """Memo field naming the watch queue the environment's monitor runs on: a worker's
 lapsed lease finds the environments to re-home by it (``devenv.activities.watching``)."""
-MEMO_PATCH = "status-in-memo"
-"""Histories recorded before the memo existed replay without it (workflow.patched)."""
 
 
 def memo_row(s: EnvState) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from devenv.client.models import EnvironmentStatus
 from devenv.settings import Settings
 from devenv.worker.worker import running_workers
 from devenv.workflows.lease import lease_workflow_id
+from devenv.workflows.names import Activity
 from devenv.workflows.visibility import WATCHER_MEMO
 from tests.backend import toy_backend
 from tests.backend.test_toy_backend import TOY, until
@@ -74,7 +75,7 @@ async def test_a_stopped_workers_monitors_move_to_a_live_worker(
         scheduled = [
             e.activity_task_scheduled_event_attributes
             for e in history
-            if e.activity_task_scheduled_event_attributes.activity_type.name == "monitor"
+            if e.activity_task_scheduled_event_attributes.activity_type.name == Activity.MONITOR
         ]
         assert [s.task_queue.name for s in scheduled] == [first]
         assert not scheduled[0].heartbeat_timeout.ToTimedelta(), "no heartbeat of its own"

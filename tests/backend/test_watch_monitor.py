@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from devenv.activities.activities import EnvironmentActivities
 from devenv.settings import Settings
 from devenv.workflows.messages import MonitorInput
+from devenv.workflows.names import Signal
 from devenv.workflows.state import InstanceInfo, PresenceReport
 from tests.backend.toy_backend import ToyBackend
 
@@ -40,7 +41,7 @@ class MonitoredStandIn:
             workflow.continue_as_new(False)
         await workflow.wait_condition(lambda: False)
 
-    @workflow.signal(name="record_activity")
+    @workflow.signal(name=Signal.RECORD_PRESENCE)
     def record(self, report: PresenceReport) -> None:
         self.reports.append(report.connections)
 

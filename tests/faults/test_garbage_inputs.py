@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from devenv.worker import binaries
+from devenv.workflows.names import Signal, Update
 from tests.faults.cluster import Cluster, wait_for
 
 pytestmark = pytest.mark.faults
@@ -45,16 +46,8 @@ VALID = {
     "request_stop": {"no input", "null", "a string", "a numeric string"},
     "set_purge_workspace": {"true", "false"},
 }
-SIGNALS = ("update_inactivity", "update_max_duration", "stop", "record_activity", "watcher_gone")
-UPDATES = (
-    "set_inactivity",
-    "set_max_duration",
-    "extend",
-    "set_stop_at",
-    "change",
-    "set_purge_workspace",
-    "request_stop",
-)
+SIGNALS = tuple(Signal)
+UPDATES = tuple(Update)
 
 
 def temporal(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,6 +18,7 @@ from devenv.cli.views import money, ps_table, statuses_json
 from devenv.client.models import EnvironmentStatus
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import ProvisionInput
+from devenv.workflows.names import Activity
 from devenv.workflows.state import EnvSpec, EnvState, InstanceInfo, Status, Tuning
 from devenv.workflows.status import cost_so_far
 from devenv.workflows.visibility import memo_row
@@ -150,7 +151,7 @@ def test_ps_json_has_price_and_cost() -> None:
 class PricedBackend(FakeBackend):
     """The fake backend, reporting a price like the real ones."""
 
-    @activity.defn(name="provision")
+    @activity.defn(name=Activity.PROVISION)
     async def provision(self, args: ProvisionInput) -> InstanceInfo:
         info = await super().provision(args)
         return info.model_copy(update={"price_per_hour": 3.06})

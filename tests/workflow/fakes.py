@@ -43,6 +43,7 @@ from devenv.workflows.messages import (
     TellInput,
     TerminateInput,
 )
+from devenv.workflows.names import Activity
 from devenv.workflows.state import (
     EnvSpec,
     EnvState,
@@ -117,37 +118,37 @@ class FakeBackend:
             self.answer_watch_queue,
         ]
 
-    @activity.defn(name="watch_queue")
+    @activity.defn(name=Activity.WATCH_QUEUE)
     async def answer_watch_queue(self) -> str:
         return self.watch_queue
 
-    @activity.defn(name="apply_login")
+    @activity.defn(name=Activity.APPLY_LOGIN)
     async def apply_login(self, args: ApplyLoginInput) -> None:
         self.logins.append(args)
         if self.login_failure is not None:
             raise ApplicationError(self.login_failure, non_retryable=True)
 
-    @activity.defn(name="tell_terminals")
+    @activity.defn(name=Activity.TELL_TERMINALS)
     async def tell_terminals(self, args: TellInput) -> int:
         self.tells.append(args)
         return self.open_terminals
 
-    @activity.defn(name="notify")
+    @activity.defn(name=Activity.NOTIFY)
     async def notify(self, notice: Notice) -> None:
         self.notices.append(notice)
 
-    @activity.defn(name="apply_policy")
+    @activity.defn(name=Activity.APPLY_POLICY)
     async def apply_policy(self, args: ApplyPolicyInput) -> None:
         self.policies.append(args)
 
-    @activity.defn(name="probe")
+    @activity.defn(name=Activity.PROBE)
     async def probe(self, args: ProbeInput) -> PresenceReport:
         self.probes.append(args)
         if self.probe_reports:
             return self.probe_reports.pop(0)
         return PresenceReport(connections=0, last_change=datetime(2000, 1, 1, tzinfo=UTC))
 
-    @activity.defn(name="provision")
+    @activity.defn(name=Activity.PROVISION)
     async def provision(self, args: ProvisionInput) -> InstanceInfo:
         self.provisions.append(args)
         if self.provision_error is not None:
@@ -171,7 +172,7 @@ class FakeBackend:
             login_messages=self.login_messages,
         )
 
-    @activity.defn(name="monitor")
+    @activity.defn(name=Activity.MONITOR)
     async def monitor(self, args: MonitorInput) -> None:
         self.monitors.append(args)
         mode = self.monitor_modes.pop(0) if self.monitor_modes else "hold"
@@ -198,7 +199,7 @@ class FakeBackend:
         finally:
             self.running_monitors -= 1
 
-    @activity.defn(name="terminate")
+    @activity.defn(name=Activity.TERMINATE)
     async def terminate(self, args: TerminateInput) -> None:
         self.terminates.append(args)
         # Like a real instance going away, this ends the monitor before the workflow
@@ -238,7 +239,7 @@ async def running_worker(
     a local activity, and sends monitors to a watch queue this worker polls too) with the
     workflow and a fresh FakeBackend."""
     fake = FakeBackend(task_queue=task_queue or f"tq-{uuid.uuid4().hex[:10]}", **backend)
-    if fake.task_queue == SHARED_TASK_QUEUE and "watch_queue" not in backend:
+    if fake.task_queue == SHARED_TASK_QUEUE and Activity.WATCH_QUEUE not in backend:
         fake.watch_queue = f"watch-{uuid.uuid4().hex[:10]}"
     # Heartbeat often, so a cancelled fake monitor learns it within milliseconds; the
     # default interval is for activities without a heartbeat timeout (watch queues).

@@ -32,6 +32,7 @@ from devenv.worker import binaries
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.lease import WorkerLeaseWorkflow
 from devenv.workflows.messages import LeaseInput, WatcherGone
+from devenv.workflows.names import Activity
 from devenv.workflows.state import (
     Change,
     DurationSetting,
@@ -167,8 +168,8 @@ async def _coercible_signals(env: WorkflowEnvironment, stem: str) -> Runs:
         state = make_state(f"replay-{stem.replace('_', '-')}", inactivity=12 * H)
         handle = await start(env.client, fake, state)
         await wait_for(handle, lambda s: s.status == Status.RUNNING)
-        await handle.signal("update_max_duration", "7200")
-        await handle.signal("update_inactivity", True)
+        await handle.signal(WF.update_max_duration, "7200")
+        await handle.signal(WF.update_inactivity, True)
         return await _runs(env.client, handle, stem)
 
 
@@ -347,11 +348,11 @@ async def worker_lease(env: WorkflowEnvironment) -> Runs:
     queue = f"watch-replay-{uuid.uuid4().hex[:8]}"
     home = f"tq-{uuid.uuid4().hex[:8]}"
 
-    @activity.defn(name="hold_lease")
+    @activity.defn(name=Activity.HOLD_LEASE)
     async def hold_lease(lease: LeaseInput) -> None:
         raise ApplicationError("worker shutting down")
 
-    @activity.defn(name="rehome")
+    @activity.defn(name=Activity.REHOME)
     async def rehome(lease: LeaseInput) -> int:
         return 3
 

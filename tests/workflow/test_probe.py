@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from devenv.settings import SHARED_TASK_QUEUE
 from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.names import Activity
 from devenv.workflows.state import (
     PresenceReport,
     SessionInfo,
@@ -40,12 +41,12 @@ async def probed_how(handle: WorkflowHandle[Any, Any]) -> set[str]:
     found = set()
     async for event in handle.fetch_history_events():
         scheduled = event.activity_task_scheduled_event_attributes
-        if scheduled.activity_type.name == "probe":
+        if scheduled.activity_type.name == Activity.PROBE:
             found.add("activity")
         marker = event.marker_recorded_event_attributes
         if marker.marker_name == "core_local_activity":
             data = json.loads(marker.details["data"].payloads[0].data)
-            if data["activity_type"] == "probe":
+            if data["activity_type"] == Activity.PROBE:
                 found.add("local")
     return found
 

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from devenv.settings import SHARED_TASK_QUEUE
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.messages import WatcherGone
+from devenv.workflows.names import Activity
 from devenv.workflows.policies import MONITOR_HEARTBEAT
 from devenv.workflows.state import Status, Tuning
 from devenv.workflows.visibility import WATCHER_MEMO
@@ -28,7 +29,7 @@ async def monitors_scheduled(handle: WorkflowHandle[Any, Any]) -> list[HistoryEv
     return [
         event
         async for event in handle.fetch_history_events()
-        if event.activity_task_scheduled_event_attributes.activity_type.name == "monitor"
+        if event.activity_task_scheduled_event_attributes.activity_type.name == Activity.MONITOR
     ]
 
 

@@ -1,0 +1,33 @@
+"""Every ``workflow.patched`` id of devenv's workflows, with the change it guards.
+
+A patch id is recorded in the histories of the workflows that took the new path, so
+an id never changes and never goes away while such a history may replay
+(tests/histories). One place, so the next change of workflow behaviour sees which
+exist and why, and picks a new id. Imports only the stdlib.
+"""
+
+from __future__ import annotations
+
+PROBE_PATCH = "probe-before-idle-termination"
+"""Histories recorded before the probe existed replay without it (workflow.patched)."""
+LOCAL_PROBE_PATCH = "probe-as-local-activity"
+"""Where any worker of the shared queue (the workflow's own) can reach the instance (ssh
+and aws without a host queue), the probe runs inside the workflow task the deadline's
+timer woke: a workflow task and an activity fewer per termination, about a third of the
+server's writes (benchmarks/README.md). A local instance is probed on its host's queue."""
+WARN_PATCH = "warn-before-termination"
+"""Histories recorded before warnings replay without their timer (workflow.patched)."""
+EXTEND_CAP_PATCH = "extend-capped"
+"""An extension made before the cap existed keeps its floor alone (deadline.py)."""
+STRICT_SIGNALS_PATCH = "strict-signal-inputs"
+"""A signal whose input the old converter coerced (``true`` as 1 s) is ignored now; a
+history recorded before applies it as it did (asked only for such an input)."""
+LATE_LOGIN_PATCH = "late-login-waits-until-counted"
+"""A connection the probe finds inside min_connection_duration puts the idle deadline
+off until it would count, once; histories from before restarted the idle clock."""
+FAILSAFE_PATCH = "failsafe-policy"
+"""Instances with a failsafe are told each threshold change (asked only for those)."""
+WATCH_PATCH = "monitor-on-watch-queue"
+"""Histories recorded before watch queues replay their monitors on the shared queue."""
+MEMO_PATCH = "status-in-memo"
+"""Histories recorded before the memo existed replay without it (workflow.patched)."""
