@@ -92,7 +92,9 @@ async def _named(client: AsyncClient, name: str) -> EnvironmentStatus:
     from devenv.client.trouble import inspect
 
     env = await client.get(name)  # an unknown name, a server down: one line
-    handle = env._handle  # the one it resolved (same package)
+    handle = env.temporal_handle()  # the one it resolved
+    if handle is None:  # remote mode: the server reads what it can
+        return await env.status()
     trouble = await inspect(await client.temporal(), handle)
     if trouble.failing is not None:
         err.print(

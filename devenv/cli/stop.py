@@ -49,7 +49,9 @@ async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
     candidate_ids(name)
     client = AsyncClient()
     env = await client.get(name)
-    await _refuse_stuck(client, env._handle, name)
+    handle = env.temporal_handle()
+    if handle is not None:  # remote mode: the server answers for its workflows
+        await _refuse_stuck(client, handle, name)
     try:
         if not wait:
             await env.stop(purge=purge)
@@ -97,8 +99,10 @@ async def _force(name: str, json_output: bool) -> None:
 
     candidate_ids(name)
     client = AsyncClient()
-    handle = (await client.get(name))._handle  # an unknown name: one line
-    temporal = await client.temporal()
+    env = await client.get(name)  # an unknown name: one line
+    temporal = await client.temporal()  # remote mode: one line, nothing is forced
+    handle = env.temporal_handle()
+    assert handle is not None  # a client with a Temporal client reaches it directly
     row = (await inspect(temporal, handle, always=True)).row
     with err.status(f"Ending {handle.id} by force…"):
         done = await sweeper.force_stop(
