@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from devenv.client.changes import Changes
 from devenv.client.models import Connection, EnvironmentStatus
 from devenv.client.options import (
     STOP_WAIT_TIMEOUT,
@@ -98,6 +97,8 @@ class AsyncEnvironment:
         ``shared_with`` it returns once the instance has the members' keys
         (NotAnsweringError if it could not be told). Returns the new status.
         """
+        from devenv.client.changes import Changes
+
         author = self.transport.author(by)
         changes = Changes.parse(
             inactivity_duration=inactivity_duration,

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from devenv.client.changes import Changes
 from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.client.options import ConfigSource, Progress
 from devenv.settings import Settings
@@ -24,6 +23,7 @@ from devenv.workflows.state import EnvEvent, EnvState
 if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient
 
+    from devenv.client.changes import Changes
     from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.lookup import Handle
     from devenv.client.report import Report

@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, cast
 
 from devenv.client import checks
-from devenv.client.changes import Changes
 from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.client.options import Progress, Unset
 from devenv.client.refs import candidate_ids
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient
     from temporalio.service import ServiceClient
 
+    from devenv.client.changes import Changes
     from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.listing import Visibility
     from devenv.client.lookup import Handle

@@ -28,7 +28,6 @@ from pydantic_core import to_jsonable_python
 
 from devenv import wire
 from devenv.client import checks
-from devenv.client.changes import Changes
 from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.client.options import Progress, Unset
 from devenv.client.refs import candidate_ids
@@ -49,6 +48,7 @@ from devenv.workflows.state import EnvEvent, EnvState, Status
 from devenv.workflows.status import SshAccess
 
 if TYPE_CHECKING:
+    from devenv.client.changes import Changes
     from devenv.client.gc import GcReport, OnRemoved
 
 REQUEST_TIMEOUT = 30.0
