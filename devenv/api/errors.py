@@ -101,7 +101,7 @@ async def _devenv_error(request: Request, problem: DevenvError) -> JSONResponse:
 
 
 async def _api_error(request: Request, problem: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    headers = {"WWW-Authenticate": wire.BEARER} if problem.status == 401 else None
     return error_response(problem.status, str(problem), problem.kind.__name__, headers)
 
 
