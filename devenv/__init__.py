@@ -29,9 +29,10 @@ __version__ = "0.2.0"
 warnings.filterwarnings("ignore", message="DSA is deprecated", module="asyncssh")
 
 if TYPE_CHECKING:
-    from devenv.client.aio import AsyncClient, AsyncEnvironment, Connection
+    from devenv.client.aio import AsyncClient
     from devenv.client.default import get, list, start
-    from devenv.client.models import EnvironmentList, EnvironmentStatus
+    from devenv.client.environment import AsyncEnvironment
+    from devenv.client.models import Connection, EnvironmentList, EnvironmentStatus
     from devenv.client.sync import Client, Environment
     from devenv.errors import (
         ChangeRejectedError,
@@ -56,8 +57,8 @@ _EXPORTS = {
     "Client": "devenv.client.sync",
     "Environment": "devenv.client.sync",
     "AsyncClient": "devenv.client.aio",
-    "AsyncEnvironment": "devenv.client.aio",
-    "Connection": "devenv.client.aio",
+    "AsyncEnvironment": "devenv.client.environment",
+    "Connection": "devenv.client.models",
     "EnvironmentStatus": "devenv.client.models",
     "EnvironmentList": "devenv.client.models",
     **{

@@ -92,8 +92,8 @@ async def _named(client: AsyncClient, name: str) -> EnvironmentStatus:
     from devenv.client.trouble import inspect
 
     env = await client.get(name)  # an unknown name, a server down: one line
-    handle = getattr(env, "_handle", None)  # the one it resolved (same package)
-    if handle is None:  # remote mode: the server inspects its workflows itself (503)
+    handle = env.temporal_handle()  # the one it resolved
+    if handle is None:  # remote mode: the server reads what it can
         return await env.status()
     trouble = await inspect(await client.temporal(), handle)
     if trouble.failing is not None:

@@ -49,8 +49,8 @@ async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
     candidate_ids(name)
     client = AsyncClient()
     env = await client.get(name)
-    handle = getattr(env, "_handle", None)  # None in remote mode: the server says it (503)
-    if handle is not None:
+    handle = env.temporal_handle()
+    if handle is not None:  # remote mode: the server answers for its workflows (503)
         await _refuse_stuck(client, handle, name)
     try:
         if not wait:
@@ -100,7 +100,7 @@ async def _force(name: str, json_output: bool) -> None:
 
     candidate_ids(name)
     client = AsyncClient()
-    handle = getattr(await client.get(name), "_handle", None)  # an unknown name: one line
+    handle = (await client.get(name)).temporal_handle()  # an unknown name: one line
     if handle is None:
         raise UserError(
             f"--force: run `devenv stop --force {name}` on the devenv server itself (without "

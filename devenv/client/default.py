@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from devenv.client.aio import ConfigSource, Progress
 from devenv.client.models import EnvironmentList
+from devenv.client.options import ConfigSource, Progress
 from devenv.client.sync import Client, Environment
 
 _default: Client | None = None

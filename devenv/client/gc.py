@@ -30,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.backends import registry
 from devenv.backends.base import Backend, Leftover, LeftoversIncompleteError
-from devenv.client.listing import FORCE_REASON
+from devenv.client.closed import FORCE_REASON
 from devenv.client.lookup import QUERY_TIMEOUT, Handle, fetch_state
 from devenv.errors import DevenvError
 from devenv.settings import Settings

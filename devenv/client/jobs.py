@@ -19,19 +19,26 @@ import shlex
 import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
+from devenv.client.models import Connection
 from devenv.errors import InvalidValueError, NotAnsweringError, UserError
-
-if TYPE_CHECKING:
-    from devenv.client.aio import AsyncEnvironment
 
 KEEPALIVE = "devenv-keepalive"
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SSH_TIMEOUT = 60.0
 """How long a listing, a log or a detached start may take over SSH."""
+
+
+class Reachable(Protocol):
+    """What jobs need of an environment (an ``AsyncEnvironment``): its name, and its
+    ssh config entry refreshed."""
+
+    name: str
+
+    async def ssh_config(self) -> Connection: ...
 
 
 class JobError(UserError):
@@ -96,7 +103,7 @@ def ssh_binary() -> str:
     return binary
 
 
-async def ssh_argv(env: AsyncEnvironment, remote: str, *, tty: bool = False) -> list[str]:
+async def ssh_argv(env: Reachable, remote: str, *, tty: bool = False) -> list[str]:
     """``ssh -F CONFIG [-t] NAME REMOTE``: the environment's entry refreshed first."""
     connection = await env.ssh_config()
     return [
@@ -109,7 +116,7 @@ async def ssh_argv(env: AsyncEnvironment, remote: str, *, tty: bool = False) -> 
     ]
 
 
-async def _capture(env: AsyncEnvironment, remote: str) -> tuple[int, bytes, str]:
+async def _capture(env: Reachable, remote: str) -> tuple[int, bytes, str]:
     argv = await ssh_argv(env, remote)
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -137,7 +144,7 @@ async def _capture(env: AsyncEnvironment, remote: str) -> tuple[int, bytes, str]
     return proc.returncode, out, problem
 
 
-async def list_jobs(env: AsyncEnvironment) -> list[Job]:
+async def list_jobs(env: Reachable) -> list[Job]:
     """The environment's jobs, oldest first."""
     code, out, problem = await _capture(env, f"{KEEPALIVE} --jobs")
     lines = [line for line in out.decode(errors="replace").splitlines() if line.startswith("[")]
@@ -150,7 +157,7 @@ async def list_jobs(env: AsyncEnvironment) -> list[Job]:
         raise JobError(f"environment {env.name!r}: unreadable job records: {error}") from None
 
 
-async def start_job(env: AsyncEnvironment, command: Sequence[str], job_id: str | None) -> str:
+async def start_job(env: Reachable, command: Sequence[str], job_id: str | None) -> str:
     """Start ``command`` detached; its id once it runs."""
     job_id = check_job_id(job_id) if job_id is not None else new_job_id()
     code, out, problem = await _capture(env, keepalive_command(job_id, command, detach=True))
@@ -159,7 +166,7 @@ async def start_job(env: AsyncEnvironment, command: Sequence[str], job_id: str |
     return job_id
 
 
-async def job_log(env: AsyncEnvironment, job_id: str) -> bytes:
+async def job_log(env: Reachable, job_id: str) -> bytes:
     """What the job wrote (stdout and stderr) so far."""
     check_job_id(job_id)
     code, out, problem = await _capture(env, shlex.join([KEEPALIVE, "--job-log", job_id]))

@@ -117,7 +117,7 @@ async def fetch_state(handle: Handle) -> EnvState:
         raise
     if description.status is None:
         return state
-    from devenv.client.listing import CLOSED_OUTSIDE, state_as_closed, terminate_reason
+    from devenv.client.closed import CLOSED_OUTSIDE, state_as_closed, terminate_reason
 
     if int(description.status) not in CLOSED_OUTSIDE or state.status.ended:
         return state

@@ -1,6 +1,10 @@
-"""What the SDK returns (defined with the workflow, which publishes it in its memo)."""
+"""What the SDK returns: the rows (defined with the workflow, which publishes them in
+its memo) and how to reach an environment."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 from devenv.workflows.status import (
     STATUS_LIST,
@@ -12,8 +16,25 @@ from devenv.workflows.status import (
 
 __all__ = [
     "STATUS_LIST",
+    "Connection",
     "EnvironmentList",
     "EnvironmentPage",
     "EnvironmentStatus",
     "statuses_json",
 ]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a running environment from this machine."""
+
+    ssh_config: Path
+    """The generated OpenSSH config with the environment's Host entry (``ssh -F``)."""
+    included: bool
+    """Whether ~/.ssh/config includes it, so that plain ``ssh NAME`` works."""
+    included_now: bool
+    """Whether this start added the Include line."""
+    web_ui: str
+    folder: str | None = None
+    """Where a session starts (what VS Code opens)."""
+    ide: str = "none"

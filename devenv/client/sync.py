@@ -15,16 +15,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from devenv.client.aio import (
-    _UNSET,
+from devenv.client.aio import AsyncClient
+from devenv.client.environment import AsyncEnvironment
+from devenv.client.models import Connection, EnvironmentList, EnvironmentPage, EnvironmentStatus
+from devenv.client.options import (
     STOP_WAIT_TIMEOUT,
-    AsyncClient,
-    AsyncEnvironment,
+    UNSET,
     ConfigSource,
-    Connection,
+    Duration,
     Progress,
+    StopAt,
+    Unset,
 )
-from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.settings import Settings
 from devenv.workflows.state import EnvEvent, EnvState
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.jobs import Job
     from devenv.client.report import Report
+    from devenv.client.transports.base import Transport
 
 T = TypeVar("T")
 
@@ -90,6 +93,9 @@ class Client:
         tls: bool | None = None,
         home: str | Path | None = None,
         settings: Settings | None = None,
+        server_url: str | None = None,
+        token: str | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.aio = AsyncClient(
             address=address,
@@ -98,6 +104,9 @@ class Client:
             tls=tls,
             home=home,
             settings=settings,
+            server_url=server_url,
+            token=token,
+            transport=transport,
         )
         self._loop = _loop()
 
@@ -195,11 +204,11 @@ class Environment:
     def update(
         self,
         *,
-        inactivity_duration: Any = _UNSET,
-        max_duration: Any = _UNSET,
-        extend: Any = _UNSET,
-        stop_at: Any = _UNSET,
-        shared_with: Any = _UNSET,
+        inactivity_duration: Duration | Unset = UNSET,
+        max_duration: Duration | Unset = UNSET,
+        extend: Duration | Unset = UNSET,
+        stop_at: StopAt | Unset = UNSET,
+        shared_with: list[str] | Unset = UNSET,
         by: str | None = None,
     ) -> EnvironmentStatus:
         """Change thresholds, extend the deadline once, set a fixed end, or who it is

@@ -16,7 +16,7 @@ from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverse
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from devenv.client.listing import CLOSED_OUTSIDE, as_closed, terminate_reason
+from devenv.client.closed import CLOSED_OUTSIDE, as_closed, terminate_reason
 from devenv.client.lookup import QUERY_TIMEOUT, Handle
 from devenv.workflows.status import MEMO_KEY, EnvironmentStatus
 

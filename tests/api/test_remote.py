@@ -16,7 +16,8 @@ from typing import TypeVar
 import pytest
 
 import devenv
-from devenv.client.remote import RemoteAsyncClient
+from devenv.client.transports.direct import DirectTransport
+from devenv.client.transports.http import HttpTransport
 from devenv.errors import (
     EnvironmentEndedError,
     EnvironmentNotFoundError,
@@ -144,7 +145,7 @@ async def test_the_sdk_in_remote_mode_returns_what_the_direct_sdk_returns(
 ) -> None:
     api = remote_as_admin
     client = devenv.AsyncClient()
-    assert isinstance(client, RemoteAsyncClient) and isinstance(client, devenv.AsyncClient)
+    assert isinstance(client.transport, HttpTransport)
     env = await client.start({"type": "dev-environment"}, name="api-sdk", inactivity_duration="2h")
     assert isinstance(env, devenv.AsyncEnvironment) and env.workflow_id == "devenv-api-sdk"
     status = await env.status()
@@ -155,7 +156,7 @@ async def test_the_sdk_in_remote_mode_returns_what_the_direct_sdk_returns(
     )
 
     direct = devenv.AsyncClient(address=f"127.0.0.1:{api.world.temporal_port}")
-    assert not isinstance(direct, RemoteAsyncClient)
+    assert isinstance(direct.transport, DirectTransport)
     same = await direct.get("api-sdk")
     assert await same.status() == status
 
@@ -199,7 +200,7 @@ async def test_the_sdk_in_remote_mode_returns_what_the_direct_sdk_returns(
     with pytest.raises(EnvironmentNotFoundError):
         await client.get("api-no-such-thing")
     with pytest.raises(ServerRefusedError):
-        await RemoteAsyncClient(token="devenv_wrong").list()
+        await devenv.AsyncClient(token="devenv_wrong").list()
 
     ended = await env.stop(wait=True)
     assert (ended.status, ended.termination_reason) == ("terminated", "stopped_by_user")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import devenv
-from devenv.client.remote import RemoteAsyncClient
+from devenv.client.transports.direct import DirectTransport
+from devenv.client.transports.http import HttpTransport
 from devenv.errors import InvalidValueError, ServerUnreachableError
 from devenv.settings import Settings, SettingsError
 from tests.e2e.harness import free_port
@@ -62,13 +63,13 @@ def test_api_port_default_disabled_and_server_url(monkeypatch: pytest.MonkeyPatc
 async def test_the_sdk_is_remote_exactly_when_a_server_url_is_set_and_nothing_else_is_given(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert type(devenv.AsyncClient()) is devenv.AsyncClient
+    assert isinstance(devenv.AsyncClient().transport, DirectTransport)
     port = free_port()  # nothing listens there
     monkeypatch.setenv("DEVENV_SERVER_URL", f"http://127.0.0.1:{port}")
     remote = devenv.AsyncClient()
-    assert isinstance(remote, RemoteAsyncClient)
-    assert type(devenv.AsyncClient(address="127.0.0.1:7233")) is devenv.AsyncClient
-    assert isinstance(devenv.Client().aio, RemoteAsyncClient)
+    assert isinstance(remote.transport, HttpTransport)
+    assert isinstance(devenv.AsyncClient(address="127.0.0.1:7233").transport, DirectTransport)
+    assert isinstance(devenv.Client().aio.transport, HttpTransport)
     with pytest.raises(InvalidValueError, match="DEVENV_TOKEN is not set"):
         await remote.list()
     monkeypatch.setenv("DEVENV_TOKEN", SECRET)
@@ -77,7 +78,27 @@ async def test_the_sdk_is_remote_exactly_when_a_server_url_is_set_and_nothing_el
     assert SECRET not in str(raised.value) and "DEVENV_SERVER_URL" in raised.value.hint
     with pytest.raises(InvalidValueError):
         await remote.start({"type": "dev-environment"}, owner="mallory")
-    env_error = RemoteAsyncClient(token=SECRET)
+    env_error = devenv.AsyncClient(token=SECRET)
     with pytest.raises(InvalidValueError) as bad:
         await env_error.start({"type": "dev-environment", "inactivity_duration": "1x"})
     assert str(bad.value).startswith("config: inactivity_duration: invalid value '1x'")
+
+
+async def test_a_transport_given_is_the_one_used_and_nothing_else_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``AsyncClient(transport=...)`` (httpx-style): the same client over the transport
+    given, whatever DEVENV_SERVER_URL says; other arguments beside it are refused."""
+    monkeypatch.delenv("DEVENV_SERVER_URL", raising=False)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    transport = HttpTransport(Settings.load(), server_url=url, token=SECRET)
+    client = devenv.AsyncClient(transport=transport)
+    assert client.transport is transport and client.settings is transport.settings
+    with pytest.raises(ServerUnreachableError, match=f"no devenv server answers at {url}"):
+        await client.list()
+    with pytest.raises(InvalidValueError, match="transport"):
+        devenv.AsyncClient(transport=transport, address="127.0.0.1:7233")
+    direct = devenv.AsyncClient(transport=DirectTransport(Settings.load()))
+    assert isinstance(direct.transport, DirectTransport)
+    with pytest.raises(InvalidValueError, match="not to Temporal"):
+        devenv.AsyncClient(server_url=url, address="127.0.0.1:7233")
