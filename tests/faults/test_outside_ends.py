@@ -62,7 +62,9 @@ def temporal(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
 
 def api_answers(cluster: Cluster, *paths: str) -> list[tuple[int, object]]:
     """What the HTTP API (the real app, in process, as the local admin) answers."""
-    from fastapi.testclient import TestClient
+    import asyncio
+
+    import httpx
 
     from devenv.api.app import create_app
     from devenv.api.tokens import UserStore
@@ -70,11 +72,16 @@ def api_answers(cluster: Cluster, *paths: str) -> list[tuple[int, object]]:
 
     store = UserStore(cluster.settings)
     token, _ = store.local_admin_token()
-    app = create_app(AsyncClient(settings=cluster.settings), store)
-    with TestClient(app, base_url="http://127.0.0.1") as http:
+
+    async def ask() -> list[tuple[int, object]]:
+        app = create_app(AsyncClient(settings=cluster.settings), store)
+        transport = httpx.ASGITransport(app=app)
         auth = {"Authorization": f"Bearer {token}"}
-        answers = [http.get(f"/api/v1{path}", headers=auth) for path in paths]
-    return [(answer.status_code, answer.json()) for answer in answers]
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            answers = [await http.get(f"/api/v1{path}", headers=auth) for path in paths]
+        return [(answer.status_code, answer.json()) for answer in answers]
+
+    return asyncio.run(ask())
 
 
 def listed(cluster: Cluster, name: str) -> dict[str, object]:
