@@ -32,10 +32,11 @@ from temporalio import activity
 
 from devenv.backends.base import Backend
 from devenv.backends.registry import BackendEntry
-from devenv.config.common import EnvironmentConfig
-from devenv.settings import SHARED_TASK_QUEUE, Settings
-from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import InstanceInfo, PresenceReport
+from devenv.models.config import EnvironmentConfig
+from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.names import SHARED_TASK_QUEUE
+from devenv.models.state import InstanceInfo, PresenceReport
+from devenv.settings import Settings
 
 NAME = "bench"
 ENTRY = BackendEntry(NAME, f"{__name__}:BenchConfig", f"{__name__}:BenchBackend")

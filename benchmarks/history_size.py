@@ -52,10 +52,7 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from devenv.settings import SEARCH_ATTRIBUTES
-from devenv.worker import binaries
-from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import (
+from devenv.models.state import (
     EnvSpec,
     EnvState,
     PresenceReport,
@@ -64,6 +61,9 @@ from devenv.workflows.state import (
     Tuning,
     workflow_id_for,
 )
+from devenv.settings import SEARCH_ATTRIBUTES
+from devenv.worker import binaries
+from devenv.workflows.environment import DevEnvironmentWorkflow
 from tests.workflow.fakes import FakeBackend
 
 DAY = 86_400

@@ -25,8 +25,8 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from devenv.models.state import EnvState
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import EnvState
 from tests.e2e.harness import Devenv, port_open
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "dev.yml"

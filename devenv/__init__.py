@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from devenv.client.aio import AsyncClient
     from devenv.client.default import get, list, start
     from devenv.client.environment import AsyncEnvironment
-    from devenv.client.models import Connection, EnvironmentList, EnvironmentStatus
     from devenv.client.sync import Client, Environment
     from devenv.errors import (
         ChangeRejectedError,
@@ -49,6 +48,8 @@ if TYPE_CHECKING:
         ServerUnreachableError,
         UserError,
     )
+    from devenv.models.connection import Connection
+    from devenv.models.status import EnvironmentList, EnvironmentStatus
 
 _EXPORTS = {
     "start": "devenv.client.default",
@@ -58,9 +59,9 @@ _EXPORTS = {
     "Environment": "devenv.client.sync",
     "AsyncClient": "devenv.client.aio",
     "AsyncEnvironment": "devenv.client.environment",
-    "Connection": "devenv.client.models",
-    "EnvironmentStatus": "devenv.client.models",
-    "EnvironmentList": "devenv.client.models",
+    "Connection": "devenv.models.connection",
+    "EnvironmentStatus": "devenv.models.status",
+    "EnvironmentList": "devenv.models.status",
     **{
         name: "devenv.errors"
         for name in (

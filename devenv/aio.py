@@ -11,7 +11,7 @@ import weakref
 from typing import Any
 
 from devenv.client.aio import AsyncClient, AsyncEnvironment, ConfigSource, Progress
-from devenv.client.models import EnvironmentList
+from devenv.models.status import EnvironmentList
 
 __all__ = ["AsyncClient", "AsyncEnvironment", "get", "list", "start"]
 

@@ -17,7 +17,6 @@ from pydantic import BaseModel, SecretStr
 
 from devenv.errors import InvalidValueError
 
-SHARED_TASK_QUEUE = "devenv"
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8234

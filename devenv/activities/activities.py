@@ -26,10 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.backends import progress
 from devenv.backends.base import Backend, ProvisioningError
-from devenv.notify import POST_TIMEOUT, load_webhook
-from devenv.settings import Settings
-from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.messages import (
+from devenv.models.messages import (
     INSTANCE_LOST,
     ApplyLoginInput,
     ApplyPolicyInput,
@@ -40,8 +37,11 @@ from devenv.workflows.messages import (
     TellInput,
     TerminateInput,
 )
-from devenv.workflows.names import Activity
-from devenv.workflows.state import EnvState, InstanceInfo, PresenceReport, Status
+from devenv.models.names import Activity
+from devenv.models.state import EnvState, InstanceInfo, PresenceReport, Status
+from devenv.notify import POST_TIMEOUT, load_webhook
+from devenv.settings import Settings
+from devenv.workflows.environment import DevEnvironmentWorkflow
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.activities.activities import heartbeat_forever
+from devenv.models.messages import LeaseInput, WatcherGone
+from devenv.models.names import Activity
+from devenv.models.state import WORKFLOW_TYPE
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.messages import LeaseInput, WatcherGone
-from devenv.workflows.names import Activity
 from devenv.workflows.policies import LEASE_TERM
-from devenv.workflows.state import WORKFLOW_TYPE
 from devenv.workflows.visibility import WATCHER_MEMO
 
 log = logging.getLogger(__name__)

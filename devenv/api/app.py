@@ -14,8 +14,8 @@ from devenv import __version__, wire
 from devenv.api.errors import add_handlers
 from devenv.api.guard import MAX_BODY_BYTES, Guard
 from devenv.api.routes import add_routes
-from devenv.api.tokens import UserStore
 from devenv.client.aio import AsyncClient
+from devenv.client.tokens import UserStore
 
 
 def create_app(client: AsyncClient, store: UserStore) -> FastAPI:

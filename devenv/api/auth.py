@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from devenv import wire
 from devenv.api.errors import ApiError, logged_path
-from devenv.api.tokens import User, UserStore
+from devenv.client.tokens import User, UserStore
 from devenv.errors import ServerRefusedError
 
 log = logging.getLogger("devenv.api")

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from devenv.errors import EnvironmentNotFoundError, NotAllowedError
 
 if TYPE_CHECKING:
-    from devenv.api.tokens import User
-    from devenv.workflows.state import EnvState
-    from devenv.workflows.status import EnvironmentStatus
+    from devenv.client.tokens import User
+    from devenv.models.state import EnvState
+    from devenv.models.status import EnvironmentStatus
 
 MEMBER_NOTICE = timedelta(minutes=5)
 """A member's change may not bring the environment's end closer than this from now."""
@@ -172,7 +172,7 @@ def require_not_ending(
     ends = ending_after(state, keys, now)
     if ends is None:
         return
-    from devenv.workflows import deadline
+    from devenv.models import deadline
 
     before, _ = deadline.compute(state)
     if ends > now + MEMBER_NOTICE or (before is not None and ends >= before):
@@ -191,7 +191,7 @@ def ending_after(state: EnvState, keys: Mapping[str, Any], now: datetime) -> dat
     the same change comes too late), then extend. Bad values raise InvalidValueError,
     as the SDK would."""
     from devenv.client.durations import check_duration, check_stop_at
-    from devenv.workflows import deadline
+    from devenv.models import deadline
 
     s = state.model_copy(deep=True)
     for field in ("inactivity_duration", "max_duration"):

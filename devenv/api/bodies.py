@@ -10,8 +10,8 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from devenv.api.errors import ApiError
-from devenv.config.loader import describe_validation_error
 from devenv.errors import InvalidValueError
+from devenv.models.problems import describe_validation_error
 
 M = TypeVar("M", bound=BaseModel)
 

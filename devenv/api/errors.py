@@ -14,8 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from devenv import wire
-from devenv.api.tokens import StoreError
-from devenv.config.loader import shorten
+from devenv.client.tokens import StoreError
 from devenv.errors import (
     ChangeRejectedError,
     DevenvError,
@@ -31,6 +30,7 @@ from devenv.errors import (
     ServerUnreachableError,
     UserError,
 )
+from devenv.models.problems import shorten
 
 MAX_LINE = 500
 MAX_LOGGED_PATH = 200

@@ -22,17 +22,17 @@ from devenv.api.authority import Action
 from devenv.api.bodies import body_as, json_object
 from devenv.api.errors import ApiError
 from devenv.api.schemas import CONFIG_EXAMPLE, CONFIG_SCHEMA
-from devenv.api.tokens import User
 from devenv.client.aio import AsyncClient
 from devenv.client.environment import AsyncEnvironment
+from devenv.client.tokens import User
 from devenv.errors import (
     EnvironmentEndedError,
     InvalidValueError,
     NotAnsweringError,
     ProvisioningFailedError,
 )
-from devenv.workflows.state import EnvEvent, Status
-from devenv.workflows.status import EnvironmentStatus, SshAccess
+from devenv.models.state import EnvEvent, Status
+from devenv.models.status import EnvironmentStatus, SshAccess
 
 READY_TIMEOUT = 600.0
 """How long ``POST ?wait=ready`` waits for SSH before answering 503 (it keeps starting)."""

@@ -19,9 +19,9 @@ from pathlib import Path
 import uvicorn
 
 from devenv.api.app import create_app
-from devenv.api.tokens import UserStore
 from devenv.api.transport import is_loopback
 from devenv.client.aio import AsyncClient
+from devenv.client.tokens import UserStore
 from devenv.errors import DevenvError, UserError
 from devenv.settings import Settings
 

@@ -31,14 +31,14 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 from temporalio.exceptions import ApplicationError
 
-from devenv.settings import Settings
-from devenv.workflows.messages import (
+from devenv.models.messages import (
     INSTANCE_LOST,
     PROVISIONING_ERROR,
     ProvisionInput,
     TerminateInput,
 )
-from devenv.workflows.state import FailsafePolicy, InstanceInfo, LoginSettings, PresenceReport
+from devenv.models.state import FailsafePolicy, InstanceInfo, LoginSettings, PresenceReport
+from devenv.settings import Settings
 
 PROBE_CONNECT_TIMEOUT = 5.0
 

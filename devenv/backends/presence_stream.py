@@ -17,7 +17,7 @@ import asyncssh
 
 from devenv import keepalive
 from devenv.backends.ssh import keyfiles
-from devenv.workflows.state import InstanceInfo, PresenceReport
+from devenv.models.state import InstanceInfo, PresenceReport
 
 KEY_ONLY: dict[str, Any] = {
     "config": None,

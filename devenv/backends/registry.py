@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from devenv.backends.base import Backend
-    from devenv.config.common import EnvironmentConfig
+    from devenv.models.config import EnvironmentConfig
 
 
 @dataclass(frozen=True)

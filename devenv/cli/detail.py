@@ -13,16 +13,16 @@ from rich.markup import escape
 from devenv.cli.output import out
 from devenv.cli.views import STATUS_STYLE, money, relative
 from devenv.cli.views import clock as full_clock
-from devenv.workflows.deadline import (
+from devenv.models.deadline import (
     DEFAULT_WARNING,
     DEFAULT_WARNING_ABOVE,
     compute,
     extension_in_force,
     warn_at,
 )
-from devenv.workflows.durations import format_duration
-from devenv.workflows.state import EnvState, SessionInfo, Status, TerminationReason
-from devenv.workflows.status import EnvironmentStatus
+from devenv.models.durations import format_duration
+from devenv.models.state import EnvState, SessionInfo, Status, TerminationReason
+from devenv.models.status import EnvironmentStatus
 
 LAST_EVENTS = 10
 
@@ -115,7 +115,7 @@ def session_line(session: SessionInfo, now: datetime) -> str:
 
 def in_use(s: EnvState, now: datetime) -> list[str]:
     """Connections (with their sessions when known) and jobs, and the last report."""
-    from devenv.workflows.display import plural
+    from devenv.models.deadline import plural
 
     lines = [f"  {plural(s.connections, 'connection')}, {plural(s.jobs, 'job')}"]
     if not (s.connections or s.jobs):
@@ -134,7 +134,7 @@ def in_use(s: EnvState, now: datetime) -> list[str]:
 
 def rule_line(s: EnvState, now: datetime) -> str:
     """The rule that set the deadline: ``idle for 2h since 16:20:05Z (inactivity_duration)``."""
-    from devenv.workflows.display import rule_words
+    from devenv.models.deadline import rule_words
 
     words = rule_words(s)
     if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:

@@ -12,7 +12,7 @@ from devenv.cli.output import JSON_OPT, err, out, run
 
 if TYPE_CHECKING:
     from devenv.client.aio import AsyncClient
-    from devenv.client.models import EnvironmentPage, EnvironmentStatus
+    from devenv.models.status import EnvironmentPage, EnvironmentStatus
 
 
 def ps(
@@ -108,6 +108,6 @@ async def _named(client: AsyncClient, name: str) -> EnvironmentStatus:
 
 
 async def _one(status: EnvironmentStatus) -> AsyncIterator[EnvironmentPage]:
-    from devenv.client.models import EnvironmentPage
+    from devenv.models.status import EnvironmentPage
 
     yield EnvironmentPage([status], [], last=True)

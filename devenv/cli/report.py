@@ -72,7 +72,7 @@ async def _report(since: str, json_output: bool) -> None:
 
 
 def _span(hours: float | None) -> str:
-    from devenv.workflows.durations import format_duration
+    from devenv.models.durations import format_duration
 
     if hours is None:
         return "-"
@@ -93,7 +93,7 @@ def render(result: Report) -> list[RenderableType]:
     from rich.table import Table
 
     from devenv.cli.views import clock, money
-    from devenv.workflows.durations import format_duration
+    from devenv.models.durations import format_duration
 
     span = format_duration((result.until - result.since).total_seconds())
     parts: list[RenderableType] = [

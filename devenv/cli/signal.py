@@ -13,7 +13,7 @@ from devenv.cli.output import DURATION_HELP, JSON_OPT, NAME_ARG, out, run
 
 if TYPE_CHECKING:
     from devenv.client.aio import AsyncEnvironment
-    from devenv.workflows.state import EnvState
+    from devenv.models.state import EnvState
 
 
 def signal(
@@ -65,8 +65,8 @@ async def _signal(
     from devenv.client.durations import check_duration, check_stop_at
     from devenv.client.refs import candidate_ids
     from devenv.errors import InvalidValueError
-    from devenv.workflows.durations import format_duration
-    from devenv.workflows.state import Status
+    from devenv.models.durations import format_duration
+    from devenv.models.state import Status
 
     candidate_ids(name)
     if inactivity is None and max_duration is None and extend is None and stop_at is None:
@@ -138,8 +138,8 @@ async def _replaced_extension(env: AsyncEnvironment) -> list[str]:
 
 def ends_at_once(state: EnvState, changes: dict[str, Any], now: datetime) -> str | None:
     """Why these changes would terminate the environment at once, or None."""
-    from devenv.workflows.durations import format_duration
-    from devenv.workflows.state import Status
+    from devenv.models.durations import format_duration
+    from devenv.models.state import Status
 
     if state.status != Status.RUNNING:
         return None

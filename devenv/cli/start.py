@@ -44,7 +44,7 @@ async def _start(
     from devenv.cli.views import statuses_json
     from devenv.client.aio import AsyncClient
     from devenv.client.durations import check_duration
-    from devenv.workflows.durations import format_duration
+    from devenv.models.durations import format_duration
 
     overrides: dict[str, Any] = {}
     if inactivity is not None:
@@ -115,9 +115,9 @@ async def _start(
 
 def _checked_name(name: str | None) -> str | None:
     """--name is checked here so the error names the flag."""
-    from devenv.config.common import validate_name
-    from devenv.config.loader import shorten
     from devenv.errors import InvalidValueError
+    from devenv.models.config import validate_name
+    from devenv.models.problems import shorten
 
     if name is None:
         return None

@@ -20,7 +20,7 @@ def token(
     ] = False,
 ) -> None:
     """Print the local admin's token of the HTTP API (created on first use, 0600)."""
-    from devenv.api.tokens import UserStore
+    from devenv.client.tokens import UserStore
     from devenv.settings import Settings
 
     try:

@@ -18,8 +18,8 @@ from devenv.cli.output import JSON_OPT, err, fail, out
 from devenv.errors import DevenvError
 
 if TYPE_CHECKING:
-    from devenv.api.tokens import User, UserStore
     from devenv.client.revoke import Revocation
+    from devenv.client.tokens import User, UserStore
 
 users_app = typer.Typer(help="Users of the HTTP API and their tokens.", no_args_is_help=True)
 
@@ -28,7 +28,7 @@ KEY_HELP = "Their OpenSSH public key file (one line, e.g. ~/.ssh/id_ed25519.pub)
 
 
 def _store() -> UserStore:
-    from devenv.api.tokens import UserStore
+    from devenv.client.tokens import UserStore
     from devenv.settings import Settings
 
     return UserStore(Settings.load())
@@ -58,7 +58,7 @@ def add(
     ] = False,
 ) -> None:
     """Add a user and print their token (alone on stdout, shown only this once)."""
-    from devenv.api.tokens import check_user_name
+    from devenv.client.tokens import check_user_name
 
     try:
         check_user_name(name)
@@ -108,7 +108,7 @@ def remove(name: USER_ARG) -> None:
 
     Returns once every instance confirmed it; names those that could not be reached
     (exit 1: run it again). Run again for a user already removed, it retries them."""
-    from devenv.api.tokens import NoSuchUserError, check_user_name
+    from devenv.client.tokens import NoSuchUserError, check_user_name
 
     try:
         check_user_name(name)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from devenv.client.models import EnvironmentStatus, statuses_json
-from devenv.workflows.durations import format_duration
-from devenv.workflows.state import Status
+from devenv.models.durations import format_duration
+from devenv.models.state import Status
+from devenv.models.status import EnvironmentStatus, statuses_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from devenv.client.environment import AsyncEnvironment
-from devenv.client.models import Connection, EnvironmentList, EnvironmentPage
 from devenv.client.options import ConfigSource, Progress, quiet
 from devenv.client.transports.base import StartRequest, Transport
 from devenv.errors import InvalidValueError
+from devenv.models.connection import Connection
+from devenv.models.status import EnvironmentList, EnvironmentPage
 from devenv.settings import Settings, ssh_include_for
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from devenv.client.options import ConfigSource
-from devenv.config.common import EnvironmentConfig
 from devenv.errors import InvalidValueError
+from devenv.models.config import EnvironmentConfig
 
 DURATION_KEYS = frozenset({"inactivity_duration", "max_duration", "min_connection_duration"})
 MAX_OWNER_LENGTH = 64
@@ -21,7 +21,7 @@ MAX_REASON_LENGTH = 200
 
 def checked_owner(owner: str) -> str:
     """A short printable name: it lands in history, listings and the API's checks."""
-    from devenv.config.loader import shorten
+    from devenv.models.problems import shorten
 
     if (
         not owner
@@ -38,7 +38,7 @@ def checked_owner(owner: str) -> str:
 
 def checked_reason(reason: str) -> str:
     """One printable line: it becomes an event of the environment."""
-    from devenv.config.loader import shorten
+    from devenv.models.problems import shorten
 
     if not reason or len(reason) > MAX_REASON_LENGTH or not reason.isprintable():
         raise InvalidValueError(
@@ -71,8 +71,8 @@ def checked_public_key(text: str) -> str:
 
 def checked_name(name: str) -> str:
     """An environment name given as an argument, checked as the file's ``name`` is."""
-    from devenv.config.common import validate_name
-    from devenv.config.loader import shorten
+    from devenv.models.config import validate_name
+    from devenv.models.problems import shorten
 
     try:
         return validate_name(name)

@@ -14,8 +14,8 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 
-from devenv.workflows.state import EnvState, Status
-from devenv.workflows.status import EnvironmentStatus
+from devenv.models.state import EnvState, Status
+from devenv.models.status import EnvironmentStatus
 
 HISTORY_TIMEOUT = timedelta(seconds=30)
 """One short read of a closed workflow's history (its last event)."""
@@ -98,7 +98,7 @@ def state_as_closed(
     closed = _closed(execution_status, terminated_for)
     if closed is None or state.status.ended:
         return state
-    from devenv.workflows.state import EnvEvent
+    from devenv.models.state import EnvEvent
 
     status, words = closed
     fixed = state.model_copy(deep=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from devenv.client.models import EnvironmentList
 from devenv.client.options import ConfigSource, Progress
 from devenv.client.sync import Client, Environment
+from devenv.models.status import EnvironmentList
 
 _default: Client | None = None
 

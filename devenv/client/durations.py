@@ -6,15 +6,15 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from devenv.errors import InvalidValueError
-from devenv.workflows.durations import OFF_WORDS, DurationError, parse_duration
+from devenv.models.durations import OFF_WORDS, DurationError, parse_duration
 
 _CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 
 
 def _shorten(message: str, value: object) -> str:
-    """``devenv.config.loader.shorten``, imported only when a value is refused: the
+    """``devenv.models.problems.shorten``, imported only when a value is refused: the
     loader brings YAML and the backends' registry, which a valid value never needs."""
-    from devenv.config.loader import shorten
+    from devenv.models.problems import shorten
 
     return shorten(message, value)
 

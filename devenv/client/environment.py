@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from devenv.client.models import Connection, EnvironmentStatus
 from devenv.client.options import (
     STOP_WAIT_TIMEOUT,
     UNSET,
@@ -19,13 +18,15 @@ from devenv.client.options import (
     quiet,
 )
 from devenv.client.transports.base import EnvironmentTransport
+from devenv.models.connection import Connection
+from devenv.models.state import EnvEvent, EnvState
+from devenv.models.status import EnvironmentStatus
 from devenv.settings import Settings
-from devenv.workflows.state import EnvEvent, EnvState
 
 if TYPE_CHECKING:
     from devenv.client.jobs import Job
     from devenv.client.lookup import Handle
-    from devenv.workflows.status import SshAccess
+    from devenv.models.status import SshAccess
 
 
 class AsyncEnvironment:

@@ -33,8 +33,8 @@ from devenv.backends.base import Backend, Leftover, LeftoversIncompleteError
 from devenv.client.closed import FORCE_REASON
 from devenv.client.lookup import QUERY_TIMEOUT, Handle, fetch_state
 from devenv.errors import DevenvError
+from devenv.models.state import EnvState
 from devenv.settings import Settings
-from devenv.workflows.state import EnvState
 
 LIST_TIMEOUT = 120.0
 """Seconds one backend may take to list its leftovers before it becomes a warning."""

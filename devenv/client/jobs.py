@@ -23,8 +23,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
-from devenv.client.models import Connection
 from devenv.errors import InvalidValueError, NotAnsweringError, UserError
+from devenv.models.connection import Connection
 
 KEEPALIVE = "devenv-keepalive"
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -12,8 +12,8 @@ import asyncio
 from temporalio.client import WorkflowHandle
 
 from devenv.errors import NotAnsweringError
-from devenv.workflows.sharing import shared_key_line
-from devenv.workflows.state import EnvState, SharedUser, Status
+from devenv.models.sharing import shared_key_line
+from devenv.models.state import EnvState, SharedUser, Status
 
 KEYS_TIMEOUT = 30.0
 """The instance is told within a few activity tries; past this the change stands, unsaid."""

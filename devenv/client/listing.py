@@ -21,8 +21,8 @@ from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 
 from devenv.client.closed import as_closed, terminate_reason
-from devenv.workflows.state import WORKFLOW_TYPE, EnvState
-from devenv.workflows.status import MEMO_KEY, EnvironmentPage, EnvironmentStatus
+from devenv.models.state import WORKFLOW_TYPE, EnvState
+from devenv.models.status import MEMO_KEY, EnvironmentPage, EnvironmentStatus
 
 if TYPE_CHECKING:
     from temporalio.client import Client

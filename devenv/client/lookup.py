@@ -19,8 +19,8 @@ from devenv.errors import (
     NoWorkerError,
     UserError,
 )
-from devenv.workflows.names import Query
-from devenv.workflows.state import WORKFLOW_TYPE, EnvState
+from devenv.models.names import Query
+from devenv.models.state import WORKFLOW_TYPE, EnvState
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 UPDATE_TIMEOUT = timedelta(seconds=20)

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from devenv.config.common import EnvironmentConfig
+from devenv.models.config import EnvironmentConfig
 
 
 class Unset(enum.Enum):

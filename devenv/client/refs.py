@@ -3,9 +3,9 @@ sent: cheap to import (no Temporal, no HTTP), so every command and remote mode u
 
 from __future__ import annotations
 
-from devenv.config.common import NAME_ACCEPTED, NAME_PATTERN
 from devenv.errors import InvalidValueError
-from devenv.workflows.state import WORKFLOW_ID_PREFIX, workflow_id_for
+from devenv.models.config import NAME_ACCEPTED, NAME_PATTERN
+from devenv.models.state import WORKFLOW_ID_PREFIX, workflow_id_for
 
 
 def candidate_ids(ref: str) -> list[str]:

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from devenv.errors import InvalidValueError
-from devenv.workflows.durations import UNITS
-from devenv.workflows.state import EnvEvent, EnvState, TerminationReason
+from devenv.models.durations import UNITS
+from devenv.models.state import EnvEvent, EnvState, TerminationReason
 
 if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient
@@ -450,7 +450,7 @@ async def fetch_report(
 
     from devenv.client.listing import LIST_PAGE_SIZE
     from devenv.client.lookup import Handle, fetch_state
-    from devenv.workflows.state import WORKFLOW_TYPE
+    from devenv.models.state import WORKFLOW_TYPE
 
     now = utc(now or datetime.now(UTC))
     start = now - since

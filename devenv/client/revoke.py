@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devenv.errors import DevenvError
-from devenv.workflows.sharing import SHARED_MARK
-from devenv.workflows.state import Status
+from devenv.models.sharing import SHARED_MARK
+from devenv.models.state import Status
 
 if TYPE_CHECKING:
     from devenv.client.aio import AsyncClient, AsyncEnvironment
-    from devenv.workflows.status import EnvironmentStatus
+    from devenv.models.status import EnvironmentStatus
 
 Step = Callable[["AsyncEnvironment", "EnvironmentStatus"], Awaitable[None]]
 """What is done to one environment."""

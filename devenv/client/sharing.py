@@ -9,9 +9,9 @@ server resolves the names.
 from __future__ import annotations
 
 from devenv.errors import InvalidValueError
+from devenv.models.sharing import MAX_SHARED, USER_NAME
+from devenv.models.state import SharedUser
 from devenv.settings import Settings
-from devenv.workflows.sharing import MAX_SHARED, USER_NAME
-from devenv.workflows.state import SharedUser
 
 
 def check_by(by: object) -> str | None:
@@ -48,7 +48,7 @@ def check_names(value: object) -> list[str]:
 def members(settings: Settings, value: object) -> list[SharedUser]:
     """The users ``value`` names, each with their registered key; one clear line for a
     name nobody registered or a user without a key."""
-    from devenv.api.tokens import UserStore
+    from devenv.client.tokens import UserStore
 
     store = UserStore(settings)
     found = []

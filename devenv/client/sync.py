@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from devenv.client.aio import AsyncClient
 from devenv.client.environment import AsyncEnvironment
-from devenv.client.models import Connection, EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.client.options import (
     STOP_WAIT_TIMEOUT,
     UNSET,
@@ -27,8 +26,10 @@ from devenv.client.options import (
     StopAt,
     Unset,
 )
+from devenv.models.connection import Connection
+from devenv.models.state import EnvEvent, EnvState
+from devenv.models.status import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.settings import Settings
-from devenv.workflows.state import EnvEvent, EnvState
 
 if TYPE_CHECKING:
     from devenv.client.gc import GcReport, OnRemoved

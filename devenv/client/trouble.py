@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 
 from devenv.client.closed import CLOSED_OUTSIDE, as_closed, terminate_reason
 from devenv.client.lookup import QUERY_TIMEOUT, Handle
-from devenv.workflows.status import MEMO_KEY, EnvironmentStatus
+from devenv.models.status import MEMO_KEY, EnvironmentStatus
 
 FAILURE_SHOWN = 200
 """Characters of a workflow task's failure message shown."""

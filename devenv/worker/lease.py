@@ -17,9 +17,9 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from devenv.settings import SHARED_TASK_QUEUE
+from devenv.models.messages import LeaseInput
+from devenv.models.names import SHARED_TASK_QUEUE
 from devenv.workflows.lease import WorkerLeaseWorkflow, lease_workflow_id
-from devenv.workflows.messages import LeaseInput
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from devenv.models.state import WORKFLOW_TYPE
 from devenv.settings import Settings
 from devenv.workflows.lease import LEASE_WORKFLOW_TYPE
-from devenv.workflows.state import WORKFLOW_TYPE
 
 log = logging.getLogger(__name__)
 

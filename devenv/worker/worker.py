@@ -16,7 +16,8 @@ from devenv.backends import registry
 from devenv.backends.base import Backend
 from devenv.errors import UserError
 from devenv.keys import ensure_internal_key
-from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue, watch_task_queue
+from devenv.models.names import SHARED_TASK_QUEUE
+from devenv.settings import Settings, host_task_queue, watch_task_queue
 from devenv.worker.lease import holding_lease
 from devenv.worker.recovery import STICKY_TIMEOUT, recover
 from devenv.workflows.environment import DevEnvironmentWorkflow

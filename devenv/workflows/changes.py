@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from devenv.workflows import deadline
-from devenv.workflows.display import clock, rule_words
-from devenv.workflows.durations import MAX_SECONDS, format_duration
-from devenv.workflows.sharing import validate_shared
-from devenv.workflows.state import (
+from devenv.models import deadline
+from devenv.models.deadline import rule_words
+from devenv.models.durations import MAX_SECONDS, format_duration
+from devenv.models.sharing import validate_shared
+from devenv.models.state import (
     Change,
     DeadlineAnswer,
     EnvState,
@@ -26,6 +26,7 @@ from devenv.workflows.state import (
     Status,
     TerminationReason,
 )
+from devenv.workflows.display import clock
 
 ENDING = (Status.TERMINATING, Status.TERMINATED, Status.FAILED)
 """Statuses no change applies to."""

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
-from devenv.workflows.deadline import extension_in_force, fixed_end, warn_at
-from devenv.workflows.durations import format_duration
-from devenv.workflows.state import EnvSpec, EnvState, Status, TerminationReason
+from devenv.models.deadline import extension_in_force, fixed_end, plural, rule_words, warn_at
+from devenv.models.durations import format_duration
+from devenv.models.state import EnvSpec, EnvState, Status, TerminationReason
 
 
 def failure_message(err: BaseException) -> str:
@@ -36,10 +36,6 @@ def clock(moment: datetime | None) -> str:
     if moment.date() == utc(workflow.now()).date():
         return moment.strftime("%H:%M:%SZ")
     return moment.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
@@ -68,15 +64,6 @@ def presence_words(connections: int, jobs: int) -> str:
 def extend_command(s: EnvState) -> str:
     """What a user types to push the deadline out."""
     return f"devenv signal {s.spec.name} --extend 1h"
-
-
-def rule_words(s: EnvState) -> str:
-    """The rule behind the current deadline, in a few words."""
-    if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
-        return f"max_duration {format_duration(s.spec.max_duration)}"
-    if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
-        return "the scheduled stop"
-    return f"idle for {format_duration(s.spec.inactivity_duration)}"
 
 
 def warning_message(s: EnvState, now: datetime) -> str:

@@ -6,7 +6,7 @@ the workflow sleeps on ONE durable timer whose deadline is recomputed from
 stop request takes effect at once and survives any crash.
 
 Deterministic code only: activities are referenced by their names
-(``devenv.workflows.names``) so this module imports no I/O code, time comes from
+(``devenv.models.names``) so this module imports no I/O code, time comes from
 ``workflow.now()`` and ids from ``workflow.uuid4()``.
 """
 
@@ -22,31 +22,17 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from devenv.settings import SHARED_TASK_QUEUE
-    from devenv.workflows import changes, deadline, inputs, patches, policies
-    from devenv.workflows.display import (
-        clock,
-        exceeded_message,
-        failure_message,
-        presence_words,
-        provision_summary,
-        wake_summary,
-        warning_message,
-        warning_withdrawn,
-    )
-    from devenv.workflows.durations import format_duration
-    from devenv.workflows.messages import (
+    from devenv.models import deadline
+    from devenv.models.durations import format_duration
+    from devenv.models.messages import (
         INSTANCE_LOST,
         ProbeInput,
         ProvisionInput,
         TerminateInput,
         WatcherGone,
     )
-    from devenv.workflows.monitoring import MonitorSupervisor
-    from devenv.workflows.names import Activity, Query, Signal, Update
-    from devenv.workflows.presence import probe_answer, take_report
-    from devenv.workflows.pushes import InstancePushes
-    from devenv.workflows.state import (
+    from devenv.models.names import SHARED_TASK_QUEUE, Activity, Query, Signal, Update
+    from devenv.models.state import (
         MAX_EVENTS,
         WORKFLOW_TYPE,
         Change,
@@ -58,6 +44,20 @@ with workflow.unsafe.imports_passed_through():
         Status,
         TerminationReason,
     )
+    from devenv.workflows import changes, inputs, patches, policies
+    from devenv.workflows.display import (
+        clock,
+        exceeded_message,
+        failure_message,
+        presence_words,
+        provision_summary,
+        wake_summary,
+        warning_message,
+        warning_withdrawn,
+    )
+    from devenv.workflows.monitoring import MonitorSupervisor
+    from devenv.workflows.presence import probe_answer, take_report
+    from devenv.workflows.pushes import InstancePushes
     from devenv.workflows.visibility import publish
 
 T = TypeVar("T")

@@ -23,8 +23,8 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from devenv.workflows.messages import WatcherGone
-from devenv.workflows.state import Change, PresenceReport
+from devenv.models.messages import WatcherGone
+from devenv.models.state import Change, PresenceReport
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")

@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from devenv.models.messages import LeaseInput
+    from devenv.models.names import Activity
     from devenv.workflows.display import failure_message
-    from devenv.workflows.messages import LeaseInput
-    from devenv.workflows.names import Activity
     from devenv.workflows.policies import (
         LEASE_HEARTBEAT,
         LEASE_RETRY,

@@ -21,10 +21,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
-from devenv.settings import SHARED_TASK_QUEUE
+from devenv.models.messages import INSTANCE_LOST, MonitorInput
+from devenv.models.names import SHARED_TASK_QUEUE, Activity
+from devenv.models.state import EnvState
 from devenv.workflows.display import failure_message
-from devenv.workflows.messages import INSTANCE_LOST, MonitorInput
-from devenv.workflows.names import Activity
 from devenv.workflows.patches import WATCH_PATCH
 from devenv.workflows.policies import (
     MONITOR_HEALTHY_RUN,
@@ -35,7 +35,6 @@ from devenv.workflows.policies import (
     WATCH_QUEUE_RETRY,
     WATCH_QUEUE_TIMEOUT,
 )
-from devenv.workflows.state import EnvState
 from devenv.workflows.visibility import WATCHER_MEMO
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from devenv.workflows.messages import INSTANCE_LOST, PROVISIONING_ERROR
+from devenv.models.messages import INSTANCE_LOST, PROVISIONING_ERROR
 
 PROVISION_TIMEOUT = timedelta(minutes=10)
 PROVISION_RETRY = RetryPolicy(

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from devenv.workflows.deadline import idle_deadline
-from devenv.workflows.display import clock, plural, presence_words, utc
-from devenv.workflows.durations import format_duration
-from devenv.workflows.state import EnvState, LateLogin, PresenceReport, Status
+from devenv.models.deadline import idle_deadline, plural
+from devenv.models.durations import format_duration
+from devenv.models.state import EnvState, LateLogin, PresenceReport, Status
+from devenv.workflows.display import clock, presence_words, utc
 
 
 @dataclass(frozen=True)

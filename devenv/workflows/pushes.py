@@ -4,7 +4,7 @@ and login banner, warnings written into open terminals, and the webhook's notice
 None of it may hold up the state machine: each runs as a workflow task of its own
 (a few tries on the instance's queue), and what could not be told becomes an event.
 Deterministic workflow code, like ``monitoring.py``: the activities are named by
-``devenv.workflows.names``.
+``devenv.models.names``.
 """
 
 from __future__ import annotations
@@ -16,29 +16,29 @@ from datetime import datetime
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
+from devenv.models.deadline import plural
+from devenv.models.messages import ApplyLoginInput, ApplyPolicyInput, Notice, TellInput
+from devenv.models.names import Activity
+from devenv.models.sharing import shared_key_line
+from devenv.models.state import (
+    EnvState,
+    FailsafePolicy,
+    InstanceInfo,
+    LoginSettings,
+    TerminationReason,
+)
 from devenv.workflows.display import (
     extend_command,
     failure_message,
     login_banner,
-    plural,
     terminal_warning,
 )
-from devenv.workflows.messages import ApplyLoginInput, ApplyPolicyInput, Notice, TellInput
-from devenv.workflows.names import Activity
 from devenv.workflows.patches import FAILSAFE_PATCH
 from devenv.workflows.policies import (
     APPLY_POLICY_RETRY,
     APPLY_POLICY_TIMEOUT,
     NOTIFY_RETRY,
     NOTIFY_TIMEOUT,
-)
-from devenv.workflows.sharing import shared_key_line
-from devenv.workflows.state import (
-    EnvState,
-    FailsafePolicy,
-    InstanceInfo,
-    LoginSettings,
-    TerminationReason,
 )
 
 

@@ -8,10 +8,10 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
+from devenv.models.state import EnvState
+from devenv.models.status import MEMO_KEY, EnvironmentStatus
 from devenv.workflows.display import details
 from devenv.workflows.patches import MEMO_PATCH
-from devenv.workflows.state import EnvState
-from devenv.workflows.status import MEMO_KEY, EnvironmentStatus
 
 __all__ = ["MEMO_KEY", "WATCHER_MEMO", "memo_row", "publish"]
 

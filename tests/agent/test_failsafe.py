@@ -33,7 +33,7 @@ from devenv.agent.presence_agent import (
 from devenv.backends.ssh import failsafe as host_failsafe
 from devenv.backends.ssh.admin import AdminAccess, AdminConnection, Endpoint, connect_admin
 from devenv.backends.ssh.host_setup import install_agent
-from devenv.workflows import messages
+from devenv.models import messages
 from tests.agent.streams import SYSTEM_PYTHON, AgentStream, Keys
 from tests.support.sshd import Account, Sshd, wait_until
 

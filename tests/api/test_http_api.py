@@ -13,7 +13,7 @@ import pytest
 
 from devenv.client.durations import check_duration
 from devenv.errors import InvalidValueError
-from devenv.workflows.durations import parse_duration
+from devenv.models.durations import parse_duration
 from tests.api.conftest import Api
 from tests.e2e.harness import wait_for
 

@@ -25,14 +25,14 @@ from devenv.backends.aws.prices import hourly_price
 from devenv.backends.base import InstanceGoneError, ProvisioningError
 from devenv.client import sshconfig
 from devenv.keys import ensure_keypair, public_key_line
-from devenv.settings import Settings
-from devenv.workflows.messages import (
+from devenv.models.messages import (
     INSTANCE_LOST,
     PROVISIONING_ERROR,
     ProvisionInput,
     TerminateInput,
 )
-from devenv.workflows.state import EnvSpec, FailsafePolicy, InstanceInfo
+from devenv.models.state import EnvSpec, FailsafePolicy, InstanceInfo
+from devenv.settings import Settings
 from tests.aws.conftest import REGION, Booter, MotoServer, booting, moto_env, running_moto
 from tests.ssh.conftest import make_settings, run, until
 

@@ -20,9 +20,9 @@ from devenv.backends.local import proctools
 from devenv.backends.local.backend import LocalBackend
 from devenv.backends.local.files import ENV_MARKER
 from devenv.keys import ensure_keypair, public_key_line
+from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.state import EnvSpec, InstanceInfo
 from devenv.settings import Settings
-from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import EnvSpec, InstanceInfo
 
 SSH_TIMEOUT = 20.0
 

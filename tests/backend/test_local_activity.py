@@ -15,7 +15,7 @@ import pytest
 
 from devenv.backends.local.files import PRESENCE_SUBSYSTEM
 from devenv.backends.presence_stream import PresenceStreamEndedError, ssh_presence
-from devenv.workflows.state import InstanceInfo, PresenceReport
+from devenv.models.state import InstanceInfo, PresenceReport
 from tests.backend.conftest import Instance, Lab
 
 QUIET = 1.0

@@ -12,7 +12,7 @@ import asyncssh
 
 from devenv.backends.local.counter import ActivitySnapshot, ConnectionCounter
 from devenv.backends.local.files import ACTIVITY_SUBSYSTEM
-from devenv.workflows.state import PresenceReport
+from devenv.models.state import PresenceReport
 from tests.backend.conftest import Instance, Lab
 
 

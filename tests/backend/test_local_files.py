@@ -122,7 +122,7 @@ def test_the_instance_server_loads_neither_pydantic_nor_the_workflows() -> None:
     probe = (
         f"import sys, {SERVER_MODULE}; "
         "print(' '.join(sorted(name for name in sys.modules if name.startswith("
-        "('pydantic', 'temporalio', 'devenv.workflows.state', 'devenv.config', 'yaml')))))"
+        "('pydantic', 'temporalio', 'devenv.models.state', 'devenv.config', 'yaml')))))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True

@@ -22,8 +22,8 @@ from devenv.backends.local.files import (
     SERVER_MODULE,
     TERMINATED_FILE,
 )
-from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import InstanceInfo
+from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.state import InstanceInfo
 from tests.backend.conftest import Instance, Lab, mode, run, wait_until, write_ssh_config
 
 
@@ -103,7 +103,7 @@ PROVISION_AND_DIE = textwrap.dedent(
     """
     import asyncio, os, signal, sys
     from devenv.backends.local.backend import LocalBackend
-    from devenv.workflows.messages import ProvisionInput
+    from devenv.models.messages import ProvisionInput
     from devenv.settings import Settings
 
     request = ProvisionInput.model_validate_json(sys.argv[1])

@@ -18,9 +18,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import devenv
 from devenv.backends import registry
-from devenv.client.models import EnvironmentStatus
 from devenv.client.server import has_host_worker, stop_background
 from devenv.errors import InvalidValueError, ProvisioningFailedError
+from devenv.models.status import EnvironmentStatus
 from devenv.settings import Settings, watch_task_queue
 from devenv.worker.worker import build_workers
 from tests.backend import toy_backend

@@ -18,11 +18,11 @@ from temporalio.testing import WorkflowEnvironment
 
 import devenv
 from devenv.backends import registry
-from devenv.client.models import EnvironmentStatus
+from devenv.models.names import Activity
+from devenv.models.status import EnvironmentStatus
 from devenv.settings import Settings
 from devenv.worker.worker import running_workers
 from devenv.workflows.lease import lease_workflow_id
-from devenv.workflows.names import Activity
 from devenv.workflows.visibility import WATCHER_MEMO
 from tests.backend import toy_backend
 from tests.backend.test_toy_backend import TOY, until

@@ -21,10 +21,10 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from devenv.activities.activities import EnvironmentActivities
+from devenv.models.messages import MonitorInput
+from devenv.models.names import Signal
+from devenv.models.state import InstanceInfo, PresenceReport
 from devenv.settings import Settings
-from devenv.workflows.messages import MonitorInput
-from devenv.workflows.names import Signal
-from devenv.workflows.state import InstanceInfo, PresenceReport
 from tests.backend.toy_backend import ToyBackend
 
 

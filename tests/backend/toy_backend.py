@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from devenv.backends.base import Backend, InstanceGoneError, ProvisioningError
 from devenv.backends.registry import BackendEntry
-from devenv.config.common import EnvironmentConfig
-from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import InstanceInfo, PresenceReport
+from devenv.models.config import EnvironmentConfig
+from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.state import InstanceInfo, PresenceReport
 
 ENTRY = BackendEntry("toy", f"{__name__}:ToyConfig", f"{__name__}:ToyBackend")
 """What ``registry.register`` takes: the name, the configuration model, the backend."""

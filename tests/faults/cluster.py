@@ -30,7 +30,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from devenv.backends.local.files import SERVER_MODULE
 from devenv.backends.local.proctools import is_running as alive
 from devenv.backends.local.proctools import parent
-from devenv.settings import SHARED_TASK_QUEUE, Settings, host_task_queue
+from devenv.models.names import SHARED_TASK_QUEUE
+from devenv.settings import Settings, host_task_queue
 from devenv.worker.client import ServerUnreachableError, connect
 from devenv.worker.devserver import dev_server_command
 from tests.e2e.harness import DEVENV, Devenv, port_open, wait_for

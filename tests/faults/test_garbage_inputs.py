@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
+from devenv.models.names import Signal, Update
 from devenv.worker import binaries
-from devenv.workflows.names import Signal, Update
 from tests.faults.cluster import Cluster, wait_for
 
 pytestmark = pytest.mark.faults

@@ -27,8 +27,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
-from devenv.settings import SHARED_TASK_QUEUE
-from devenv.workflows.state import WORKFLOW_TYPE
+from devenv.models.names import SHARED_TASK_QUEUE
+from devenv.models.state import WORKFLOW_TYPE
 
 
 @workflow.defn(name=WORKFLOW_TYPE, sandboxed=False)
@@ -67,8 +67,8 @@ def api_answers(cluster: Cluster, *paths: str) -> list[tuple[int, object]]:
     import httpx
 
     from devenv.api.app import create_app
-    from devenv.api.tokens import UserStore
     from devenv.client.aio import AsyncClient
+    from devenv.client.tokens import UserStore
 
     store = UserStore(cluster.settings)
     token, _ = store.local_admin_token()

@@ -22,9 +22,9 @@ from temporalio.testing import ActivityEnvironment
 from devenv.activities.activities import EnvironmentActivities
 from devenv.backends.local.backend import LocalBackend
 from devenv.keys import ensure_keypair, public_key_line
+from devenv.models.messages import INSTANCE_LOST, ProbeInput, ProvisionInput, TerminateInput
+from devenv.models.state import EnvSpec
 from devenv.settings import Settings
-from devenv.workflows.messages import INSTANCE_LOST, ProbeInput, ProvisionInput, TerminateInput
-from devenv.workflows.state import EnvSpec
 from tests.faults.cluster import kill_everything_of
 
 pytestmark = pytest.mark.faults

@@ -17,9 +17,9 @@ from devenv.backends.local import proctools
 from devenv.backends.local.backend import LocalBackend
 from devenv.backends.local.files import PID_FILE, READY_FILE, SERVER_MODULE
 from devenv.keys import ensure_keypair, public_key_line
+from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.state import EnvSpec
 from devenv.settings import Settings
-from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import EnvSpec
 from tests.faults.cluster import cmdline, kill_everything_of, pids, wait_for
 
 pytestmark = pytest.mark.faults
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.faults
 PROVISION = """\
 import asyncio, sys
 from devenv.backends.local.backend import LocalBackend
-from devenv.workflows.messages import ProvisionInput
+from devenv.models.messages import ProvisionInput
 from devenv.settings import Settings
 settings = Settings.model_validate_json(sys.argv[1])
 request = ProvisionInput.model_validate_json(sys.argv[2])

@@ -16,7 +16,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.workflows.state import WORKFLOW_TYPE, EnvSpec, EnvState
+from devenv.models.state import WORKFLOW_TYPE, EnvSpec, EnvState
 from tests.e2e.harness import Devenv, free_port
 from tests.security.conftest import CommandResult, error_line, run_devenv
 

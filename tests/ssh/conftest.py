@@ -25,9 +25,9 @@ from devenv.backends.ssh.backend import SshBackend
 from devenv.backends.ssh.host_setup import account_name
 from devenv.client import sshconfig
 from devenv.keys import ensure_keypair, public_key_line
+from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.state import EnvSpec, InstanceInfo, PresenceReport
 from devenv.settings import Settings
-from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import EnvSpec, InstanceInfo, PresenceReport
 from tests.support.sshd import (
     Account,
     HarnessError,

@@ -25,8 +25,8 @@ from devenv.backends.ssh.backend import SshBackend, SshInstanceData
 from devenv.backends.ssh.host_setup import AGENT_FILE, USER_RC, account_name
 from devenv.backends.ssh.used_hosts import UsedHost, hosts_file, remember_host
 from devenv.keys import ensure_keypair
-from devenv.workflows.messages import PROVISIONING_ERROR, TerminateInput
-from devenv.workflows.state import PresenceReport
+from devenv.models.messages import PROVISIONING_ERROR, TerminateInput
+from devenv.models.state import PresenceReport
 from tests.ssh.conftest import (
     Lab,
     account_of,

@@ -20,8 +20,8 @@ from devenv.backends.ssh.backend import SshBackend
 from devenv.backends.ssh.host_setup import account_name, deployment_of
 from devenv.backends.ssh.used_hosts import HOSTS_FILE
 from devenv.keys import ensure_keypair, internal_public_key, public_key_line
-from devenv.workflows.messages import ProvisionInput
-from devenv.workflows.state import EnvSpec
+from devenv.models.messages import ProvisionInput
+from devenv.models.state import EnvSpec
 from tests.e2e.harness import Devenv, serving
 from tests.ssh.conftest import (
     Lab,

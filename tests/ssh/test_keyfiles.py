@@ -20,7 +20,7 @@ from devenv.api.admin_only import refused_keys
 from devenv.backends import registry
 from devenv.backends.ssh import keyfiles
 from devenv.backends.ssh.admin import AdminAccess, Endpoint, read_identity, trusted_host_keys
-from devenv.config.common import EnvironmentConfig
+from devenv.models.config import EnvironmentConfig
 
 SECRET = f"devenv_{secrets.token_urlsafe(24)}"
 

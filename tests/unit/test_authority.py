@@ -15,7 +15,7 @@ import pytest
 from devenv import logging_redact
 from devenv.api import authority
 from devenv.errors import NotAllowedError
-from devenv.workflows.state import EnvSpec, EnvState, Status
+from devenv.models.state import EnvSpec, EnvState, Status
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from devenv.cli.app import app, run
 from devenv.client import sshconfig
+from devenv.models.state import InstanceInfo
 from devenv.settings import Settings
-from devenv.workflows.state import InstanceInfo
 from tests.unit.test_config_file import GOOD, isolated_home, one_error_line, write
 
 __all__ = ["isolated_home"]  # the autouse fixture: DEVENV_HOME, HOME, a dead address

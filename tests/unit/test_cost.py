@@ -15,12 +15,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from devenv.cli.views import money, ps_table, statuses_json
-from devenv.client.models import EnvironmentStatus
+from devenv.models.messages import ProvisionInput
+from devenv.models.names import Activity
+from devenv.models.state import EnvSpec, EnvState, InstanceInfo, Status, Tuning
+from devenv.models.status import EnvironmentStatus, cost_so_far
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.messages import ProvisionInput
-from devenv.workflows.names import Activity
-from devenv.workflows.state import EnvSpec, EnvState, InstanceInfo, Status, Tuning
-from devenv.workflows.status import cost_so_far
 from devenv.workflows.visibility import memo_row
 from tests.workflow.fakes import TEST_KEY, FakeBackend, listed_row, make_state, start, wait_for
 

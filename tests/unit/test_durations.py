@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devenv.workflows.durations import DurationError, format_duration, parse_duration
+from devenv.models.durations import DurationError, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from devenv.backends.aws.prices import (
     pick_instance_type,
     price_table,
 )
-from devenv.config.common import Resources
+from devenv.models.config import Resources
 
 REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1")
 

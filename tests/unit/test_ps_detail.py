@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from devenv.cli.app import app
 from devenv.cli.detail import render
-from devenv.workflows.deadline import recompute
-from devenv.workflows.state import (
+from devenv.models.deadline import recompute
+from devenv.models.state import (
     EnvEvent,
     EnvSpec,
     EnvState,

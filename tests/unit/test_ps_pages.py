@@ -14,9 +14,9 @@ from temporalio.worker import Worker
 
 from devenv.cli.views import JsonRows, PsLines, ps_table, statuses_json
 from devenv.client.listing import Visibility, list_statuses, sort_statuses, status_pages
-from devenv.client.models import EnvironmentStatus
+from devenv.models.state import EnvSpec, EnvState, Status, Tuning
+from devenv.models.status import EnvironmentStatus
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import EnvSpec, EnvState, Status, Tuning
 from tests.workflow.fakes import TEST_KEY, FakeBackend, make_state, start, wait_for
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

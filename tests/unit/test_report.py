@@ -20,7 +20,7 @@ from devenv.client.report import (
     suggested_threshold,
 )
 from devenv.errors import InvalidValueError
-from devenv.workflows.state import (
+from devenv.models.state import (
     EnvEvent,
     EnvSpec,
     EnvState,

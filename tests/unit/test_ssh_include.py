@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from devenv.client import sshconfig
+from devenv.models.state import InstanceInfo
 from devenv.settings import Settings
-from devenv.workflows.state import InstanceInfo
 
 INSTANCE = InstanceInfo(
     instance_id="i-1",

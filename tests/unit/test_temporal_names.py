@@ -1,4 +1,4 @@
-"""Temporal names are typed references or members of ``devenv.workflows.names``.
+"""Temporal names are typed references or members of ``devenv.models.names``.
 
 A string literal naming an activity, update, query or signal is a typo waiting to
 become an "unknown update" at run time, or a rename that silently stops replaying old
@@ -15,8 +15,8 @@ from temporalio import activity, workflow
 
 from devenv.activities.activities import EnvironmentActivities, all_activities
 from devenv.activities.watching import WatchActivities, watch_activities
+from devenv.models.names import Activity, Query, Signal, Update
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.names import Activity, Query, Signal, Update
 
 ROOT = Path(__file__).parents[2]
 SCANNED = ("devenv", "benchmarks", "tests")
@@ -112,9 +112,7 @@ def test_no_temporal_name_is_a_string_literal(top: str) -> None:
         if path.relative_to(ROOT).parts[0] == top
         for line, name in literal_names(path.read_text())
     ]
-    assert offenders == [], "use a typed reference or devenv.workflows.names:\n" + "\n".join(
-        offenders
-    )
+    assert offenders == [], "use a typed reference or devenv.models.names:\n" + "\n".join(offenders)
 
 
 def test_the_workflow_handles_exactly_the_names() -> None:

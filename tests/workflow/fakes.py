@@ -30,9 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from devenv.settings import SHARED_TASK_QUEUE
-from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.messages import (
+from devenv.models.messages import (
     INSTANCE_LOST,
     ApplyLoginInput,
     ApplyPolicyInput,
@@ -43,8 +41,8 @@ from devenv.workflows.messages import (
     TellInput,
     TerminateInput,
 )
-from devenv.workflows.names import Activity
-from devenv.workflows.state import (
+from devenv.models.names import SHARED_TASK_QUEUE, Activity
+from devenv.models.state import (
     EnvSpec,
     EnvState,
     InstanceInfo,
@@ -53,7 +51,8 @@ from devenv.workflows.state import (
     Tuning,
     workflow_id_for,
 )
-from devenv.workflows.status import EnvironmentStatus
+from devenv.models.status import EnvironmentStatus
+from devenv.workflows.environment import DevEnvironmentWorkflow
 
 MonitorMode = Literal["hold", "return", "fail", "lost"]
 TEST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake test"

@@ -27,13 +27,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from devenv.settings import SHARED_TASK_QUEUE
-from devenv.worker import binaries
-from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.lease import WorkerLeaseWorkflow
-from devenv.workflows.messages import LeaseInput, WatcherGone
-from devenv.workflows.names import Activity
-from devenv.workflows.state import (
+from devenv.models.messages import LeaseInput, WatcherGone
+from devenv.models.names import SHARED_TASK_QUEUE, Activity
+from devenv.models.state import (
     Change,
     DurationSetting,
     EnvState,
@@ -43,6 +39,9 @@ from devenv.workflows.state import (
     Status,
     Tuning,
 )
+from devenv.worker import binaries
+from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.lease import WorkerLeaseWorkflow
 from tests.servers import start_test_dev_server
 from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
 

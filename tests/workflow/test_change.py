@@ -7,7 +7,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.workflows.state import (
+from devenv.models.state import (
     Change,
     DurationSetting,
     EnvState,

@@ -12,10 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio import workflow
 
-from devenv.workflows import changes
-from devenv.workflows.durations import MAX_SECONDS
-from devenv.workflows.presence import take_report
-from devenv.workflows.state import (
+from devenv.models.durations import MAX_SECONDS
+from devenv.models.state import (
     Change,
     DurationSetting,
     EnvState,
@@ -25,6 +23,8 @@ from devenv.workflows.state import (
     StopAtSetting,
     TerminationReason,
 )
+from devenv.workflows import changes
+from devenv.workflows.presence import take_report
 from tests.workflow.fakes import TEST_KEY, H, make_state
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
+from devenv.models.state import EnvState, Status, TerminationReason, Tuning
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import EnvState, Status, TerminationReason, Tuning
 from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
 
 WF = DevEnvironmentWorkflow

@@ -17,9 +17,8 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.workflows.durations import MAX_SECONDS
-from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import (
+from devenv.models.durations import MAX_SECONDS
+from devenv.models.state import (
     MAX_EVENTS,
     EnvState,
     PresenceReport,
@@ -27,6 +26,7 @@ from devenv.workflows.state import (
     TerminationReason,
     Tuning,
 )
+from devenv.workflows.environment import DevEnvironmentWorkflow
 from tests.workflow.fakes import (
     WF,
     H,

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
+from devenv.models.state import TerminationReason
 from devenv.workflows.display import login_banner
-from devenv.workflows.state import TerminationReason
 from tests.workflow.fakes import (
     WF,
     H,

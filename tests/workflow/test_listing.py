@@ -6,8 +6,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from devenv.client.listing import Visibility, list_statuses
+from devenv.models.state import Status, Tuning
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import Status, Tuning
 from tests.workflow.fakes import (
     listed_row,
     make_state,

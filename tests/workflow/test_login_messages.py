@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.workflows.state import TerminationReason, Tuning
+from devenv.models.state import TerminationReason, Tuning
 from tests.workflow.fakes import (
     WF,
     H,

@@ -13,16 +13,15 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.settings import SHARED_TASK_QUEUE
-from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.names import Activity
-from devenv.workflows.state import (
+from devenv.models.names import SHARED_TASK_QUEUE, Activity
+from devenv.models.state import (
     PresenceReport,
     SessionInfo,
     Status,
     TerminationReason,
     Tuning,
 )
+from devenv.workflows.environment import DevEnvironmentWorkflow
 from tests.workflow.fakes import make_state, report, running_worker, start, wait_for, wait_running
 
 WF = DevEnvironmentWorkflow

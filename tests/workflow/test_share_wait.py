@@ -9,8 +9,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from devenv.client.keys_in_place import wait_keys_in_place
 from devenv.errors import NotAnsweringError
-from devenv.workflows.sharing import shared_key_line
-from devenv.workflows.state import Change, SharedUser
+from devenv.models.sharing import shared_key_line
+from devenv.models.state import Change, SharedUser
 from tests.workflow.fakes import TEST_KEY, WF, make_state, running_env
 
 BOB = SharedUser(name="bob", public_key=TEST_KEY)

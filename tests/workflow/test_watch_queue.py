@@ -12,12 +12,11 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.settings import SHARED_TASK_QUEUE
+from devenv.models.messages import WatcherGone
+from devenv.models.names import SHARED_TASK_QUEUE, Activity
+from devenv.models.state import Status, Tuning
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.messages import WatcherGone
-from devenv.workflows.names import Activity
 from devenv.workflows.policies import MONITOR_HEARTBEAT
-from devenv.workflows.state import Status, Tuning
 from devenv.workflows.visibility import WATCHER_MEMO
 from tests.workflow.fakes import make_state, running_worker, start, wait_for
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from devenv.client.aio import AsyncClient
+from devenv.models.state import Tuning, workflow_id_for
 from devenv.workflows.environment import DevEnvironmentWorkflow
-from devenv.workflows.state import Tuning, workflow_id_for
 from tests.workflow.fakes import make_state, running_worker
 
 

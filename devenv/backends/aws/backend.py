@@ -71,11 +71,12 @@ from devenv.backends.ssh.host_setup import (
     inspect,
 )
 from devenv.backends.ssh.login_messages import apply_login, tell_terminals
-from devenv.config.common import Resources
 from devenv.keys import ensure_keypair, public_key_line
-from devenv.settings import SHARED_TASK_QUEUE, Settings
-from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import FailsafePolicy, InstanceInfo, LoginSettings, PresenceReport
+from devenv.models.config import Resources
+from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.names import SHARED_TASK_QUEUE
+from devenv.models.state import FailsafePolicy, InstanceInfo, LoginSettings, PresenceReport
+from devenv.settings import Settings
 
 BACKEND = "aws"
 ACTION_VAR = "DEVENV_AWS_FAILSAFE_ACTION"
@@ -561,7 +562,7 @@ def _section(config: dict[str, Any]) -> AwsSection:
     try:
         return AwsSection.model_validate(config)
     except ValidationError as problem:
-        from devenv.config.loader import validation_problems
+        from devenv.models.problems import validation_problems
 
         lines = validation_problems(problem, AwsSection)
         raise ProvisioningError(

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from devenv.config.common import ADMIN_ONLY, EnvironmentConfig
+from devenv.models.config import ADMIN_ONLY, EnvironmentConfig
 
 DEFAULT_IMAGE = "ubuntu-24.04"
 DEFAULT_ENDPOINT = "{public_ip}:22"

@@ -151,7 +151,7 @@ def parse_gpu(gpu: int | str | None) -> tuple[int | None, str | None]:
 
 
 class _Resources(Protocol):
-    """What ``devenv.config.common.Resources`` has (not imported: the config layer imports us)."""
+    """What ``devenv.models.config.Resources`` has (not imported: the config layer imports us)."""
 
     @property
     def cpu(self) -> int | None: ...

@@ -59,9 +59,9 @@ from devenv.backends.local.files import (
 from devenv.backends.local.jobs import tell_instance
 from devenv.backends.presence_stream import ssh_presence
 from devenv.keys import ensure_keypair, internal_public_key, private_dir
+from devenv.models.messages import PROVISIONING_ERROR, ProvisionInput, TerminateInput
+from devenv.models.state import InstanceInfo, LoginSettings, PresenceReport, workflow_id_for
 from devenv.settings import Settings, SettingsError, host_task_queue
-from devenv.workflows.messages import PROVISIONING_ERROR, ProvisionInput, TerminateInput
-from devenv.workflows.state import InstanceInfo, LoginSettings, PresenceReport, workflow_id_for
 
 BACKEND = "local"
 M = TypeVar("M", bound=ReadyInfo)

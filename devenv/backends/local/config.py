@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from devenv.config.common import EnvironmentConfig
+from devenv.models.config import EnvironmentConfig
 from devenv.settings import host_task_queue
 
 

@@ -46,7 +46,7 @@ from devenv.backends.local.files import (
 )
 from devenv.backends.local.jobs import install_tools, serve_jobs
 from devenv.backends.local.sessions import Children, SessionProcess, run_session
-from devenv.workflows.sharing import SHARED_MARK, USER_NAME
+from devenv.models.sharing import SHARED_MARK, USER_NAME
 
 log = logging.getLogger("devenv.local_server")
 

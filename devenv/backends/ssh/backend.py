@@ -75,9 +75,10 @@ from devenv.backends.ssh.used_hosts import (
     used_hosts,
 )
 from devenv.keys import internal_public_key
-from devenv.settings import SHARED_TASK_QUEUE, Settings, SettingsError
-from devenv.workflows.messages import ProvisionInput, TerminateInput
-from devenv.workflows.state import InstanceInfo, LoginSettings, PresenceReport
+from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.names import SHARED_TASK_QUEUE
+from devenv.models.state import InstanceInfo, LoginSettings, PresenceReport
+from devenv.settings import Settings, SettingsError
 
 BACKEND = "ssh"
 HOST_DIR_VAR = "DEVENV_SSH_HOST_DIR"
@@ -560,7 +561,7 @@ def _section(config: dict[str, Any]) -> SshSection:
     try:
         return SshSection.model_validate(config, context={CHECK_FILES: False})
     except ValidationError as problem:
-        from devenv.config.loader import validation_problems
+        from devenv.models.problems import validation_problems
 
         lines = validation_problems(problem, SshSection)
         raise ProvisioningError(

@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from devenv.config.common import ADMIN_ONLY, EnvironmentConfig
+from devenv.models.config import ADMIN_ONLY, EnvironmentConfig
 
 DEFAULT_PORT = 22
 MAX_HOSTS = 100

@@ -25,7 +25,7 @@ from datetime import UTC
 
 from devenv.backends.ssh.admin import AdminConnection, HostCommandError
 from devenv.backends.ssh.host_setup import _PRELUDE, check_host_dir
-from devenv.workflows.messages import FailsafePolicy
+from devenv.models.messages import FailsafePolicy
 
 ACCOUNT_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 """An account name useradd accepts (devenv's are ``dv-<name>``)."""

@@ -40,7 +40,7 @@ import asyncssh
 
 from devenv.agent import keepalive, presence_agent
 from devenv.backends.ssh.admin import AdminConnection, AdminError, Endpoint, HostCommandError
-from devenv.workflows.state import workflow_id_for
+from devenv.models.state import workflow_id_for
 
 DEFAULT_HOST_DIR = "/var/lib/devenv"
 HOST_DIR_PATTERN = re.compile(r"^(?:/[A-Za-z0-9._-]+)+/?$")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from devenv.backends.ssh.admin import AdminConnection, HostCommandError
 from devenv.backends.ssh.failsafe import check_account
 from devenv.backends.ssh.host_setup import _PRELUDE, check_host_dir, key_line
-from devenv.workflows.sharing import SHARED_MARK, USER_NAME
-from devenv.workflows.state import LoginSettings
+from devenv.models.sharing import SHARED_MARK, USER_NAME
+from devenv.models.state import LoginSettings
 
 WRITE_BANNER = (
     _PRELUDE

@@ -153,7 +153,7 @@ def new_pool(
     """A pool validated as an ``ssh_config`` would be (files checked, paths absolute);
     InvalidValueError in one line naming the option otherwise."""
     check_pool_name(name)
-    from devenv.config.loader import describe_validation_error
+    from devenv.models.problems import describe_validation_error
 
     try:
         section = SshSection.model_validate(

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.client.options import ConfigSource, Progress
+from devenv.models.state import EnvEvent, EnvState
+from devenv.models.status import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.settings import Settings
-from devenv.workflows.state import EnvEvent, EnvState
 
 if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.lookup import Handle
     from devenv.client.report import Report
-    from devenv.workflows.status import SshAccess
+    from devenv.models.status import SshAccess
 
 
 @dataclass(frozen=True)

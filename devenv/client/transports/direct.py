@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, cast
 
 from devenv.client import checks
-from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.client.options import Progress, Unset
 from devenv.client.refs import candidate_ids
 from devenv.client.server_errors import translated, translated_pages
@@ -28,10 +27,9 @@ from devenv.errors import (
     ServerNotAnsweringError,
     ServerUnreachableError,
 )
-from devenv.settings import SHARED_TASK_QUEUE, Settings, local_user
-from devenv.workflows.durations import format_duration
-from devenv.workflows.names import Activity, Update
-from devenv.workflows.state import (
+from devenv.models.durations import format_duration
+from devenv.models.names import SHARED_TASK_QUEUE, Activity, Update
+from devenv.models.state import (
     WORKFLOW_TYPE,
     DeadlineAnswer,
     EnvEvent,
@@ -40,6 +38,8 @@ from devenv.workflows.state import (
     Status,
     workflow_id_for,
 )
+from devenv.models.status import EnvironmentList, EnvironmentPage, EnvironmentStatus
+from devenv.settings import Settings, local_user
 
 if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from devenv.client.listing import Visibility
     from devenv.client.lookup import Handle
     from devenv.client.report import Report
-    from devenv.workflows.status import SshAccess
+    from devenv.models.status import SshAccess
 
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
 """A worker that dies holding a workflow task stalls the environment this long, not 10 s."""
@@ -254,7 +254,7 @@ class DirectEnvironment(EnvironmentTransport):
         """With ``shared_with``, returns once the instance has the members' keys."""
         from devenv.client.lookup import require_worker
         from devenv.client.sharing import members
-        from devenv.workflows.state import Change, DurationSetting, StopAtSetting
+        from devenv.models.state import Change, DurationSetting, StopAtSetting
 
         change = Change(by=by)
         if not isinstance(changes.inactivity_duration, Unset):
@@ -346,7 +346,7 @@ class DirectEnvironment(EnvironmentTransport):
 
     @translated
     async def ssh_access(self, state: EnvState | None) -> SshAccess:
-        from devenv.workflows.status import SshAccess
+        from devenv.models.status import SshAccess
 
         state = state or await self.state()
         if state.status != Status.RUNNING or state.instance is None:

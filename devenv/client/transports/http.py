@@ -28,7 +28,6 @@ from pydantic_core import to_jsonable_python
 
 from devenv import wire
 from devenv.client import checks
-from devenv.client.models import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.client.options import Progress, Unset
 from devenv.client.refs import candidate_ids
 from devenv.client.transports.base import EnvironmentTransport, Ready, StartRequest, Transport
@@ -43,9 +42,9 @@ from devenv.errors import (
     ServerUnreachableError,
     UserError,
 )
+from devenv.models.state import EnvEvent, EnvState, Status
+from devenv.models.status import EnvironmentList, EnvironmentPage, EnvironmentStatus, SshAccess
 from devenv.settings import Settings
-from devenv.workflows.state import EnvEvent, EnvState, Status
-from devenv.workflows.status import SshAccess
 
 if TYPE_CHECKING:
     from devenv.client.changes import Changes

@@ -11,8 +11,8 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from devenv.workflows.state import EnvSpec, InstanceInfo, LoginSettings
-from devenv.workflows.state import FailsafePolicy as FailsafePolicy
+from devenv.models.state import EnvSpec, InstanceInfo, LoginSettings
+from devenv.models.state import FailsafePolicy as FailsafePolicy
 
 PROVISIONING_ERROR = "ProvisioningError"
 """Failure type: provisioning that retrying cannot fix; the environment FAILS after cleanup."""

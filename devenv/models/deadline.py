@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from devenv.workflows.state import EnvState, Status, TerminationReason
+from devenv.models.durations import format_duration
+from devenv.models.state import EnvState, Status, TerminationReason
 
 
 def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]:
@@ -171,3 +172,16 @@ def overdue(state: EnvState, now: datetime) -> bool:
         and state.deadline_reason is not None
         and state.deadline <= now
     )
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def rule_words(s: EnvState) -> str:
+    """The rule behind the current deadline, in a few words."""
+    if s.deadline_reason == TerminationReason.MAX_DURATION_EXCEEDED:
+        return f"max_duration {format_duration(s.spec.max_duration)}"
+    if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
+        return "the scheduled stop"
+    return f"idle for {format_duration(s.spec.inactivity_duration)}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from devenv.config.common import Resources
+from devenv.models.config import Resources
 
 WORKFLOW_TYPE = "DevEnvironment"
 WORKFLOW_ID_PREFIX = "devenv-"

@@ -1,27 +1,9 @@
-"""What the SDK returns: the rows (defined with the workflow, which publishes them in
-its memo) and how to reach an environment."""
+"""How to reach an environment from this machine: what ``start`` and ``connect`` return."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from devenv.workflows.status import (
-    STATUS_LIST,
-    EnvironmentList,
-    EnvironmentPage,
-    EnvironmentStatus,
-    statuses_json,
-)
-
-__all__ = [
-    "STATUS_LIST",
-    "Connection",
-    "EnvironmentList",
-    "EnvironmentPage",
-    "EnvironmentStatus",
-    "statuses_json",
-]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the local instance server imports this module: no pydantic there
-    from devenv.workflows.state import SharedUser
+    from devenv.models.state import SharedUser
 
 MAX_SHARED = 50
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")

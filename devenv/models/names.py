@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+SHARED_TASK_QUEUE = "devenv"
+"""The task queue of the shared worker (workflows and activities that run anywhere)."""
+
 
 class Activity(StrEnum):
     """Activities the workflows schedule (registered by ``devenv.activities``)."""

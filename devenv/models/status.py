@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from devenv.workflows.state import EnvState, InstanceInfo, Status, workflow_id_for
+from devenv.models.state import EnvState, InstanceInfo, Status, workflow_id_for
 
 MEMO_KEY = "devenv"
 """Memo field holding the row (``EnvironmentStatus``) that ``devenv ps`` lists: here, not
