@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,3 +114,20 @@ def test_no_import_crosses_the_layer_order() -> None:
                 where = path.relative_to(ROOT)
                 wrong.append(f"{where}:{line}: {mine} imports {target} ({theirs})")
     assert not wrong, "imports across the layers of docs/development.md:\n" + "\n".join(wrong)
+
+
+def test_models_import_only_the_stdlib_and_pydantic() -> None:
+    """The shared types load anywhere: in ``devenv ps`` (no Temporal) and in the sandbox."""
+    wrong: list[str] = []
+    for path in sorted((PACKAGE / "models").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in {"pydantic", "devenv"}:
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: imports {name}")
+    assert not wrong, "\n".join(wrong)
