@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.agent import presence_agent
+from devenv.agent.presence import AGENT_VERSION
 from tests.agent.streams import SYSTEM_PYTHON, AgentStream, Keys, Line, authorize
 from tests.support.sshd import Account, Sshd, free_port, wait_until
 
@@ -108,7 +108,7 @@ def test_agent_version(agent_path: Path) -> None:
         [SYSTEM_PYTHON, str(agent_path), "--version"], capture_output=True, text=True, check=True
     )
     # Hosts keep each version under its own file name: a bump must show here.
-    assert result.stdout.strip() == presence_agent.AGENT_VERSION == "4"
+    assert result.stdout.strip() == AGENT_VERSION == "4"
 
 
 # --- kinds of connections ---------------------------------------------------------

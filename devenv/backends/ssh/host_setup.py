@@ -2,7 +2,8 @@
 
 Layout on the host (``HOST_DIR``, default ``/var/lib/devenv``, root-owned)::
 
-    agent/presence_agent-<AGENT_VERSION>.py   0755 folder, 0644 file: run by every account
+    agent/presence_agent-<AGENT_VERSION>.py   0755 folder, 0644 file: run by every account (a
+                                              zipapp of devenv.agent.presence)
     /usr/local/bin/devenv-keepalive           0755, root-owned: jobs (``devenv run``), on
                                               every account's PATH; self-contained (the
                                               keepalive with a python3 shebang), so it
@@ -40,15 +41,14 @@ from pathlib import Path
 
 import asyncssh
 
-from devenv.agent import keepalive, presence_agent
+from devenv.agent import keepalive
 from devenv.backends.ssh.admin import AdminConnection, AdminError, Endpoint, HostCommandError
+from devenv.backends.ssh.agent_bundle import AGENT_FILE, agent_zipapp
 from devenv.backends.ssh.host_scripts import host_script, shipped_file
 from devenv.workflows.state import workflow_id_for
 
 DEFAULT_HOST_DIR = "/var/lib/devenv"
 HOST_DIR_PATTERN = re.compile(r"^(?:/[A-Za-z0-9._-]+)+/?$")
-AGENT_SOURCE = Path(presence_agent.__file__)
-AGENT_FILE = f"presence_agent-{presence_agent.AGENT_VERSION}.py"
 KEEPALIVE_SOURCE = Path(keepalive.__file__)
 KEEPALIVE_BIN = "/usr/local/bin/devenv-keepalive"
 ACCOUNT_PREFIX = "dv-"
@@ -114,12 +114,6 @@ def key_line(text: str) -> str:
     if len(fields) < 2 or not _KEY_TYPE.fullmatch(fields[0]):
         raise ValueError("not an OpenSSH public key line")
     return f"{fields[0]} {fields[1]}"
-
-
-@functools.cache
-def agent_source() -> str:
-    """The agent as shipped: this package's own file, read once."""
-    return AGENT_SOURCE.read_text()
 
 
 @functools.cache
@@ -238,8 +232,9 @@ async def inspect(admin: AdminConnection, host_dir: str, account: str) -> HostRe
 
 
 async def install_agent(admin: AdminConnection, host_dir: str) -> str:
-    """The agent at ``HOST_DIR/agent/presence_agent-V.py`` (rewritten if it differs)."""
-    result = await admin.run(INSTALL_AGENT, host_dir, AGENT_FILE, stdin=agent_source())
+    """The agent at ``HOST_DIR/agent/presence_agent-V.py``, one zipapp (``agent_bundle``),
+    rewritten if it differs."""
+    result = await admin.run(INSTALL_AGENT, host_dir, AGENT_FILE, stdin=agent_zipapp())
     if result.status != 0:
         raise HostCommandError(
             f"{admin.endpoint}: installing the presence agent in {host_dir} failed: "
