@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devenv.backends.ssh.agent_bundle import agent_zipapp
+from devenv.backends.ssh.agent_bundle import AGENT_FILE, agent_zipapp
 from tests.support.sshd import Account, KeyPair, Sshd, make_keypair
 
-AGENT_NAME = "presence_agent.py"
-"""Installed under the name the agent had as one script (tests find it by it)."""
+AGENT_NAME = AGENT_FILE
+"""The name hosts install it under (presence_agent-4.py): the agent finds its own
+processes, and its siblings', by it."""
 SYSTEM_PYTHON = "/usr/bin/python3"
 """The host's own Python: the account cannot read the venv's, which lives under /root."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from devenv.agent.presence import AGENT_VERSION
-from tests.agent.streams import SYSTEM_PYTHON, AgentStream, Keys, Line, authorize
+from tests.agent.streams import AGENT_NAME, SYSTEM_PYTHON, AgentStream, Keys, Line, authorize
 from tests.support.sshd import Account, Sshd, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,7 @@ def agent_pids(account: Account) -> list[int]:
     found = []
     for pid in account.pids():
         try:
-            if b"presence_agent.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if AGENT_NAME.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)
         except OSError:
             continue

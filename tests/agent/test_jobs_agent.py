@@ -22,7 +22,7 @@ from devenv.agent import keepalive
 from devenv.agent.presence.failsafe import FailsafeWatcher
 from devenv.agent.presence.lines import report
 from devenv.agent.presence.table import Proc, count_jobs, is_job_process
-from tests.agent.streams import SYSTEM_PYTHON, AgentStream, Keys
+from tests.agent.streams import AGENT_NAME, SYSTEM_PYTHON, AgentStream, Keys
 from tests.agent.test_process_tables import interpreters
 from tests.support.sshd import Account, Sshd, wait_until
 
@@ -167,7 +167,8 @@ def test_the_agent_counts_jobs_until_they_end(
     assert all(line["jobs"] <= 2 for line in stream.lines[two:])
 
     # The failsafe of an EC2 machine counts a job as in use, like a user.
-    users, counted, _ = FailsafeWatcher(account.name, account.uid, 0).observe()
+    # (told the file the agent runs as, as the failsafe command is by its argv)
+    users, counted, _ = FailsafeWatcher(account.name, account.uid, 0, AGENT_NAME).observe()
     assert (users, counted) == (2, 2)
 
     # A job ends with its command: SIGTERM to the keepalive reaches the command.
