@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import time
 
-from devenv.agent.presence_agent import DEFAULT_INTERVAL as POLL_INTERVAL
+from devenv.agent.presence.account import DEFAULT_INTERVAL as POLL_INTERVAL
 from tests.agent.streams import AgentStream, Keys, authorize, install_agent
 from tests.support.sshd import Account, Sshd, running_sshd, unix_account
 

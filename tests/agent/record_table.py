@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devenv.agent import presence_agent as agent
+from devenv.agent.presence import procfs as agent
+from devenv.backends.ssh.agent_bundle import agent_zipapp
 from tests.support.sshd import (
     Account,
     KeyPair,
@@ -38,15 +38,13 @@ from tests.support.sshd import (
     wait_until,
 )
 
-AGENT = Path(agent.__file__)
-
 
 def install_agent(server: Sshd) -> Path:
     """A copy every account can read: 0755 folder, 0644 file (the venv is under /root)."""
     folder = server.root / "agent"
     folder.mkdir(mode=0o755, exist_ok=True)
-    target = folder / AGENT.name
-    shutil.copyfile(AGENT, target)
+    target = folder / "presence_agent.py"
+    target.write_bytes(agent_zipapp())
     target.chmod(0o644)
     return target
 

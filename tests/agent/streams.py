@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -12,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devenv.agent import presence_agent
+from devenv.backends.ssh.agent_bundle import AGENT_FILE, agent_zipapp
 from tests.support.sshd import Account, KeyPair, Sshd, make_keypair
 
-AGENT_SOURCE = Path(presence_agent.__file__)
+AGENT_NAME = AGENT_FILE
+"""The name hosts install it under (presence_agent-4.py): the agent finds its own
+processes, and its siblings', by it."""
 SYSTEM_PYTHON = "/usr/bin/python3"
 """The host's own Python: the account cannot read the venv's, which lives under /root."""
 
@@ -23,11 +24,12 @@ Line = dict[str, Any]
 
 
 def install_agent(folder: Path) -> Path:
-    """Copy the agent where any account can read it: a 0755 folder, a 0644 file."""
+    """The agent (the zipapp hosts get) where any account can read it: a 0755 folder, a
+    0644 file."""
     folder.mkdir(mode=0o755, parents=True, exist_ok=True)
     folder.chmod(0o755)
-    target = folder / AGENT_SOURCE.name
-    shutil.copyfile(AGENT_SOURCE, target)
+    target = folder / AGENT_NAME
+    target.write_bytes(agent_zipapp())
     target.chmod(0o644)
     return target
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from devenv.agent import presence_agent
-from tests.agent.streams import SYSTEM_PYTHON, AgentStream, Keys, Line, authorize
+from devenv.agent.presence import AGENT_VERSION
+from tests.agent.streams import AGENT_NAME, SYSTEM_PYTHON, AgentStream, Keys, Line, authorize
 from tests.support.sshd import Account, Sshd, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,7 @@ def agent_pids(account: Account) -> list[int]:
     found = []
     for pid in account.pids():
         try:
-            if b"presence_agent.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if AGENT_NAME.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)
         except OSError:
             continue
@@ -108,7 +108,7 @@ def test_agent_version(agent_path: Path) -> None:
         [SYSTEM_PYTHON, str(agent_path), "--version"], capture_output=True, text=True, check=True
     )
     # Hosts keep each version under its own file name: a bump must show here.
-    assert result.stdout.strip() == presence_agent.AGENT_VERSION == "4"
+    assert result.stdout.strip() == AGENT_VERSION == "4"
 
 
 # --- kinds of connections ---------------------------------------------------------

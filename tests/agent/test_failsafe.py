@@ -20,18 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from devenv.agent import presence_agent as agent
-from devenv.agent.presence_agent import (
+from devenv.agent.presence import AGENT_VERSION
+from devenv.agent.presence import failsafe as agent
+from devenv.agent.presence.failsafe import (
     FailsafePolicy,
     FailsafeSeen,
-    Proc,
-    control_plane_present,
     failsafe_reason,
     failsafe_seen,
     parse_policy,
 )
+from devenv.agent.presence.table import Proc, control_plane_present
 from devenv.backends.ssh import failsafe as host_failsafe
 from devenv.backends.ssh.admin import AdminAccess, AdminConnection, Endpoint, connect_admin
+from devenv.backends.ssh.agent_bundle import agent_zipapp
 from devenv.backends.ssh.host_setup import install_agent
 from devenv.models import messages
 from tests.agent.streams import SYSTEM_PYTHON, AgentStream, Keys
@@ -231,7 +232,7 @@ def test_not_a_control_plane(procs: list[Proc]) -> None:
 def test_agent_version() -> None:
     """4: the stream takes --count-recorded-logins, which accounts made by an older
     devenv (whose forced command runs presence_agent-3.py) never pass."""
-    assert agent.AGENT_VERSION == "4"
+    assert AGENT_VERSION == "4"
 
 
 # --- the real failsafe --------------------------------------------------------------
@@ -386,6 +387,42 @@ async def admin(sshd: Sshd) -> AsyncIterator[AdminConnection]:
         yield connection
     finally:
         await connection.close()
+
+
+def installed(path: Path) -> tuple[bytes, int, int, int]:
+    """(content, mode, inode, mtime) of an installed file: a rewrite changes the inode."""
+    info = path.stat()
+    return path.read_bytes(), stat.S_IMODE(info.st_mode), info.st_ino, info.st_mtime_ns
+
+
+def spoil(path: Path) -> None:
+    """An older or damaged agent file where the installed one was."""
+    path.write_bytes(b"stale")
+
+
+def run_version(path: Path) -> str:
+    done = subprocess.run([SYSTEM_PYTHON, str(path), "--version"], capture_output=True)
+    return done.stdout.decode().strip()
+
+
+@pytest.mark.e2e
+async def test_the_agent_is_one_file_rewritten_only_when_it_differs(
+    sshd: Sshd, admin: AdminConnection
+) -> None:
+    """What forced commands run: the zipapp at presence_agent-4.py, runnable by the host's
+    python3; a second install leaves it alone (same bytes), a changed file is replaced."""
+    host_dir = sshd.root / "agent-install"
+    path = Path(await install_agent(admin, str(host_dir)))
+    assert path.name == f"presence_agent-{AGENT_VERSION}.py"
+    first = installed(path)
+    assert first[:2] == (agent_zipapp(), 0o644)
+    assert run_version(path) == AGENT_VERSION
+    assert Path(await install_agent(admin, str(host_dir))) == path
+    assert installed(path) == first, "rewritten though nothing changed"
+    spoil(path)
+    await install_agent(admin, str(host_dir))
+    assert installed(path)[:2] == (agent_zipapp(), 0o644)
+    assert not [p.name for p in path.parent.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.e2e

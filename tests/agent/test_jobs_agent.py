@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from devenv.agent import keepalive, presence_agent
-from devenv.agent.presence_agent import FailsafeWatcher, Proc, count_jobs, is_job_process
-from tests.agent.streams import SYSTEM_PYTHON, AgentStream, Keys
+from devenv.agent import keepalive
+from devenv.agent.presence.failsafe import FailsafeWatcher
+from devenv.agent.presence.lines import report
+from devenv.agent.presence.table import Proc, count_jobs, is_job_process
+from tests.agent.streams import AGENT_NAME, SYSTEM_PYTHON, AgentStream, Keys
 from tests.agent.test_process_tables import interpreters
 from tests.support.sshd import Account, Sshd, wait_until
 
@@ -75,7 +77,7 @@ def test_jobs_are_counted_once_per_keepalive_and_only_for_the_account() -> None:
 
 
 def test_report_lines_carry_jobs_when_given() -> None:
-    line = presence_agent.report([], {}, 0.0, "2030-01-01T00:00:00+00:00", 2)
+    line = report([], {}, 0.0, "2030-01-01T00:00:00+00:00", 2)
     assert line["jobs"] == 2 and line["connections"] == 0
 
 
@@ -165,7 +167,8 @@ def test_the_agent_counts_jobs_until_they_end(
     assert all(line["jobs"] <= 2 for line in stream.lines[two:])
 
     # The failsafe of an EC2 machine counts a job as in use, like a user.
-    users, counted, _ = FailsafeWatcher(account.name, account.uid, 0).observe()
+    # (told the file the agent runs as, as the failsafe command is by its argv)
+    users, counted, _ = FailsafeWatcher(account.name, account.uid, 0, AGENT_NAME).observe()
     assert (users, counted) == (2, 2)
 
     # A job ends with its command: SIGTERM to the keepalive reaches the command.

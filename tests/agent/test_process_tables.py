@@ -9,17 +9,22 @@ Each lists which session pid is which connection in ``connections``.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devenv.agent import presence_agent as agent
-from devenv.agent.presence_agent import Connection, Proc
+from devenv.agent import presence
+from devenv.agent.presence import lines
+from devenv.agent.presence import table as process_table
+from devenv.agent.presence.table import Connection, Proc
+from devenv.backends.ssh.agent_bundle import agent_zipapp
 
 TABLES = Path(__file__).parent / "tables"
 TABLE_NAMES = sorted(path.stem for path in TABLES.glob("*.json"))
@@ -41,7 +46,7 @@ def procs_of(table: dict[str, Any]) -> list[Proc]:
 
 def own_ancestry(table: dict[str, Any]) -> list[int]:
     parents = {p["pid"]: p["ppid"] for p in table["processes"]}
-    return agent.ancestry(parents, table["agent_pid"])
+    return process_table.ancestry(parents, table["agent_pid"])
 
 
 def pid_of(table: dict[str, Any], label: str) -> int:
@@ -61,7 +66,7 @@ def connections(
         "min_duration": min_duration,
     }
     arguments.update(overrides)
-    return agent.find_connections(**arguments)
+    return process_table.find_connections(**arguments)
 
 
 def test_the_tables_cover_every_openssh_generation() -> None:
@@ -145,8 +150,10 @@ def test_min_connection_duration_waits_then_counts(name: str) -> None:
     assert [c.counted for c in found] == [start <= middle for start in starts]
     waiting = [c for c in found if not c.counted]
     assert waiting
-    assert agent.next_count_change(found, minimum) == min(c.start for c in waiting) + minimum
-    assert agent.next_count_change(connections(table), 0) is None
+    assert (
+        process_table.next_count_change(found, minimum) == min(c.start for c in waiting) + minimum
+    )
+    assert process_table.next_count_change(connections(table), 0) is None
     # Everything waits just after login.
     assert not any(c.counted for c in connections(table, min_duration=1e6))
 
@@ -197,7 +204,7 @@ def test_recorded_debian12_titles() -> None:
     ],
 )
 def test_session_titles(title: str, ttys: str | None) -> None:
-    assert agent.session_ttys(title, "alice") == ttys
+    assert process_table.session_ttys(title, "alice") == ttys
 
 
 def monitor(pid: int, user: str = "alice", label: str = "[priv]") -> Proc:
@@ -210,18 +217,18 @@ def session(pid: int, ppid: int, title: str = "sshd: alice@notty", uid: int = 10
 
 def test_a_session_child_between_fork_and_exec_is_not_a_connection() -> None:
     procs = [monitor(200), session(201, 200), session(202, 201)]  # 202: forked, not yet exec'd
-    found = agent.find_connections(procs, "alice", 1001, [], 20.0, 0)
+    found = process_table.find_connections(procs, "alice", 1001, [], 20.0, 0)
     assert [(c.pid, c.kind) for c in found] == [(201, "exec")]
 
 
 def test_internal_sftp_child() -> None:
     procs = [monitor(200), session(201, 200), session(202, 201, "sshd: alice@internal-sftp")]
-    found = agent.find_connections(procs, "alice", 1001, [], 20.0, 0)
+    found = process_table.find_connections(procs, "alice", 1001, [], 20.0, 0)
     assert [(c.pid, c.kind) for c in found] == [(201, "sftp")]
 
 
 def test_parent_hidden_by_hidepid_still_counts() -> None:
-    found = agent.find_connections([session(201, 200)], "alice", 1001, [], 20.0, 0)
+    found = process_table.find_connections([session(201, 200)], "alice", 1001, [], 20.0, 0)
     assert [(c.pid, c.kind) for c in found] == [(201, "master")]
 
 
@@ -231,9 +238,14 @@ def test_parent_must_be_the_accounts_root_monitor() -> None:
         Proc(200, 1, 1001, ("sshd: alice [priv]",), 1.0),  # not root
         Proc(200, 0, 0, ("/sbin/init",), 0.1),
     ):
-        assert agent.find_connections([parent, session(201, 200)], "alice", 1001, [], 20, 0) == []
+        assert (
+            process_table.find_connections([parent, session(201, 200)], "alice", 1001, [], 20, 0)
+            == []
+        )
     assert (
-        agent.find_connections([session(201, 200, uid=0), monitor(200)], "alice", 1001, [], 20, 0)
+        process_table.find_connections(
+            [session(201, 200, uid=0), monitor(200)], "alice", 1001, [], 20, 0
+        )
         == []
     )
 
@@ -243,13 +255,13 @@ def test_agent_process_recognition() -> None:
     probe = Proc(5, 4, 1001, ("python3", "presence_agent.py", "probe", "--user", "a"), 1.0)
     other = Proc(5, 4, 1001, ("python3", "/x/presence_agent.py", "--version"), 1.0)
     editor = Proc(5, 4, 1001, ("vim", "presence_agent.py"), 1.0)
-    assert agent.is_agent_process(stream) and agent.is_agent_process(probe)
-    assert not agent.is_agent_process(other) and not agent.is_agent_process(editor)
+    assert process_table.is_agent_process(stream) and process_table.is_agent_process(probe)
+    assert not process_table.is_agent_process(other) and not process_table.is_agent_process(editor)
     wrapper = Proc(4, 3, 1001, ("bash", "-c", "python3 presence_agent.py stream"), 1.0)
-    assert agent.is_agent_connection("notty", [wrapper, stream._replace(ppid=4)])
-    assert not agent.is_agent_connection("notty", [stream, editor._replace(pid=6)])
-    assert not agent.is_agent_connection("pts/0", [stream])
-    assert not agent.is_agent_connection("notty", [])
+    assert process_table.is_agent_connection("notty", [wrapper, stream._replace(ppid=4)])
+    assert not process_table.is_agent_connection("notty", [stream, editor._replace(pid=6)])
+    assert not process_table.is_agent_connection("pts/0", [stream])
+    assert not process_table.is_agent_connection("notty", [])
 
 
 # --- peers ------------------------------------------------------------------------------
@@ -268,24 +280,24 @@ NET_TCP6 = """\
 
 
 def test_parse_net_tcp() -> None:
-    peers = agent.parse_net_tcp(NET_TCP)
+    peers = lines.parse_net_tcp(NET_TCP)
     assert peers[41234] == "127.0.0.1:54434"
     assert peers[41235] == "192.168.1.100:50000"
-    six = agent.parse_net_tcp(NET_TCP6)
+    six = lines.parse_net_tcp(NET_TCP6)
     assert six[51000] == "[::1]:58068"
     assert six[51001] == "10.0.2.15:50001"
 
 
 def test_peer_from_environ() -> None:
     environ = b"HOME=/home/a\0SSH_CONNECTION=127.0.0.1 51234 127.0.0.1 22\0PATH=/bin\0"
-    assert agent.peer_from_environ(environ) == "127.0.0.1:51234"
-    assert agent.peer_from_environ(b"SSH_CONNECTION=::1 4000 ::1 22\0") == "[::1]:4000"
-    assert agent.peer_from_environ(b"HOME=/\0") is None
+    assert lines.peer_from_environ(environ) == "127.0.0.1:51234"
+    assert lines.peer_from_environ(b"SSH_CONNECTION=::1 4000 ::1 22\0") == "[::1]:4000"
+    assert lines.peer_from_environ(b"HOME=/\0") is None
 
 
 def test_report_line_shape() -> None:
     found = [Connection(201, 100.5, "shell", True), Connection(301, 150.25, "forward", False)]
-    line = agent.report(
+    line = lines.report(
         found, {201: "127.0.0.1:5000"}, 1_700_000_000.0, "2026-11-30T20:31:28.123456+00:00"
     )
     assert list(line) == ["connections", "waiting", "last_change", "sessions"]
@@ -304,34 +316,64 @@ def test_report_line_shape() -> None:
 
 # --- the file that is shipped -----------------------------------------------------------
 
-SOURCE = Path(agent.__file__).read_text()
+SHIPPED = agent_zipapp()
+"""The one file hosts install: a zipapp of devenv.agent.presence."""
+SOURCES = {
+    name: zipfile.ZipFile(io.BytesIO(SHIPPED)).read(name).decode()
+    for name in zipfile.ZipFile(io.BytesIO(SHIPPED)).namelist()
+}
+
+
+def test_the_zipapp_holds_every_module_of_the_agent() -> None:
+    modules = sorted(path.name for path in Path(presence.__file__).parent.glob("*.py"))
+    assert sorted(SOURCES) == ["__main__.py"] + [
+        f"presence/{name}" for name in modules if name != "__main__.py"
+    ]
+
+
+def test_the_zipapp_is_the_same_bytes_on_every_build() -> None:
+    """A host's copy is rewritten only when it differs: a rebuild (another process, other
+    file times) must not differ."""
+    build = "import sys; from devenv.backends.ssh.agent_bundle import agent_zipapp as z; "
+    build += "sys.stdout.buffer.write(z())"
+    for module in Path(presence.__file__).parent.glob("*.py"):
+        module.touch()
+    again = subprocess.run([sys.executable, "-c", build], capture_output=True, check=True)
+    assert again.stdout == SHIPPED
 
 
 def test_agent_parses_as_python_3_8() -> None:
-    tree = ast.parse(SOURCE, feature_version=(3, 8))
-    first = next(node for node in tree.body if isinstance(node, ast.ImportFrom))
-    assert first.module == "__future__" and first.names[0].name == "annotations"
+    for name, source in SOURCES.items():
+        tree = ast.parse(source, feature_version=(3, 8))
+        if name.startswith("presence/") and name != "presence/__init__.py":
+            first = next(node for node in tree.body if isinstance(node, ast.ImportFrom))
+            assert first.module == "__future__" and first.names[0].name == "annotations", name
 
 
 def test_agent_imports_only_the_standard_library() -> None:
-    tree = ast.parse(SOURCE)
-    modules = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    }
-    modules |= {
-        node.module.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module
-    }
-    assert modules - {"__future__"} <= set(sys.stdlib_module_names), modules
+    for name, source in SOURCES.items():
+        tree = ast.parse(source)
+        modules = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        modules |= {
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        }
+        allowed = set(sys.stdlib_module_names) | {"presence"}
+        assert modules - {"__future__"} <= allowed, (name, modules)
 
 
 def test_agent_avoids_apis_newer_than_3_8() -> None:
     """Names the 3.8 parser accepts but a 3.8 interpreter lacks."""
-    tree = ast.parse(SOURCE)
+    tree = ast.Module(
+        body=[node for source in SOURCES.values() for node in ast.parse(source).body],
+        type_ignores=[],
+    )
     attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
     assert not attributes & {"removeprefix", "removesuffix", "UTC", "cache", "is_relative_to"}
     for node in ast.walk(tree):
@@ -361,14 +403,22 @@ def interpreters() -> list[str]:
     return found
 
 
+@pytest.fixture
+def shipped(tmp_path: Path) -> str:
+    """The zipapp where a host has it: a file named like a script."""
+    path = tmp_path / "presence_agent-4.py"
+    path.write_bytes(SHIPPED)
+    return str(path)
+
+
 @pytest.mark.parametrize("python", interpreters())
-def test_agent_runs(python: str) -> None:
+def test_agent_runs(python: str, shipped: str) -> None:
     version = subprocess.run(
-        [python, agent.__file__, "--version"], capture_output=True, text=True, check=True
+        [python, shipped, "--version"], capture_output=True, text=True, check=True
     )
-    assert version.stdout.strip() == agent.AGENT_VERSION
+    assert version.stdout.strip() == presence.AGENT_VERSION
     probe = subprocess.run(
-        [python, agent.__file__, "probe", "--user", "root"],
+        [python, shipped, "probe", "--user", "root"],
         capture_output=True,
         text=True,
         check=True,
@@ -378,10 +428,10 @@ def test_agent_runs(python: str) -> None:
     assert list(line) == ["connections", "waiting", "last_change", "sessions", "jobs"]
 
 
-def test_agent_refuses_other_commands() -> None:
+def test_agent_refuses_other_commands(shipped: str) -> None:
     for argv in (["cat", "/etc/passwd"], ["stream"], ["probe", "--user", "dvt-no-such-user"]):
         result = subprocess.run(
-            [sys.executable, agent.__file__, *argv], capture_output=True, text=True, timeout=30
+            [sys.executable, shipped, *argv], capture_output=True, text=True, timeout=30
         )
         assert result.returncode == 2, (argv, result)
         assert result.stdout == ""
@@ -395,9 +445,9 @@ def test_a_recorded_session_no_connection_accounts_for_is_short() -> None:
     counted = Connection(201, 5.0, "exec", True)
     waiting = Connection(202, 5.0, "exec", False)
     pending = {"a": 1005.02}
-    assert agent.settle_logins(pending, [], 1000.0) == ([1005.02], {})
-    assert agent.settle_logins(pending, [counted], 1000.0) == ([], {})
-    assert agent.settle_logins(pending, [waiting], 1000.0) == ([], {"a": 1005.02})
+    assert process_table.settle_logins(pending, [], 1000.0) == ([1005.02], {})
+    assert process_table.settle_logins(pending, [counted], 1000.0) == ([], {})
+    assert process_table.settle_logins(pending, [waiting], 1000.0) == ([], {"a": 1005.02})
     # A connection that began after the session was recorded is another one.
     later = Connection(203, 6.0, "exec", True)
-    assert agent.settle_logins(pending, [later], 1000.0) == ([1005.02], {})
+    assert process_table.settle_logins(pending, [later], 1000.0) == ([1005.02], {})

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.agent.presence_agent import DEFAULT_INTERVAL
+from devenv.agent.presence.account import DEFAULT_INTERVAL
 from devenv.backends.ssh.host_setup import USER_RC, forced_command
 from tests.agent.streams import SYSTEM_PYTHON, AgentStream, Keys, Line
 from tests.support.sshd import Account, Sshd

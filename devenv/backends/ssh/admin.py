@@ -204,14 +204,20 @@ class AdminConnection:
         except (TimeoutError, OSError, asyncssh.Error):
             pass
 
-    async def _raw(self, command: str, stdin: str | None, timeout: float) -> CommandResult:
+    async def _raw(self, command: str, stdin: str | bytes | None, timeout: float) -> CommandResult:
         try:
-            if stdin == "":  # asyncssh sends no EOF for empty input: a reader would wait
+            if (
+                not stdin and stdin is not None
+            ):  # asyncssh sends no EOF for empty input: a reader would wait
                 done = await self._conn.run(
                     command, stdin=asyncssh.DEVNULL, check=False, timeout=timeout
                 )
             else:
-                done = await self._conn.run(command, input=stdin, check=False, timeout=timeout)
+                # Bytes (the agent's zipapp) go as they are: no encoding either way.
+                encoding = None if isinstance(stdin, bytes) else "utf-8"
+                done = await self._conn.run(
+                    command, input=stdin, check=False, timeout=timeout, encoding=encoding
+                )
         except asyncssh.TimeoutError:
             raise HostCommandError(
                 f"{self.endpoint}: a command did not finish within {timeout:.0f}s"
@@ -251,7 +257,7 @@ class AdminConnection:
         self,
         script: str,
         *args: str,
-        stdin: str | None = None,
+        stdin: str | bytes | None = None,
         timeout: float = DEFAULT_COMMAND_TIMEOUT,
     ) -> CommandResult:
         """Run ``script`` with ``sh`` as root; ``args`` are its positional parameters."""

@@ -24,7 +24,8 @@ import re
 from datetime import UTC
 
 from devenv.backends.ssh.admin import AdminConnection, HostCommandError
-from devenv.backends.ssh.host_setup import _PRELUDE, check_host_dir
+from devenv.backends.ssh.host_scripts import host_script
+from devenv.backends.ssh.host_setup import check_host_dir
 from devenv.models.messages import FailsafePolicy
 
 ACCOUNT_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -34,167 +35,11 @@ MAX_ACTION = 4096
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+-]+$")
 START_TIMEOUT = 30.0
 
-_FAILSAFE_PRELUDE = (
-    _PRELUDE
-    + r"""
-# The failsafe's folder: root only, never through a symlink.
-failsafe_dir() {
-    dir=$host_dir/failsafe
-    if [ -L "$host_dir" ] || [ -L "$dir" ]; then echo "result=symlink"; exit 9; fi
-    mkdir -p "$dir"
-    chown 0:0 "$dir"
-    chmod 0700 "$dir"
-    policy=$dir/$account.json
-    pidfile=$dir/$account.pid
-    unit=devenv-failsafe-$account
-}
-
-lock_failsafe() {
-    (umask 077 && : >>"$dir/$account.lock")
-    exec 9>>"$dir/$account.lock"
-    if ! flock -w 30 9; then echo "result=busy"; exit 75; fi
-}
-
-# Whether pid $1 is this account's failsafe (its argv: failsafe --user ACCOUNT --policy FILE).
-is_failsafe() {
-    case $1 in ''|*[!0-9]*) return 1 ;; esac
-    [ -r "/proc/$1/cmdline" ] || return 1
-    tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | awk -v a="$account" -v p="$policy" '
-        prev == "--user" && $0 == a { u = 1 }
-        prev == "--policy" && $0 == p { f = 1 }
-        $0 == "failsafe" { c = 1 }
-        { prev = $0 }
-        END { exit !(u && f && c) }'
-}
-
-recorded_pid() {
-    pid=
-    if [ -f "$pidfile" ]; then pid=$(head -n 1 "$pidfile" 2>/dev/null || true); fi
-}
-
-use_systemd() {
-    command -v systemd-run >/dev/null 2>&1 && command -v systemctl >/dev/null 2>&1 || return 1
-    case $(systemctl is-system-running 2>/dev/null || true) in
-        running|degraded|starting|initializing) return 0 ;;
-    esac
-    return 1
-}
-"""
-)
-
-WRITE_POLICY = (
-    _FAILSAFE_PRELUDE
-    + r"""
-host_dir=$1 account=$2
-failsafe_dir
-tmp=$(mktemp "$dir/.policy.XXXXXX")
-trap 'rm -f "$tmp"' EXIT
-cat > "$tmp"
-chmod 0600 "$tmp"
-mv -f "$tmp" "$policy"
-trap - EXIT
-echo "path=$policy"
-echo "result=ok"
-"""
-)
-
-START = (
-    _FAILSAFE_PRELUDE
-    + r"""
-host_dir=$1 account=$2 python=$3 agent=$4 action=$5 interval=$6
-failsafe_dir
-lock_failsafe
-log=$dir/$account.log
-recorded_pid
-if is_failsafe "$pid"; then echo "pid=$pid"; echo "result=running"; exit 0; fi
-if [ ! -f "$agent" ]; then echo "result=no-agent"; exit 10; fi
-actionfile=$dir/$account.action
-tmp=$(mktemp "$dir/.action.XXXXXX")
-printf '%s' "$action" > "$tmp"
-chmod 0600 "$tmp"
-mv -f "$tmp" "$actionfile"
-set -- "$python" "$agent" failsafe --user "$account" --policy "$policy" \
-    --action-file "$actionfile" --interval "$interval"
-pid=
-if use_systemd; then
-    # A unit left from an earlier failsafe whose pid was lost: replace it.
-    systemctl stop "$unit" >/dev/null 2>&1 || true
-    systemctl reset-failed "$unit" >/dev/null 2>&1 || true
-    systemd-run --unit "$unit" --collect --quiet --property=Restart=on-failure \
-        --description "devenv failsafe of $account" "$@" 9>&-
-    how=systemd
-    tries=0
-    while [ "$tries" -lt 100 ]; do
-        pid=$(systemctl show -p MainPID "$unit" 2>/dev/null | sed -n 's/^MainPID=//p')
-        if is_failsafe "$pid"; then break; fi
-        pid=
-        tries=$((tries + 1))
-        sleep 0.1 2>/dev/null || sleep 1
-    done
-else
-    # No job control in sh -c: the child is no group leader, so setsid execs in place
-    # and $! is the failsafe itself.
-    (umask 077 && : >>"$log")
-    setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
-    pid=$!
-    how=setsid
-    tries=0
-    while [ "$tries" -lt 100 ] && ! is_failsafe "$pid"; do
-        if ! kill -0 "$pid" 2>/dev/null; then break; fi
-        tries=$((tries + 1))
-        sleep 0.1 2>/dev/null || sleep 1
-    done
-fi
-if ! is_failsafe "$pid"; then
-    echo "result=failed"
-    if [ -f "$log" ]; then echo "log=$(tail -n 3 "$log" | tr '\n' ' ')"; fi
-    exit 11
-fi
-printf '%s\n' "$pid" > "$pidfile.tmp"
-mv -f "$pidfile.tmp" "$pidfile"
-echo "pid=$pid"
-echo "how=$how"
-echo "result=started"
-"""
-)
-
-STOP = (
-    _FAILSAFE_PRELUDE
-    + r"""
-host_dir=$1 account=$2
-if [ ! -d "$host_dir/failsafe" ]; then echo "result=absent"; exit 0; fi
-failsafe_dir
-lock_failsafe
-stopped=0
-if use_systemd && systemctl is-active --quiet "$unit" 2>/dev/null; then
-    systemctl stop "$unit" >/dev/null 2>&1 || true
-    stopped=1
-fi
-# The recorded pid and any other failsafe of this account and policy (a lost pidfile).
-recorded_pid
-pids=
-if is_failsafe "$pid"; then pids=$pid; fi
-for other in $(ps -e -o pid=,args= | awk -v a=" --user $account " \
-        'index($0, " failsafe ") && index($0 " ", a) { print $1 }'); do
-    if [ "$other" != "$pid" ] && is_failsafe "$other"; then pids="$pids $other"; fi
-done
-if [ -n "$pids" ]; then
-    stopped=1
-    kill -TERM $pids 2>/dev/null || true
-    tries=0
-    while [ "$tries" -lt 50 ]; do
-        left=
-        for one in $pids; do if is_failsafe "$one"; then left="$left $one"; fi; done
-        if [ -z "$left" ]; then break; fi
-        tries=$((tries + 1))
-        sleep 0.1 2>/dev/null || sleep 1
-    done
-    for one in $pids; do if is_failsafe "$one"; then kill -KILL "$one" 2>/dev/null || true; fi; done
-fi
-rm -f "$pidfile"
-if [ "$stopped" = 1 ]; then echo "result=stopped"; else echo "result=absent"; fi
-"""
-)
+_FAILSAFE = ("prelude.sh", "failsafe_prelude.sh")
+"""What the failsafe scripts share: the failsafe's folder, lock and pid of an account."""
+WRITE_POLICY = host_script("failsafe_write_policy.sh", preludes=_FAILSAFE)
+START = host_script("failsafe_start.sh", preludes=_FAILSAFE)
+STOP = host_script("failsafe_stop.sh", preludes=_FAILSAFE)
 
 
 def check_account(account: str) -> str:

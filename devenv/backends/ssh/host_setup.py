@@ -2,7 +2,8 @@
 
 Layout on the host (``HOST_DIR``, default ``/var/lib/devenv``, root-owned)::
 
-    agent/presence_agent-<AGENT_VERSION>.py   0755 folder, 0644 file: run by every account
+    agent/presence_agent-<AGENT_VERSION>.py   0755 folder, 0644 file: run by every account (a
+                                              zipapp of devenv.agent.presence)
     /usr/local/bin/devenv-keepalive           0755, root-owned: jobs (``devenv run``), on
                                               every account's PATH; self-contained (the
                                               keepalive with a python3 shebang), so it
@@ -24,6 +25,8 @@ of a deployment shares), so that ``devenv gc`` of one deployment never takes ano
 accounts on a shared host for orphans. Accounts created before the file existed are
 named by their GECOS field (``devenv <name>``), their deployment unknown.
 
+The shell run on the host is ``scripts/*.sh`` (``host_scripts``), sent with ``sh -c``.
+
 Files in an account's home are written as that account (``setpriv``), never as
 root: the user owns ``~/.ssh`` and could point it anywhere with a symlink.
 """
@@ -38,14 +41,14 @@ from pathlib import Path
 
 import asyncssh
 
-from devenv.agent import keepalive, presence_agent
+from devenv.agent import keepalive
 from devenv.backends.ssh.admin import AdminConnection, AdminError, Endpoint, HostCommandError
+from devenv.backends.ssh.agent_bundle import AGENT_FILE, agent_zipapp
+from devenv.backends.ssh.host_scripts import host_script, shipped_file
 from devenv.models.state import workflow_id_for
 
 DEFAULT_HOST_DIR = "/var/lib/devenv"
 HOST_DIR_PATTERN = re.compile(r"^(?:/[A-Za-z0-9._-]+)+/?$")
-AGENT_SOURCE = Path(presence_agent.__file__)
-AGENT_FILE = f"presence_agent-{presence_agent.AGENT_VERSION}.py"
 KEEPALIVE_SOURCE = Path(keepalive.__file__)
 KEEPALIVE_BIN = "/usr/local/bin/devenv-keepalive"
 ACCOUNT_PREFIX = "dv-"
@@ -114,12 +117,6 @@ def key_line(text: str) -> str:
 
 
 @functools.cache
-def agent_source() -> str:
-    """The agent as shipped: this package's own file, read once."""
-    return AGENT_SOURCE.read_text()
-
-
-@functools.cache
 def keepalive_source() -> str:
     """devenv-keepalive as shipped: this package's own file, read once."""
     return KEEPALIVE_SOURCE.read_text()
@@ -144,20 +141,7 @@ def forced_command(python: str, agent: str, account: str, min_duration: int) -> 
     return command + (" --count-recorded-logins" if min_duration <= 0 else "")
 
 
-USER_RC = r"""# devenv: record this session, so the presence agent counts it however short it is
-# (devenv's own key has no-user-rc: its connections never run this file).
-d=$HOME/.cache/devenv/logins
-{ mkdir -p "$d" && : > "$d/$$"; } 2>/dev/null
-# sshd runs this file instead of /etc/ssh/sshrc or xauth: do what they would have done.
-if [ -r /etc/ssh/sshrc ]; then
-    /bin/sh /etc/ssh/sshrc
-elif read proto cookie && [ -n "${DISPLAY:-}" ] && command -v xauth >/dev/null 2>&1; then
-    case $DISPLAY in
-        localhost:*) echo add "unix:${DISPLAY#localhost:}" "$proto" "$cookie" ;;
-        *) echo add "$DISPLAY" "$proto" "$cookie" ;;
-    esac | xauth -q -
-fi
-"""
+USER_RC = shipped_file("user_rc.sh")
 """The account's ``~/.ssh/rc``: sshd runs it at the start of every shell and exec session
 (not sftp, a subsystem) of the user's and members' keys."""
 
@@ -170,316 +154,14 @@ def authorized_keys(user_key: str, internal_key: str, command: str) -> str:
 
 # --- the scripts ------------------------------------------------------------------------
 
-_PRELUDE = r"""
-set -eu
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C
-umask 022
-cd /
-
-# Run a command as the account (uid gid name command...): no PAM, no shell of its own.
-as_user() {
-    u=$1 g=$2 a=$3
-    shift 3
-    if command -v setpriv >/dev/null 2>&1; then
-        setpriv --reuid="$u" --regid="$g" --clear-groups -- "$@"
-    else
-        runuser -u "$a" -- "$@"
-    fi
-}
-
-# The record of an account: "<token> <state>", or empty.
-read_record() {
-    record=
-    if [ -f "$accounts/$account.token" ]; then
-        record=$(head -n 1 "$accounts/$account.token")
-    fi
-    rtoken=${record%% *}
-    rstate=${record#* }
-}
-
-write_record() {
-    (umask 077 && printf '%s %s\n' "$token" "$1" > "$accounts/.$account.token.tmp")
-    mv -f "$accounts/.$account.token.tmp" "$accounts/$account.token"
-}
-
-lock_account() {
-    (umask 077 && : >>"$accounts/$account.lock")
-    exec 9>>"$accounts/$account.lock"
-    if ! flock -w 60 9; then
-        echo "result=busy"
-        exit 75
-    fi
-}
-"""
-
-INSPECT = (
-    _PRELUDE
-    + r"""
-host_dir=$1 account=$2
-accounts=$host_dir/accounts
-read_record
-if id -u "$account" >/dev/null 2>&1; then exists=1; else exists=0; fi
-active=0
-if [ -d "$accounts" ]; then
-    active=$(cat "$accounts"/*.token 2>/dev/null | grep -c ' active$' || true)
-fi
-python=$(command -v python3 || true)
-python_ok=0
-if [ -n "$python" ] && "$python" -c 'import sys; sys.exit(sys.version_info < (3, 8))' \
-        >/dev/null 2>&1; then
-    python_ok=1
-fi
-missing=
-for tool in useradd usermod userdel getent id flock ps awk head mktemp; do
-    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
-done
-if ! command -v setpriv >/dev/null 2>&1 && ! command -v runuser >/dev/null 2>&1; then
-    missing="$missing setpriv"
-fi
-load=0
-if [ -r /proc/loadavg ]; then read -r load _ < /proc/loadavg; fi
-cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
-echo "record=$record"
-echo "exists=$exists"
-echo "active=$active"
-echo "python=$python"
-echo "python_ok=$python_ok"
-echo "missing=$missing"
-echo "load=$load"
-echo "cpus=$cpus"
-"""
-)
-
-INSTALL_AGENT = (
-    _PRELUDE
-    + r"""
-host_dir=$1 name=$2
-mkdir -p "$host_dir/agent" "$host_dir/accounts"
-chown 0:0 "$host_dir" "$host_dir/agent" "$host_dir/accounts"
-chmod 0755 "$host_dir" "$host_dir/agent"
-chmod 0700 "$host_dir/accounts"
-target=$host_dir/agent/$name
-tmp=$(mktemp "$host_dir/agent/.install.XXXXXX")
-cat > "$tmp"
-chmod 0644 "$tmp"
-if [ -f "$target" ] && command -v cmp >/dev/null 2>&1 && cmp -s "$tmp" "$target"; then
-    rm -f "$tmp"
-    echo "result=present"
-else
-    mv -f "$tmp" "$target"
-    echo "result=installed"
-fi
-echo "path=$target"
-"""
-)
-
-INSTALL_KEEPALIVE = (
-    _PRELUDE
-    + r"""
-bin=$1
-python=$(command -v python3)
-mkdir -p "$(dirname "$bin")"
-tmp=$(mktemp "$(dirname "$bin")/.devenv-keepalive.XXXXXX")
-{ printf '#!%s\n' "$python"; cat; } > "$tmp"
-chown 0:0 "$tmp"
-chmod 0755 "$tmp"
-if [ -f "$bin" ] && command -v cmp >/dev/null 2>&1 && cmp -s "$tmp" "$bin"; then
-    rm -f "$tmp"
-else
-    mv -f "$tmp" "$bin"
-fi
-echo "keepalive=$bin"
-"""
-)
-
-CREATE = (
-    _PRELUDE
-    + r"""
-host_dir=$1 account=$2 token=$3 name=$4 workflow=${5:-} deployment=${6:-} user_rc=${7:-}
-accounts=$host_dir/accounts
-mkdir -p "$accounts"
-chmod 0700 "$accounts"
-keys=$(mktemp "$accounts/.keys.XXXXXX")
-trap 'rm -f "$keys"' EXIT
-cat > "$keys"
-lock_account
-read_record
-if id -u "$account" >/dev/null 2>&1; then exists=1; else exists=0; fi
-if [ -n "$record" ] && [ "$rtoken" = "$token" ]; then
-    if [ "$rstate" != active ]; then echo "result=terminated"; exit 3; fi
-elif [ -n "$record" ] && [ "$rstate" = active ]; then
-    echo "result=in-use"; exit 4
-elif [ -z "$record" ] && [ "$exists" = 1 ]; then
-    echo "result=foreign"; exit 5
-fi
-# Recorded first: a retry finds it; an account without a record is never devenv's.
-write_record active
-if [ -n "$workflow" ]; then
-    (umask 077 && printf '%s %s %s\n' "$workflow" "$name" "$deployment" \
-        > "$accounts/.$account.workflow.tmp")
-    mv -f "$accounts/.$account.workflow.tmp" "$accounts/$account.workflow"
-fi
-shell=/bin/sh
-if [ -x /bin/bash ]; then shell=/bin/bash; fi
-if [ "$exists" = 0 ]; then
-    if getent group "$account" >/dev/null 2>&1; then
-        useradd -m -s "$shell" -c "devenv $name" -g "$account" "$account"
-    else
-        useradd -m -s "$shell" -c "devenv $name" "$account"
-    fi
-fi
-# '*': no password, yet not locked (sshd without PAM refuses locked accounts' keys too).
-usermod -p '*' -e '' -s "$shell" "$account"
-home=$(getent passwd "$account" | cut -d: -f6)
-uid=$(id -u "$account")
-gid=$(id -g "$account")
-if [ -z "$home" ] || [ "$home" = / ]; then echo "result=no-home"; exit 6; fi
-if [ ! -d "$home" ]; then
-    mkdir -p "$home"
-    chown "$uid:$gid" "$home"
-fi
-chmod 0700 "$home"
-if [ -d "$home/.ssh" ] && [ ! -L "$home/.ssh" ]; then chown -h "$uid:$gid" "$home/.ssh"; fi
-as_user "$uid" "$gid" "$account" sh -c '
-    set -eu
-    umask 077
-    d=$1/.ssh
-    if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then rm -f "$d"; fi
-    mkdir -p "$d"
-    chmod 0700 "$d"
-    cat > "$d/.authorized_keys.devenv"
-    chmod 0600 "$d/.authorized_keys.devenv"
-    mv -f "$d/.authorized_keys.devenv" "$d/authorized_keys"
-' devenv "$home" < "$keys"
-# The login banner (written by devenv whenever the rules change), shown by login shells.
-banner=$host_dir/banners/$account
-show="[ -r $banner ] && [ -z \"\${DEVENV_BANNER_SHOWN:-}\" ] && cat $banner"
-line="$show; DEVENV_BANNER_SHOWN=1 # devenv"
-as_user "$uid" "$gid" "$account" sh -c '
-    set -eu
-    line=$2
-    for f in "$1/.profile" "$1/.bash_profile" "$1/.bash_login"; do
-        if [ "$f" != "$1/.profile" ] && [ ! -f "$f" ]; then continue; fi
-        if [ -L "$f" ]; then continue; fi
-        if [ -f "$f" ] && grep -qF "# devenv" "$f"; then continue; fi
-        printf "%s\n" "$line" >> "$f"
-    done
-' devenv "$home" "$line"
-# ~/.ssh/rc records each session for the agent; a user's own rc is left alone.
-if [ -n "$user_rc" ]; then
-    as_user "$uid" "$gid" "$account" sh -c '
-        set -eu
-        f=$1/.ssh/rc
-        if [ -L "$f" ] || { [ -e "$f" ] && ! grep -qF "# devenv: record" "$f"; }; then exit 0; fi
-        printf "%s" "$2" > "$f.devenv"
-        mv -f "$f.devenv" "$f"
-    ' devenv "$home" "$user_rc"
-fi
-echo "home=$home"
-echo "uid=$uid"
-echo "result=ok"
-"""
-)
-
-TERMINATE = (
-    _PRELUDE
-    + r"""
-host_dir=$1 account=$2 token=$3 purge=$4
-accounts=$host_dir/accounts
-if [ ! -d "$accounts" ]; then echo "result=absent"; exit 0; fi
-lock_account
-read_record
-if [ -z "$record" ] || [ "$rtoken" != "$token" ]; then echo "result=not-ours"; exit 0; fi
-# Marked first: from now on no provision of this token brings the account back.
-write_record ended
-if ! id -u "$account" >/dev/null 2>&1; then echo "result=absent"; exit 0; fi
-uid=$(id -u "$account")
-gid=$(id -g "$account")
-home=$(getent passwd "$account" | cut -d: -f6)
-if ! ps -p 1 -o ruid= >/dev/null 2>&1; then echo "result=no-ps"; exit 8; fi
-nologin=/usr/sbin/nologin
-if [ ! -x "$nologin" ]; then nologin=/sbin/nologin; fi
-if [ ! -x "$nologin" ]; then nologin=/bin/false; fi
-# No new login: locked password, expired account, a shell that refuses.
-usermod -L -e 1970-01-02 -s "$nologin" "$account"
-if command -v crontab >/dev/null 2>&1; then crontab -r -u "$account" >/dev/null 2>&1 || true; fi
-if [ -e "/var/lib/systemd/linger/$account" ] && command -v loginctl >/dev/null 2>&1; then
-    loginctl disable-linger "$account" >/dev/null 2>&1 || true
-fi
-# Every process of the uid, however started (setsid, nohup, env -i, double forks):
-# kill(-1) as the account reaches them all in one call; repeat until none is left.
-survivors() {
-    ps -e -o pid=,ruid=,euid=,stat= \
-        | awk -v u="$uid" '($2 == u || $3 == u) && $4 !~ /^Z/ { print $1 }'
-}
-rounds=0
-while :; do
-    pids=$(survivors)
-    if [ -z "$pids" ]; then break; fi
-    rounds=$((rounds + 1))
-    if [ "$rounds" -gt 200 ]; then
-        echo "result=survivors"
-        echo "pids=$(echo $pids)"
-        exit 7
-    fi
-    as_user "$uid" "$gid" "$account" kill -9 -1 >/dev/null 2>&1 || true
-    kill -9 $pids >/dev/null 2>&1 || true
-    sleep 0.1 2>/dev/null || sleep 1
-done
-# Nothing of the account runs now, so nothing can swap ~/.ssh under us.
-if [ -n "$home" ] && [ -d "$home/.ssh" ] && [ ! -L "$home/.ssh" ]; then
-    rm -rf -- "$home/.ssh/authorized_keys" "$home/.ssh/authorized_keys2"
-fi
-if [ "$purge" = 1 ]; then
-    userdel -r "$account" >/dev/null 2>&1 || userdel "$account"
-    if [ -n "$home" ] && [ "$home" != / ] && [ -d "$home" ] && [ ! -L "$home" ] \
-            && [ "$(stat -c %u "$home")" = "$uid" ]; then
-        rm -rf -- "$home"
-    fi
-    echo "result=purged"
-else
-    echo "result=terminated"
-fi
-"""
-)
-
-STATUS = (
-    _PRELUDE
-    + r"""
-host_dir=$1 account=$2
-accounts=$host_dir/accounts
-read_record
-if id -u "$account" >/dev/null 2>&1; then exists=1; else exists=0; fi
-echo "record=$record"
-echo "exists=$exists"
-"""
-)
-
-LIST = (
-    _PRELUDE
-    + r"""
-host_dir=$1
-accounts=$host_dir/accounts
-if [ ! -d "$accounts" ]; then echo "result=none"; exit 0; fi
-for file in "$accounts"/*.token; do
-    [ -f "$file" ] || continue
-    account=${file##*/}
-    account=${account%.token}
-    record=$(head -n 1 "$file" | tr '\t' ' ')
-    workflow=
-    if [ -f "$accounts/$account.workflow" ]; then
-        workflow=$(head -n 1 "$accounts/$account.workflow" | tr '\t' ' ')
-    fi
-    exists=0 gecos=
-    if id -u "$account" >/dev/null 2>&1; then
-        exists=1
-        gecos=$(getent passwd "$account" | cut -d: -f5 | tr '\t' ' ')
-    fi
-    printf 'account\t%s\t%s\t%s\t%s\t%s\n' "$account" "$record" "$exists" "$workflow" "$gecos"
-done
-echo "result=ok"
-"""
-)
+# Each is ``scripts/prelude.sh`` and its own file, run by ``sh -c`` with its arguments.
+INSPECT = host_script("inspect.sh")
+INSTALL_AGENT = host_script("install_agent.sh")
+INSTALL_KEEPALIVE = host_script("install_keepalive.sh")
+CREATE = host_script("create.sh")
+TERMINATE = host_script("terminate.sh")
+STATUS = host_script("status.sh")
+LIST = host_script("list.sh")
 
 
 # --- the steps ------------------------------------------------------------------------
@@ -550,8 +232,9 @@ async def inspect(admin: AdminConnection, host_dir: str, account: str) -> HostRe
 
 
 async def install_agent(admin: AdminConnection, host_dir: str) -> str:
-    """The agent at ``HOST_DIR/agent/presence_agent-V.py`` (rewritten if it differs)."""
-    result = await admin.run(INSTALL_AGENT, host_dir, AGENT_FILE, stdin=agent_source())
+    """The agent at ``HOST_DIR/agent/presence_agent-V.py``, one zipapp (``agent_bundle``),
+    rewritten if it differs."""
+    result = await admin.run(INSTALL_AGENT, host_dir, AGENT_FILE, stdin=agent_zipapp())
     if result.status != 0:
         raise HostCommandError(
             f"{admin.endpoint}: installing the presence agent in {host_dir} failed: "

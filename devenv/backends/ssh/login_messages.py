@@ -11,75 +11,14 @@ from __future__ import annotations
 
 from devenv.backends.ssh.admin import AdminConnection, HostCommandError
 from devenv.backends.ssh.failsafe import check_account
-from devenv.backends.ssh.host_setup import _PRELUDE, check_host_dir, key_line
+from devenv.backends.ssh.host_scripts import host_script
+from devenv.backends.ssh.host_setup import check_host_dir, key_line
 from devenv.models.sharing import SHARED_MARK, USER_NAME
 from devenv.models.state import LoginSettings
 
-WRITE_BANNER = (
-    _PRELUDE
-    + r"""
-host_dir=$1 account=$2
-dir=$host_dir/banners
-mkdir -p "$dir"
-chown 0:0 "$dir"
-chmod 0755 "$dir"
-tmp=$(mktemp "$dir/.banner.XXXXXX")
-head -c 8192 > "$tmp"
-chmod 0644 "$tmp"
-mv -f "$tmp" "$dir/$account"
-echo "result=ok"
-"""
-)
-
-SET_SHARED_KEYS = (
-    _PRELUDE
-    + r"""
-account=$1
-uid=$(id -u "$account")
-gid=$(id -g "$account")
-home=$(getent passwd "$account" | cut -d: -f6)
-if [ -z "$home" ] || [ ! -d "$home/.ssh" ] || [ -L "$home/.ssh" ]; then
-    echo "result=no-home"; exit 6
-fi
-keys=$(mktemp)
-trap 'rm -f "$keys"' EXIT
-head -c 65536 > "$keys"
-chmod 0644 "$keys"
-# As the account (never root in its home): its own lines kept, members' lines replaced.
-as_user "$uid" "$gid" "$account" sh -c '
-    set -eu
-    umask 077
-    d=$1/.ssh
-    tmp=$d/.authorized_keys.devenv
-    { grep -v " devenv-shared:" "$d/authorized_keys" || true; cat "$2"; } > "$tmp"
-    mv -f "$tmp" "$d/authorized_keys"
-' devenv "$home" "$keys"
-echo "result=ok"
-"""
-)
-
-TELL = (
-    _PRELUDE
-    + r"""
-account=$1
-msg=$(mktemp)
-trap 'rm -f "$msg"' EXIT
-head -c 8192 > "$msg"
-told=0
-if uid=$(id -u "$account" 2>/dev/null); then
-    # Every pseudo-terminal a process of the account runs on, if the account owns it.
-    for tty in $(ps -e -o ruid=,tty= | awk -v u="$uid" '$1 == u && $2 ~ /^pts\// { print $2 }' \
-            | sort -u); do
-        dev=/dev/$tty
-        [ -c "$dev" ] && [ "$(stat -c %u "$dev")" = "$uid" ] || continue
-        if timeout 5 sh -c 'cat "$1" > "$2"' devenv "$msg" "$dev" 2>/dev/null; then
-            told=$((told + 1))
-        fi
-    done
-fi
-echo "told=$told"
-"""
-)
+WRITE_BANNER = host_script("write_banner.sh")
+SET_SHARED_KEYS = host_script("set_shared_keys.sh")
+TELL = host_script("tell.sh")
 
 
 async def apply_login(
