@@ -25,12 +25,14 @@ CLI_FLOORS = {
     "python": "pass",
     "asyncio + pydantic": "import asyncio, pydantic",
     "asyncio + pydantic + temporalio.service": "import asyncio, pydantic, temporalio.service",
-    "... + devenv's models (devenv.client.aio)": (
-        "import asyncio, pydantic, temporalio.service, devenv.client.aio"
+    "... + devenv's models (devenv.client.async_client)": (
+        "import asyncio, pydantic, temporalio.service, devenv.client.async_client"
     ),
-    "... + typer (the CLI app)": "import devenv.cli.app, temporalio.service, devenv.client.aio",
+    "... + typer (the CLI app)": (
+        "import devenv.cli.app, temporalio.service, devenv.client.async_client"
+    ),
     "... + temporalio.client (what signal uses)": (
-        "import devenv.cli.app, temporalio.client, devenv.client.aio"
+        "import devenv.cli.app, temporalio.client, devenv.client.async_client"
     ),
     "stdlib HTTP client (json, http.client)": "import json, http.client",
 }

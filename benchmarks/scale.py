@@ -60,13 +60,13 @@ from temporalio.client import Client
 from benchmarks import bench_backend
 from benchmarks.scale_worker import HEARTBEAT_EVERY_VAR, MONITOR_HEARTBEAT_VAR, TUNING_VAR
 from devenv.backends import registry
-from devenv.client.aio import AsyncClient
-from devenv.client.server import has_host_worker
+from devenv.client.async_client import AsyncClient
+from devenv.client.autostart import has_host_worker
 from devenv.models.names import SHARED_TASK_QUEUE, Activity
 from devenv.models.state import WORKFLOW_TYPE, EnvState, TerminationReason
 from devenv.settings import Settings
-from devenv.worker.client import wait_reachable
 from devenv.worker.devserver import dev_server_command
+from devenv.worker.temporal_connection import wait_reachable
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVENV_CLI = str(Path(sys.executable).parent / "devenv")

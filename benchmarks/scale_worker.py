@@ -45,7 +45,7 @@ from benchmarks import bench_backend
 from devenv.activities import activities
 from devenv.backends import registry
 from devenv.settings import Settings
-from devenv.worker.client import wait_reachable
+from devenv.worker.temporal_connection import wait_reachable
 from devenv.workflows import monitoring
 
 TUNING_VAR = "DEVENV_BENCH_WORKER_TUNING"

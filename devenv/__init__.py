@@ -29,7 +29,7 @@ __version__ = "0.2.0"
 warnings.filterwarnings("ignore", message="DSA is deprecated", module="asyncssh")
 
 if TYPE_CHECKING:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.default import get, list, start
     from devenv.client.environment import AsyncEnvironment
     from devenv.client.sync import Client, Environment
@@ -57,7 +57,7 @@ _EXPORTS = {
     "list": "devenv.client.default",
     "Client": "devenv.client.sync",
     "Environment": "devenv.client.sync",
-    "AsyncClient": "devenv.client.aio",
+    "AsyncClient": "devenv.client.async_client",
     "AsyncEnvironment": "devenv.client.environment",
     "Connection": "devenv.models.connection",
     "EnvironmentStatus": "devenv.models.status",

@@ -10,7 +10,7 @@ import asyncio
 import weakref
 from typing import Any
 
-from devenv.client.aio import AsyncClient, AsyncEnvironment, ConfigSource, Progress
+from devenv.client.async_client import AsyncClient, AsyncEnvironment, ConfigSource, Progress
 from devenv.models.status import EnvironmentList
 
 __all__ = ["AsyncClient", "AsyncEnvironment", "get", "list", "start"]

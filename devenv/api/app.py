@@ -14,7 +14,7 @@ from devenv import __version__, wire
 from devenv.api.errors import add_handlers
 from devenv.api.guard import MAX_BODY_BYTES, Guard
 from devenv.api.routes import add_routes
-from devenv.client.aio import AsyncClient
+from devenv.client.async_client import AsyncClient
 from devenv.client.tokens import UserStore
 
 

@@ -22,7 +22,7 @@ from devenv.api.authority import Action
 from devenv.api.bodies import body_as, json_object
 from devenv.api.errors import ApiError
 from devenv.api.schemas import CONFIG_EXAMPLE, CONFIG_SCHEMA
-from devenv.client.aio import AsyncClient
+from devenv.client.async_client import AsyncClient
 from devenv.client.environment import AsyncEnvironment
 from devenv.client.tokens import User
 from devenv.errors import (

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncssh
 
-from devenv import keepalive
+from devenv import dead_peer
 from devenv.backends.ssh import keyfiles
 from devenv.models.state import InstanceInfo, PresenceReport
 
@@ -36,7 +36,7 @@ def connect_internal(
     internal_key_path: Path,
     *,
     connect_timeout: float = 10.0,
-    keepalive_interval: float = keepalive.INTERVAL_SECONDS,
+    keepalive_interval: float = dead_peer.INTERVAL_SECONDS,
 ) -> AbstractAsyncContextManager[asyncssh.SSHClientConnection]:
     """The internal key's connection to an instance, its host key pinned."""
     return asyncssh.connect(
@@ -47,7 +47,7 @@ def connect_internal(
         known_hosts=([asyncssh.import_public_key(instance.host_public_key)], [], []),
         connect_timeout=connect_timeout,
         keepalive_interval=keepalive_interval,
-        keepalive_count_max=keepalive.asyncssh_count_max(keepalive_interval),
+        keepalive_count_max=dead_peer.asyncssh_count_max(keepalive_interval),
         **KEY_ONLY,
     )
 
@@ -62,7 +62,7 @@ async def ssh_presence(
     *,
     subsystem: str | None = None,
     connect_timeout: float = 10.0,
-    keepalive_interval: float = keepalive.INTERVAL_SECONDS,
+    keepalive_interval: float = dead_peer.INTERVAL_SECONDS,
 ) -> AsyncGenerator[PresenceReport, None]:
     """Yield one report per change of who is present; the first is the current state.
 

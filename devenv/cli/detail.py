@@ -36,7 +36,7 @@ RULE_KEY = {
 
 async def show(name: str, json_output: bool) -> None:
     """Print environment ``name`` verbosely (``--json``: its whole state)."""
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
 
     state = await (await AsyncClient().get(name)).state()
     if json_output:

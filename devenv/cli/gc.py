@@ -45,7 +45,7 @@ def gc(
 
 
 async def _gc(yes: bool, json_output: bool) -> None:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
 
     client = AsyncClient()
     if json_output:

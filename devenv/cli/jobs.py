@@ -16,7 +16,7 @@ async def _jobs(name: str, json_output: bool) -> None:
     from rich.table import Table
 
     from devenv.cli.views import clock
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.refs import candidate_ids
 
     candidate_ids(name)

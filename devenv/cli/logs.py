@@ -29,7 +29,7 @@ def logs(
 
 
 async def _job_log(name: str, job: str) -> bytes:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.jobs import check_job_id, job_log
     from devenv.client.refs import candidate_ids
 
@@ -40,7 +40,7 @@ async def _job_log(name: str, job: str) -> bytes:
 
 async def _logs(name: str, json_output: bool) -> None:
     from devenv.cli.views import clock
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.refs import candidate_ids
 
     candidate_ids(name)

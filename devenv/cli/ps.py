@@ -11,7 +11,7 @@ import typer
 from devenv.cli.output import JSON_OPT, err, out, run
 
 if TYPE_CHECKING:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.models.status import EnvironmentPage, EnvironmentStatus
 
 
@@ -45,7 +45,7 @@ async def _ps(name: str | None, include_ended: bool, json_output: bool) -> None:
     """Print the listing as its pages arrive: one page (up to 100 environments) as a
     table, a fleet a page at a time, each page sorted, so the first rows show at once."""
     from devenv.cli.views import JsonRows, PsLines, ps_table
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
 
     client = AsyncClient()
     silent: list[str] = []

@@ -53,7 +53,7 @@ report.__doc__ = REPORT_HELP
 
 
 async def _report(since: str, json_output: bool) -> None:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.report import parse_since
 
     parse_since(since)  # bad input fails before any server is contacted

@@ -45,7 +45,7 @@ def run_job(
 
 
 async def _start(name: str, command: list[str], job_id: str | None) -> str:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.jobs import command_argv
     from devenv.client.refs import candidate_ids
 
@@ -56,7 +56,7 @@ async def _start(name: str, command: list[str], job_id: str | None) -> str:
 
 
 async def _foreground(name: str, command: list[str], job_id: str | None) -> tuple[list[str], str]:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.jobs import check_job_id, keepalive_command, new_job_id, ssh_argv
     from devenv.client.refs import candidate_ids
 

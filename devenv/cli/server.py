@@ -100,7 +100,7 @@ async def _server(
 
     def api() -> AbstractAsyncContextManager[str | None]:
         # Imported here: FastAPI and uvicorn load only in the server.
-        from devenv.api.server import api_running
+        from devenv.api.listener import api_running
 
         return api_running(
             settings, api_host, port, explicit=explicit, say=lambda line: err.print(line), tls=tls
@@ -112,7 +112,7 @@ async def _server(
 @server_app.command("stop")
 def server_stop() -> None:
     """Stop the background devenv server (environments keep their state and timers)."""
-    from devenv.client.server import stop_background
+    from devenv.client.autostart import stop_background
     from devenv.settings import Settings
 
     try:

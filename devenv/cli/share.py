@@ -31,7 +31,7 @@ def unshare(name: NAME_ARG, users: WITH_OPT, json_output: JSON_OPT = False) -> N
 
 async def _change(name: str, users: list[str], adding: bool, json_output: bool) -> None:
     from devenv.cli.views import statuses_json
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
 
     env = await AsyncClient().get(name)
     status = await (env.share(users) if adding else env.unshare(users))

@@ -12,7 +12,7 @@ from devenv.cli import interrupt
 from devenv.cli.output import DURATION_HELP, JSON_OPT, NAME_ARG, out, run
 
 if TYPE_CHECKING:
-    from devenv.client.aio import AsyncEnvironment
+    from devenv.client.async_client import AsyncEnvironment
     from devenv.models.state import EnvState
 
 
@@ -61,7 +61,7 @@ async def _signal(
     json_output: bool,
 ) -> None:
     from devenv.cli.views import describe_deadline
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.durations import check_duration, check_stop_at
     from devenv.client.refs import candidate_ids
     from devenv.errors import InvalidValueError

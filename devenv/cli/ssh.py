@@ -29,7 +29,7 @@ def ssh(
 
 async def _ssh_target(ref: str) -> tuple[Path, str]:
     """The ssh config (entry refreshed from the workflow's state) and the Host to use."""
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.refs import candidate_ids
 
     candidate_ids(ref)

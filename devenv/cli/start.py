@@ -42,7 +42,7 @@ async def _start(
     json_output: bool,
 ) -> None:
     from devenv.cli.views import statuses_json
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.durations import check_duration
     from devenv.models.durations import format_duration
 

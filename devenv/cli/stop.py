@@ -9,7 +9,7 @@ import typer
 from devenv.cli.output import JSON_OPT, NAME_ARG, err, out, run
 
 if TYPE_CHECKING:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.lookup import Handle
 
 
@@ -42,7 +42,7 @@ def stop(
 
 async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
     from devenv.cli.views import statuses_json
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.refs import candidate_ids
     from devenv.errors import EnvironmentEndedError
 
@@ -93,7 +93,7 @@ async def _force(name: str, json_output: bool) -> None:
 
     from devenv.client import gc as sweeper
     from devenv.client import sshconfig
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.refs import candidate_ids
     from devenv.client.trouble import inspect
     from devenv.errors import UserError

@@ -142,7 +142,7 @@ def remove(name: USER_ARG) -> None:
 
 
 async def _revoke(name: str) -> Revocation:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.revoke import revoke
     from devenv.settings import Settings, local_user
 

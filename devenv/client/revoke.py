@@ -20,7 +20,7 @@ from devenv.models.sharing import SHARED_MARK
 from devenv.models.state import Status
 
 if TYPE_CHECKING:
-    from devenv.client.aio import AsyncClient, AsyncEnvironment
+    from devenv.client.async_client import AsyncClient, AsyncEnvironment
     from devenv.models.status import EnvironmentStatus
 
 Step = Callable[["AsyncEnvironment", "EnvironmentStatus"], Awaitable[None]]

@@ -11,13 +11,13 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from devenv import keepalive
+from devenv import dead_peer
 from devenv.errors import UserError
 from devenv.keys import private_dir
 from devenv.settings import Settings
 
-SERVER_ALIVE_INTERVAL = keepalive.INTERVAL_SECONDS
-SERVER_ALIVE_COUNT_MAX = keepalive.openssh_count_max()
+SERVER_ALIVE_INTERVAL = dead_peer.INTERVAL_SECONDS
+SERVER_ALIVE_COUNT_MAX = dead_peer.openssh_count_max()
 
 
 def _hosts_dir(settings: Settings) -> Path:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from devenv.client.aio import AsyncClient
+from devenv.client.async_client import AsyncClient
 from devenv.client.environment import AsyncEnvironment
 from devenv.client.options import (
     STOP_WAIT_TIMEOUT,

@@ -21,9 +21,9 @@ from devenv import logging_redact
 from devenv.errors import UserError
 from devenv.keys import private_dir
 from devenv.settings import Settings
-from devenv.worker.client import ServerUnreachableError, connect, wait_reachable
 from devenv.worker.devserver import start_dev_server, stop_dev_server
 from devenv.worker.pidfile import clear_pid, read_pid, write_pid
+from devenv.worker.temporal_connection import ServerUnreachableError, connect, wait_reachable
 from devenv.worker.worker import run_until
 
 STARTUP_TIMEOUT = 60.0

@@ -188,7 +188,7 @@ def test_an_instance_type_the_region_lacks_fails_the_start_in_one_line_and_leaks
 
 
 async def test_a_slow_provision_says_what_it_is_waiting_for(world: World, tmp_path: Path) -> None:
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
 
     name, path = world.config(tmp_path)
     world.booter.paused = True  # the machine boots slowly: SSH does not answer yet

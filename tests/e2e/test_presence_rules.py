@@ -44,7 +44,7 @@ def test_a_user_who_logs_in_just_before_the_deadline_keeps_the_machine(
 
 def test_the_shell_sees_none_of_the_workers_secrets(devenv: Devenv) -> None:
     """The server was started with secrets in its environment only if the test world set
-    them; whatever it had, a shell gets the allow-list (see tests/backend for the full
+    them; whatever it had, a shell gets the allow-list (see tests/local_backend for the full
     list with planted secrets)."""
     devenv.run(
         "start", str(Path(__file__).parents[2] / "examples" / "dev.yml"), "--name", "e2e-env"

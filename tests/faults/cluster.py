@@ -32,8 +32,8 @@ from devenv.backends.local.proctools import is_running as alive
 from devenv.backends.local.proctools import parent
 from devenv.models.names import SHARED_TASK_QUEUE
 from devenv.settings import Settings, host_task_queue
-from devenv.worker.client import ServerUnreachableError, connect
 from devenv.worker.devserver import dev_server_command
+from devenv.worker.temporal_connection import ServerUnreachableError, connect
 from tests.e2e.harness import DEVENV, Devenv, port_open, wait_for
 
 PROC = Path("/proc")

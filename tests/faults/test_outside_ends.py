@@ -67,7 +67,7 @@ def api_answers(cluster: Cluster, *paths: str) -> list[tuple[int, object]]:
     import httpx
 
     from devenv.api.app import create_app
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
     from devenv.client.tokens import UserStore
 
     store = UserStore(cluster.settings)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLE = str(Path(__file__).parents[2] / "examples" / "dev.yml")
 CONNECT_TIMEOUT = 5.0
-"""devenv.worker.client.connect's default: every command must give up after it."""
+"""devenv.worker.temporal_connection.connect's default: every command must give up after it."""
 BOUND = CONNECT_TIMEOUT + 12.0
 """Generous headroom for Python start-up with several commands at once on 2 cores."""
 QUERY_TIMEOUT = 10.0

@@ -1,6 +1,6 @@
 """The environment's SSH door, end to end through the ssh config devenv generates.
 
-tests/backend already covers, against the instance server directly: loopback-only
+tests/local_backend already covers, against the instance server directly: loopback-only
 listening, another key, another login name, passwords (asyncssh client), the activity
 subsystem refused to the user key, the internal key limited to that subsystem, and a
 replaced server under a pinned alias. Here: what a user's own OpenSSH client does with

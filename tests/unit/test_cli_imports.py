@@ -97,7 +97,7 @@ async def test_ps_and_signal_load_neither_ssh_nor_yaml_nor_http(
 
 
 def test_help_loads_no_temporal_nor_models(tmp_path: Path) -> None:
-    watched = (*HEAVY, "temporalio", "devenv.client.aio", "devenv.models.status")
+    watched = (*HEAVY, "temporalio", "devenv.client.async_client", "devenv.models.status")
     for args in (["--help"], ["ps", "--help"], ["signal", "--help"]):
         done = subprocess.run(
             [sys.executable, "-c", PROBE, *args],

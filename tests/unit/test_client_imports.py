@@ -72,7 +72,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_imports_inside_functions_and_type_checking() -> None:
     graph = import_graph()
-    assert "devenv.client.transports.direct" in graph["devenv.client.aio"]  # in __init__
+    assert "devenv.client.transports.direct" in graph["devenv.client.async_client"]  # in __init__
     assert "devenv.client.jobs" in graph["devenv.client.environment"]  # in a method
     assert "devenv.client.lookup" in graph["devenv.client.transports.base"]  # TYPE_CHECKING
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devenv.worker.client import _reason
+from devenv.worker.temporal_connection import _reason
 
 
 def test_a_long_transport_message_is_cut_at_a_word() -> None:

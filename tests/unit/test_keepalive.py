@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from devenv import keepalive
+from devenv import dead_peer
 from devenv.backends.local.backend import LocalBackend
 from devenv.backends.local.files import ServerConfig
 from devenv.client import sshconfig
@@ -13,7 +13,7 @@ from devenv.settings import Settings
 
 
 def test_every_hop_drops_a_silent_peer_after_the_same_bound() -> None:
-    bound = keepalive.DEAD_PEER_BOUND_SECONDS
+    bound = dead_peer.DEAD_PEER_BOUND_SECONDS
     assert bound == 60
     # OpenSSH (the user's ssh config): ServerAliveInterval x ServerAliveCountMax.
     assert sshconfig.SERVER_ALIVE_INTERVAL * sshconfig.SERVER_ALIVE_COUNT_MAX == bound
@@ -24,4 +24,4 @@ def test_every_hop_drops_a_silent_peer_after_the_same_bound() -> None:
     interval = fields["keepalive_interval"]
     assert isinstance(interval, float) and isinstance(fields["keepalive_count_max"], int)
     assert interval * (fields["keepalive_count_max"] + 1) == bound
-    assert keepalive.INTERVAL_SECONDS * (keepalive.asyncssh_count_max() + 1) == bound
+    assert dead_peer.INTERVAL_SECONDS * (dead_peer.asyncssh_count_max() + 1) == bound

@@ -50,7 +50,7 @@ def test_a_client_given_its_own_home_never_edits_the_users_ssh_config(
 ) -> None:
     """``AsyncClient(home=...)`` from a program whose own settings are the default home:
     the home it was given decides, not the default it started from."""
-    from devenv.client.aio import AsyncClient
+    from devenv.client.async_client import AsyncClient
 
     scratch = AsyncClient(home=tmp_path / "scratch").settings
     assert not scratch.ssh_include

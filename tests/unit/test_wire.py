@@ -7,7 +7,7 @@ from pathlib import Path
 
 from devenv import wire
 from devenv.api.app import create_app
-from devenv.client.aio import AsyncClient
+from devenv.client.async_client import AsyncClient
 from devenv.client.tokens import UserStore
 from devenv.client.transports.direct import DirectTransport
 from devenv.settings import Settings

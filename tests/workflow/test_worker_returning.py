@@ -14,7 +14,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.client.aio import AsyncClient
+from devenv.client.async_client import AsyncClient
 from devenv.models.state import Tuning, workflow_id_for
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from tests.workflow.fakes import make_state, running_worker

@@ -34,7 +34,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from devenv import keepalive
+from devenv import dead_peer
 from devenv.backends.base import Backend, InstanceGoneError, Leftover, ProvisioningError
 from devenv.backends.local import proctools
 from devenv.backends.local.files import (
@@ -69,8 +69,8 @@ __all__ = ["PROVISIONING_ERROR", "LocalBackend", "LocalInstanceData"]
 SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KEEPALIVE_INTERVAL_VAR = "DEVENV_LOCAL_KEEPALIVE_INTERVAL"
 KEEPALIVE_COUNT_MAX_VAR = "DEVENV_LOCAL_KEEPALIVE_COUNT_MAX"
-DEFAULT_KEEPALIVE_INTERVAL = float(keepalive.INTERVAL_SECONDS)
-DEFAULT_KEEPALIVE_COUNT_MAX = keepalive.asyncssh_count_max()
+DEFAULT_KEEPALIVE_INTERVAL = float(dead_peer.INTERVAL_SECONDS)
+DEFAULT_KEEPALIVE_COUNT_MAX = dead_peer.asyncssh_count_max()
 SERVER_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "PYTHONPATH")
 SERVER_ENV_PREFIXES = ("LC_",)
 """What the instance server inherits from the worker (an allow-list): a session can read

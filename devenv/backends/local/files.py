@@ -21,7 +21,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devenv import keepalive
+from devenv import dead_peer
 
 if TYPE_CHECKING:  # re-exported lazily (PEP 562): see __getattr__
     from devenv.backends.local.models import ReadyInfo as ReadyInfo
@@ -124,8 +124,8 @@ class ServerConfig:
     min_connection_duration: float = field(default=0.0, metadata={"ge": 0})
     shell: str = "/bin/sh"
     login_timeout: float = field(default=30.0, metadata={"gt": 0})
-    keepalive_interval: float = field(default=float(keepalive.INTERVAL_SECONDS), metadata={"gt": 0})
-    keepalive_count_max: int = field(default=keepalive.asyncssh_count_max(), metadata={"ge": 1})
+    keepalive_interval: float = field(default=float(dead_peer.INTERVAL_SECONDS), metadata={"gt": 0})
+    keepalive_count_max: int = field(default=dead_peer.asyncssh_count_max(), metadata={"ge": 1})
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ServerConfig:

@@ -11,7 +11,7 @@ it adopts, and on SIGTERM it kills its whole tree.
 
 One such process runs per environment, so it imports asyncssh and the standard library
 only: no pydantic, no workflow models (``files.ServerConfig`` reads ``server.json``;
-tests/backend/test_local_files.py checks what this module loads).
+tests/local_backend/test_local_files.py checks what this module loads).
 """
 
 from __future__ import annotations

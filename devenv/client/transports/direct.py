@@ -72,7 +72,7 @@ class DirectTransport(Transport):
         """The Temporal client, connected on first use (ServerUnreachableError if nothing
         answers)."""
         if self._temporal is None:
-            from devenv.worker.client import client_for
+            from devenv.worker.temporal_connection import client_for
 
             self._temporal = client_for(await self._service(), self.settings)
         return self._temporal
@@ -85,7 +85,7 @@ class DirectTransport(Transport):
 
     async def _service(self) -> ServiceClient:
         if self._service_client is None:
-            from devenv.worker.client import connect_service
+            from devenv.worker.temporal_connection import connect_service
 
             self._service_client = await connect_service(self.settings)
         return self._service_client
@@ -99,9 +99,9 @@ class DirectTransport(Transport):
         from temporalio.exceptions import WorkflowAlreadyStartedError
 
         from devenv.client import sshconfig
+        from devenv.client.autostart import ensure_server
         from devenv.client.identity import user_key
         from devenv.client.names import generate_name
-        from devenv.client.server import ensure_server
         from devenv.notify import store_webhook
         from devenv.workflows.visibility import MEMO_KEY, memo_row
 
@@ -396,7 +396,7 @@ async def _refuse_silent_port(settings: Settings) -> None:
     Otherwise ``ensure_server`` would start a background server that cannot bind the
     port and then wait for it for minutes.
     """
-    from devenv.worker.client import connect
+    from devenv.worker.temporal_connection import connect
 
     try:
         await connect(settings)

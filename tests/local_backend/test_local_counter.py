@@ -13,7 +13,7 @@ import asyncssh
 from devenv.backends.local.counter import ActivitySnapshot, ConnectionCounter
 from devenv.backends.local.files import ACTIVITY_SUBSYSTEM
 from devenv.models.state import PresenceReport
-from tests.backend.conftest import Instance, Lab
+from tests.local_backend.conftest import Instance, Lab
 
 
 def drain(queue: asyncio.Queue[ActivitySnapshot]) -> list[ActivitySnapshot]:

@@ -1,6 +1,6 @@
 """A new backend is one module and one registration line; nothing else changes.
 
-The toy backend (tests/backend/toy_backend.py) runs through the real workflow, the
+The toy backend (tests/local_backend/toy_backend.py) runs through the real workflow, the
 real worker and the SDK on the dev server: its configuration is validated by its
 own model, its activities run on the shared queue, presence drives the deadline.
 """
@@ -18,13 +18,13 @@ from temporalio.testing import WorkflowEnvironment
 
 import devenv
 from devenv.backends import registry
-from devenv.client.server import has_host_worker, stop_background
+from devenv.client.autostart import has_host_worker, stop_background
 from devenv.errors import InvalidValueError, ProvisioningFailedError
 from devenv.models.status import EnvironmentStatus
 from devenv.settings import Settings, watch_task_queue
 from devenv.worker.worker import build_workers
-from tests.backend import toy_backend
-from tests.backend.toy_backend import ToyBackend
+from tests.local_backend import toy_backend
+from tests.local_backend.toy_backend import ToyBackend
 
 
 @pytest.fixture

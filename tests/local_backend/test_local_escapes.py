@@ -18,7 +18,7 @@ import pytest
 
 from devenv.backends.local import proctools
 from devenv.backends.local.files import READY_FILE, ReadyInfo
-from tests.backend.conftest import Instance, Lab, Result, wait_until
+from tests.local_backend.conftest import Instance, Lab, Result, wait_until
 
 PROC = Path("/proc")
 

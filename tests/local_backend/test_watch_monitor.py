@@ -25,7 +25,7 @@ from devenv.models.messages import MonitorInput
 from devenv.models.names import Signal
 from devenv.models.state import InstanceInfo, PresenceReport
 from devenv.settings import Settings
-from tests.backend.toy_backend import ToyBackend
+from tests.local_backend.toy_backend import ToyBackend
 
 
 @workflow.defn(name="MonitoredStandIn", sandboxed=False)  # its module imports I/O code

@@ -24,7 +24,7 @@ from devenv.backends.local.files import (
 )
 from devenv.models.messages import ProvisionInput, TerminateInput
 from devenv.models.state import InstanceInfo
-from tests.backend.conftest import Instance, Lab, mode, run, wait_until, write_ssh_config
+from tests.local_backend.conftest import Instance, Lab, mode, run, wait_until, write_ssh_config
 
 
 def server_pids(instance_dir: Path) -> list[int]:

@@ -16,7 +16,7 @@ import pytest
 from devenv.backends.local.files import PRESENCE_SUBSYSTEM
 from devenv.backends.presence_stream import PresenceStreamEndedError, ssh_presence
 from devenv.models.state import InstanceInfo, PresenceReport
-from tests.backend.conftest import Instance, Lab
+from tests.local_backend.conftest import Instance, Lab
 
 QUIET = 1.0
 """How long "no report arrives" is watched for."""

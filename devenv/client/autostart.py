@@ -18,8 +18,8 @@ from temporalio.client import Client
 from devenv.errors import UserError
 from devenv.keys import private_dir
 from devenv.settings import Settings, host_task_queue
-from devenv.worker.client import ServerUnreachableError, connect, wait_reachable
 from devenv.worker.pidfile import read_pid
+from devenv.worker.temporal_connection import ServerUnreachableError, connect, wait_reachable
 
 STARTUP_TIMEOUT = 90.0
 

@@ -20,7 +20,7 @@ import uvicorn
 
 from devenv.api.app import create_app
 from devenv.api.transport import is_loopback
-from devenv.client.aio import AsyncClient
+from devenv.client.async_client import AsyncClient
 from devenv.client.tokens import UserStore
 from devenv.errors import DevenvError, UserError
 from devenv.settings import Settings

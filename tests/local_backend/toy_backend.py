@@ -1,7 +1,7 @@
 """A whole backend in one module: what `backend: ssh` / `aws` each add, in miniature.
 
 Its instances are records in this process; presence is whatever the test says.
-Registered by ``tests/backend/test_toy_backend.py`` with one line.
+Registered by ``tests/local_backend/test_toy_backend.py`` with one line.
 """
 
 from __future__ import annotations

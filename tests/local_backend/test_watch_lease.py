@@ -24,9 +24,9 @@ from devenv.settings import Settings
 from devenv.worker.worker import running_workers
 from devenv.workflows.lease import lease_workflow_id
 from devenv.workflows.visibility import WATCHER_MEMO
-from tests.backend import toy_backend
-from tests.backend.test_toy_backend import TOY, until
-from tests.backend.toy_backend import ToyBackend
+from tests.local_backend import toy_backend
+from tests.local_backend.test_toy_backend import TOY, until
+from tests.local_backend.toy_backend import ToyBackend
 
 
 @pytest.fixture

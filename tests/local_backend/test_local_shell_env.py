@@ -12,7 +12,7 @@ import os
 import pytest
 
 from devenv.backends.local.files import ENV_MARKER, local_username, login_shell
-from tests.backend.conftest import SSH_TIMEOUT, Instance, Lab
+from tests.local_backend.conftest import SSH_TIMEOUT, Instance, Lab
 
 SECRETS = {
     "SSH_AUTH_SOCK": "/tmp/devenv-test-agent.sock",

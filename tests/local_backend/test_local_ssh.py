@@ -21,7 +21,7 @@ import pytest
 from devenv.backends.local import proctools
 from devenv.backends.local.files import ACTIVITY_SUBSYSTEM, ENV_MARKER
 from devenv.backends.local.terminal import take_controlling_tty
-from tests.backend.conftest import Instance, Lab, run, wait_until, write_ssh_config
+from tests.local_backend.conftest import Instance, Lab, run, wait_until, write_ssh_config
 
 
 async def test_exec_prints_output_and_propagates_the_exit_code(shared: Instance) -> None:
