@@ -48,7 +48,7 @@ if TYPE_CHECKING:
         ServerUnreachableError,
         UserError,
     )
-    from devenv.models.connection import Connection
+    from devenv.models.ssh_entry import SshEntry
     from devenv.models.status import EnvironmentList, EnvironmentStatus
 
 _EXPORTS = {
@@ -59,7 +59,7 @@ _EXPORTS = {
     "Environment": "devenv.client.sync",
     "AsyncClient": "devenv.client.async_client",
     "AsyncEnvironment": "devenv.client.environment",
-    "Connection": "devenv.models.connection",
+    "SshEntry": "devenv.models.ssh_entry",
     "EnvironmentStatus": "devenv.models.status",
     "EnvironmentList": "devenv.models.status",
     **{
@@ -87,6 +87,9 @@ __all__ = ["__version__", *_EXPORTS]
 def __getattr__(name: str) -> Any:
     if name == "aio":
         return importlib.import_module("devenv.aio")
+    if name == "Connection":  # its old name: "connections" are the users present
+        warnings.warn("devenv.Connection is now devenv.SshEntry", DeprecationWarning, stacklevel=2)
+        name = "SshEntry"
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'devenv' has no attribute {name!r}")

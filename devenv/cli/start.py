@@ -83,7 +83,7 @@ async def _start(
     if json_output:
         out.print(statuses_json([status]))
         return
-    connection = env.connection
+    connection = env.ssh_entry
     assert connection is not None
     name = status.name
     config = connection.ssh_config

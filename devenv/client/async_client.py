@@ -20,7 +20,7 @@ from devenv.client.environment import AsyncEnvironment
 from devenv.client.options import ConfigSource, Progress, quiet
 from devenv.client.transports.base import StartRequest, Transport
 from devenv.errors import InvalidValueError
-from devenv.models.connection import Connection
+from devenv.models.ssh_entry import SshEntry
 from devenv.models.status import EnvironmentList, EnvironmentPage
 from devenv.settings import Settings, ssh_include_for
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.report import Report
 
-__all__ = ["AsyncClient", "AsyncEnvironment", "ConfigSource", "Connection", "Progress"]
+__all__ = ["AsyncClient", "AsyncEnvironment", "ConfigSource", "Progress", "SshEntry"]
 
 
 class AsyncClient:

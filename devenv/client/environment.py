@@ -18,7 +18,7 @@ from devenv.client.options import (
     quiet,
 )
 from devenv.client.transports.base import EnvironmentTransport
-from devenv.models.connection import Connection
+from devenv.models.ssh_entry import SshEntry
 from devenv.models.state import EnvEvent, EnvState
 from devenv.models.status import EnvironmentStatus
 from devenv.settings import Settings
@@ -36,8 +36,13 @@ class AsyncEnvironment:
         self.transport = transport
         """How its calls travel (``devenv.client.transports``)."""
         self.name = transport.name
-        self.connection: Connection | None = None
+        self.ssh_entry: SshEntry | None = None
         """Set once the environment accepts SSH (by ``start`` or ``wait_ready``)."""
+
+    @property
+    def connection(self) -> SshEntry | None:
+        """Deprecated name of ``ssh_entry``: "connections" are the users present."""
+        return self.ssh_entry
 
     @property
     def settings(self) -> Settings:
@@ -146,16 +151,16 @@ class AsyncEnvironment:
         """Wait while it provisions; once it accepts SSH, write its ssh config entry
         (``connection``). ProvisioningFailedError if it ended instead."""
         ready = await self.transport.wait_ready(progress or quiet)
-        self.connection = self._write_ssh_config(ready.access)
+        self.ssh_entry = self._write_ssh_config(ready.access)
         return ready.status
 
-    async def ssh_config(self, state: EnvState | None = None) -> Connection:
+    async def ssh_config(self, state: EnvState | None = None) -> SshEntry:
         """Write (or refresh) its entry in this machine's devenv ssh config, with this
         machine's user key (the owner's, or a member's it is shared with); how to
         connect. In remote mode the server says where to log in."""
         return self._write_ssh_config(await self.transport.ssh_access(state))
 
-    def _write_ssh_config(self, access: SshAccess) -> Connection:
+    def _write_ssh_config(self, access: SshAccess) -> SshEntry:
         """The entry of ``access`` in devenv's ssh config, with this machine's user key."""
         from devenv.client import sshconfig
         from devenv.client.identity import user_key
@@ -164,7 +169,7 @@ class AsyncEnvironment:
         identity = user_key(settings).private_key
         path = sshconfig.write_entry(settings, self.name, access, identity)
         added = sshconfig.include_in_user_config(settings)
-        return Connection(
+        return SshEntry(
             ssh_config=path,
             included=added or sshconfig.is_included(settings),
             included_now=added,

@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, Field, ValidationError
 
 from devenv.errors import InvalidValueError, NotAnsweringError, UserError
-from devenv.models.connection import Connection
+from devenv.models.ssh_entry import SshEntry
 
 KEEPALIVE = "devenv-keepalive"
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -38,7 +38,7 @@ class Reachable(Protocol):
 
     name: str
 
-    async def ssh_config(self) -> Connection: ...
+    async def ssh_config(self) -> SshEntry: ...
 
 
 class JobError(UserError):

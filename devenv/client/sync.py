@@ -26,7 +26,7 @@ from devenv.client.options import (
     StopAt,
     Unset,
 )
-from devenv.models.connection import Connection
+from devenv.models.ssh_entry import SshEntry
 from devenv.models.state import EnvEvent, EnvState
 from devenv.models.status import EnvironmentList, EnvironmentPage, EnvironmentStatus
 from devenv.settings import Settings
@@ -184,8 +184,13 @@ class Environment:
         return self.aio.workflow_id
 
     @property
-    def connection(self) -> Connection | None:
-        return self.aio.connection
+    def ssh_entry(self) -> SshEntry | None:
+        return self.aio.ssh_entry
+
+    @property
+    def connection(self) -> SshEntry | None:
+        """Deprecated name of ``ssh_entry`` (it was never a user connection)."""
+        return self.aio.ssh_entry
 
     def __repr__(self) -> str:
         return f"<Environment {self.name}>"

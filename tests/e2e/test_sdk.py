@@ -89,7 +89,7 @@ def test_the_readme_example_runs_as_written_on_the_embedded_default(tmp_path: Pa
 async def test_the_async_sdk_changes_checks_and_stops(sdk_env: Devenv) -> None:
     client = devenv.AsyncClient()
     env = await client.start(EXAMPLE, name="sdk-async", inactivity_duration="2h")
-    assert env.connection is not None and env.connection.ssh_config.exists()
+    assert env.ssh_entry is not None and env.ssh_entry.ssh_config.exists()
     before = await env.status()
     assert (before.status, before.activity, before.inactivity_duration) == ("running", "idle", 7200)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Connection:
+class SshEntry:
     """How to reach a running environment from this machine."""
 
     ssh_config: Path
