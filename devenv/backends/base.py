@@ -16,6 +16,8 @@ Errors, the whole contract:
   ``instance_lost``. Raise it only when sure: a network blip is a plain error.
 * ``apply_policy``, ``apply_login``, ``tell_terminals`` and ``leftovers`` are
   optional: the defaults do nothing.
+* ``Suspendable`` is a capability: a backend that can keep an instance's disk while
+  nothing runs mixes it in (``suspend``/``resume``); ``can_suspend`` answers for any.
 * ``terminate`` never gives up: it is retried until it succeeds, so it must
   succeed when the instance is already gone, and must find what a failed or
   crashed provision created from the token alone (``request.instance`` may be None).
@@ -35,6 +37,8 @@ from devenv.models.messages import (
     INSTANCE_LOST,
     PROVISIONING_ERROR,
     ProvisionInput,
+    ResumeInput,
+    SuspendInput,
     TerminateInput,
 )
 from devenv.models.state import FailsafePolicy, InstanceInfo, LoginSettings, PresenceReport
@@ -164,3 +168,29 @@ class Backend(ABC):
     async def remove_leftover(self, leftover: Leftover) -> None:
         """End one leftover (idempotent; succeeds if it is already gone)."""
         raise NotImplementedError(f"{self.name} has no leftovers to remove")
+
+
+class Suspendable(ABC):
+    """Capability: the instance can be suspended (disk kept, nothing running or billed by
+    the hour) and resumed later, the way dstack's compute mixins add a capability.
+
+    Both are idempotent and retried: ``suspend`` succeeds on an instance already
+    suspended, ``resume`` on one already running (answering where it runs now).
+    """
+
+    @abstractmethod
+    async def suspend(self, request: SuspendInput) -> InstanceInfo:
+        """End every process of the instance and stop what bills by the hour; keep the
+        workspace (and, for machines, the disk). Users can no longer log in.
+
+        Answers the instance as suspended (``data`` may record what resume needs)."""
+
+    @abstractmethod
+    async def resume(self, request: ResumeInput) -> InstanceInfo:
+        """Bring a suspended instance back with its workspace; return once users can log
+        in over SSH, with the SAME pinned host key (the address or port may change)."""
+
+
+def can_suspend(backend: Backend) -> bool:
+    """True when ``backend`` has the ``Suspendable`` capability."""
+    return isinstance(backend, Suspendable)

@@ -67,6 +67,19 @@ class TerminateInput(BaseModel):
     """Delete the workspace too (``devenv stop --purge``); kept by default."""
 
 
+class SuspendInput(BaseModel):
+    """Suspend (or resume) the instance of ``instance_token``: keep its disk, end (or
+    restart) everything that runs or bills by the hour."""
+
+    workflow_id: str
+    instance_token: str
+    spec: EnvSpec
+    instance: InstanceInfo
+
+
+ResumeInput = SuspendInput
+
+
 class ApplyPolicyInput(BaseModel):
     workflow_id: str
     instance: InstanceInfo

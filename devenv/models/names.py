@@ -35,6 +35,8 @@ class Activity(StrEnum):
     WATCH_QUEUE = "watch_queue"
     HOLD_LEASE = "hold_lease"
     REHOME = "rehome"
+    SUSPEND = "suspend"
+    RESUME = "resume"
 
 
 class Update(StrEnum):
@@ -43,6 +45,8 @@ class Update(StrEnum):
     CHANGE = "change"
     SET_PURGE_WORKSPACE = "set_purge_workspace"
     REQUEST_STOP = "request_stop"
+    REQUEST_SUSPEND = "request_suspend"
+    REQUEST_RESUME = "request_resume"
     # Single-field forms from before ``change`` (kept for older clients and histories).
     SET_INACTIVITY = "set_inactivity"
     SET_MAX_DURATION = "set_max_duration"

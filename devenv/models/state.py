@@ -26,6 +26,12 @@ def workflow_id_for(name: str) -> str:
 class Status(StrEnum):
     PROVISIONING = "provisioning"
     RUNNING = "running"
+    SUSPENDING = "suspending"
+    """Idle with ``on_idle: suspend``, or asked: processes ending, the disk kept."""
+    SUSPENDED = "suspended"
+    """Nothing runs and nothing bills but storage; ``resume`` brings it back, and
+    ``delete_after`` ends it for good."""
+    RESUMING = "resuming"
     TERMINATING = "terminating"
     TERMINATED = "terminated"
     FAILED = "failed"
