@@ -89,6 +89,16 @@ APPLY_POLICY_RETRY = RetryPolicy(
 """Telling a machine's failsafe a new threshold: a few tries, then an event says it failed
 (the failsafe only acts when the control plane is gone, so this is never urgent)."""
 
+APPLY_LOGIN_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=4),
+    maximum_attempts=4,
+)
+"""Telling an instance its login banner and members' keys: ``devenv share`` waits for the
+answer (``client.keys_in_place.KEYS_TIMEOUT``), so every try is over well before it gives
+up (1 + 2 + 4 s of backoff) and a host that cannot be told is said, not timed out."""
+
 NOTIFY_TIMEOUT = timedelta(seconds=20)
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from devenv.models.deadline import plural
@@ -35,6 +36,7 @@ from devenv.workflows.display import (
 )
 from devenv.workflows.patches import FAILSAFE_PATCH
 from devenv.workflows.policies import (
+    APPLY_LOGIN_RETRY,
     APPLY_POLICY_RETRY,
     APPLY_POLICY_TIMEOUT,
     NOTIFY_RETRY,
@@ -109,7 +111,12 @@ class InstancePushes:
         s = self._state
         request = ApplyLoginInput(workflow_id=s.workflow_id, instance=instance, login=login)
         failed = await self._push(
-            instance, Activity.APPLY_LOGIN, request, "update the login banner", "the login banner"
+            instance,
+            Activity.APPLY_LOGIN,
+            request,
+            "update the login banner",
+            "the login banner",
+            retry=APPLY_LOGIN_RETRY,
         )
         s.login = login  # also when it failed: not retried for this banner, the next change is
         s.login_error = failed
@@ -123,7 +130,13 @@ class InstancePushes:
         )
 
     async def _push(
-        self, instance: InstanceInfo, activity: Activity, request: object, summary: str, what: str
+        self,
+        instance: InstanceInfo,
+        activity: Activity,
+        request: object,
+        summary: str,
+        what: str,
+        retry: RetryPolicy = APPLY_POLICY_RETRY,
     ) -> str | None:
         """Tell the instance something in the background (a few tries on its queue); an
         event says so when it could not be told. None once told, else why not."""
@@ -133,7 +146,7 @@ class InstancePushes:
                 request,
                 task_queue=instance.task_queue,
                 start_to_close_timeout=APPLY_POLICY_TIMEOUT,
-                retry_policy=APPLY_POLICY_RETRY,
+                retry_policy=retry,
                 summary=summary,
             )
         except ActivityError as err:

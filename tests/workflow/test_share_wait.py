@@ -43,3 +43,21 @@ async def test_an_instance_that_could_not_be_told_is_one_line(
         assert "host unreachable" in message
         await handle.execute_update(WF.request_stop, None)
         await handle.result()
+
+
+def test_every_try_to_tell_the_keys_ends_before_share_gives_up() -> None:
+    """The wait of ``devenv share`` outlasts every try of ``apply_login`` (with room for
+    the tries themselves), so an instance that cannot be told is said, never timed out."""
+    from devenv.client.keys_in_place import KEYS_TIMEOUT
+    from devenv.workflows.policies import APPLY_LOGIN_RETRY
+
+    retry = APPLY_LOGIN_RETRY
+    assert retry.maximum_attempts > 1 and retry.maximum_interval is not None
+    backoff = sum(
+        min(
+            retry.initial_interval.total_seconds() * retry.backoff_coefficient**attempt,
+            retry.maximum_interval.total_seconds(),
+        )
+        for attempt in range(retry.maximum_attempts - 1)
+    )
+    assert backoff <= KEYS_TIMEOUT / 3, backoff
