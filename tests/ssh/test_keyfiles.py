@@ -73,6 +73,7 @@ def test_a_known_hosts_line_that_is_wrong_is_named_by_number(tmp_path: Path) -> 
         (b"\n\n", "empty file, not a private key"),
         (b"ok\n\xff" + SECRET.encode(), "line 2: not UTF-8 text"),
     ],
+    ids=["bare-secret", "fake-header", "bad-body", "empty", "not-utf8"],
 )
 def test_a_private_key_that_is_not_one_is_never_quoted(
     tmp_path: Path, content: bytes, expected: str
