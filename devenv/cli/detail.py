@@ -30,6 +30,7 @@ RULE_KEY = {
     TerminationReason.INACTIVITY_DURATION_EXCEEDED: "inactivity_duration",
     TerminationReason.MAX_DURATION_EXCEEDED: "max_duration",
     TerminationReason.SCHEDULED_STOP: "stop_at",
+    TerminationReason.IDLE_BUDGET_EXCEEDED: "idle_budget",
 }
 """The setting behind each deadline reason, as the user wrote or signalled it."""
 
@@ -161,6 +162,25 @@ def thresholds_line(s: EnvState) -> str:
     )
 
 
+def idle_rules(s: EnvState) -> list[str]:
+    """The adaptive idle rules, whichever holds now: ``auto`` and ``idle_budget``."""
+    from devenv.models.auto_threshold import rule_words as auto_words
+    from devenv.models.idle_budget import budget_words
+
+    lines: list[str] = []
+    bounds = s.spec.inactivity_auto
+    if bounds is not None:
+        known = [*s.auto.breaks, *s.auto.others] if s.auto is not None else []
+        words = auto_words(bounds.min, bounds.max, s.spec.inactivity_duration, known)
+        lines.append(f"inactivity_duration: {words}")
+    if s.spec.idle_budget is not None:
+        holds = (
+            " (holds now)" if s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED else ""
+        )
+        lines.append(f"idle_budget: {budget_words(s)}{holds}")
+    return lines
+
+
 def warning_sent_at(s: EnvState) -> datetime | None:
     """When the warning event for the current deadline was logged (the last one)."""
     prefix = f"warning: {s.spec.name} terminates at "
@@ -223,6 +243,7 @@ def deadline_section(s: EnvState, now: datetime) -> list[str]:
     if s.stop_at is not None and s.deadline_reason != TerminationReason.SCHEDULED_STOP:
         lines.append(f"  scheduled stop at {when(s.stop_at, now)} (devenv signal --stop-at)")
     lines.append(thresholds_line(s))
+    lines += [f"  {escape(line)}" for line in idle_rules(s)]
     return lines
 
 

@@ -23,7 +23,10 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from devenv.models import deadline
+    from devenv.models.auto_threshold import WINDOW, OwnerBreaks, OwnerBreaksInput
+    from devenv.models.deadline import IDLE_REASONS
     from devenv.models.durations import format_duration
+    from devenv.models.idle_budget import priced
     from devenv.models.messages import (
         INSTANCE_LOST,
         ProbeInput,
@@ -44,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         Status,
         TerminationReason,
     )
-    from devenv.workflows import changes, inputs, patches, policies
+    from devenv.workflows import adaptive, changes, inputs, patches, policies
     from devenv.workflows.display import (
         clock,
         exceeded_message,
@@ -78,8 +81,10 @@ class DevEnvironmentWorkflow:
             self._event(
                 f"environment {state.spec.name!r} created (backend {state.spec.backend}, "
                 f"inactivity {format_duration(state.spec.inactivity_duration)}, "
-                f"max duration {format_duration(state.spec.max_duration)})"
+                f"max duration {format_duration(state.spec.max_duration)}"
+                f"{adaptive.created_words(state.spec)})"
             )
+            adaptive.start(state)
         self._wake = False
         """Set by handlers when the deadline may move earlier or active/idle flips."""
         self._monitor = MonitorSupervisor(state, self._event)
@@ -144,6 +149,7 @@ class DevEnvironmentWorkflow:
             self._event("failed: provisioning_failed (cleanup done)")
             self._publish()
             return
+        s.instance = priced(s.instance, s.spec)
         now = workflow.now()
         where = f"{s.instance.username}@{s.instance.host}:{s.instance.port}"
         if s.status != Status.TERMINATING and workflow.cancellation_reason() is not None:
@@ -166,6 +172,7 @@ class DevEnvironmentWorkflow:
         continues as new instead when history grows long.
         """
         s = self._state
+        await self._read_owner_breaks()
         while True:
             now = workflow.now()
             lost = await self._monitor.tend(now)
@@ -201,6 +208,29 @@ class DevEnvironmentWorkflow:
                     TerminationReason.STOPPED_BY_USER, "workflow cancelled; stopping"
                 )
 
+    async def _read_owner_breaks(self) -> None:
+        """``auto``: read the owner's breaks in their other environments, once."""
+        s = self._state
+        if s.auto is None or s.auto.others_read or not workflow.patched(patches.ADAPTIVE_PATCH):
+            return
+        now = workflow.now()
+        asked = OwnerBreaksInput(
+            workflow_id=s.workflow_id, owner=s.spec.owner, since=now - WINDOW, until=now
+        )
+        try:
+            read: OwnerBreaks | None = await workflow.execute_activity(
+                Activity.OWNER_BREAKS,
+                asked,
+                result_type=OwnerBreaks,
+                start_to_close_timeout=policies.OWNER_BREAKS_TIMEOUT,
+                retry_policy=policies.OWNER_BREAKS_RETRY,
+                summary="auto: read the owner's breaks",
+            )
+            why = ""
+        except ActivityError as err:
+            read, why = None, failure_message(err)
+        self._event(adaptive.take_owner_breaks(s, read, workflow.now(), why))
+
     async def _confirm_idle(self) -> bool:
         """Before ending an idle environment, ask the instance once who is connected.
 
@@ -211,7 +241,7 @@ class DevEnvironmentWorkflow:
         """
         s = self._state
         if (
-            s.deadline_reason != TerminationReason.INACTIVITY_DURATION_EXCEEDED
+            s.deadline_reason not in deadline.IDLE_REASONS
             or s.instance is None
             or not s.tuning.monitor
             or not workflow.patched(patches.PROBE_PATCH)
@@ -246,19 +276,20 @@ class DevEnvironmentWorkflow:
         if s.termination_reason is not None or s.status != Status.RUNNING:
             return False  # a stop arrived while the probe ran
         now = workflow.now()
+        # The late-login rule puts the inactivity deadline off; an idle budget's waiting
+        # connections restart the idle clock instead (the budget is per idle stretch).
         late_login = (
-            seen.waiting > 0 and s.connections == 0 and workflow.patched(patches.LATE_LOGIN_PATCH)
+            seen.waiting > 0
+            and s.connections == 0
+            and s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+            and workflow.patched(patches.LATE_LOGIN_PATCH)
         )
         told = probe_answer(s, seen, now, late_login)
         if told is not None:
             self._event(told)
         self._confirmed = f"the instance confirmed {presence_words(seen.connections, seen.jobs)}"
         deadline.recompute(s)
-        return (
-            s.deadline is not None
-            and s.deadline <= now
-            and s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
-        )
+        return s.deadline is not None and s.deadline <= now and s.deadline_reason in IDLE_REASONS
 
     def _tend_warning(self, now: datetime) -> bool:
         """Warn once per deadline, ahead of it; record when a warned termination is off.
@@ -384,9 +415,14 @@ class DevEnvironmentWorkflow:
         )
         if not ok:
             return
-        taken = take_report(self._state, report, workflow.now())
+        s = self._state
+        idle_since, was_idle = s.idle_since, s.connections + s.jobs == 0
+        taken = take_report(s, report, workflow.now())
         if taken.message is not None:
             self._event(taken.message)
+        moved = adaptive.after_report(s, idle_since, was_idle, workflow.now())
+        if taken.flipped and moved is not None:
+            self._event(moved)
         if taken.flipped:
             self._wake = True
         if taken.changed:
