@@ -4,10 +4,11 @@ Pure and deterministic, so the workflow runs it on every break and a replay pick
 same thresholds: the inputs are the recorded breaks (this environment's, and the
 owner's other environments' read once by the ``owner_breaks`` activity) and the bounds.
 
-The rule: with no break in the window, the bounds' max (nothing is known, so nothing is
-risked). Otherwise the longest break of the last ``WINDOW`` times ``MARGIN``, rounded up
-to the minute, kept inside the bounds: never below the longest break seen (a break that
-long happened; one as long must not end the machine), never outside the bounds.
+The rule: with fewer than ``MIN_BREAKS`` breaks in the window, the bounds' max (too
+little is known, so nothing is risked: one coffee break says nothing of lunch).
+Otherwise the longest break of the last ``WINDOW`` times ``MARGIN``, rounded up to the
+minute, kept inside the bounds: never below the longest break seen (a break that long
+happened; one as long must not end the machine), never outside the bounds.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ MARGIN = 1.5
 """The threshold covers the longest break by half as much again."""
 STEP = 60
 """Thresholds are whole minutes."""
+MIN_BREAKS = 3
+"""Breaks known (in the window) before the threshold leaves the max."""
 MAX_BREAKS = 100
 """Breaks kept per list in the workflow's state (the longest of the window)."""
 
@@ -68,6 +71,8 @@ class Choice:
         window = f"{WINDOW.days}d"
         if self.longest is None:
             return f"no break in {window}: the max"
+        if self.count < MIN_BREAKS:
+            return f"{self.count} of {MIN_BREAKS} breaks needed in {window}: the max"
         noun = "break" if self.count == 1 else "breaks"
         return f"longest of {self.count} {noun} in {window}: {format_duration(self.longest)}"
 
@@ -83,7 +88,10 @@ def choose(breaks: Iterable[Break], low: int, high: int, now: datetime) -> Choic
     if not recent:
         return Choice(high, 0, None)
     longest = max(b.seconds for b in recent)
-    wanted = max(math.ceil(longest * MARGIN / STEP) * STEP, math.ceil(longest))
+    if len(recent) < MIN_BREAKS:
+        return Choice(high, len(recent), longest)
+    seconds = round(longest)  # whole seconds: a return's milliseconds move nothing
+    wanted = max(math.ceil(seconds * MARGIN / STEP) * STEP, math.ceil(longest))
     return Choice(min(max(wanted, low), high), len(recent), longest)
 
 

@@ -40,21 +40,28 @@ def test_longest_break_with_margin_rounded_to_the_minute() -> None:
     )
 
 
+def test_too_few_breaks_keep_the_max() -> None:
+    """One coffee break says nothing of lunch: the max holds until 3 breaks are known."""
+    choice = choose([brk(5), brk(6)], LOW, HIGH, NOW)
+    assert (choice.seconds, choice.why()) == (HIGH, "2 of 3 breaks needed in 14d: the max")
+    assert choose([brk(5), brk(6), brk(4)], LOW, HIGH, NOW).seconds == LOW
+
+
 def test_never_outside_the_bounds() -> None:
-    assert choose([brk(2)], LOW, HIGH, NOW).seconds == LOW
-    assert choose([brk(300)], LOW, HIGH, NOW).seconds == HIGH
+    assert choose([brk(2)] * 3, LOW, HIGH, NOW).seconds == LOW
+    assert choose([brk(300)] * 3, LOW, HIGH, NOW).seconds == HIGH
 
 
 def test_never_below_the_longest_break() -> None:
     for minutes in (1, 7.5, 29, 61, 119):
-        assert choose([brk(minutes)], MIN, HIGH, NOW).seconds >= minutes * MIN
+        assert choose([brk(minutes), brk(1), brk(1)], MIN, HIGH, NOW).seconds >= minutes * MIN
 
 
 def test_only_the_window_counts() -> None:
     """A lunch break three weeks ago no longer keeps the threshold long."""
-    old_long = brk(90, days_ago=21)
-    assert choose([old_long, brk(10)], LOW, HIGH, NOW).seconds == LOW
-    assert choose([brk(90, days_ago=13), brk(10)], LOW, HIGH, NOW).seconds == 135 * MIN
+    coffees = [brk(10), brk(8), brk(9)]
+    assert choose([brk(90, days_ago=21), *coffees], LOW, HIGH, NOW).seconds == LOW
+    assert choose([brk(90, days_ago=13), *coffees], LOW, HIGH, NOW).seconds == 135 * MIN
 
 
 def test_deterministic() -> None:
@@ -79,7 +86,11 @@ def test_kept_is_bounded_and_keeps_the_longest() -> None:
     ("breaks", "words"),
     [
         ([], "auto within 15m..4h, now 4h (no break known yet: the max)"),
-        ([brk(20)], "auto within 15m..4h, now 30m (longest of 1 break in 14d: 20m)"),
+        ([brk(20)], "auto within 15m..4h, now 4h (1 of 3 breaks needed in 14d: the max)"),
+        (
+            [brk(20), brk(3), brk(4)],
+            "auto within 15m..4h, now 30m (longest of 3 breaks in 14d: 20m)",
+        ),
     ],
 )
 def test_rule_words(breaks: list[Break], words: str) -> None:
