@@ -46,3 +46,29 @@ def test_an_idle_budget_ends_the_environment_at_the_money_deadline(
     assert 12 <= ran_idle < 30, ran_idle
     logs = devenv.run("logs", "e2e-budget").stdout
     assert "idle budget $12 at $3600/h (12s) spent (idle since" in logs
+
+
+def test_auto_learns_from_real_ssh_breaks(devenv: Devenv, tmp_path: Path) -> None:
+    """``--inactivity auto`` (over the file's 2h): four ssh sessions, three breaks between
+    them; the threshold leaves the max (4h) for the bounds' min (15m) once 3 breaks are
+    known, with the event saying why, and ``ps -v`` shows the rule."""
+    config = tmp_path / "auto.yml"
+    config.write_text("type: dev-environment\nname: e2e-auto\ninactivity_duration: 2h\n")
+    devenv.run("start", str(config), "--inactivity", "auto")
+    assert devenv.ps("e2e-auto")["inactivity_duration"] == 4 * 3600
+    for _ in range(4):
+        assert devenv.ssh("e2e-auto", "true").returncode == 0
+        wait_for(lambda: devenv.ps("e2e-auto")["activity"] == "idle", 15, "the user gone")
+    logs = wait_for(
+        lambda: (
+            "auto: inactivity 4h -> 15m" in (text := devenv.run("logs", "e2e-auto").stdout) and text
+        ),
+        15,
+        "the learned threshold",
+    )
+    # Other tests' environments of the same owner may add their breaks: at least these 3.
+    assert "auto: inactivity 4h -> 15m (longest of " in logs
+    verbose = devenv.run("ps", "e2e-auto", "-v").stdout
+    assert "inactivity_duration: auto within 15m..4h, now 15m (longest of " in verbose
+    assert devenv.ps("e2e-auto")["inactivity_duration"] == 15 * 60
+    devenv.run("stop", "e2e-auto", "--wait")

@@ -151,3 +151,16 @@ def test_ps_verbose_says_which_rule_holds() -> None:
     assert "(inactivity_duration)" in text
     assert "idle_budget: idle budget $2 at $0.10/h (20h)" in text
     assert "holds now" not in text
+
+
+def test_start_inactivity_flag_overrides_auto(tmp_path: Path, isolated_home: Path) -> None:
+    """``--inactivity 2h`` replaces the file's ``auto``: its bounds then have no rule."""
+    path = write(tmp_path, HEAD + "inactivity_duration: auto\ninactivity_bounds: {max: 1h}\n")
+    result = CliRunner().invoke(app, ["start", str(path), "--inactivity", "2h"])
+    assert result.exit_code == 2
+    assert "only with inactivity_duration: auto" in one_error_line(result.output)
+    flipped = write(tmp_path, HEAD + "inactivity_duration: 2h\ninactivity_bounds: {max: 1h}\n")
+    result = CliRunner().invoke(app, ["start", str(flipped), "--inactivity", "banana"])
+    assert result.exit_code == 2
+    assert "--inactivity" in one_error_line(result.output)
+    assert not isolated_home.exists()
