@@ -111,6 +111,14 @@ def login_banner(s: EnvState) -> str:
             f"  Idle rule: terminated {format_duration(inactivity)} after the last user "
             "leaves (connections and jobs count as use)."
         )
+    bounds = s.spec.inactivity_auto
+    if bounds is not None:
+        lines.append(
+            f"  It is learned from your breaks (auto, between {format_duration(bounds.min)} "
+            f"and {format_duration(bounds.max)}): devenv ps {s.spec.name} -v says why."
+        )
+    if s.spec.idle_budget is not None:
+        lines.append(f"  Also ended once idle time has cost its budget: {budget_words(s)}.")
     end = fixed_end(s)
     if end is None:
         lines.append("  No fixed end: it runs as long as it is in use.")

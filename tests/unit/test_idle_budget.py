@@ -164,3 +164,17 @@ def test_start_inactivity_flag_overrides_auto(tmp_path: Path, isolated_home: Pat
     assert result.exit_code == 2
     assert "--inactivity" in one_error_line(result.output)
     assert not isolated_home.exists()
+
+
+def test_the_login_banner_tells_the_adaptive_rules() -> None:
+    from devenv.workflows.display import login_banner
+
+    s = idle_state(30.0, 2.0, 3600)
+    s.spec.inactivity_auto = InactivityBounds()
+    banner = login_banner(s)
+    assert "It is learned from your breaks (auto, between 15m and 4h)" in banner
+    assert "Also ended once idle time has cost its budget: idle budget $2 at $30/h (4m)." in (
+        banner
+    )
+    plain = login_banner(idle_state(None, None, 3600))
+    assert "auto" not in plain and "budget" not in plain
