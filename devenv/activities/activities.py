@@ -117,7 +117,8 @@ class EnvironmentActivities:
     @activity.defn(name=Activity.OWNER_BREAKS)
     async def owner_breaks(self, request: OwnerBreaksInput) -> OwnerBreaks:
         """``inactivity_duration: auto``: the owner's breaks in their other environments."""
-        return await read_owner_breaks(self._client, request)
+        async with _heartbeating():  # a cancel (the environment ended) reaches it
+            return await read_owner_breaks(self._client, request)
 
     @activity.defn(name=Activity.APPLY_POLICY)
     async def apply_policy(self, request: ApplyPolicyInput) -> None:

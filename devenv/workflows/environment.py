@@ -23,7 +23,6 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from devenv.models import deadline
-    from devenv.models.auto_threshold import WINDOW, OwnerBreaks, OwnerBreaksInput
     from devenv.models.deadline import IDLE_REASONS
     from devenv.models.durations import format_duration
     from devenv.models.idle_budget import priced
@@ -59,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         warning_withdrawn,
     )
     from devenv.workflows.monitoring import MonitorSupervisor
+    from devenv.workflows.owner_history import OwnerHistory
     from devenv.workflows.presence import probe_answer, take_report
     from devenv.workflows.pushes import InstancePushes
     from devenv.workflows.visibility import publish
@@ -89,6 +89,7 @@ class DevEnvironmentWorkflow:
         """Set by handlers when the deadline may move earlier or active/idle flips."""
         self._monitor = MonitorSupervisor(state, self._event)
         self._pushes = InstancePushes(state, self._event, self._wake_up)
+        self._owner_history = OwnerHistory(state, self._event, self._wake_up)
         self._confirmed: str | None = None
         """What the probe said right before an idle termination (for its event)."""
 
@@ -172,7 +173,7 @@ class DevEnvironmentWorkflow:
         continues as new instead when history grows long.
         """
         s = self._state
-        await self._read_owner_breaks()
+        self._owner_history.start()
         while True:
             now = workflow.now()
             lost = await self._monitor.tend(now)
@@ -207,29 +208,6 @@ class DevEnvironmentWorkflow:
                 self._begin_termination(
                     TerminationReason.STOPPED_BY_USER, "workflow cancelled; stopping"
                 )
-
-    async def _read_owner_breaks(self) -> None:
-        """``auto``: read the owner's breaks in their other environments, once."""
-        s = self._state
-        if s.auto is None or s.auto.others_read or not workflow.patched(patches.ADAPTIVE_PATCH):
-            return
-        now = workflow.now()
-        asked = OwnerBreaksInput(
-            workflow_id=s.workflow_id, owner=s.spec.owner, since=now - WINDOW, until=now
-        )
-        try:
-            read: OwnerBreaks | None = await workflow.execute_activity(
-                Activity.OWNER_BREAKS,
-                asked,
-                result_type=OwnerBreaks,
-                start_to_close_timeout=policies.OWNER_BREAKS_TIMEOUT,
-                retry_policy=policies.OWNER_BREAKS_RETRY,
-                summary="auto: read the owner's breaks",
-            )
-            why = ""
-        except ActivityError as err:
-            read, why = None, failure_message(err)
-        self._event(adaptive.take_owner_breaks(s, read, workflow.now(), why))
 
     async def _confirm_idle(self) -> bool:
         """Before ending an idle environment, ask the instance once who is connected.
@@ -317,6 +295,7 @@ class DevEnvironmentWorkflow:
     async def _terminate(self) -> None:
         """TERMINATING -> TERMINATED: stop watching, delete the instance, record the end."""
         s = self._state
+        self._owner_history.stop()
         await self._monitor.stop()
         self._publish()
         await self._run_terminate(
@@ -330,6 +309,7 @@ class DevEnvironmentWorkflow:
         reason = s.termination_reason.value if s.termination_reason else "unknown"
         self._event(f"terminated: {reason}")
         self._publish()
+        await self._owner_history.finished()
 
     async def _run_terminate(self, task_queue: str) -> None:
         """Retried forever (policies.TERMINATE_RETRY); a cancel waits until it is done."""

@@ -91,6 +91,8 @@ class FakeBackend:
     """``apply_login`` fails with this (non-retryable), like a host that refuses it."""
     owner_breaks: OwnerBreaks = field(default_factory=OwnerBreaks)
     """What ``owner_breaks`` answers: the owner's breaks in other environments."""
+    owner_breaks_gate: asyncio.Event | None = None
+    """When set, ``owner_breaks`` waits for it: a read that hangs."""
     owner_breaks_error: str | None = None
     """``owner_breaks`` fails with this (non-retryable), like an unreachable server."""
     watch_queue: str = ""
@@ -127,6 +129,9 @@ class FakeBackend:
     @activity.defn(name=Activity.OWNER_BREAKS)
     async def answer_owner_breaks(self, args: OwnerBreaksInput) -> OwnerBreaks:
         self.owner_asks.append(args)
+        while self.owner_breaks_gate is not None and not self.owner_breaks_gate.is_set():
+            activity.heartbeat()
+            await asyncio.sleep(0.02)
         if self.owner_breaks_error is not None:
             raise ApplicationError(self.owner_breaks_error, non_retryable=True)
         return self.owner_breaks

@@ -3,6 +3,7 @@ weeks of a user's breaks pass in seconds (the monitor played by signals, see fak
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -152,6 +153,27 @@ async def test_auto_without_the_owners_history_learns_from_its_own(
         assert still.spec.inactivity_duration == 3600
         await handle.execute_update(WF.request_stop, None)
         await handle.result()
+
+
+async def test_a_stop_does_not_wait_for_the_owners_history(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The history is read in the background: a stop while it hangs ends the environment
+    at once (the read is cancelled), and presence is taken meanwhile."""
+    env = time_skipping_env
+    gate = asyncio.Event()
+    async with running_worker(env.client, owner_breaks_gate=gate) as fake:
+        try:
+            bounds = InactivityBounds(min=5 * M, max=2 * 3600)
+            handle = await start(env.client, fake, adaptive_state(auto=bounds))
+            await wait_for(handle, lambda s: s.status == Status.RUNNING and bool(fake.owner_asks))
+            await presence(env, handle, 1)
+            await handle.execute_update(WF.request_stop, "done")
+            final = await asyncio.wait_for(handle.result(), timeout=10)
+        finally:
+            gate.set()
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+    assert final.auto is not None and not final.auto.others_read
 
 
 async def test_idle_budget_ends_it_at_the_money_deadline(
