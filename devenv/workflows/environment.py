@@ -262,9 +262,13 @@ class DevEnvironmentWorkflow:
             and s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
             and workflow.patched(patches.LATE_LOGIN_PATCH)
         )
+        idle_since = s.idle_since
         told = probe_answer(s, seen, now, late_login)
         if told is not None:
             self._event(told)
+        # A user the monitor missed ended a break too (auto learns it).
+        if (moved := adaptive.after_report(s, idle_since, True, now)) is not None:
+            self._event(moved)
         self._confirmed = f"the instance confirmed {presence_words(seen.connections, seen.jobs)}"
         deadline.recompute(s)
         return s.deadline is not None and s.deadline <= now and s.deadline_reason in IDLE_REASONS
