@@ -145,6 +145,8 @@ def rule_line(s: EnvState, now: datetime) -> str:
     else:
         words += f" since {at(s.idle_since, now)}"
     key = RULE_KEY.get(s.deadline_reason) if s.deadline_reason is not None else None
+    if key == "inactivity_duration" and s.spec.inactivity_auto is not None:
+        key += ": auto"
     return f"{words} ({key})" if key else words
 
 

@@ -178,3 +178,12 @@ def test_the_login_banner_tells_the_adaptive_rules() -> None:
     )
     plain = login_banner(idle_state(None, None, 3600))
     assert "auto" not in plain and "budget" not in plain
+
+
+def test_ps_verbose_shows_the_auto_rule() -> None:
+    s = idle_state(None, None, 3600)
+    s.spec.inactivity_auto = InactivityBounds()
+    deadline.recompute(s)
+    text = "\n".join(render(s, T0 + timedelta(minutes=1)))
+    assert "rule: idle for 1h since 09:00:00Z (inactivity_duration: auto)" in text
+    assert "inactivity_duration: auto within 15m..4h, now 1h (no break known yet: the max)" in text
