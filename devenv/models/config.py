@@ -21,7 +21,6 @@ from pydantic import (
     model_validator,
 )
 
-from devenv.models.durations import ACCEPTED as DURATION_ACCEPTED
 from devenv.models.durations import DurationError, format_duration, parse_duration
 from devenv.models.money import parse_usd
 
@@ -66,11 +65,8 @@ def _inactivity(value: object) -> int | str | None:
         return AUTO
     try:
         return _duration(value)
-    except DurationError:
-        shown = "null" if value is None else repr(value)[:40]
-        raise DurationError(
-            f"{shown} is not a duration; accepted: {DURATION_ACCEPTED}, or auto"
-        ) from None
+    except DurationError as err:  # its words end with what is accepted: add auto
+        raise DurationError(f"{err}, or auto") from None
 
 
 Inactivity = Annotated[int | Literal["auto"] | None, BeforeValidator(_inactivity)]

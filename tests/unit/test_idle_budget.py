@@ -48,6 +48,8 @@ def test_money_keys_accept_dollars(tmp_path: Path, text: str, budget: float, pri
         ("price_per_hour: yes\n", "price_per_hour: invalid value True"),
         ("price_per_hour: 1e99\n", "price_per_hour: invalid value"),
         ("inactivity_duration: automatic\n", "accepted: integer seconds"),
+        ("inactivity_duration: 9w\n", "'9w' is longer than 4 weeks; accepted: "),
+        ("inactivity_duration: banana\n", "or off/false/0 to disable, or auto"),
         ("inactivity_bounds: {min: 15m}\n", "only with inactivity_duration: auto"),
         (
             "inactivity_duration: auto\ninactivity_bounds: {min: 2h, max: 1h}\n",
