@@ -37,6 +37,13 @@ class EnvironmentStatus(BaseModel):
         "connected user.",
     )
     inactivity_duration: int | None = Field(description="Idle threshold in seconds; null: off.")
+    inactivity_auto: bool = Field(
+        default=False,
+        description="The idle threshold is learned (`inactivity_duration: auto`); "
+        "`inactivity_duration` is the one in force now.",
+        # Absent while false: memo rows of histories recorded before auto stay the same.
+        exclude_if=lambda auto: not auto,
+    )
     max_duration: int | None = Field(description="Hard cap from start in seconds; null: off.")
     idle_since: datetime | None = Field(description="While idle: since when (UTC).")
     deadline: datetime | None = Field(
@@ -115,6 +122,7 @@ class EnvironmentStatus(BaseModel):
             connections=state.connections,
             jobs=state.jobs,
             inactivity_duration=state.spec.inactivity_duration,
+            inactivity_auto=state.spec.inactivity_auto is not None,
             max_duration=state.spec.max_duration,
             idle_since=state.idle_since
             if running and not (state.connections or state.jobs)

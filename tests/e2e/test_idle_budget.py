@@ -70,5 +70,8 @@ def test_auto_learns_from_real_ssh_breaks(devenv: Devenv, tmp_path: Path) -> Non
     assert "auto: inactivity 4h -> 15m (longest of " in logs
     verbose = devenv.run("ps", "e2e-auto", "-v").stdout
     assert "inactivity_duration: auto within 15m..4h, now 15m (longest of " in verbose
-    assert devenv.ps("e2e-auto")["inactivity_duration"] == 15 * 60
+    row = devenv.ps("e2e-auto")
+    assert (row["inactivity_duration"], row["inactivity_auto"]) == (15 * 60, True)
+    table = devenv.run("ps").stdout
+    assert any("e2e-auto" in line and "auto 15m" in line for line in table.splitlines())
     devenv.run("stop", "e2e-auto", "--wait")
