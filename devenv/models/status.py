@@ -75,8 +75,9 @@ class EnvironmentStatus(BaseModel):
     )
     price_per_hour: float | None = Field(
         default=None,
-        description="USD per hour of what the backend provisioned (local, ssh: 0 unless "
-        "configured; aws: devenv's indicative price table or `aws.price_per_hour`); "
+        description="USD per hour: the top-level `price_per_hour` when set; otherwise what "
+        "the backend says (local, ssh: 0 unless configured; aws: devenv's indicative price "
+        "table or `aws.price_per_hour`); "
         "null: unknown (not provisioned yet, or started before prices were recorded).",
     )
     cost: float | None = Field(
