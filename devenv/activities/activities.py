@@ -24,8 +24,10 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from devenv.activities.owner_breaks import owner_breaks as read_owner_breaks
 from devenv.backends import progress
 from devenv.backends.base import Backend, ProvisioningError
+from devenv.models.auto_threshold import OwnerBreaks, OwnerBreaksInput
 from devenv.models.messages import (
     INSTANCE_LOST,
     ApplyLoginInput,
@@ -111,6 +113,12 @@ class EnvironmentActivities:
             answer = await http.post(url, json=body)
         if answer.status_code >= 300:
             raise RuntimeError(f"the webhook answered HTTP {answer.status_code}")
+
+    @activity.defn(name=Activity.OWNER_BREAKS)
+    async def owner_breaks(self, request: OwnerBreaksInput) -> OwnerBreaks:
+        """``inactivity_duration: auto``: the owner's breaks in their other environments."""
+        async with _heartbeating():  # a cancel (the environment ended) reaches it
+            return await read_owner_breaks(self._client, request)
 
     @activity.defn(name=Activity.APPLY_POLICY)
     async def apply_policy(self, request: ApplyPolicyInput) -> None:
@@ -340,6 +348,7 @@ def all_activities(acts: EnvironmentActivities) -> list[Callable[..., object]]:
         acts.apply_login,
         acts.tell_terminals,
         acts.notify,
+        acts.owner_breaks,
     ]
 
 

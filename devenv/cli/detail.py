@@ -30,6 +30,7 @@ RULE_KEY = {
     TerminationReason.INACTIVITY_DURATION_EXCEEDED: "inactivity_duration",
     TerminationReason.MAX_DURATION_EXCEEDED: "max_duration",
     TerminationReason.SCHEDULED_STOP: "stop_at",
+    TerminationReason.IDLE_BUDGET_EXCEEDED: "idle_budget",
 }
 """The setting behind each deadline reason, as the user wrote or signalled it."""
 
@@ -144,6 +145,8 @@ def rule_line(s: EnvState, now: datetime) -> str:
     else:
         words += f" since {at(s.idle_since, now)}"
     key = RULE_KEY.get(s.deadline_reason) if s.deadline_reason is not None else None
+    if key == "inactivity_duration" and s.spec.inactivity_auto is not None:
+        key += ": auto"
     return f"{words} ({key})" if key else words
 
 
@@ -159,6 +162,25 @@ def thresholds_line(s: EnvState) -> str:
         f"  settings: inactivity_duration {format_duration(spec.inactivity_duration)}, "
         f"max_duration {format_duration(spec.max_duration)}, warn_before {warn}"
     )
+
+
+def idle_rules(s: EnvState) -> list[str]:
+    """The adaptive idle rules, whichever holds now: ``auto`` and ``idle_budget``."""
+    from devenv.models.auto_threshold import rule_words as auto_words
+    from devenv.models.idle_budget import budget_words
+
+    lines: list[str] = []
+    bounds = s.spec.inactivity_auto
+    if bounds is not None:
+        known = [*s.auto.breaks, *s.auto.others] if s.auto is not None else []
+        words = auto_words(bounds.min, bounds.max, s.spec.inactivity_duration, known)
+        lines.append(f"inactivity_duration: {words}")
+    if s.spec.idle_budget is not None:
+        holds = (
+            " (holds now)" if s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED else ""
+        )
+        lines.append(f"idle_budget: {budget_words(s)}{holds}")
+    return lines
 
 
 def warning_sent_at(s: EnvState) -> datetime | None:
@@ -223,6 +245,7 @@ def deadline_section(s: EnvState, now: datetime) -> list[str]:
     if s.stop_at is not None and s.deadline_reason != TerminationReason.SCHEDULED_STOP:
         lines.append(f"  scheduled stop at {when(s.stop_at, now)} (devenv signal --stop-at)")
     lines.append(thresholds_line(s))
+    lines += [f"  {escape(line)}" for line in idle_rules(s)]
     return lines
 
 

@@ -23,6 +23,8 @@ Per environment and in total, counted inside the last --since:
 - cost: the backend's price x running.
 - saved: if ended by inactivity, price x (min(created + max_duration, now) - ended),
   or price x (now - ended) without max_duration: "to max" / "to now".
+- saved by rule: those savings per idle rule (inactivity_duration, auto,
+  idle_budget); for auto also what learning saved against its bounds' max.
 - breaks: gaps between one use and the next within one environment
   (the idle stretch that ended it is not a break).
 - suggested threshold: the smallest multiple of 5 minutes longer than every break
@@ -32,6 +34,7 @@ Per environment and in total, counted inside the last --since:
 
 REASONS = {
     "inactivity_duration_exceeded": "inactivity",
+    "idle_budget_exceeded": "idle_budget",
     "max_duration_exceeded": "max_duration",
     "stopped_by_user": "stopped",
     "instance_lost": "lost",
@@ -88,6 +91,30 @@ def _saved(usd: float | None, until: str | None) -> str:
     return f"{money(usd)} (to {'max' if until == 'max_duration' else 'now'})"
 
 
+def rule_lines(result: Report) -> list[RenderableType]:
+    """``Saved by rule``: what each idle rule that ended something saved."""
+    from devenv.cli.views import money
+
+    if not result.by_rule:
+        return []
+    lines: list[RenderableType] = ["", "[bold]Saved by rule[/]"]
+    for rule in ("inactivity_duration", "auto", "idle_budget"):
+        got = result.by_rule.get(rule)
+        if got is None:
+            continue
+        line = (
+            f"  {rule}: {money(got.saved)} ({_span(got.hours_saved)}), "
+            f"{got.environments} environment{'s' if got.environments != 1 else ''} ended"
+        )
+        if got.hours_saved_vs_max is not None:
+            line += (
+                f"; learning cut {_span(got.hours_saved_vs_max)} "
+                f"({money(got.saved_vs_max)}) from its max"
+            )
+        lines.append(line)
+    return lines
+
+
 def render(result: Report) -> list[RenderableType]:
     """The table and the lines under it, as `devenv report` prints them."""
     from rich.table import Table
@@ -111,7 +138,9 @@ def render(result: Report) -> list[RenderableType]:
         table.add_row(
             env.name,
             env.status,
-            REASONS.get(env.termination_reason or "", env.termination_reason or "-"),
+            "auto"
+            if env.ended_by == "auto"
+            else REASONS.get(env.termination_reason or "", env.termination_reason or "-"),
             _span(env.hours_running),
             _span(env.hours_in_use),
             _span(env.hours_idle_before_termination),
@@ -133,6 +162,7 @@ def render(result: Report) -> list[RenderableType]:
     parts.append(table)
     if total.unpriced:
         parts.append(f"[dim]{total.unpriced} environment(s) without a known price: not in $[/]")
+    parts += rule_lines(result)
     breaks = result.breaks
     line = "  ".join(f"{label} {count}" for label, count in breaks.buckets.items())
     parts.append("")

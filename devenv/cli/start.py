@@ -19,7 +19,11 @@ def start(
     ],
     name: Annotated[str | None, typer.Option(help="Name (overrides the file's name).")] = None,
     inactivity: Annotated[
-        str | None, typer.Option(help=f"Inactivity threshold (overrides the file). {DURATION_HELP}")
+        str | None,
+        typer.Option(
+            help=f"Inactivity threshold (overrides the file). {DURATION_HELP} "
+            "`auto`: learned from your breaks (docs: Adaptive idleness)."
+        ),
     ] = None,
     max_duration: Annotated[
         str | None, typer.Option(help=f"Hard cap from start (overrides the file). {DURATION_HELP}")
@@ -47,7 +51,9 @@ async def _start(
     from devenv.models.durations import format_duration
 
     overrides: dict[str, Any] = {}
-    if inactivity is not None:
+    if inactivity is not None and inactivity.strip().lower() == "auto":
+        overrides["inactivity_duration"] = "auto"
+    elif inactivity is not None:
         overrides["inactivity_duration"] = check_duration("--inactivity", inactivity)
     if max_duration is not None:
         overrides["max_duration"] = check_duration("--max-duration", max_duration)

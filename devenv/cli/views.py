@@ -72,7 +72,7 @@ def ps_cells(row: EnvironmentStatus) -> tuple[list[str], str]:
         row.name,
         shown,
         activity,
-        format_duration(row.inactivity_duration),
+        ("auto " if row.inactivity_auto else "") + format_duration(row.inactivity_duration),
         format_duration(row.max_duration),
         relative(row.deadline),
         money(row.cost),

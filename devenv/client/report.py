@@ -17,6 +17,11 @@ Definitions, all counted inside the period ``[since, now]``:
   now) - ended_at) when max_duration is set, else price x (now - ended_at).
 * breaks: gaps between the end of an in-use interval and the next start within one
   environment's run; the final idle stretch that ended it is not a break.
+* saved by rule: the savings above grouped by the rule that ended each environment:
+  ``inactivity_duration`` (a fixed threshold), ``auto`` (the learned one) or
+  ``idle_budget``; for ``auto`` also what it saved against its bounds' max (the threshold
+  it starts at, and would have kept without learning): price x (max - threshold in
+  force), at most to now.
 * suggested threshold: the smallest multiple of 5 minutes longer than every break and
   every wait before an environment's first use; what it would have saved compared with
   the thresholds in force: each environment's final idle stretch cut to it.
@@ -36,7 +41,8 @@ from pydantic import BaseModel, Field
 
 from devenv.errors import InvalidValueError
 from devenv.models.durations import UNITS
-from devenv.models.state import EnvEvent, EnvState, TerminationReason
+from devenv.models.state import EnvState, TerminationReason
+from devenv.models.usage import Interval, in_use_intervals, parse_clock, utc
 
 if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient
@@ -56,83 +62,9 @@ BUCKETS: tuple[tuple[str, float], ...] = (
 )
 """Break length buckets: label and exclusive upper bound in seconds."""
 
-Interval = tuple[datetime, datetime]
-
-# The words the workflow writes (devenv/workflows/presence.py, environment.py).
-_CLOCK = r"(?:(\d{4}-\d{2}-\d{2}) )?(\d{2}:\d{2}:\d{2})Z"
-_STARTS = ("user connected (", "in use: ", "deadline reached, but the instance reports ")
-_CHANGED = "connections changed from "
-_ENDS = re.compile(
-    rf"^(?:last user disconnected|last job ended|last user and job ended); idle since(?: {_CLOCK})?"
-    rf"|^monitor silent since(?: {_CLOCK})?"
-)
-_SEEN_UNTIL = re.compile(rf"^deadline reached, but a user was connected until {_CLOCK}")
-_WAITING = re.compile(r"^deadline reached, but .* within min_connection_duration")
-
-
-def utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def parse_clock(match: re.Match[str], at: datetime) -> datetime | None:
-    """The second a ``clock()`` text names (``10:02:03Z`` is on the date of ``at``, the
-    event's own time, as the workflow wrote it); None if it does not parse."""
-    groups = [g for g in match.groups() if g is not None]
-    if not groups:
-        return None
-    date, time = (groups[0], groups[1]) if len(groups) == 2 else (at.date().isoformat(), groups[0])
-    try:
-        return datetime.fromisoformat(f"{date}T{time}+00:00")
-    except ValueError:
-        return None
-
-
-def in_use_intervals(events: Sequence[EnvEvent], end: datetime) -> list[Interval]:
-    """When the environment was in use (users connected or jobs running), from its events.
-
-    Starts are the events' own times; ends are the "idle since" moment the workflow
-    recorded in the event's words (whole seconds, see ``_moment``), else the event's time.
-    An interval still open is closed at ``end`` (ended_at, or now). A presence change
-    whose start was dropped from a long history starts at the first event kept. A probe
-    that found a user the monitor missed (or one within min_connection_duration) is an
-    instant of use. Sorted, disjoint; touching intervals are merged.
-    """
-    intervals: list[Interval] = []
-    opened: datetime | None = None
-    first = utc(events[0].at) if events else None
-    for event in events:
-        at, text = utc(event.at), event.message
-        if text.startswith(_STARTS):
-            opened = opened or at
-        elif text.startswith(_CHANGED):
-            opened = opened or (first if not intervals else at)
-        elif (ended := _ENDS.match(text)) is not None:
-            start = opened or (first if not intervals else None)
-            if start is not None:
-                intervals.append((start, max(_moment(ended, at), start)))
-            opened = None
-        elif opened is None and (seen := _SEEN_UNTIL.match(text) or _WAITING.match(text)):
-            moment = _moment(seen, at)
-            intervals.append((moment, moment))
-    if opened is not None:
-        intervals.append((opened, max(opened, utc(end))))
-    merged: list[Interval] = []
-    for start, stop in sorted(intervals):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
-        else:
-            merged.append((start, stop))
-    return merged
-
-
-def _moment(match: re.Match[str], at: datetime) -> datetime:
-    """The moment an event's clock text names, at most ``at`` (the event's time).
-
-    The text has whole seconds and the true moment lies in that second, so the
-    estimate is the end of that second, or the event itself when it is earlier
-    (the usual case: the event follows the change within milliseconds)."""
-    second = parse_clock(match, at)
-    return at if second is None else min(at, second + timedelta(seconds=1))
+__all__ = ["Interval", "in_use_intervals", "parse_clock", "utc"]
+"""Re-exported: the report's data model lives in ``devenv.models.usage`` (the workflow's
+activities read breaks with it too)."""
 
 
 def parse_since(value: timedelta | str | int) -> timedelta:
@@ -158,6 +90,19 @@ def parse_since(value: timedelta | str | int) -> timedelta:
             "or 1d12h, or integer seconds (more than 0, at most 52w)"
         )
     return timedelta(seconds=seconds)
+
+
+IdleRule = Literal["inactivity_duration", "auto", "idle_budget"]
+IDLE_ENDS = (TerminationReason.INACTIVITY_DURATION_EXCEEDED, TerminationReason.IDLE_BUDGET_EXCEEDED)
+
+
+def ended_by(state: EnvState) -> IdleRule | None:
+    """The idle rule that ended ``state``, if one did."""
+    if state.termination_reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
+        return "idle_budget"
+    if state.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED:
+        return "auto" if state.spec.inactivity_auto is not None else "inactivity_duration"
+    return None
 
 
 class BreakStats(BaseModel):
@@ -210,6 +155,28 @@ class EnvironmentReport(BaseModel):
     hours_saved_with_suggestion: float = Field(
         default=0.0, description="Hours the suggested threshold would have cut (negative: added)."
     )
+    ended_by: IdleRule | None = Field(
+        default=None,
+        description="The idle rule that ended it: inactivity_duration (fixed), auto (learned) "
+        "or idle_budget; null when no idle rule did.",
+    )
+    hours_saved_vs_max: float | None = Field(
+        default=None,
+        description="Ended by auto: hours its learned threshold cut from its bounds' max.",
+    )
+    saved_vs_max: float | None = Field(default=None, description="USD: price x hours_saved_vs_max.")
+
+
+class RuleSaving(BaseModel):
+    """What one idle rule saved over the period."""
+
+    environments: int = Field(description="Environments it ended.")
+    hours_saved: float = Field(description="Hours saved (as `saved` per environment).")
+    saved: float = Field(description="USD, over the environments with a known price.")
+    hours_saved_vs_max: float | None = Field(
+        default=None, description="auto only: hours its learning cut from the bounds' max."
+    )
+    saved_vs_max: float | None = Field(default=None, description="auto only: USD of those.")
 
 
 class Totals(BaseModel):
@@ -244,6 +211,11 @@ class Report(BaseModel):
     total: Totals
     breaks: BreakStats
     suggestion: Suggestion
+    by_rule: dict[str, RuleSaving] = Field(
+        default_factory=dict,
+        description="What each idle rule saved: inactivity_duration, auto, idle_budget "
+        "(only the rules that ended something).",
+    )
     unanswered: list[str] = Field(
         default_factory=list, description="Environments whose state could not be read."
     )
@@ -268,7 +240,7 @@ def environment_report(state: EnvState, since: datetime, now: datetime) -> Envir
     ended = utc(state.ended_at) if state.ended_at else None
     end = ended or now
     price = state.instance.price_per_hour if state.instance is not None else None
-    idle_ended = state.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+    idle_ended = state.termination_reason in IDLE_ENDS
     intervals = in_use_intervals(state.events, end) if ready else []
     tail_start: datetime | None = None
     if ready is not None and (not intervals or intervals[-1][1] < end):
@@ -303,6 +275,13 @@ def environment_report(state: EnvState, since: datetime, now: datetime) -> Envir
         seconds = max((until - ended).total_seconds(), 0.0)
         hours_saved, saved = _hours(seconds), _usd(price, seconds)
     first = state.events[0].message if state.events else ""
+    rule = ended_by(state)
+    vs_max_hours = vs_max = None
+    bounds, threshold = state.spec.inactivity_auto, state.spec.inactivity_duration
+    if rule == "auto" and bounds is not None and threshold is not None and ended is not None:
+        would = min(ended + timedelta(seconds=bounds.max - threshold), now)
+        seconds = _overlap(ended, would, since, now)
+        vs_max_hours, vs_max = _hours(seconds), _usd(price, seconds)
     return EnvironmentReport(
         name=state.spec.name,
         workflow_id=state.workflow_id,
@@ -330,6 +309,9 @@ def environment_report(state: EnvState, since: datetime, now: datetime) -> Envir
         ),
         idle_at_end_since=tail_start,
         history_complete=first.startswith("environment "),
+        ended_by=rule,
+        hours_saved_vs_max=vs_max_hours,
+        saved_vs_max=vs_max,
     )
 
 
@@ -348,7 +330,7 @@ def seconds_cut(env: EnvironmentReport, threshold: int, since: datetime, now: da
     ready = utc(env.ready_at)
     end = utc(env.ended_at) if env.ended_at else now
     would_end = utc(env.idle_at_end_since) + timedelta(seconds=threshold)
-    if env.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED:
+    if env.termination_reason in IDLE_ENDS:
         if env.max_duration is not None and env.created_at is not None:
             would_end = min(would_end, utc(env.created_at) + timedelta(seconds=env.max_duration))
         would_end = min(would_end, now)
@@ -361,6 +343,24 @@ def nearest_rank(ordered: Sequence[float], fraction: float) -> float | None:
     if not ordered:
         return None
     return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def by_rule(envs: Sequence[EnvironmentReport]) -> dict[str, RuleSaving]:
+    """What each idle rule saved: the environments it ended, grouped."""
+    rules: dict[str, RuleSaving] = {}
+    for env in envs:
+        if env.ended_by is None:
+            continue
+        got = rules.setdefault(env.ended_by, RuleSaving(environments=0, hours_saved=0.0, saved=0.0))
+        got.environments += 1
+        got.hours_saved = round(got.hours_saved + (env.hours_saved or 0.0), 6)
+        got.saved = round(got.saved + (env.saved or 0.0), 2)
+        if env.ended_by == "auto":
+            got.hours_saved_vs_max = round(
+                (got.hours_saved_vs_max or 0.0) + (env.hours_saved_vs_max or 0.0), 6
+            )
+            got.saved_vs_max = round((got.saved_vs_max or 0.0) + (env.saved_vs_max or 0.0), 2)
+    return rules
 
 
 def break_stats(breaks: Sequence[float]) -> BreakStats:
@@ -425,6 +425,7 @@ def build_report(
         unpriced=len(envs) - len(priced),
     )
     return Report(
+        by_rule=by_rule(envs),
         since=since,
         until=now,
         environments=envs,

@@ -11,9 +11,18 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from devenv.models.durations import parse_duration
+from devenv.models.durations import DurationError, format_duration, parse_duration
+from devenv.models.money import parse_usd
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
 NAME_ACCEPTED = (
@@ -45,6 +54,67 @@ def _warning(value: object) -> int | None:
 
 
 WarnBefore = Annotated[int | None, BeforeValidator(_warning)]
+
+AUTO = "auto"
+"""``inactivity_duration: auto``: the threshold learned from the owner's breaks."""
+
+
+def _inactivity(value: object) -> int | str | None:
+    """A duration, or ``auto`` (the adaptive rule, ``devenv.models.auto_threshold``)."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return _duration(value)
+    except DurationError as err:  # its words end with what is accepted: add auto
+        raise DurationError(f"{err}, or auto") from None
+
+
+Inactivity = Annotated[int | Literal["auto"] | None, BeforeValidator(_inactivity)]
+
+
+def _bound(value: object) -> int:
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise DurationError(f"{value!r} is not a bound; accepted: a duration such as 15m or 4h")
+    return seconds
+
+
+Bound = Annotated[int, BeforeValidator(_bound)]
+
+
+def _usd(value: object) -> float | None:
+    return None if value is None else parse_usd(value)
+
+
+def _budget(value: object) -> float | None:
+    return None if value is None else parse_usd(value, positive=True)
+
+
+DEFAULT_AUTO_MIN = 900
+DEFAULT_AUTO_MAX = 14_400
+
+
+class InactivityBounds(BaseModel):
+    """Where ``inactivity_duration: auto`` may go: it starts at ``max``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: Bound = Field(
+        default=DEFAULT_AUTO_MIN, description="The shortest threshold auto may pick (15m)."
+    )
+    max: Bound = Field(
+        default=DEFAULT_AUTO_MAX,
+        description="The longest, and the threshold before any break is known (4h).",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InactivityBounds:
+        if self.min > self.max:
+            raise ValueError(
+                f"min {format_duration(self.min)} is above max {format_duration(self.max)}; "
+                "accepted: min at most max"
+            )
+        return self
 
 
 def _webhook(value: str) -> str:
@@ -110,10 +180,25 @@ class EnvironmentConfig(BaseModel):
     backend: str = Field(
         default="local", description="Where the instance runs: a registered backend."
     )
-    inactivity_duration: Duration = Field(
+    inactivity_duration: Inactivity = Field(
         default=None,
         description="Terminate after this long with nobody connected (up to 4 weeks); "
-        "`off`/`false`/`0`: never.",
+        "`off`/`false`/`0`: never; `auto`: learned from the owner's breaks, within "
+        "`inactivity_bounds` (docs: Adaptive idleness).",
+    )
+    inactivity_bounds: InactivityBounds | None = Field(
+        default=None,
+        description="With `inactivity_duration: auto`: `{min: 15m, max: 4h}` by default.",
+    )
+    price_per_hour: Annotated[float | None, BeforeValidator(_usd)] = Field(
+        default=None,
+        description="USD per hour of this environment, on any backend (`$2` accepted); "
+        "overrides the backend's own setting and devenv's price table.",
+    )
+    idle_budget: Annotated[float | None, BeforeValidator(_budget)] = Field(
+        default=None,
+        description="USD: terminate once the current idle stretch has cost this much at "
+        "`price_per_hour` (`$2` accepted); with `inactivity_duration` the earlier wins.",
     )
     max_duration: Duration = Field(
         default=None,
@@ -141,6 +226,28 @@ class EnvironmentConfig(BaseModel):
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         return None if value is None else validate_name(value)
+
+    @model_validator(mode="after")
+    def _bounds_with_auto(self) -> EnvironmentConfig:
+        if self.inactivity_bounds is not None and self.inactivity_duration != AUTO:
+            raise ValueError(
+                "inactivity_bounds: set without inactivity_duration: auto; accepted: "
+                "inactivity_bounds only with inactivity_duration: auto"
+            )
+        return self
+
+    def auto_bounds(self) -> InactivityBounds | None:
+        """The bounds of ``inactivity_duration: auto``; None for a fixed threshold."""
+        if self.inactivity_duration != AUTO:
+            return None
+        return self.inactivity_bounds or InactivityBounds()
+
+    def inactivity_seconds(self) -> int | None:
+        """The threshold to start with: ``auto`` starts at its bounds' max."""
+        bounds = self.auto_bounds()
+        if bounds is not None:
+            return bounds.max
+        return self.inactivity_duration if isinstance(self.inactivity_duration, int) else None
 
     def activity_task_queue(self) -> str | None:
         """The queue of this backend's activities; None: the shared queue (any worker).

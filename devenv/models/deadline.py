@@ -9,25 +9,38 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from devenv.models.durations import format_duration
+from devenv.models.idle_budget import budget_end, budget_seconds, budget_words
 from devenv.models.state import EnvState, Status, TerminationReason
+
+IDLE_REASONS = (
+    TerminationReason.INACTIVITY_DURATION_EXCEEDED,
+    TerminationReason.IDLE_BUDGET_EXCEEDED,
+)
+"""The reasons that hold only while nobody is present (the probe confirms them)."""
 
 
 def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]:
-    """The earlier of the idle rule (only while nobody is present) and max_duration."""
+    """The earliest of the idle rules (only while nobody is present: inactivity_duration,
+    idle_budget), max_duration and the scheduled stop."""
     s = state
     idle: tuple[datetime, TerminationReason] | None = None
-    if (
-        s.spec.inactivity_duration is not None
-        and s.connections == 0
+    spent: tuple[datetime, TerminationReason] | None = None
+    idle_now = (
+        s.connections == 0
         and s.jobs == 0
         and s.idle_since is not None
         and s.status == Status.RUNNING
-    ):
+    )
+    if idle_now and s.spec.inactivity_duration is not None:
+        assert s.idle_since is not None
         idle = (
             late_login_deferral(s) or s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
             TerminationReason.INACTIVITY_DURATION_EXCEEDED,
         )
-    candidates = [end for end in (_max_end(s), idle, _stop_end(s)) if end is not None]
+    if idle_now and (budget_due := budget_end(s)) is not None:
+        spent = (budget_due, TerminationReason.IDLE_BUDGET_EXCEEDED)
+    ends = (_max_end(s), idle, spent, _stop_end(s))
+    candidates = [end for end in ends if end is not None]
     if s.status not in (Status.PROVISIONING, Status.RUNNING) or not candidates:
         return None, None
     return _floored(s, min(candidates, key=lambda c: c[0]))
@@ -117,6 +130,8 @@ def warn_at(state: EnvState) -> datetime | None:
         threshold, began = s.spec.inactivity_duration, s.idle_since
     elif reason == TerminationReason.MAX_DURATION_EXCEEDED:
         threshold, began = s.spec.max_duration, s.created_at
+    elif reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
+        threshold, began = budget_seconds(s), s.idle_since
     else:
         threshold, began = None, None
     ahead = s.spec.warn_before
@@ -184,4 +199,6 @@ def rule_words(s: EnvState) -> str:
         return f"max_duration {format_duration(s.spec.max_duration)}"
     if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         return "the scheduled stop"
+    if s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
+        return budget_words(s)
     return f"idle for {format_duration(s.spec.inactivity_duration)}"

@@ -37,6 +37,7 @@ class Activity(StrEnum):
     REHOME = "rehome"
     SUSPEND = "suspend"
     RESUME = "resume"
+    OWNER_BREAKS = "owner_breaks"
 
 
 class Update(StrEnum):

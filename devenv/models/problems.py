@@ -136,7 +136,11 @@ def _unknown_key(root: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     where = ".".join(str(part) for part in loc[:-1])
     model = _model_at(root, loc[:-1]) or root
     valid = list(model.model_fields)
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    # 'inactivity' means inactivity_duration, not inactivity_bounds: of the keys it
+    # begins, the first the model lists (the main key comes before its companions).
+    prefixed = sorted((c for c in close if c.startswith(key)), key=valid.index)
+    close = prefixed or close
     hint = f"did you mean '{close[0]}'? " if close else ""
     prefix = f"{where}: " if where else ""
     return f"{prefix}unknown key '{key}': {hint}accepted keys: {', '.join(valid)}"

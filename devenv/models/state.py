@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from devenv.models.config import Resources
+from devenv.models.auto_threshold import AutoState
+from devenv.models.config import InactivityBounds, Resources
 
 WORKFLOW_TYPE = "DevEnvironment"
 WORKFLOW_ID_PREFIX = "devenv-"
@@ -49,6 +50,8 @@ class TerminationReason(StrEnum):
     PROVISIONING_FAILED = "provisioning_failed"
     SCHEDULED_STOP = "scheduled_stop"
     """The fixed end set with ``devenv signal NAME --stop-at``."""
+    IDLE_BUDGET_EXCEEDED = "idle_budget_exceeded"
+    """The current idle stretch cost ``idle_budget`` at the environment's price."""
 
 
 class EnvSpec(BaseModel):
@@ -75,6 +78,13 @@ class EnvSpec(BaseModel):
     warn_before: int | None = None
     """Seconds before a termination to warn; None: the default (10 minutes when the
     rule's threshold is longer than 20 minutes); 0: never."""
+    inactivity_auto: InactivityBounds | None = None
+    """``inactivity_duration: auto``: its bounds; ``inactivity_duration`` is then the
+    threshold the rule picked last (``devenv.models.auto_threshold``)."""
+    price_per_hour: float | None = None
+    """USD per hour set in the configuration: overrides the backend's own price."""
+    idle_budget: float | None = None
+    """USD an idle stretch may cost at the price before the environment ends."""
     notify_webhook: str | None = None
     """Which webhook to POST warnings to: a reference to the URL kept in the worker's
     home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""
@@ -291,6 +301,8 @@ class EnvState(BaseModel):
     it was: ``devenv share`` returns when the keys are in place, or says this."""
     shared_with: list[SharedUser] = Field(default_factory=list)
     """Colleagues who may log in, see, extend and change it (``devenv share``)."""
+    auto: AutoState | None = None
+    """The breaks an ``inactivity_duration: auto`` environment learns from."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 

@@ -37,6 +37,13 @@ class EnvironmentStatus(BaseModel):
         "connected user.",
     )
     inactivity_duration: int | None = Field(description="Idle threshold in seconds; null: off.")
+    inactivity_auto: bool = Field(
+        default=False,
+        description="The idle threshold is learned (`inactivity_duration: auto`); "
+        "`inactivity_duration` is the one in force now.",
+        # Absent while false: memo rows of histories recorded before auto stay the same.
+        exclude_if=lambda auto: not auto,
+    )
     max_duration: int | None = Field(description="Hard cap from start in seconds; null: off.")
     idle_since: datetime | None = Field(description="While idle: since when (UTC).")
     deadline: datetime | None = Field(
@@ -68,8 +75,9 @@ class EnvironmentStatus(BaseModel):
     )
     price_per_hour: float | None = Field(
         default=None,
-        description="USD per hour of what the backend provisioned (local, ssh: 0 unless "
-        "configured; aws: devenv's indicative price table or `aws.price_per_hour`); "
+        description="USD per hour: the top-level `price_per_hour` when set; otherwise what "
+        "the backend says (local, ssh: 0 unless configured; aws: devenv's indicative price "
+        "table or `aws.price_per_hour`); "
         "null: unknown (not provisioned yet, or started before prices were recorded).",
     )
     cost: float | None = Field(
@@ -115,6 +123,7 @@ class EnvironmentStatus(BaseModel):
             connections=state.connections,
             jobs=state.jobs,
             inactivity_duration=state.spec.inactivity_duration,
+            inactivity_auto=state.spec.inactivity_auto is not None,
             max_duration=state.spec.max_duration,
             idle_since=state.idle_since
             if running and not (state.connections or state.jobs)

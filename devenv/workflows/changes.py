@@ -154,6 +154,9 @@ def apply_threshold(
     due, reason = s.deadline, s.deadline_reason
     changed = f"{label} changed{by_words(by)} from {format_duration(old)} "
     changed += f"to {format_duration(value)}; "
+    if field == "inactivity_duration" and s.spec.inactivity_auto is not None:
+        s.spec.inactivity_auto = None  # an explicit threshold replaces the learned one
+        changed += "auto off; "
     if due is not None and reason is not None and due <= now:
         return Applied(changed + "already exceeded, terminating", reason, (due, reason))
     return Applied(changed + f"deadline {clock(due) if due else 'none'}", None, (due, reason))

@@ -10,6 +10,7 @@ from temporalio.exceptions import ActivityError, FailureError
 
 from devenv.models.deadline import extension_in_force, fixed_end, plural, rule_words, warn_at
 from devenv.models.durations import format_duration
+from devenv.models.idle_budget import budget_words
 from devenv.models.state import EnvSpec, EnvState, Status, TerminationReason
 
 
@@ -49,6 +50,11 @@ def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
     if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         return f"scheduled stop at {clock(s.stop_at)} reached{extended}; terminating"
     checked = f"; {confirmed}" if confirmed else ""
+    if s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
+        return (
+            f"{budget_words(s)} spent (idle since {clock(s.idle_since)}{extended}{checked}); "
+            "terminating"
+        )
     return (
         f"inactivity threshold {format_duration(s.spec.inactivity_duration)} exceeded "
         f"(idle since {clock(s.idle_since)}{extended}{checked}); terminating"
@@ -105,6 +111,14 @@ def login_banner(s: EnvState) -> str:
             f"  Idle rule: terminated {format_duration(inactivity)} after the last user "
             "leaves (connections and jobs count as use)."
         )
+    bounds = s.spec.inactivity_auto
+    if bounds is not None:
+        lines.append(
+            f"  It is learned from your breaks (auto, between {format_duration(bounds.min)} "
+            f"and {format_duration(bounds.max)}): devenv ps {s.spec.name} -v says why."
+        )
+    if s.spec.idle_budget is not None:
+        lines.append(f"  Also ended once idle time has cost its budget: {budget_words(s)}.")
     end = fixed_end(s)
     if end is None:
         lines.append("  No fixed end: it runs as long as it is in use.")
@@ -156,6 +170,8 @@ def deadline_rule(s: EnvState) -> str:
         rule = f"{format_duration(s.spec.max_duration)} after creation at {clock(s.created_at)}"
     elif s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         rule = f"the scheduled stop at {clock(s.stop_at)}"
+    elif s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
+        rule = f"{budget_words(s)} after the last user left"
     else:
         rule = f"{format_duration(s.spec.inactivity_duration)} after the last user left"
     if extension_in_force(s):
@@ -207,6 +223,8 @@ def wake_summary(s: EnvState, wake_at: datetime | None, restart_at: datetime | N
             )
         if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
             return f"scheduled stop {clock(wake_at)}"
+        if s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
+            return f"idle budget deadline {clock(wake_at)} ({budget_words(s)})"
         return (
             f"idle deadline {clock(wake_at)} "
             f"({format_duration(s.spec.inactivity_duration)} after the last user left)"

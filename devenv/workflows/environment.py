@@ -23,7 +23,9 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from devenv.models import deadline
+    from devenv.models.deadline import IDLE_REASONS
     from devenv.models.durations import format_duration
+    from devenv.models.idle_budget import priced
     from devenv.models.messages import (
         INSTANCE_LOST,
         ProbeInput,
@@ -44,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
         Status,
         TerminationReason,
     )
-    from devenv.workflows import changes, inputs, patches, policies
+    from devenv.workflows import adaptive, changes, inputs, patches, policies
     from devenv.workflows.display import (
         clock,
         exceeded_message,
@@ -56,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         warning_withdrawn,
     )
     from devenv.workflows.monitoring import MonitorSupervisor
+    from devenv.workflows.owner_history import OwnerHistory
     from devenv.workflows.presence import probe_answer, take_report
     from devenv.workflows.pushes import InstancePushes
     from devenv.workflows.visibility import publish
@@ -78,12 +81,15 @@ class DevEnvironmentWorkflow:
             self._event(
                 f"environment {state.spec.name!r} created (backend {state.spec.backend}, "
                 f"inactivity {format_duration(state.spec.inactivity_duration)}, "
-                f"max duration {format_duration(state.spec.max_duration)})"
+                f"max duration {format_duration(state.spec.max_duration)}"
+                f"{adaptive.created_words(state.spec)})"
             )
+            adaptive.start(state)
         self._wake = False
         """Set by handlers when the deadline may move earlier or active/idle flips."""
         self._monitor = MonitorSupervisor(state, self._event)
         self._pushes = InstancePushes(state, self._event, self._wake_up)
+        self._owner_history = OwnerHistory(state, self._event, self._wake_up)
         self._confirmed: str | None = None
         """What the probe said right before an idle termination (for its event)."""
 
@@ -144,6 +150,7 @@ class DevEnvironmentWorkflow:
             self._event("failed: provisioning_failed (cleanup done)")
             self._publish()
             return
+        s.instance = priced(s.instance, s.spec)
         now = workflow.now()
         where = f"{s.instance.username}@{s.instance.host}:{s.instance.port}"
         if s.status != Status.TERMINATING and workflow.cancellation_reason() is not None:
@@ -166,6 +173,7 @@ class DevEnvironmentWorkflow:
         continues as new instead when history grows long.
         """
         s = self._state
+        self._owner_history.start()
         while True:
             now = workflow.now()
             lost = await self._monitor.tend(now)
@@ -211,7 +219,7 @@ class DevEnvironmentWorkflow:
         """
         s = self._state
         if (
-            s.deadline_reason != TerminationReason.INACTIVITY_DURATION_EXCEEDED
+            s.deadline_reason not in deadline.IDLE_REASONS
             or s.instance is None
             or not s.tuning.monitor
             or not workflow.patched(patches.PROBE_PATCH)
@@ -246,19 +254,24 @@ class DevEnvironmentWorkflow:
         if s.termination_reason is not None or s.status != Status.RUNNING:
             return False  # a stop arrived while the probe ran
         now = workflow.now()
+        # The late-login rule puts the inactivity deadline off; an idle budget's waiting
+        # connections restart the idle clock instead (the budget is per idle stretch).
         late_login = (
-            seen.waiting > 0 and s.connections == 0 and workflow.patched(patches.LATE_LOGIN_PATCH)
+            seen.waiting > 0
+            and s.connections == 0
+            and s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+            and workflow.patched(patches.LATE_LOGIN_PATCH)
         )
+        idle_since = s.idle_since
         told = probe_answer(s, seen, now, late_login)
         if told is not None:
             self._event(told)
+        # A user the monitor missed ended a break too (auto learns it).
+        if (moved := adaptive.after_report(s, idle_since, True, now)) is not None:
+            self._event(moved)
         self._confirmed = f"the instance confirmed {presence_words(seen.connections, seen.jobs)}"
         deadline.recompute(s)
-        return (
-            s.deadline is not None
-            and s.deadline <= now
-            and s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
-        )
+        return s.deadline is not None and s.deadline <= now and s.deadline_reason in IDLE_REASONS
 
     def _tend_warning(self, now: datetime) -> bool:
         """Warn once per deadline, ahead of it; record when a warned termination is off.
@@ -286,6 +299,7 @@ class DevEnvironmentWorkflow:
     async def _terminate(self) -> None:
         """TERMINATING -> TERMINATED: stop watching, delete the instance, record the end."""
         s = self._state
+        self._owner_history.stop()
         await self._monitor.stop()
         self._publish()
         await self._run_terminate(
@@ -299,6 +313,7 @@ class DevEnvironmentWorkflow:
         reason = s.termination_reason.value if s.termination_reason else "unknown"
         self._event(f"terminated: {reason}")
         self._publish()
+        await self._owner_history.finished()
 
     async def _run_terminate(self, task_queue: str) -> None:
         """Retried forever (policies.TERMINATE_RETRY); a cancel waits until it is done."""
@@ -384,9 +399,14 @@ class DevEnvironmentWorkflow:
         )
         if not ok:
             return
-        taken = take_report(self._state, report, workflow.now())
+        s = self._state
+        idle_since, was_idle = s.idle_since, s.connections + s.jobs == 0
+        taken = take_report(s, report, workflow.now())
         if taken.message is not None:
             self._event(taken.message)
+        moved = adaptive.after_report(s, idle_since, was_idle, workflow.now())
+        if taken.flipped and moved is not None:
+            self._event(moved)
         if taken.flipped:
             self._wake = True
         if taken.changed:

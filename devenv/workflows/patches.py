@@ -31,3 +31,8 @@ WATCH_PATCH = "monitor-on-watch-queue"
 """Histories recorded before watch queues replay their monitors on the shared queue."""
 MEMO_PATCH = "status-in-memo"
 """Histories recorded before the memo existed replay without it (workflow.patched)."""
+ADAPTIVE_PATCH = "adaptive-idleness"
+"""``inactivity_duration: auto`` reads the owner's breaks in their other environments
+(the ``owner_breaks`` activity) once. Asked only for auto environments; their threshold
+changes and ``idle_budget``'s deadline are pure functions of spec fields that no history
+recorded before them carries, so those replay unchanged without a patch."""

@@ -108,3 +108,12 @@ NOTIFY_RETRY = RetryPolicy(
 )
 """A webhook that fails is retried with backoff a bounded number of times; the
 termination never waits for it."""
+
+OWNER_BREAKS_TIMEOUT = timedelta(minutes=2)
+OWNER_BREAKS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_attempts=3,
+)
+"""Reading the owner's other environments for ``auto``: a few tries, then the environment
+learns from its own breaks alone (it starts at the bounds' max, so nothing is risked)."""

@@ -142,6 +142,7 @@ def test_wire_names_never_change() -> None:
             "hold_lease",
             "monitor",
             "notify",
+            "owner_breaks",
             "probe",
             "provision",
             "rehome",

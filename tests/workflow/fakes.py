@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from devenv.models.auto_threshold import OwnerBreaks, OwnerBreaksInput
 from devenv.models.messages import (
     INSTANCE_LOST,
     ApplyLoginInput,
@@ -88,6 +89,12 @@ class FakeBackend:
     """What ``tell_terminals`` answers."""
     login_failure: str | None = None
     """``apply_login`` fails with this (non-retryable), like a host that refuses it."""
+    owner_breaks: OwnerBreaks = field(default_factory=OwnerBreaks)
+    """What ``owner_breaks`` answers: the owner's breaks in other environments."""
+    owner_breaks_gate: asyncio.Event | None = None
+    """When set, ``owner_breaks`` waits for it: a read that hangs."""
+    owner_breaks_error: str | None = None
+    """``owner_breaks`` fails with this (non-retryable), like an unreachable server."""
     watch_queue: str = ""
     """What ``watch_queue`` answers: the queue a shared-queue instance's monitor goes to
     ("": none, it stays on the instance's queue with heartbeats)."""
@@ -102,6 +109,7 @@ class FakeBackend:
     notices: list[Notice] = field(default_factory=list)
     logins: list[ApplyLoginInput] = field(default_factory=list)
     tells: list[TellInput] = field(default_factory=list)
+    owner_asks: list[OwnerBreaksInput] = field(default_factory=list)
     release_monitors: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> Sequence[Callable[..., Any]]:
@@ -115,7 +123,18 @@ class FakeBackend:
             self.apply_login,
             self.tell_terminals,
             self.answer_watch_queue,
+            self.answer_owner_breaks,
         ]
+
+    @activity.defn(name=Activity.OWNER_BREAKS)
+    async def answer_owner_breaks(self, args: OwnerBreaksInput) -> OwnerBreaks:
+        self.owner_asks.append(args)
+        while self.owner_breaks_gate is not None and not self.owner_breaks_gate.is_set():
+            activity.heartbeat()
+            await asyncio.sleep(0.02)
+        if self.owner_breaks_error is not None:
+            raise ApplicationError(self.owner_breaks_error, non_retryable=True)
+        return self.owner_breaks
 
     @activity.defn(name=Activity.WATCH_QUEUE)
     async def answer_watch_queue(self) -> str:

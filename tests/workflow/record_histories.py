@@ -27,6 +27,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from devenv.models.auto_threshold import Break, OwnerBreaks
+from devenv.models.config import InactivityBounds
 from devenv.models.messages import LeaseInput, WatcherGone
 from devenv.models.names import SHARED_TASK_QUEUE, Activity
 from devenv.models.state import (
@@ -465,6 +467,36 @@ async def shared_change(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "shared_change")
 
 
+async def auto_threshold(env: WorkflowEnvironment) -> Runs:
+    """``inactivity_duration: auto``: the owner's breaks read once (owner_breaks, the
+    adaptive-idleness patch), three breaks move the threshold, then it ends idle."""
+    began = utc(await env.get_current_time())
+    other = OwnerBreaks(breaks=[Break(ended=began - timedelta(days=1), seconds=600)])
+    tuning = Tuning(search_attributes=False, monitor=False, keepalive_bound_seconds=10 * H)
+    async with running_worker(env.client, owner_breaks=other) as fake:
+        state = make_state("replay-auto", inactivity=4 * H, tuning=tuning)
+        state.spec.owner = "alice"
+        state.spec.inactivity_auto = InactivityBounds(min=900, max=4 * H)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.auto is not None and s.auto.others_read)
+        for users in (1, 0, 1, 0, 1, 0, 1, 0):
+            await env.sleep(timedelta(minutes=5))
+            now = utc(await env.get_current_time())
+            await handle.signal(WF.record_presence, report(users, now))
+            await wait_for(handle, lambda s, users=users: s.connections == users)  # type: ignore[misc]
+        return await _runs(env.client, handle, "auto_threshold")
+
+
+async def idle_budget(env: WorkflowEnvironment) -> Runs:
+    """``idle_budget`` $2 at a configured $30/h: it ends 4 minutes after the last user."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-budget", inactivity=H)
+        state.spec.price_per_hour = 30.0
+        state.spec.idle_budget = 2.0
+        handle = await start(env.client, fake, state)
+        return await _runs(env.client, handle, "idle_budget")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -487,6 +519,8 @@ TIME_SKIPPING: list[Scenario] = [
     shared_change,
     coerced_signals,
     garbage_signals,
+    auto_threshold,
+    idle_budget,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,

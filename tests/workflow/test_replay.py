@@ -49,6 +49,8 @@ EXPECTED = {
     "worker_lease",
     "coerced_signals",
     "garbage_signals",
+    "auto_threshold",
+    "idle_budget",
 }
 
 
