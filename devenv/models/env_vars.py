@@ -24,6 +24,10 @@ MAX_VARIABLES = 256
 MAX_VALUE = 32_768
 MAX_COMMANDS = 100
 MAX_COMMAND = 10_000
+MAX_TOTAL = 65_536
+"""Characters of all of ``env`` (names and values), and of all of ``init``: both travel in
+the workflow's state (a secret's value aside), which must stay far below Temporal's
+payload limit."""
 NAME_ACCEPTED = (
     "a letter or _ then letters, digits or _ (at most 128), other than "
     + ", ".join(sorted(RESERVED_NAMES))
@@ -83,7 +87,23 @@ def _env_mapping(value: object) -> object:
 
 EnvName = Annotated[str, AfterValidator(check_name)]
 EnvValue = Annotated[str | None, BeforeValidator(_value)]
-EnvVars = Annotated[dict[EnvName, EnvValue], BeforeValidator(_env_mapping)]
+
+
+def _env_total(value: dict[str, str | None]) -> dict[str, str | None]:
+    if sum(len(name) + len(text or "") for name, text in value.items()) > MAX_TOTAL:
+        raise ValueError(f"accepted: at most {MAX_TOTAL:,} characters in all")
+    return value
+
+
+def _init_total(value: list[str]) -> list[str]:
+    if sum(map(len, value)) > MAX_TOTAL:
+        raise ValueError(f"accepted: at most {MAX_TOTAL:,} characters in all")
+    return value
+
+
+EnvVars = Annotated[
+    dict[EnvName, EnvValue], BeforeValidator(_env_mapping), AfterValidator(_env_total)
+]
 """Name to value; ``None``: the caller's value of that name, read at start (a secret)."""
 
 
@@ -104,6 +124,8 @@ def _init_commands(value: object) -> object:
 
 
 InitCommands = Annotated[
-    list[Annotated[str, AfterValidator(_command)]], BeforeValidator(_init_commands)
+    list[Annotated[str, AfterValidator(_command)]],
+    BeforeValidator(_init_commands),
+    AfterValidator(_init_total),
 ]
 """Shell commands run once, at the first start, in the workspace as the user."""

@@ -88,6 +88,14 @@ def test_a_bare_key_the_caller_lacks_is_refused_in_one_line_exit_2(
     assert not isolated_home.exists(), "nothing may be created for bad input"
 
 
+def test_the_example_file_is_valid() -> None:
+    from devenv.config.loader import load_config
+
+    config = load_config(Path(__file__).parents[2] / "examples" / "init-env.yml")
+    assert config.env == {"PYTHONUNBUFFERED": "1", "HF_TOKEN": None}
+    assert len(config.init) == 2
+
+
 def test_bare_keys_are_split_from_literals_and_read_from_the_caller_given() -> None:
     literal, secret = split_env({"A": "1", "TOKEN": None}, {"TOKEN": "s3cret", "OTHER": "x"})
     assert literal == {"A": "1"}
