@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from devenv.activities.owner_breaks import owner_breaks as read_owner_breaks
 from devenv.backends import progress
 from devenv.backends.base import Backend, ProvisioningError
+from devenv.env_secrets import remove_env_secrets
 from devenv.models.auto_threshold import OwnerBreaks, OwnerBreaksInput
 from devenv.models.messages import (
     INSTANCE_LOST,
@@ -97,6 +98,8 @@ class EnvironmentActivities:
         activity.logger.info("terminating %s", request.workflow_id)
         async with _heartbeating():
             await backend.terminate(request)
+        if request.spec.env_secrets is not None:  # the instance is gone: so are its secrets
+            remove_env_secrets(self._settings, request.spec.env_secrets)
 
     @activity.defn(name=Activity.NOTIFY)
     async def notify(self, notice: Notice) -> None:

@@ -20,6 +20,7 @@ from devenv.api import admin_only, authority
 from devenv.api.auth import Caller
 from devenv.api.authority import Action
 from devenv.api.bodies import body_as, json_object
+from devenv.api.caller_env import pop_caller_env
 from devenv.api.errors import ApiError
 from devenv.api.schemas import CONFIG_EXAMPLE, CONFIG_SCHEMA
 from devenv.client.async_client import AsyncClient
@@ -145,6 +146,7 @@ def add_routes(app: FastAPI) -> None:
         once it accepts SSH.
         """
         config = await json_object(request, "the configuration's keys, as in the YAML")
+        caller_env = pop_caller_env(config)
         admin_only.check_start(config, user.admin, _client(request).settings)
         if user.public_key is None and not user.admin:
             raise ApiError(
@@ -156,7 +158,11 @@ def add_routes(app: FastAPI) -> None:
             )
         authority.require_start(user, config)
         env = await _client(request).start(
-            config, wait=False, owner=user.name, public_key=user.public_key
+            config,
+            wait=False,
+            owner=user.name,
+            public_key=user.public_key,
+            caller_env=caller_env,
         )
         response.headers[wire.LOCATION] = f"{PREFIX}{wire.environment(env.name)}"
         return await (_ready(env) if wait == wire.WAIT_READY else env.status())

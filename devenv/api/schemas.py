@@ -17,8 +17,10 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "description": (
         "The environment's configuration: the keys of its YAML file, as JSON "
         "(type, name, ide, backend, inactivity_duration, max_duration, "
-        "min_connection_duration, resources and the backend's own section). "
-        "Validated by the SDK, as `devenv start` validates the file."
+        "min_connection_duration, resources, init, env and the backend's own section). "
+        "Validated by the SDK, as `devenv start` validates the file. Beside them, "
+        "`caller_env`: the values of env's bare KEYs (a secret each, kept out of history; "
+        "the server never reads its own environment for them)."
     ),
     "additionalProperties": True,
 }

@@ -18,8 +18,18 @@ def logs(
         str | None,
         typer.Option("--job", help="Print what this job wrote instead (see `devenv jobs`)."),
     ] = None,
+    init: Annotated[
+        bool,
+        typer.Option("--init", help="Print what the `init` commands of its first start wrote."),
+    ] = False,
 ) -> None:
-    """The environment's history of events, in plain words; or a job's output (--job)."""
+    """The environment's history of events, in plain words; or a job's output (--job), or
+    the output of its init commands (--init)."""
+    if init:
+        data = run(_init_log(name))
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
     if job is not None:
         data = run(_job_log(name, job))
         sys.stdout.buffer.write(data)
@@ -38,7 +48,18 @@ async def _job_log(name: str, job: str) -> bytes:
     return await job_log(await AsyncClient().get(name), job)
 
 
+async def _init_log(name: str) -> bytes:
+    from devenv.client.async_client import AsyncClient
+    from devenv.client.init_log import init_log
+    from devenv.client.refs import candidate_ids
+
+    candidate_ids(name)
+    return await init_log(await AsyncClient().get(name))
+
+
 async def _logs(name: str, json_output: bool) -> None:
+    from rich.markup import escape
+
     from devenv.cli.views import clock
     from devenv.client.async_client import AsyncClient
     from devenv.client.refs import candidate_ids
@@ -49,6 +70,6 @@ async def _logs(name: str, json_output: bool) -> None:
         out.print_json(data=[event.model_dump(mode="json") for event in events])
         return
     for event in events:
-        out.print(f"[dim]{clock(event.at)}[/]  {event.message}")
+        out.print(f"[dim]{clock(event.at)}[/]  {escape(event.message)}")
     if not events:
         err.print("No events yet.")

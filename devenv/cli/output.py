@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from devenv.errors import DevenvError, ServerUnreachableError
 
@@ -27,7 +28,7 @@ def fail(problem: DevenvError) -> typer.Exit:
     if isinstance(problem, ServerUnreachableError):
         text = f"{text}; {problem.hint}"
     for line in text.splitlines() or [""]:
-        err.print(f"[red]error:[/] {line}")
+        err.print(f"[red]error:[/] {escape(line)}")  # a command's output may hold [/]
     return typer.Exit(problem.exit_code)
 
 

@@ -9,7 +9,7 @@ blocking ``Client`` runs it on a private event loop.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,6 +117,7 @@ class AsyncClient:
         progress: Progress | None = None,
         owner: str | None = None,
         public_key: str | None = None,
+        caller_env: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> AsyncEnvironment:
         """Start an environment from a file path, a mapping or a configuration model.
@@ -132,9 +133,12 @@ class AsyncClient:
         machine's user key). The HTTP API passes its user and that user's key; the ssh
         config entry that ``wait`` writes always names this machine's key. In remote
         mode the server takes both from the token's user.
+
+        A bare ``KEY`` of the configuration's ``env`` takes its value from ``caller_env``
+        (default: this process's environment); such values are kept out of history.
         """
         say = progress or quiet
-        request = StartRequest(config, name, wait, owner, public_key, overrides)
+        request = StartRequest(config, name, wait, owner, public_key, overrides, caller_env)
         env = AsyncEnvironment(await self.transport.start(request, say))
         if wait:
             await env.wait_ready(progress=say)

@@ -29,6 +29,8 @@ PAGE = Path(__file__).parents[2] / "docs" / "configuration.md"
 _VALIDATED_AS = {
     "_duration": "duration",
     "_warning": "duration or `off`",
+    "_env_mapping": "a mapping, or a list of `KEY=value` and `KEY`",
+    "_init_commands": "a list of shell commands",
 }
 """Before-validators that make a key a duration (the docs explain the forms once)."""
 

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from devenv.models.durations import DurationError, format_duration, parse_duration
+from devenv.models.env_vars import EnvVars, InitCommands
 from devenv.models.money import parse_usd
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$|^[a-z]$")
@@ -220,6 +221,21 @@ class EnvironmentConfig(BaseModel):
     )
     resources: Resources = Field(
         default=Resources(), description="What the instance should have (cloud backends)."
+    )
+    init: InitCommands = Field(
+        default_factory=list,
+        description="Shell commands run once, at the first start (not on a resume), in "
+        "the workspace as the user, with `env` set; their output is in "
+        "`devenv logs NAME --init`. A failing command fails the start with its last lines "
+        "and the instance is removed.",
+    )
+    env: EnvVars = Field(
+        default_factory=dict,
+        description="Environment variables of every session and job: a mapping "
+        "(`KEY: value`) or a list (`KEY=value`, or a bare `KEY` taken from the environment "
+        "of whoever runs `devenv start`; such values are secrets, kept out of the workflow's "
+        "history, logs and `ps`). HOME, USER, LOGNAME, SHELL, PATH, PWD, OLDPWD, TERM, SSH_* "
+        "and DEVENV_* are refused: every login sets them itself.",
     )
 
     @field_validator("name")

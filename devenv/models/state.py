@@ -88,6 +88,13 @@ class EnvSpec(BaseModel):
     notify_webhook: str | None = None
     """Which webhook to POST warnings to: a reference to the URL kept in the worker's
     home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """The ``env`` values written in the configuration (they may travel in history)."""
+    env_secrets: str | None = None
+    """A reference to the ``env`` values taken from the caller's environment, kept in the
+    worker's home (``devenv.env_secrets``); never the values (secrets stay out of history)."""
+    init: list[str] = Field(default_factory=list)
+    """Commands run once, at the first start, in the workspace as the user."""
 
 
 class Tuning(BaseModel):

@@ -24,6 +24,7 @@ from devenv.backends.aws.backend import AwsBackend, AwsInstanceData
 from devenv.backends.aws.prices import hourly_price
 from devenv.backends.base import InstanceGoneError, ProvisioningError
 from devenv.client import sshconfig
+from devenv.env_secrets import store_env_secrets
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.models.messages import (
     INSTANCE_LOST,
@@ -330,3 +331,27 @@ async def test_leftovers_are_devenv_tagged_instances_and_removal_spares_the_rest
         assert await lab.backend.is_alive(info)
     finally:
         ec2.terminate_instances(InstanceIds=[orphan, stranger])
+
+
+async def test_env_reaches_ssh_commands_and_init_runs_once_on_the_machine(lab: Lab) -> None:
+    """aws reuses the ssh layer: the account's env.sh and its init, on the booted machine."""
+    plain = lab.request()
+    ref = store_env_secrets(lab.settings, {"API_TOKEN": "aws-tok"})
+    spec = plain.spec.model_copy(
+        update={
+            "env": {"GREETING": "hi"},
+            "env_secrets": ref,
+            "init": ['echo "$GREETING $API_TOKEN" >> init.txt'],
+        }
+    )
+    request = plain.model_copy(update={"spec": spec})
+    info = await lab.backend.provision(request)
+    try:
+        await lab.backend.provision(request)  # a retry: init does not run again
+        config = sshconfig.write_entry(lab.settings, spec.name, info, lab.user_key)
+        ssh = ("ssh", "-F", config, "-o", "BatchMode=yes", spec.name)
+        done = await run(*ssh, 'echo "$GREETING|$API_TOKEN"; cat init.txt')
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.decode() == "hi|aws-tok\nhi aws-tok\n"
+    finally:
+        await lab.backend.terminate(lab.terminate_request(request, info))

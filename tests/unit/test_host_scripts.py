@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.backends.ssh import failsafe, host_scripts, host_setup, login_messages
+from devenv.backends.ssh import account_env, failsafe, host_scripts, host_setup, login_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "devenv" / "backends" / "ssh" / "scripts"
@@ -37,6 +37,8 @@ SENT = {
     "WRITE_BANNER": (login_messages.WRITE_BANNER, ["prelude.sh", "write_banner.sh"]),
     "SET_SHARED_KEYS": (login_messages.SET_SHARED_KEYS, ["prelude.sh", "set_shared_keys.sh"]),
     "TELL": (login_messages.TELL, ["prelude.sh", "tell.sh"]),
+    "WRITE_ENV": (account_env.WRITE_ENV, ["prelude.sh", "write_env.sh"]),
+    "RUN_INIT": (account_env.RUN_INIT, ["prelude.sh", "run_init.sh"]),
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -48,6 +49,7 @@ from devenv.backends.local.files import (
     PRESENCE_SUBSYSTEM,
     READY_FILE,
     SERVER_MODULE,
+    SESSION_ENV_FILE,
     SHARED_KEYS_FILE,
     TERMINATED_FILE,
     ReadyInfo,
@@ -56,9 +58,11 @@ from devenv.backends.local.files import (
     login_shell,
     write_atomic,
 )
+from devenv.backends.local.init_run import run_init
 from devenv.backends.local.jobs import tell_instance
 from devenv.backends.presence_stream import ssh_presence
-from devenv.keys import ensure_keypair, internal_public_key, private_dir
+from devenv.env_secrets import session_env
+from devenv.keys import ensure_keypair, internal_public_key, private_dir, write_private_file
 from devenv.models.messages import PROVISIONING_ERROR, ProvisionInput, TerminateInput
 from devenv.models.state import InstanceInfo, LoginSettings, PresenceReport, workflow_id_for
 from devenv.settings import Settings, SettingsError, host_task_queue
@@ -114,6 +118,10 @@ class LocalInstanceData(BaseModel):
     @classmethod
     def of(cls, instance: InstanceInfo) -> LocalInstanceData:
         return cls.model_validate(instance.data)
+
+
+def _has_env(request: ProvisionInput) -> bool:
+    return bool(request.spec.env) or request.spec.env_secrets is not None
 
 
 def _safe(kind: str, value: str) -> str:
@@ -212,8 +220,26 @@ class LocalBackend(Backend):
     # --- Backend protocol ------------------------------------------------------------
 
     async def provision(self, request: ProvisionInput) -> InstanceInfo:
-        """Start (or find) the server of ``request.instance_token``; returns once it listens."""
-        return await asyncio.to_thread(self._provision, request)
+        """Start (or find) the server of ``request.instance_token``; returns once it listens
+        and the ``init`` commands ran (once per instance: a retry does not run them again)."""
+        configured, hidden = self._session_env(request)
+        info = await asyncio.to_thread(self._provision, request, configured)
+        spec = request.spec
+        await run_init(
+            spec.name,
+            spec.init,
+            self.workspace(spec.name),
+            self.instance_dir(spec.name, request.instance_token),
+            configured,
+            hidden,
+        )
+        return info
+
+    def _session_env(self, request: ProvisionInput) -> tuple[dict[str, str], list[str]]:
+        try:
+            return session_env(self.settings, request.spec)
+        except LookupError as problem:
+            raise provisioning_error(str(problem)) from None
 
     async def is_alive(self, instance: InstanceInfo) -> bool:
         """Whether the server process of this instance still runs (pid reuse checked)."""
@@ -268,7 +294,7 @@ class LocalBackend(Backend):
 
     # --- provision ---------------------------------------------------------------------
 
-    def _provision(self, request: ProvisionInput) -> InstanceInfo:
+    def _provision(self, request: ProvisionInput, configured: dict[str, str]) -> InstanceInfo:
         spec = request.spec
         token = request.instance_token
         workspace = self.workspace(spec.name)
@@ -283,6 +309,8 @@ class LocalBackend(Backend):
                 raise provisioning_error(
                     f"instance {token} of {spec.name} was terminated; it is not started again"
                 )
+            if configured:
+                write_private_file(instance_dir / SESSION_ENV_FILE, json.dumps(configured).encode())
             config = self._write_config(request, instance_dir, workspace)
             ready = self._running_server(instance_dir)
             if ready is None:
@@ -311,6 +339,7 @@ class LocalBackend(Backend):
             login_timeout=self.login_timeout,
             keepalive_interval=self.keepalive_interval,
             keepalive_count_max=self.keepalive_count_max,
+            env_file=str(instance_dir / SESSION_ENV_FILE) if _has_env(request) else None,
         )
         write_atomic(instance_dir / CONFIG_FILE, config.to_json())
         return config
@@ -430,7 +459,7 @@ class LocalBackend(Backend):
                 if pid is not None and _is_server(pid, instance_dir):
                     _stop_server(pid, self.stop_timeout)
             proctools.kill_processes(proctools.processes_with_env(ENV_MARKER, token))
-            for leftover in (READY_FILE, PID_FILE, HOST_KEY_FILE):
+            for leftover in (READY_FILE, PID_FILE, HOST_KEY_FILE, SESSION_ENV_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (instance_dir / leftover).unlink()
 

@@ -46,6 +46,10 @@ SHARED_KEYS_FILE = "shared_keys"
 """Keys of the colleagues the environment is shared with, one line each (the workflow's)."""
 BANNER_FILE = "banner.txt"
 """The login banner the workflow keeps current; printed when a user opens a shell."""
+SESSION_ENV_FILE = "session_env.json"
+"""The configuration's ``env`` (secrets included), 0600: every session and job gets it."""
+INIT_DONE_FILE = "init-done"
+"""Written once the ``init`` commands succeeded: a retried provision never runs them again."""
 
 
 def __getattr__(name: str) -> Any:
@@ -126,6 +130,8 @@ class ServerConfig:
     login_timeout: float = field(default=30.0, metadata={"gt": 0})
     keepalive_interval: float = field(default=float(dead_peer.INTERVAL_SECONDS), metadata={"gt": 0})
     keepalive_count_max: int = field(default=dead_peer.asyncssh_count_max(), metadata={"ge": 1})
+    env_file: str | None = None
+    """``SESSION_ENV_FILE``: variables every session gets (None: none; older servers)."""
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ServerConfig:

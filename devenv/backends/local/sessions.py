@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import pwd
@@ -53,6 +54,8 @@ PASSED_SERVER_ENV_PREFIXES = ("LC_",)
 time zone); everything else is set explicitly, so an SSH agent socket, cloud
 credentials or tokens of the shell that started the worker never reach a session."""
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+OWNED_BY_LOGIN = frozenset({"HOME", "USER", "LOGNAME", "SHELL", "PATH", "PWD", "OLDPWD", "TERM"})
+"""What the configuration's ``env`` never overrides (the model refuses them already)."""
 TERM_GRACE_SECONDS = 2.0
 """On shutdown, how long processes have after SIGHUP/SIGTERM before SIGKILL."""
 KILL_TIMEOUT_SECONDS = 2.0
@@ -203,6 +206,7 @@ def child_env(
             and name.startswith(ACCEPTED_CLIENT_ENV)
         ):
             env[name] = value
+    env.update(configured_env(config))
     peer = process.get_extra_info("peername") or ("127.0.0.1", 0)
     sock = process.get_extra_info("sockname") or ("127.0.0.1", 0)
     env["SSH_CLIENT"] = f"{peer[0]} {peer[1]} {sock[1]}"
@@ -211,6 +215,28 @@ def child_env(
         env["TERM"] = term
     env[ENV_MARKER] = config.instance_id
     return env
+
+
+def configured_env(config: ServerConfig) -> dict[str, str]:
+    """The configuration's ``env`` (``config.env_file``), read at each session so that it
+    never sits in the server's own environment; names the login owns are skipped."""
+    if config.env_file is None:
+        return {}
+    try:
+        data = json.loads(Path(config.env_file).read_text())
+    except (OSError, ValueError):
+        log.warning("the session environment file could not be read")
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        name: value
+        for name, value in data.items()
+        if isinstance(name, str)
+        and isinstance(value, str)
+        and name not in OWNED_BY_LOGIN
+        and not name.startswith(("SSH_", ENV_MARKER))
+    }
 
 
 def session_argv(config: ServerConfig, command: str | None) -> list[str]:

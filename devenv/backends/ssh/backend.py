@@ -39,6 +39,7 @@ from devenv.backends.base import (
 )
 from devenv.backends.presence_stream import connect_internal, ssh_presence
 from devenv.backends.ssh import pools
+from devenv.backends.ssh.account_env import run_account_init, write_account_env
 from devenv.backends.ssh.admin import (
     AdminAccess,
     AdminConnection,
@@ -74,6 +75,7 @@ from devenv.backends.ssh.used_hosts import (
     remember_host,
     used_hosts,
 )
+from devenv.env_secrets import session_env
 from devenv.keys import internal_public_key
 from devenv.models.messages import ProvisionInput, TerminateInput
 from devenv.models.names import SHARED_TASK_QUEUE
@@ -233,6 +235,8 @@ class SshBackend(Backend):
         except ValueError as problem:
             raise ProvisioningError(f"ssh backend on {admin.endpoint}: {problem}") from None
         created = await create_account(admin, self.host_dir, account, token, spec.name, keys)
+        configured, hidden = self._session_env(request)
+        await write_account_env(admin, account, configured)
         data = SshInstanceData(
             host=admin.endpoint.host,
             port=admin.endpoint.port,
@@ -257,8 +261,16 @@ class SshBackend(Backend):
             login_messages=True,
         )
         await self._check_agent(info)
+        await run_account_init(admin, account, token, spec.name, spec.init, hidden)
         log.info("ssh: %s is account %s on %s", spec.name, account, admin.endpoint)
         return info
+
+    def _session_env(self, request: ProvisionInput) -> tuple[dict[str, str], list[str]]:
+        """The env values of every session (secrets read back from the worker's home)."""
+        try:
+            return session_env(self.settings, request.spec)
+        except LookupError as problem:
+            raise ProvisioningError(str(problem)) from None
 
     async def _check_agent(self, info: InstanceInfo) -> None:
         """Log in as the account with the internal key, as the monitor will, and read a report.

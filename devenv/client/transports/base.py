@@ -41,6 +41,9 @@ class StartRequest:
     owner: str | None
     public_key: str | None
     overrides: Mapping[str, Any]
+    caller_env: Mapping[str, str] | None = None
+    """Where a bare ``env`` KEY's value is read: None, this process's environment; the
+    HTTP API passes what its caller sent (never the server's own environment)."""
 
 
 class Ready(NamedTuple):

@@ -100,8 +100,10 @@ class DirectTransport(Transport):
 
         from devenv.client import sshconfig
         from devenv.client.autostart import ensure_server
+        from devenv.client.caller_env import split_env
         from devenv.client.identity import user_key
         from devenv.client.names import generate_name
+        from devenv.env_secrets import store_env_secrets
         from devenv.notify import store_webhook
         from devenv.workflows.visibility import MEMO_KEY, memo_row
 
@@ -110,6 +112,7 @@ class DirectTransport(Transport):
         key_line = request.public_key
         authorized = None if key_line is None else checks.checked_public_key(key_line)
         parsed = checks.configuration(request.config, request.overrides)
+        env_values, env_secret = split_env(parsed.env, request.caller_env)
         if request.name is not None:
             checks.checked_name(request.name)
         env_name = request.name or parsed.name or generate_name()
@@ -138,6 +141,9 @@ class DirectTransport(Transport):
             notify_webhook=(
                 store_webhook(settings, parsed.notify.webhook) if parsed.notify.webhook else None
             ),
+            env=env_values,
+            env_secrets=store_env_secrets(settings, env_secret) if env_secret else None,
+            init=parsed.init,
         )
         temporal = await ensure_server(settings, lambda text: say(text, False))
         self._temporal, self._service_client = temporal, temporal.service_client

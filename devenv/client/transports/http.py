@@ -101,6 +101,7 @@ class HttpTransport(Transport):
     async def start(self, request: StartRequest, say: Progress) -> HttpEnvironment:
         """Started on the server (``POST``), owned by the token's user and accepting the
         key registered for them. Validated here first, so that errors name the file."""
+        from devenv.client.caller_env import split_env
         from devenv.config.loader import parse_config
 
         if request.owner is not None or request.public_key is not None:
@@ -111,13 +112,15 @@ class HttpTransport(Transport):
         data, source = checks.configuration_data(request.config, request.overrides)
         if request.name is not None:
             data["name"] = checks.checked_name(request.name)
-        parse_config(data, source)  # the server validates again; this names the file
+        parsed = parse_config(data, source)  # the server validates again; this names the file
+        _, secret = split_env(parsed.env, request.caller_env)
         say(f"Starting on {self.server_url}…", True)
         response = await self.request(
             "POST",
             wire.ENVIRONMENTS,
             params={wire.WAIT: wire.WAIT_READY} if request.wait else None,
-            body=to_jsonable_python(data, fallback=str),
+            body=to_jsonable_python(data, fallback=str)
+            | ({wire.CALLER_ENV: secret} if secret else {}),
             timeout=READY_TIMEOUT if request.wait else REQUEST_TIMEOUT,
         )
         status = self.parsed(response, EnvironmentStatus)

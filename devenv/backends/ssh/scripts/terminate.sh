@@ -50,6 +50,10 @@ done
 if [ -n "$home" ] && [ -d "$home/.ssh" ] && [ ! -L "$home/.ssh" ]; then
     rm -rf -- "$home/.ssh/authorized_keys" "$home/.ssh/authorized_keys2"
 fi
+# The env values it was given (secrets among them) end with it; the home stays.
+if [ -n "$home" ] && [ -d "$home/.devenv" ] && [ ! -L "$home/.devenv" ]; then
+    rm -f -- "$home/.devenv/env.sh"
+fi
 if [ "$purge" = 1 ]; then
     userdel -r "$account" >/dev/null 2>&1 || userdel "$account"
     if [ -n "$home" ] && [ "$home" != / ] && [ -d "$home" ] && [ ! -L "$home" ] \
