@@ -159,7 +159,9 @@ INSPECT = host_script("inspect.sh")
 INSTALL_AGENT = host_script("install_agent.sh")
 INSTALL_KEEPALIVE = host_script("install_keepalive.sh")
 CREATE = host_script("create.sh")
-TERMINATE = host_script("terminate.sh")
+ACCOUNT_PRELUDES = ("prelude.sh", "end_processes.sh")
+"""The preludes of scripts that end an account's processes (terminate, suspend)."""
+TERMINATE = host_script("terminate.sh", preludes=ACCOUNT_PRELUDES)
 STATUS = host_script("status.sh")
 LIST = host_script("list.sh")
 
