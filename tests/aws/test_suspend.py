@@ -121,6 +121,7 @@ async def test_a_file_survives_stop_and_start_with_the_same_pinned_host_key(lab:
         assert pids_of(info.username) == [], "nothing of the account runs on a stopped machine"
         assert (await ssh("true")).returncode == 255, "nobody reaches a stopped machine"
         assert await lab.backend.is_alive(info), "stopped is not gone"
+        assert await lab.backend.is_suspended(info)
         again = await lab.backend.suspend(suspend_input(request, suspended))  # retried
         assert again.host_public_key == info.host_public_key
         assert state_of(lab, info.instance_id) == "stopped"
@@ -137,6 +138,7 @@ async def test_a_file_survives_stop_and_start_with_the_same_pinned_host_key(lab:
         assert notes.stdout == b"kept\n", "the disk was kept"
         assert (await lab.backend.probe(resumed)).connections == 0, "the agent answers"
         assert failsafe_pid(lab, info.username) is not None, "the failsafe runs again"
+        assert not await lab.backend.is_suspended(resumed)
 
         assert (await lab.backend.resume(suspend_input(request, resumed))) == resumed  # retried
         assert lab.booter.machines[info.instance_id].boots == 2, "a retry starts nothing"

@@ -34,6 +34,7 @@ async def test_a_file_survives_suspend_and_resume_and_nobody_gets_in_meanwhile(
     lab: Lab,
 ) -> None:
     env = await lab.provision()
+    assert not await lab.backend.is_suspended(env.info)
     wrote = await env.ssh(
         "echo kept > notes.txt; setsid nohup env -i sleep 600 >/dev/null 2>&1 </dev/null &"
     )
@@ -61,6 +62,7 @@ async def test_a_file_survives_suspend_and_resume_and_nobody_gets_in_meanwhile(
     assert (env.home / "notes.txt").read_text() == "kept\n", "the home is kept"
     assert account_of(env.name) is not None
     assert await lab.backend.is_alive(env.info), "suspended is not gone"
+    assert await lab.backend.is_suspended(env.info)
 
     again = await lab.backend.suspend(suspend_request(env))  # retried: still suspended
     assert again == suspended
@@ -77,6 +79,7 @@ async def test_a_file_survives_suspend_and_resume_and_nobody_gets_in_meanwhile(
     assert notes.returncode == 0, notes.stderr
     assert notes.stdout == b"kept\n"
     assert not shadow(env.account)[1].startswith("!"), "unlocked"
+    assert not await lab.backend.is_suspended(resumed)
     report = await lab.backend.probe(resumed)
     assert report.connections == 0, "the presence agent answers again"
     records = host_dir_of(lab.sshd) / "accounts"

@@ -535,9 +535,16 @@ class AwsBackend(Backend, Suspendable):
         suspends, terminate it otherwise; set before the machine is told the policy."""
         ec2 = Ec2(data.region)
         want = shutdown_behavior(on_idle, data.spot)
-        if await ec2.shutdown_behavior(data.instance_id) != want:
-            await ec2.set_shutdown_behavior(data.instance_id, want)
-            log.info("aws: %s now does %s on a shutdown", data.instance_id, want)
+        try:
+            if await ec2.shutdown_behavior(data.instance_id) != want:
+                await ec2.set_shutdown_behavior(data.instance_id, want)
+                log.info("aws: %s now does %s on a shutdown", data.instance_id, want)
+        except ProvisioningError as problem:
+            if want == "stop":
+                raise  # else the failsafe's shutdown would delete the disk: say so
+            # Never suspended, so launched with terminate: a role without these
+            # permissions (granted before suspension existed) loses nothing.
+            log.warning("aws: shutdown behaviour of %s not checked: %s", data.instance_id, problem)
 
     async def apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
         """Write the banner the account's login shell prints (as ``backend: ssh`` does)."""
@@ -645,6 +652,13 @@ class AwsBackend(Backend, Suspendable):
         await self._ssh._check_agent(resumed)
         log.info("aws: resumed %s at %s", data.instance_id, endpoint)
         return await self._with_storage(ec2, resumed)
+
+    async def is_suspended(self, instance: InstanceInfo) -> bool:
+        """Whether EC2 says the instance is stopped (or stopping): by ``suspend``, or by
+        the failsafe's shutdown under ``on_idle: suspend`` while no control plane read it."""
+        data = AwsInstanceData.model_validate(instance.data)
+        found = await Ec2(data.region).describe(data.instance_id)
+        return found is not None and found.state in ("stopping", "stopped")
 
     async def _existing(self, ec2: Ec2, instance_id: str) -> Ec2Instance:
         """The instance as EC2 describes it; InstanceGone once it is terminated."""

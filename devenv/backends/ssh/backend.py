@@ -426,6 +426,16 @@ class SshBackend(Backend, Suspendable):
         log.info("ssh: resumed %s on %s", data.account, data.endpoint)
         return info
 
+    async def is_suspended(self, instance: InstanceInfo) -> bool:
+        """Whether the account is suspended now (by ``suspend``; a resume cut short too)."""
+        data = SshInstanceData.of(instance)
+        admin = await connect_admin(
+            data.endpoint, data.access, connect_timeout=self.connect_timeout
+        )
+        async with admin:
+            status = await account_status(admin, data.host_dir, data.account)
+        return status.alive(instance.instance_id) and status.suspended
+
     # --- leftovers (devenv gc) ------------------------------------------------------------------
 
     async def _logged_in_to(self) -> set[tuple[str, int, str]] | None:

@@ -323,6 +323,8 @@ class AccountStatus:
     record_token: str | None
     record_state: str | None
     exists: bool
+    suspended: bool = False
+    """Suspended (``suspension``): locked, nothing running, the home kept."""
 
     def alive(self, token: str) -> bool:
         return self.exists and self.record_token == token and self.record_state == "active"
@@ -334,7 +336,7 @@ async def account_status(admin: AdminConnection, host_dir: str, account: str) ->
         raise HostCommandError(f"{admin.endpoint}: reading {account} failed: {result.describe()}")
     fields = result.fields()
     token, state = _record(fields.get("record", ""))
-    return AccountStatus(token, state, fields.get("exists") == "1")
+    return AccountStatus(token, state, fields.get("exists") == "1", fields.get("suspended") == "1")
 
 
 @dataclass(frozen=True)
