@@ -9,11 +9,25 @@ workflow retries them).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from devenv.backends.base import can_suspend
 from devenv.backends.ssh.config import SshConfig
+from devenv.client import sshconfig
+from devenv.keys import ensure_keypair, public_key_line
 from devenv.models.messages import SuspendInput
-from tests.ssh.conftest import Env, Lab, account_of, host_dir_of, pids_of, shadow, until
+from devenv.models.state import LoginSettings
+from tests.ssh.conftest import (
+    Env,
+    Lab,
+    account_of,
+    host_dir_of,
+    make_settings,
+    pids_of,
+    run,
+    shadow,
+    until,
+)
 
 
 def suspend_request(env: Env) -> SuspendInput:
@@ -105,3 +119,27 @@ async def test_a_suspended_environment_can_still_be_terminated_and_leaves_nothin
     assert (env.home / "notes.txt").read_text() == "kept\n", "terminate keeps the home"
     assert (await env.ssh("true")).returncode == 255
     assert not await lab.backend.is_alive(env.info)
+
+
+async def test_a_member_the_environment_is_shared_with_gets_back_in_after_resume(
+    lab: Lab, tmp_path: Path
+) -> None:
+    env = await lab.provision()
+    member_key = tmp_path / "member" / "id_ed25519"
+    line = public_key_line(ensure_keypair(member_key))
+    await lab.backend.apply_login(
+        env.info, LoginSettings(banner="hi", shared_keys=[f"{line} devenv-shared:bob"])
+    )
+    member_home = make_settings(tmp_path / "member-home")
+    config = sshconfig.write_entry(member_home, env.name, env.info, member_key)
+
+    async def as_member() -> int:
+        done = await run("ssh", "-F", config, "-o", "BatchMode=yes", env.name, "true")
+        return done.returncode
+
+    assert await as_member() == 0
+    await lab.backend.suspend(suspend_request(env))
+    assert await as_member() == 255, "members are refused while suspended too"
+    await lab.backend.resume(suspend_request(env))
+    assert await as_member() == 0, "the members' keys come back with the owner's"
+    await lab.backend.terminate(env.terminate_request())
