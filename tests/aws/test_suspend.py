@@ -181,3 +181,21 @@ async def test_a_terminated_instance_cannot_be_resumed_and_spot_cannot_suspend(l
     with pytest.raises(ApplicationError) as not_spot:
         await lab.backend.suspend(suspend_input(request, spot))
     assert not_spot.value.type == SUSPEND_REFUSED and not_spot.value.non_retryable
+
+
+async def test_a_suspend_or_resume_retried_after_a_crash_finishes_the_job(lab: Lab) -> None:
+    # A worker that died right after StopInstances (or StartInstances): the retry finds the
+    # instance stopping/stopped (pending/running) and finishes without asking twice.
+    request = lab.request()
+    info = await lab.backend.provision(request)
+    try:
+        lab.moto.client().stop_instances(InstanceIds=[info.instance_id])
+        suspended = await lab.backend.suspend(suspend_input(request, info))
+        assert state_of(lab, info.instance_id) == "stopped"
+        await until(lambda: info.instance_id in lab.booter.halted, "the machine to halt")
+        lab.moto.client().start_instances(InstanceIds=[info.instance_id])
+        resumed = await lab.backend.resume(suspend_input(request, suspended))
+        assert resumed.host_public_key == info.host_public_key
+        assert (await lab.backend.probe(resumed)).connections == 0
+    finally:
+        await lab.backend.terminate(lab.terminate_request(request, info))
