@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -95,6 +95,9 @@ class EnvSpec(BaseModel):
     worker's home (``devenv.env_secrets``); never the values (secrets stay out of history)."""
     init: list[str] = Field(default_factory=list)
     """Commands run once, at the first start, in the workspace as the user."""
+    on_idle: Literal["terminate", "suspend"] = "terminate"
+    """What idleness does (``on_idle``): end the environment, or suspend it with its disk
+    kept (backends that can; aws makes a failsafe shutdown stop rather than terminate)."""
 
 
 class Tuning(BaseModel):
@@ -132,6 +135,9 @@ class InstanceInfo(BaseModel):
     price_per_hour: float | None = None
     """USD per hour of what the backend provisioned (local and ssh: 0 unless configured);
     None in histories recorded before prices existed: unknown."""
+    storage_price_per_hour: float | None = None
+    """USD per hour it costs while suspended (aws: its EBS volumes; ``data["storage_gb"]``
+    their size); None where suspension costs nothing known, and in older histories."""
     failsafe: bool = False
     """The machine enforces its idle rule itself if the control plane is gone; the
     workflow sends it every threshold change (``apply_policy``)."""
@@ -214,6 +220,10 @@ class FailsafePolicy(BaseModel):
     failsafe_after_seconds: int = Field(
         description="Act only after no control plane has read the stream for this long."
     )
+    on_idle: Literal["terminate", "suspend"] = Field(
+        default="terminate",
+        description="What idleness does: end the machine, or suspend it (its disk kept).",
+    )
 
     @classmethod
     def of(
@@ -222,6 +232,7 @@ class FailsafePolicy(BaseModel):
         max_duration: int | None,
         started_at: datetime,
         failsafe_after: int | None = None,
+        on_idle: Literal["terminate", "suspend"] = "terminate",
     ) -> FailsafePolicy:
         """Default ``failsafe_after``: the longer of an hour and the inactivity threshold."""
         return cls(
@@ -229,6 +240,7 @@ class FailsafePolicy(BaseModel):
             max_duration_seconds=max_duration,
             started_at=started_at,
             failsafe_after_seconds=failsafe_after or max(MIN_FAILSAFE_AFTER, inactivity or 0),
+            on_idle=on_idle,
         )
 
 

@@ -9,6 +9,9 @@
   and starts an sshd with that host key and that admin key (as cloud-init would),
   listening on the port the test's ``ssh_endpoint`` names. When EC2 says the
   instance is terminated, the machine dies: its sshd, sessions and failsafe stop.
+  When EC2 says it is stopped, the machine halts the same way (every process of its
+  account ends too) but its disk stays: the host folder and the account's home are
+  kept, and it boots again, with the same user data, once EC2 says running.
 * The network rule is enforced, not trusted: :func:`loopback_only` makes every
   connection of this process to a non-loopback address fail the test.
 """
@@ -25,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +39,7 @@ import pytest
 import yaml
 
 from devenv.backends.ssh.host_setup import account_name
-from tests.ssh.conftest import remove_environment_account
+from tests.ssh.conftest import pids_of, remove_environment_account
 from tests.support.sshd import (
     Sshd,
     check_prerequisites,
@@ -204,6 +208,8 @@ class Machine:
     sshd: Sshd
     root: Path
     user_data: dict[str, Any]
+    name: str = ""
+    boots: int = 1
 
 
 @dataclass
@@ -220,6 +226,8 @@ class Booter:
     paused: bool = False
     machines: dict[str, Machine] = field(default_factory=dict)
     dead: set[str] = field(default_factory=set)
+    halted: dict[str, int] = field(default_factory=dict)
+    """Stopped instances (their disk kept) and how many times each booted."""
     names: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -249,6 +257,9 @@ class Booter:
                 if state in ("shutting-down", "terminated"):
                     if instance_id in self.machines:
                         self.kill(instance_id)
+                elif state in ("stopping", "stopped"):
+                    if instance_id in self.machines:
+                        self.halt(instance_id)
                 elif (
                     state == "running"
                     and not self.paused
@@ -277,7 +288,28 @@ class Booter:
         sshd = Sshd(root, port=self.port)
         sshd.authorize_root(*data["ssh_authorized_keys"])  # cloud-init: the admin's login
         sshd.start()
-        self.machines[instance_id] = Machine(instance_id, sshd, root, data)
+        boots = self.halted.pop(instance_id, 0) + 1
+        name = tags.get("devenv:name", "")
+        self.machines[instance_id] = Machine(instance_id, sshd, root, data, name, boots)
+
+    def halt(self, instance_id: str) -> None:
+        """The machine stops (StopInstances): sshd, sessions, the failsafe and every
+        process of its account end; the host folder and the account's home stay."""
+        machine = self.machines.pop(instance_id)
+        self.halted[instance_id] = machine.boots
+        machine.sshd.close()
+        shutil.rmtree(machine.root, ignore_errors=True)
+        self.stop_failsafes()
+        if machine.name:
+            account = account_name(machine.name)
+            for _ in range(50):
+                pids = pids_of(account)
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.05)
 
     def kill(self, instance_id: str) -> None:
         """The machine dies: sshd and every session, the failsafe, the account's processes."""

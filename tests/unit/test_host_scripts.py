@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from devenv.backends.ssh import account_env, failsafe, host_scripts, host_setup, login_messages
+from devenv.backends.ssh import (
+    account_env,
+    failsafe,
+    host_scripts,
+    host_setup,
+    login_messages,
+    suspension,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "devenv" / "backends" / "ssh" / "scripts"
@@ -24,7 +31,9 @@ SENT = {
     "INSTALL_AGENT": (host_setup.INSTALL_AGENT, ["prelude.sh", "install_agent.sh"]),
     "INSTALL_KEEPALIVE": (host_setup.INSTALL_KEEPALIVE, ["prelude.sh", "install_keepalive.sh"]),
     "CREATE": (host_setup.CREATE, ["prelude.sh", "create.sh"]),
-    "TERMINATE": (host_setup.TERMINATE, ["prelude.sh", "terminate.sh"]),
+    "TERMINATE": (host_setup.TERMINATE, ["prelude.sh", "end_processes.sh", "terminate.sh"]),
+    "SUSPEND": (suspension.SUSPEND, ["prelude.sh", "end_processes.sh", "suspend.sh"]),
+    "RESUME": (suspension.RESUME, ["prelude.sh", "resume.sh"]),
     "STATUS": (host_setup.STATUS, ["prelude.sh", "status.sh"]),
     "LIST": (host_setup.LIST, ["prelude.sh", "list.sh"]),
     "USER_RC": (host_setup.USER_RC, ["user_rc.sh"]),

@@ -10,6 +10,7 @@ import pytest
 
 from devenv.backends.aws import prices
 from devenv.backends.aws.prices import (
+    ebs_gb_month,
     hourly_price,
     instance_type_info,
     parse_gpu,
@@ -17,6 +18,7 @@ from devenv.backends.aws.prices import (
     pick_for_resources,
     pick_instance_type,
     price_table,
+    storage_price_per_hour,
 )
 from devenv.models.config import Resources
 
@@ -177,3 +179,21 @@ def test_the_module_stays_light() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
+def test_a_suspended_instance_costs_its_volumes_by_the_dated_ebs_table() -> None:
+    table = price_table()
+    assert table.ebs.date, "the storage prices say when they were compiled"
+    assert ebs_gb_month("us-east-1", "gp3") == 0.08
+    assert ebs_gb_month("eu-west-1", "gp3") == 0.088, "a region's own price"
+    assert ebs_gb_month("us-east-2", "gp2") == 0.10, "else the reference times the multiplier"
+    assert ebs_gb_month("mars-1", "gp3") is None and ebs_gb_month("us-east-1", "tape") is None
+    # 100 GB of gp3 in us-east-1: $8 a month, 730 hours.
+    assert storage_price_per_hour([(100, "gp3")], "us-east-1") == round(8 / 730, 6)
+    assert storage_price_per_hour([(8, "gp3"), (100, "gp2")], "us-east-1") == round(
+        (8 * 0.08 + 100 * 0.10) / 730, 6
+    )
+    assert storage_price_per_hour([(8, "tape")], "us-east-1") is None, "unknown: no price"
+    small = storage_price_per_hour([(8, "gp3")], "us-east-1")
+    running = hourly_price("t3.micro", "us-east-1", False)
+    assert small is not None and running is not None and small < running / 10

@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_argument(
         "--action-file", metavar="FILE", help="read the action from FILE (at start)"
     )
+    suspending = command.add_mutually_exclusive_group()
+    suspending.add_argument(
+        "--suspend-action", metavar="COMMAND", help="run instead when idleness suspends"
+    )
+    suspending.add_argument(
+        "--suspend-action-file", metavar="FILE", help="read the suspend action from FILE"
+    )
     command.add_argument("--interval", type=float, default=FAILSAFE_INTERVAL, metavar="SECONDS")
     command.add_argument(
         "--min-connection-duration",
@@ -72,18 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_action(args: argparse.Namespace) -> str | None:
-    if args.action is not None:
-        action: str = args.action
+def _read_action(given: str | None, path: str, what: str = "action") -> str | None:
+    if given is not None:
+        action: str = given
     else:
         try:
-            with open(args.action_file, encoding="utf-8") as action_file:
+            with open(path, encoding="utf-8") as action_file:
                 action = action_file.read(65536)
         except (OSError, UnicodeDecodeError) as error:
-            print(f"{AGENT_SCRIPT}: cannot read {args.action_file}: {error}", file=sys.stderr)
+            print(f"{AGENT_SCRIPT}: cannot read {path}: {error}", file=sys.stderr)
             return None
     if not action.strip():
-        print(f"{AGENT_SCRIPT}: the action is empty", file=sys.stderr)
+        print(f"{AGENT_SCRIPT}: the {what} is empty", file=sys.stderr)
         return None
     return action
 
@@ -105,13 +112,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, _stop)
     if args.command == "failsafe":
-        action = _read_action(args)
+        action = _read_action(args.action, args.action_file)
         if action is None:
             return 2
+        suspend_action = None
+        if args.suspend_action is not None or args.suspend_action_file is not None:
+            suspend_action = _read_action(
+                args.suspend_action, args.suspend_action_file, "suspend action"
+            )
+            if suspend_action is None:
+                return 2
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # detached: a hang-up is no reason to stop
         try:
             watcher = FailsafeWatcher(args.user, uid, args.min_connection_duration, script)
-            return failsafe(watcher, args.policy, action, max(0.01, args.interval), sys.stderr)
+            interval = max(0.01, args.interval)
+            return failsafe(watcher, args.policy, action, interval, sys.stderr, suspend_action)
         except _Stop:
             return 0
     try:

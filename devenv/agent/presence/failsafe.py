@@ -3,6 +3,11 @@ its control plane is gone: it re-reads a policy file, watches the account's user
 whether a control plane still reads the stream, and runs an action (``shutdown -h now``)
 once nobody has read the stream for ``failsafe_after_seconds`` and the policy's idle or
 maximum duration has passed. A policy it cannot read never acts.
+
+With ``on_idle: suspend`` in the policy, idleness suspends rather than ends: the
+failsafe runs its suspend action when it has one (``--suspend-action-file``), else its
+action (on EC2 the same ``shutdown -h now``, which the instance's shutdown behaviour
+``stop`` makes a suspension). A maximum duration reached always runs the action.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ class FailsafePolicy(NamedTuple):
     started_at: float
     """Wall-clock (epoch) seconds."""
     failsafe_after: float
+    on_idle: str = "terminate"
+    """``terminate`` or ``suspend``: what idleness does."""
+
+
+ON_IDLE = ("terminate", "suspend")
 
 
 class FailsafeSeen(NamedTuple):
@@ -83,12 +93,22 @@ def parse_policy(text: str) -> FailsafePolicy:
         raise ValueError(f"started_at {started!r} is not an ISO-8601 time") from None
     after = _policy_seconds(data, "failsafe_after_seconds", nullable=False)
     assert after is not None
+    on_idle = data.get("on_idle", "terminate")
+    if on_idle not in ON_IDLE:
+        raise ValueError(f"on_idle must be one of {', '.join(ON_IDLE)}")
     return FailsafePolicy(
         inactivity=_policy_seconds(data, "inactivity_seconds", nullable=True),
         max_duration=_policy_seconds(data, "max_duration_seconds", nullable=True),
         started_at=started_at,
         failsafe_after=after,
+        on_idle=on_idle,
     )
+
+
+def suspends(policy: FailsafePolicy, reason: str) -> bool:
+    """Whether acting for ``reason`` (from ``failsafe_reason``) suspends: idleness under
+    ``on_idle: suspend``; a maximum duration reached always ends."""
+    return policy.on_idle == "suspend" and reason.startswith("inactivity")
 
 
 def failsafe_seen(seen: FailsafeSeen, now: float, control: bool, users: int) -> FailsafeSeen:
@@ -181,7 +201,8 @@ def describe_policy(policy: FailsafePolicy) -> str:
 
     return (
         f"inactivity {seconds(policy.inactivity)}, max_duration {seconds(policy.max_duration)}, "
-        f"started {iso(policy.started_at)}, failsafe_after {policy.failsafe_after:g}s"
+        f"started {iso(policy.started_at)}, failsafe_after {policy.failsafe_after:g}s, "
+        f"on_idle {policy.on_idle}"
     )
 
 
@@ -217,9 +238,15 @@ def run_action(action: str, err: Any) -> int:
 
 
 def failsafe(
-    watcher: FailsafeWatcher, policy_path: str, action: str, interval: float, err: Any
+    watcher: FailsafeWatcher,
+    policy_path: str,
+    action: str,
+    interval: float,
+    err: Any,
+    suspend_action: str | None = None,
 ) -> int:
-    """Observe every ``interval`` seconds; run ``action`` once when the policy says so."""
+    """Observe every ``interval`` seconds; run ``action`` once when the policy says so
+    (``suspend_action`` instead, if given, when idleness suspends)."""
     start = time.monotonic()
     seen = FailsafeSeen(start, start)
     logged_policy: object = None
@@ -241,9 +268,14 @@ def failsafe(
             logged_state = state
             _log(err, f"users={users} control={'yes' if control else 'no'}")
         reason = failsafe_reason(policy, seen, now, time.time(), users, control)
-        if reason is not None:
-            _log(err, f"acting on {watcher.agent.user}: {reason}; running the action")
-            status = run_action(action, err)
+        if reason is not None and policy is not None:
+            suspending = suspends(policy, reason)
+            use_suspend = suspending and suspend_action is not None
+            chosen = suspend_action if use_suspend and suspend_action else action
+            what = "suspending it, running the" if suspending else "running the"
+            what += " suspend action" if use_suspend else " action"
+            _log(err, f"acting on {watcher.agent.user}: {reason}; {what}")
+            status = run_action(chosen, err)
             _log(err, f"the action exited with status {status}; the failsafe is done")
             return 0
         time.sleep(interval)

@@ -10,7 +10,11 @@ account ``dv-NAME``, the user's key, the presence agent) and starts the failsafe
 which shuts the machine down by itself if no control plane reads it any more.
 
 Every instance is created with ``InstanceInitiatedShutdownBehavior=terminate``: a
-shutdown from inside (the failsafe) ends the billing for good.
+shutdown from inside (the failsafe) ends the billing for good; with ``on_idle: suspend``
+it is ``stop`` instead (kept in step by ``apply_policy``), so the failsafe's shutdown
+keeps the disk as ``suspend`` does. Suspend is StopInstances (the EBS volumes are kept
+and cost ``storage_price_per_hour``), resume StartInstances: a new address, the same
+host key (given at the first boot, on the disk since), the agent and failsafe back.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
@@ -40,7 +44,12 @@ from devenv.backends.aws.ec2 import (
     Ec2Instance,
     client_token,
 )
-from devenv.backends.aws.prices import hourly_price, parse_memory_gib, pick_for_resources
+from devenv.backends.aws.prices import (
+    hourly_price,
+    parse_memory_gib,
+    pick_for_resources,
+    storage_price_per_hour,
+)
 from devenv.backends.aws.userdata import HostKey, cloud_config, derive_host_key
 from devenv.backends.base import (
     Backend,
@@ -48,6 +57,7 @@ from devenv.backends.base import (
     Leftover,
     LeftoversIncompleteError,
     ProvisioningError,
+    Suspendable,
 )
 from devenv.backends.presence_stream import ssh_presence
 from devenv.backends.ssh.admin import (
@@ -69,13 +79,20 @@ from devenv.backends.ssh.host_setup import (
     agent_path,
     check_token,
     inspect,
+    install_agent,
 )
 from devenv.backends.ssh.login_messages import apply_login, tell_terminals
 from devenv.keys import ensure_keypair, public_key_line
 from devenv.models.config import Resources
-from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.messages import ProvisionInput, ResumeInput, SuspendInput, TerminateInput
 from devenv.models.names import SHARED_TASK_QUEUE
-from devenv.models.state import FailsafePolicy, InstanceInfo, LoginSettings, PresenceReport
+from devenv.models.state import (
+    EnvSpec,
+    FailsafePolicy,
+    InstanceInfo,
+    LoginSettings,
+    PresenceReport,
+)
 from devenv.settings import Settings
 
 BACKEND = "aws"
@@ -84,6 +101,11 @@ DEFAULT_ACTION = "shutdown -h now"
 """What the failsafe runs: a shutdown, which ``terminate`` shutdown behaviour makes final."""
 POLL_SECONDS = 2.0
 TERMINATE_WAIT = 300.0
+STOP_WAIT = 600.0
+"""How long suspend waits for EC2 to say stopped before the activity retries."""
+SUSPEND_REFUSED = "SuspendRefused"
+"""Failure type: this instance cannot be suspended (retrying cannot change it)."""
+OnIdle = Literal["terminate", "suspend"]
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +120,22 @@ class AwsInstanceData(BaseModel):
     ssh_user: str
     host_dir: str
     failsafe_after: int | None = None
+    storage_gb: int | None = None
+    """Total size of its EBS volumes (what a suspension still pays for); None: unknown."""
 
 
-class AwsBackend(Backend):
+def on_idle_of(spec: EnvSpec) -> OnIdle:
+    """The spec's ``on_idle`` (``terminate`` in histories recorded before it existed)."""
+    return spec.on_idle
+
+
+def shutdown_behavior(on_idle: OnIdle, spot: bool) -> str:
+    """``InstanceInitiatedShutdownBehavior`` for a failsafe shutdown: ``stop`` keeps the
+    disk (``on_idle: suspend``); one-time spot instances can only terminate."""
+    return "stop" if on_idle == "suspend" and not spot else "terminate"
+
+
+class AwsBackend(Backend, Suspendable):
     """Environments as EC2 instances (see the module docstring)."""
 
     name = BACKEND
@@ -160,6 +195,12 @@ class AwsBackend(Backend):
             token = check_token(request.instance_token)
         except ValueError as problem:
             raise ProvisioningError(f"aws backend: {problem}") from None
+        on_idle = on_idle_of(spec)
+        if on_idle == "suspend" and section.spot:
+            raise ProvisioningError(
+                "aws.spot: a one-time spot instance cannot be stopped, so on_idle: suspend "
+                "cannot keep its disk; accepted: spot: false, or on_idle: terminate"
+            )
         ec2 = Ec2(section.region)
         self._remember_region(section.region)
         host_key = derive_host_key(self._host_key_secret(), token)
@@ -181,6 +222,7 @@ class AwsBackend(Backend):
                 spec.max_duration,
                 datetime.now(UTC),
                 section.failsafe_after,
+                on_idle=on_idle,
             )
             await write_policy(admin, self.host_dir, account, policy)
             report = await inspect(admin, self.host_dir, account)
@@ -195,7 +237,23 @@ class AwsBackend(Backend):
                 self.failsafe_interval,
             )
         log.info("aws: %s is %s at %s", spec.name, instance.instance_id, endpoint)
-        return info
+        return await self._with_storage(ec2, info)
+
+    async def _with_storage(self, ec2: Ec2, info: InstanceInfo) -> InstanceInfo:
+        """``info`` with its volumes' size and what they cost an hour while suspended."""
+        data = AwsInstanceData.model_validate(info.data)
+        try:
+            volumes = await ec2.volumes(data.instance_id)
+        except Exception as problem:  # a price is worth a warning, never a failed start
+            log.warning("aws: the volumes of %s are unknown (%s)", data.instance_id, problem)
+            return info
+        size = sum(gb for gb, _ in volumes)
+        return info.model_copy(
+            update={
+                "data": data.model_copy(update={"storage_gb": size}).model_dump(),
+                "storage_price_per_hour": storage_price_per_hour(volumes, data.region),
+            }
+        )
 
     async def _run(
         self,
@@ -236,7 +294,7 @@ class AwsBackend(Backend):
                 public_key_line(admin_key),
                 section.ssh_user,
             ),
-            "InstanceInitiatedShutdownBehavior": "terminate",
+            "InstanceInitiatedShutdownBehavior": shutdown_behavior(on_idle_of(spec), section.spot),
             "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
             "TagSpecifications": [
                 {"ResourceType": "instance", "Tags": tag_list},
@@ -300,15 +358,20 @@ class AwsBackend(Backend):
             instance = found
 
     async def _wait_reachable(
-        self, endpoint: Endpoint, section: AwsSection, instance: Ec2Instance, host_key: str
+        self,
+        endpoint: Endpoint,
+        section: AwsSection,
+        instance: Ec2Instance,
+        host_key: str,
+        since: datetime | None = None,
     ) -> AdminConnection:
         """The admin login, retried until the instance's sshd answers with its pinned key.
 
-        The deadline counts from the instance's launch, so a retried provision does not
-        restart it. A different host key is never accepted: not our machine, or someone
-        in between.
+        The deadline counts from the instance's launch (or ``since``: a resume), so a
+        retried provision does not restart it. A different host key is never accepted:
+        not our machine, or someone in between.
         """
-        give_up = instance.launch_time + timedelta(seconds=section.ready_timeout)
+        give_up = (since or instance.launch_time) + timedelta(seconds=section.ready_timeout)
         access = self._admin_access(section.ssh_user)
         last = "no answer yet"
         progress.report(f"waiting for SSH on {instance.instance_id} at {endpoint}")
@@ -463,8 +526,25 @@ class AwsBackend(Backend):
         data = AwsInstanceData.model_validate(instance.data)
         if data.failsafe_after is not None:
             policy = policy.model_copy(update={"failsafe_after_seconds": data.failsafe_after})
+        await self._keep_shutdown_behavior(data, policy.on_idle)
         async with await self._admin(instance) as admin:
             await write_policy(admin, data.host_dir, instance.username, policy)
+
+    async def _keep_shutdown_behavior(self, data: AwsInstanceData, on_idle: OnIdle) -> None:
+        """Make a shutdown from inside (the failsafe) stop the instance when idleness
+        suspends, terminate it otherwise; set before the machine is told the policy."""
+        ec2 = Ec2(data.region)
+        want = shutdown_behavior(on_idle, data.spot)
+        try:
+            if await ec2.shutdown_behavior(data.instance_id) != want:
+                await ec2.set_shutdown_behavior(data.instance_id, want)
+                log.info("aws: %s now does %s on a shutdown", data.instance_id, want)
+        except ProvisioningError as problem:
+            if want == "stop":
+                raise  # else the failsafe's shutdown would delete the disk: say so
+            # Never suspended, so launched with terminate: a role without these
+            # permissions (granted before suspension existed) loses nothing.
+            log.warning("aws: shutdown behaviour of %s not checked: %s", data.instance_id, problem)
 
     async def apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
         """Write the banner the account's login shell prints (as ``backend: ssh`` does)."""
@@ -486,6 +566,111 @@ class AwsBackend(Backend):
             connect_timeout=self.connect_timeout,
             host_key=instance.host_public_key,
         )
+
+    # --- suspend and resume ------------------------------------------------------------------
+
+    async def suspend(self, request: SuspendInput) -> InstanceInfo:
+        """StopInstances and wait until EC2 says stopped; the EBS volumes stay (and bill)."""
+        info = request.instance
+        data = AwsInstanceData.model_validate(info.data)
+        if data.spot:
+            raise ApplicationError(
+                f"EC2 instance {data.instance_id} is a one-time spot instance: it cannot be "
+                "stopped, only terminated",
+                type=SUSPEND_REFUSED,
+                non_retryable=True,
+            )
+        ec2 = Ec2(data.region)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + STOP_WAIT
+        asked = False
+        while True:
+            found = await self._existing(ec2, data.instance_id)
+            if found.state == "stopped":
+                break
+            if found.state == "running" and not asked:
+                progress.report(f"stopping EC2 instance {data.instance_id}")
+                await ec2.stop(data.instance_id)
+                asked = True
+                continue
+            if loop.time() > give_up:
+                raise TimeoutError(f"EC2 instance {data.instance_id} is still {found.state}")
+            await asyncio.sleep(self.poll_interval)
+        log.info("aws: stopped %s (suspended)", data.instance_id)
+        return await self._with_storage(ec2, info)
+
+    async def resume(self, request: ResumeInput) -> InstanceInfo:
+        """StartInstances, wait until running and reachable at its new address with the
+        same pinned host key; then the agent checked and the failsafe started again."""
+        info = request.instance
+        data = AwsInstanceData.model_validate(info.data)
+        section = _section(request.spec.backend_config)
+        token = check_token(request.instance_token)
+        ec2 = Ec2(data.region)
+        since = datetime.now(UTC)
+        give_up = since + timedelta(seconds=section.ready_timeout)
+        asked = False
+        while True:
+            found = await self._existing(ec2, data.instance_id)
+            if found.state == "running":
+                break
+            if found.state == "stopped" and not asked:
+                progress.report(f"starting EC2 instance {data.instance_id}")
+                await ec2.start(data.instance_id)
+                asked = True
+                continue
+            if datetime.now(UTC) >= give_up:
+                raise TimeoutError(
+                    f"EC2 instance {data.instance_id} is still {found.state} after "
+                    f"aws.ready_timeout ({section.ready_timeout}s)"
+                )
+            progress.report(f"EC2 instance {data.instance_id} is {found.state}")
+            await asyncio.sleep(self.poll_interval)
+        endpoint = _endpoint(section, found)
+        admin = await self._wait_reachable(
+            endpoint, section, found, info.host_public_key, since=since
+        )
+        account = info.username
+        async with admin:
+            agent = await install_agent(admin, data.host_dir)
+            report = await inspect(admin, data.host_dir, account)
+            if report.record_token != token or report.record_state != "active":
+                raise InstanceGoneError(
+                    f"EC2 instance {data.instance_id} no longer holds {account} of this run"
+                )
+            assert report.python is not None
+            await start_failsafe(
+                admin,
+                data.host_dir,
+                report.python,
+                agent,
+                account,
+                self.failsafe_action,
+                self.failsafe_interval,
+            )
+        resumed = info.model_copy(update={"host": endpoint.host, "port": endpoint.port})
+        await self._ssh._check_agent(resumed)
+        log.info("aws: resumed %s at %s", data.instance_id, endpoint)
+        return await self._with_storage(ec2, resumed)
+
+    async def is_suspended(self, instance: InstanceInfo) -> bool:
+        """Whether EC2 says the instance is stopped (or stopping): by ``suspend``, or by
+        the failsafe's shutdown under ``on_idle: suspend`` while no control plane read it."""
+        data = AwsInstanceData.model_validate(instance.data)
+        found = await Ec2(data.region).describe(data.instance_id)
+        return found is not None and found.state in ("stopping", "stopped")
+
+    async def _existing(self, ec2: Ec2, instance_id: str) -> Ec2Instance:
+        """The instance as EC2 describes it; InstanceGone once it is terminated."""
+        found = await ec2.describe(instance_id)
+        if found is None:
+            raise InstanceGoneError(f"EC2 instance {instance_id} no longer exists")
+        if found.state in GONE_STATES:
+            raise InstanceGoneError(
+                f"EC2 instance {instance_id} is {found.state}: "
+                f"{found.state_reason or 'no reason given'}"
+            )
+        return found
 
     # --- leftovers (devenv gc) -------------------------------------------------------------
 

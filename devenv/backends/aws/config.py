@@ -13,7 +13,7 @@ import difflib
 import ipaddress
 import re
 import string
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -262,6 +262,9 @@ class AwsConfig(EnvironmentConfig):
 
     backend: Literal["aws"] = Field(default="aws", description="An EC2 instance per environment.")
     aws: AwsSection = Field(description="Region, instance and network.")
+
+    suspendable: ClassVar[bool] = True
+    """``on_idle: suspend`` works: the instance is stopped with its EBS volumes kept."""
 
     def activity_task_queue(self) -> str | None:
         """The shared queue: any worker with AWS credentials can reach the account."""

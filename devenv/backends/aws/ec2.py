@@ -134,7 +134,9 @@ class Ec2:
                 raise ProvisioningError(
                     f"AWS credentials may not {what} in {self.region} ({code}); grant the "
                     "worker's role ec2:RunInstances, DescribeInstances, TerminateInstances, "
-                    "CreateTags, DescribeImages, DescribeInstanceTypes and ssm:GetParameter"
+                    "CreateTags, DescribeImages, DescribeInstanceTypes, ssm:GetParameter and, "
+                    "to suspend, ec2:StopInstances, StartInstances, DescribeVolumes, "
+                    "DescribeInstanceAttribute and ModifyInstanceAttribute"
                 ) from None
             if code in _QUOTA_CODES:
                 raise ProvisioningError(
@@ -345,6 +347,47 @@ class Ec2:
         except botocore.exceptions.ClientError as problem:
             if error_code(problem) != "InvalidInstanceID.NotFound":
                 raise
+
+    # --- suspend and resume ---------------------------------------------------------------
+
+    async def stop(self, instance_id: str) -> None:
+        """StopInstances: the machine halts, its EBS volumes are kept."""
+        await self._call("stop instances", self._ec2.stop_instances, InstanceIds=[instance_id])
+
+    async def start(self, instance_id: str) -> None:
+        """StartInstances: a stopped machine boots again (a new public address)."""
+        await self._call("start instances", self._ec2.start_instances, InstanceIds=[instance_id])
+
+    async def shutdown_behavior(self, instance_id: str) -> str:
+        """What a shutdown from inside does: ``stop`` or ``terminate``."""
+        found = await self._call(
+            "describe instance attributes",
+            self._ec2.describe_instance_attribute,
+            InstanceId=instance_id,
+            Attribute="instanceInitiatedShutdownBehavior",
+        )
+        return str(found.get("InstanceInitiatedShutdownBehavior", {}).get("Value", ""))
+
+    async def set_shutdown_behavior(self, instance_id: str, behavior: str) -> None:
+        await self._call(
+            "modify instance attributes",
+            self._ec2.modify_instance_attribute,
+            InstanceId=instance_id,
+            Attribute="instanceInitiatedShutdownBehavior",
+            Value=behavior,
+        )
+
+    async def volumes(self, instance_id: str) -> list[tuple[int, str]]:
+        """(size in GB, volume type) of every EBS volume attached to the instance."""
+        found = await self._call(
+            "describe volumes",
+            self._ec2.describe_volumes,
+            Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}],
+        )
+        return [
+            (int(volume.get("Size", 0)), str(volume.get("VolumeType") or "gp3"))
+            for volume in found.get("Volumes", [])
+        ]
 
 
 def _ranges(cidrs: list[str]) -> dict[str, Any]:

@@ -58,6 +58,19 @@ class RegionPrices(BaseModel):
     spot: dict[str, float] = Field(default_factory=dict)
 
 
+class EbsPrices(BaseModel):
+    """USD per GB-month of EBS volumes by volume type: what a stopped instance costs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: str
+    """The day these storage prices were compiled (YYYY-MM-DD)."""
+    note: str
+    reference: dict[str, float]
+    """us-east-1's prices by volume type (gp3, gp2, ...)."""
+    regions: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
 class PriceTable(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,7 +79,12 @@ class PriceTable(BaseModel):
     note: str
     reference_region: Literal["us-east-1"]
     regions: dict[str, RegionPrices]
+    ebs: EbsPrices
     types: dict[str, InstanceTypeInfo]
+
+
+HOURS_PER_MONTH = 730
+"""How AWS turns a monthly price into an hourly one."""
 
 
 @cache
@@ -109,6 +127,32 @@ def hourly_price(instance_type: str, region: str, spot: bool) -> float | None:
         # Listed on demand only: keep the reference region's spot discount.
         return round(prices.on_demand[instance_type] * info.spot / info.on_demand, 4)
     return round((info.spot if spot else info.on_demand) * prices.multiplier, 4)
+
+
+def ebs_gb_month(region: str, volume_type: str = "gp3") -> float | None:
+    """USD per GB-month of a ``volume_type`` volume in ``region``; None when the table
+    knows neither the region nor the type."""
+    table = price_table()
+    listed = table.ebs.regions.get(region, {}).get(volume_type)
+    if listed is not None:
+        return listed
+    reference = table.ebs.reference.get(volume_type)
+    prices = table.regions.get(region)
+    if reference is None or prices is None:
+        return None
+    return round(reference * prices.multiplier, 4)
+
+
+def storage_price_per_hour(volumes: list[tuple[int, str]], region: str) -> float | None:
+    """USD per hour the volumes ``(size in GB, volume type)`` of a stopped instance cost in
+    ``region``; None when one of them has no price in the table."""
+    total = 0.0
+    for size, volume_type in volumes:
+        per_month = ebs_gb_month(region, volume_type)
+        if per_month is None:
+            return None
+        total += size * per_month
+    return round(total / HOURS_PER_MONTH, 6)
 
 
 def parse_memory_gib(memory: str | float | int | None) -> float | None:

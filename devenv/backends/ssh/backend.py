@@ -36,6 +36,7 @@ from devenv.backends.base import (
     Leftover,
     LeftoversIncompleteError,
     ProvisioningError,
+    Suspendable,
 )
 from devenv.backends.presence_stream import connect_internal, ssh_presence
 from devenv.backends.ssh import pools
@@ -68,6 +69,7 @@ from devenv.backends.ssh.host_setup import (
     terminate_account,
 )
 from devenv.backends.ssh.login_messages import apply_login, tell_terminals
+from devenv.backends.ssh.suspension import resume_account, suspend_account
 from devenv.backends.ssh.used_hosts import (
     HOSTS_FILE,
     AdminTarget,
@@ -77,7 +79,7 @@ from devenv.backends.ssh.used_hosts import (
 )
 from devenv.env_secrets import session_env
 from devenv.keys import internal_public_key
-from devenv.models.messages import ProvisionInput, TerminateInput
+from devenv.models.messages import ProvisionInput, ResumeInput, SuspendInput, TerminateInput
 from devenv.models.names import SHARED_TASK_QUEUE
 from devenv.models.state import InstanceInfo, LoginSettings, PresenceReport
 from devenv.settings import Settings, SettingsError
@@ -126,7 +128,7 @@ class _Candidate:
         return (0 if kept_home else 1, report.active, report.load / report.cpus, self.index)
 
 
-class SshBackend(Backend):
+class SshBackend(Backend, Suspendable):
     """Environments as accounts on sshd hosts (see the module docstring)."""
 
     name = BACKEND
@@ -399,6 +401,52 @@ class SshBackend(Backend):
         async with admin:
             outcome = await terminate_account(admin, host_dir, account, token, purge)
         log.info("ssh: terminate %s on %s: %s", account, endpoint, outcome)
+
+    # --- suspend and resume ------------------------------------------------------------------
+
+    async def suspend(self, request: SuspendInput) -> InstanceInfo:
+        """Lock the account, end its processes, put its keys away; the home stays.
+
+        The instance answered is the same (same host, same pinned host key): resume
+        needs nothing more than what provision recorded.
+        """
+        data = SshInstanceData.of(request.instance)
+        token = check_token(request.instance_token)
+        admin = await connect_admin(
+            data.endpoint, data.access, connect_timeout=self.connect_timeout
+        )
+        async with admin:
+            await suspend_account(admin, data.host_dir, data.account, token)
+        log.info("ssh: suspended %s on %s", data.account, data.endpoint)
+        return request.instance
+
+    async def resume(self, request: ResumeInput) -> InstanceInfo:
+        """Unlock the account with its keys back; return once the agent answers there.
+
+        The agent is installed again if the host lost it (a cleaned host folder).
+        """
+        info = request.instance
+        data = SshInstanceData.of(info)
+        token = check_token(request.instance_token)
+        admin = await connect_admin(
+            data.endpoint, data.access, connect_timeout=self.connect_timeout
+        )
+        async with admin:
+            await install_agent(admin, data.host_dir)
+            await resume_account(admin, data.host_dir, data.account, token)
+        await self._check_agent(info)
+        log.info("ssh: resumed %s on %s", data.account, data.endpoint)
+        return info
+
+    async def is_suspended(self, instance: InstanceInfo) -> bool:
+        """Whether the account is suspended now (by ``suspend``; a resume cut short too)."""
+        data = SshInstanceData.of(instance)
+        admin = await connect_admin(
+            data.endpoint, data.access, connect_timeout=self.connect_timeout
+        )
+        async with admin:
+            status = await account_status(admin, data.host_dir, data.account)
+        return status.alive(instance.instance_id) and status.suspended
 
     # --- leftovers (devenv gc) ------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -295,6 +295,9 @@ class SshConfig(EnvironmentConfig):
         default="ssh", description="A Unix account per environment on an existing sshd host."
     )
     ssh_config: SshSection = Field(description="The hosts and the admin login.")
+
+    suspendable: ClassVar[bool] = True
+    """``on_idle: suspend`` works: the account is locked with its home kept."""
 
     def activity_task_queue(self) -> str | None:
         """The shared queue: any worker with the admin key can reach the hosts."""

@@ -80,6 +80,7 @@ def policy_json(policy: FailsafePolicy) -> str:
                 "max_duration_seconds": policy.max_duration_seconds,
                 "started_at": started.isoformat(),
                 "failsafe_after_seconds": policy.failsafe_after_seconds,
+                "on_idle": policy.on_idle,
             }
         )
         + "\n"

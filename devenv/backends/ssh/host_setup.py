@@ -159,7 +159,9 @@ INSPECT = host_script("inspect.sh")
 INSTALL_AGENT = host_script("install_agent.sh")
 INSTALL_KEEPALIVE = host_script("install_keepalive.sh")
 CREATE = host_script("create.sh")
-TERMINATE = host_script("terminate.sh")
+ACCOUNT_PRELUDES = ("prelude.sh", "end_processes.sh")
+"""The preludes of scripts that end an account's processes (terminate, suspend)."""
+TERMINATE = host_script("terminate.sh", preludes=ACCOUNT_PRELUDES)
 STATUS = host_script("status.sh")
 LIST = host_script("list.sh")
 
@@ -321,6 +323,8 @@ class AccountStatus:
     record_token: str | None
     record_state: str | None
     exists: bool
+    suspended: bool = False
+    """Suspended (``suspension``): locked, nothing running, the home kept."""
 
     def alive(self, token: str) -> bool:
         return self.exists and self.record_token == token and self.record_state == "active"
@@ -332,7 +336,7 @@ async def account_status(admin: AdminConnection, host_dir: str, account: str) ->
         raise HostCommandError(f"{admin.endpoint}: reading {account} failed: {result.describe()}")
     fields = result.fields()
     token, state = _record(fields.get("record", ""))
-    return AccountStatus(token, state, fields.get("exists") == "1")
+    return AccountStatus(token, state, fields.get("exists") == "1", fields.get("suspended") == "1")
 
 
 @dataclass(frozen=True)

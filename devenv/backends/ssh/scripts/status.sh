@@ -7,5 +7,8 @@ host_dir=$1 account=$2
 accounts=$host_dir/accounts
 read_record
 if id -u "$account" >/dev/null 2>&1; then exists=1; else exists=0; fi
+suspended=0
+if [ -f "$accounts/$account.suspended" ]; then suspended=1; fi
 echo "record=$record"
 echo "exists=$exists"
+echo "suspended=$suspended"
