@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from devenv.models.config import Resources
+from devenv.models.config import DEFAULT_DELETE_AFTER, Resources
 
 WORKFLOW_TYPE = "DevEnvironment"
 WORKFLOW_ID_PREFIX = "devenv-"
@@ -49,6 +49,8 @@ class TerminationReason(StrEnum):
     PROVISIONING_FAILED = "provisioning_failed"
     SCHEDULED_STOP = "scheduled_stop"
     """The fixed end set with ``devenv signal NAME --stop-at``."""
+    DELETE_AFTER_EXCEEDED = "delete_after_exceeded"
+    """Suspended longer than ``delete_after``: deleted for good."""
 
 
 class EnvSpec(BaseModel):
@@ -75,6 +77,13 @@ class EnvSpec(BaseModel):
     warn_before: int | None = None
     """Seconds before a termination to warn; None: the default (10 minutes when the
     rule's threshold is longer than 20 minutes); 0: never."""
+    on_idle: Literal["terminate", "suspend"] = "terminate"
+    """What the idle rule does: end the environment, or suspend it (disk kept)."""
+    delete_after: int | None = DEFAULT_DELETE_AFTER
+    """Seconds a suspended environment is kept before it is deleted; None: until stopped."""
+    suspendable: bool = False
+    """Its backend can suspend (the configuration model's ``suspendable``); histories from
+    before suspension say False."""
     notify_webhook: str | None = None
     """Which webhook to POST warnings to: a reference to the URL kept in the worker's
     home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""
@@ -197,6 +206,11 @@ class FailsafePolicy(BaseModel):
     failsafe_after_seconds: int = Field(
         description="Act only after no control plane has read the stream for this long."
     )
+    on_idle: Literal["terminate", "suspend"] = Field(
+        default="terminate",
+        description="What the failsafe does when it acts: end the machine (terminate), or "
+        "stop it keeping its disk (suspend, ``on_idle: suspend``).",
+    )
 
     @classmethod
     def of(
@@ -205,6 +219,7 @@ class FailsafePolicy(BaseModel):
         max_duration: int | None,
         started_at: datetime,
         failsafe_after: int | None = None,
+        on_idle: Literal["terminate", "suspend"] = "terminate",
     ) -> FailsafePolicy:
         """Default ``failsafe_after``: the longer of an hour and the inactivity threshold."""
         return cls(
@@ -212,6 +227,7 @@ class FailsafePolicy(BaseModel):
             max_duration_seconds=max_duration,
             started_at=started_at,
             failsafe_after_seconds=failsafe_after or max(MIN_FAILSAFE_AFTER, inactivity or 0),
+            on_idle=on_idle,
         )
 
 
@@ -291,6 +307,15 @@ class EnvState(BaseModel):
     it was: ``devenv share`` returns when the keys are in place, or says this."""
     shared_with: list[SharedUser] = Field(default_factory=list)
     """Colleagues who may log in, see, extend and change it (``devenv share``)."""
+    suspended_at: datetime | None = None
+    """Since when it is suspended (SUSPENDING, SUSPENDED, RESUMING); None while running."""
+    suspend_reason: str | None = None
+    """Why it is (being) suspended, in words (idle, or who asked): ``ps -v``."""
+    suspended_seconds: float = 0.0
+    """Seconds spent suspended in earlier suspensions: ``max_duration`` counts running time
+    only, so its end moves out by this much."""
+    resume_requested: bool = False
+    """A resume arrived while suspending: it resumes as soon as it is suspended."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 

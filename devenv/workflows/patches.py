@@ -31,3 +31,7 @@ WATCH_PATCH = "monitor-on-watch-queue"
 """Histories recorded before watch queues replay their monitors on the shared queue."""
 MEMO_PATCH = "status-in-memo"
 """Histories recorded before the memo existed replay without it (workflow.patched)."""
+SUSPEND_PATCH = "suspend-and-resume"
+"""An idle environment with ``on_idle: suspend`` (or one asked to) is suspended, kept
+``delete_after``, and resumed on request; asked only on that path, so histories recorded
+before suspension replay unchanged."""

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from devenv.models.messages import INSTANCE_LOST, PROVISIONING_ERROR
+from devenv.models.messages import INSTANCE_LOST, NOT_SUSPENDABLE, PROVISIONING_ERROR
 
 PROVISION_TIMEOUT = timedelta(minutes=10)
 PROVISION_RETRY = RetryPolicy(
@@ -98,3 +98,17 @@ NOTIFY_RETRY = RetryPolicy(
 )
 """A webhook that fails is retried with backoff a bounded number of times; the
 termination never waits for it."""
+
+SUSPEND_TIMEOUT = timedelta(minutes=10)
+SUSPEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+    non_retryable_error_types=[INSTANCE_LOST, NOT_SUSPENDABLE],
+)
+"""Suspend and resume are idempotent and retried (a worker killed mid-way is retried after
+the heartbeat timeout); bounded, so that a backend that keeps failing leaves the
+environment as it was (running, or suspended) with an event, never stuck in between."""
+RESUME_TIMEOUT = SUSPEND_TIMEOUT
+RESUME_RETRY = SUSPEND_RETRY
