@@ -25,7 +25,10 @@ class EnvironmentStatus(BaseModel):
     name: str = Field(description="The environment's name.")
     workflow_id: str = Field(description="Its Temporal workflow id, `devenv-NAME`.")
     backend: str = Field(description="Where it runs: local, ssh, aws...")
-    status: Status = Field(description="provisioning, running, terminating, terminated, failed.")
+    status: Status = Field(
+        description="provisioning, running, suspending, suspended, resuming, terminating, "
+        "terminated, failed."
+    )
     activity: Literal["active", "idle"] | None = Field(
         description="While running: active (someone is connected, or a job runs) or idle; "
         "null otherwise."
@@ -40,7 +43,8 @@ class EnvironmentStatus(BaseModel):
     max_duration: int | None = Field(description="Hard cap from start in seconds; null: off.")
     idle_since: datetime | None = Field(description="While idle: since when (UTC).")
     deadline: datetime | None = Field(
-        description="When it will be terminated (UTC), if nothing changes."
+        description="When it will be terminated (UTC), if nothing changes; while suspended, "
+        "when it will be deleted (`delete_after`)."
     )
     termination_reason: str | None = Field(description="Why it ended, once it is ending.")
     warned: bool = Field(
@@ -49,6 +53,17 @@ class EnvironmentStatus(BaseModel):
         "(`devenv ps` shows `terminating in 9m`).",
         # Absent while false, so rows of histories recorded before warnings stay the same.
         exclude_if=lambda warned: not warned,
+    )
+    suspended_since: datetime | None = Field(
+        default=None,
+        description="While suspending, suspended or resuming: since when (UTC); absent otherwise.",
+        exclude_if=lambda since: since is None,
+    )
+    suspend_reason: str | None = Field(
+        default=None,
+        description="Why it is suspended: idle (`on_idle: suspend`) or who asked; absent "
+        "while not suspended.",
+        exclude_if=lambda reason: reason is None,
     )
     owner: str | None = Field(
         default=None,
@@ -121,7 +136,11 @@ class EnvironmentStatus(BaseModel):
             else None,
             deadline=state.deadline if not state.status.ended else None,
             termination_reason=state.termination_reason,
-            warned=running and state.deadline is not None and state.warned_for == state.deadline,
+            suspended_since=state.suspended_at,
+            suspend_reason=state.suspend_reason,
+            warned=(running or state.status == Status.SUSPENDED)
+            and state.deadline is not None
+            and state.warned_for == state.deadline,
             owner=state.spec.owner,
             shared_with=[user.name for user in state.shared_with],
             price_per_hour=price,

@@ -13,6 +13,7 @@ server-suggested continue-as-new are recorded too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import uuid
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -465,6 +466,78 @@ async def shared_change(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "shared_change")
 
 
+async def suspend_idle_resume(env: WorkflowEnvironment) -> Runs:
+    """Idle with on_idle: suspend: suspended, resumed on request (a new port), then
+    stopped (the monitor's stop and restart: ``suspend_memo``)."""
+    async with running_worker(env.client) as fake:
+        state = make_state(
+            "replay-suspend", inactivity=H, on_idle="suspend", suspendable=True, delete_after=None
+        )
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await env.sleep(timedelta(hours=1, minutes=1))
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.request_resume, "back")
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "suspend_idle_resume")
+
+
+async def suspend_delete_after(env: WorkflowEnvironment) -> Runs:
+    """Suspended on request; warned a day ahead (webhook), then deleted by delete_after."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-delete-after", suspendable=True, delete_after=3 * 86_400)
+        state.spec.notify_webhook = "wh-" + "4" * 24
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_suspend, "lunch")
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        return await _runs(env.client, handle, "suspend_delete_after")
+
+
+async def suspended_stop(env: WorkflowEnvironment) -> Runs:
+    """A resume asked while suspending, a suspend again, then a stop of the suspended one;
+    garbage inputs refused along the way."""
+    gate = asyncio.Event()
+    async with running_worker(env.client, suspend_gate=gate) as fake:
+        state = make_state("replay-suspended-stop", suspendable=True, max_duration=24 * H)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_suspend, None)
+        await wait_for(handle, lambda s: bool(fake.suspends))
+        await handle.execute_update(WF.request_resume, None)
+        gate.set()
+        await wait_for(handle, lambda s: s.status == Status.RUNNING and bool(fake.resumes))
+        for garbage in (42, "r" * 5000):
+            with contextlib.suppress(WorkflowUpdateFailedError):
+                await handle.execute_update(WF.request_resume, garbage)  # type: ignore[arg-type]
+        await handle.execute_update(WF.request_suspend, "again")
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.request_stop, "done")
+        return await _runs(env.client, handle, "suspended_stop")
+
+
+async def suspend_memo(env: WorkflowEnvironment) -> Runs:
+    """Dev server: suspended and resumed with the memo and search attributes kept current;
+    the monitor stops with the suspension and starts again with the resume."""
+    async with running_worker(env.client) as fake:
+        state = make_state(
+            "replay-suspend-memo",
+            inactivity=2 * H,
+            suspendable=True,
+            tuning=Tuning(keepalive_seconds=5),
+        )
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: len(fake.monitors) == 1)
+        await handle.execute_update(WF.request_suspend, None)
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        assert fake.running_monitors == 0
+        await handle.execute_update(WF.request_resume, None)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING and len(fake.monitors) == 2)
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "suspend_memo")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -487,6 +560,9 @@ TIME_SKIPPING: list[Scenario] = [
     shared_change,
     coerced_signals,
     garbage_signals,
+    suspend_idle_resume,
+    suspend_delete_after,
+    suspended_stop,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,
@@ -497,6 +573,7 @@ DEV_SERVER: list[Scenario] = [
     listing_memo,
     watch_moved,
     worker_lease,
+    suspend_memo,
 ]
 
 

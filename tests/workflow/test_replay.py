@@ -49,6 +49,10 @@ EXPECTED = {
     "worker_lease",
     "coerced_signals",
     "garbage_signals",
+    "suspend_idle_resume",
+    "suspend_delete_after",
+    "suspended_stop",
+    "suspend_memo",
 }
 
 
