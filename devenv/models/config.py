@@ -166,7 +166,8 @@ class EnvironmentConfig(BaseModel):
     @classmethod
     def _on_idle(cls, value: str) -> str:
         if value == "suspend" and not cls.suspendable:
-            raise ValueError("this backend cannot suspend; accepted: terminate")
+            backend = cls.model_fields["backend"].default
+            raise ValueError(f"the {backend} backend cannot suspend; accepted: terminate")
         return value
 
     @field_validator("name")

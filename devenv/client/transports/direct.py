@@ -132,6 +132,9 @@ class DirectTransport(Transport):
             backend_config=parsed.backend_section(),
             owner=owner_name,
             warn_before=parsed.warn_before,
+            on_idle=parsed.on_idle,
+            delete_after=parsed.delete_after,
+            suspendable=type(parsed).suspendable,
             notify_webhook=(
                 store_webhook(settings, parsed.notify.webhook) if parsed.notify.webhook else None
             ),
