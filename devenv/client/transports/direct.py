@@ -304,6 +304,24 @@ class DirectEnvironment(EnvironmentTransport):
         return EnvironmentStatus.from_state(state)
 
     @translated
+    async def request_suspend(self, reason: str | None) -> EnvironmentStatus:
+        from devenv.client.lookup import require_worker
+
+        why = None if reason is None else checks.checked_reason(reason)
+        await require_worker(await self.transport.temporal(), self.handle)
+        await self._update(Update.REQUEST_SUSPEND, why)
+        return await self.listed_status()
+
+    @translated
+    async def request_resume(self, reason: str | None) -> EnvironmentStatus:
+        from devenv.client.lookup import require_worker
+
+        why = None if reason is None else checks.checked_reason(reason)
+        await require_worker(await self.transport.temporal(), self.handle)
+        await self._update(Update.REQUEST_RESUME, why)
+        return await self.listed_status()
+
+    @translated
     async def wait_ready(self, say: Progress) -> Ready:
         loop = asyncio.get_running_loop()
         began = loop.time()
