@@ -81,7 +81,7 @@ def summary(s: EnvState, now: datetime) -> str:
     if s.termination_reason is not None:
         parts[-1] += f" ({s.termination_reason.value})"
     parts.append(s.instance.backend if s.instance is not None else s.spec.backend)
-    if s.instance is not None:
+    if s.instance is not None and s.suspended_at is None:
         parts.append(escape(f"{s.instance.username}@{s.instance.host}:{s.instance.port}"))
     row = EnvironmentStatus.from_state(s, now)
     if row.price_per_hour is not None:

@@ -54,6 +54,12 @@ class EnvironmentStatus(BaseModel):
         # Absent while false, so rows of histories recorded before warnings stay the same.
         exclude_if=lambda warned: not warned,
     )
+    on_idle: Literal["terminate", "suspend"] = Field(
+        default="terminate",
+        description="What idleness does: terminate, or suspend (`on_idle`).",
+        # Absent while terminate: memo rows of histories recorded before stay the same.
+        exclude_if=lambda on_idle: on_idle == "terminate",
+    )
     suspended_since: datetime | None = Field(
         default=None,
         description="While suspending, suspended or resuming: since when (UTC); absent otherwise.",
@@ -136,6 +142,7 @@ class EnvironmentStatus(BaseModel):
             else None,
             deadline=state.deadline if not state.status.ended else None,
             termination_reason=state.termination_reason,
+            on_idle=state.spec.on_idle,
             suspended_since=state.suspended_at,
             suspend_reason=state.suspend_reason,
             warned=(running or state.status == Status.SUSPENDED)

@@ -101,7 +101,7 @@ class Suspension:
             assert s.suspended_at is not None
             at = s.suspended_at + timedelta(seconds=s.spec.delete_after)
             ends = f"deleted at {clock(at)} unless resumed"
-        self._event(f"suspended ({s.suspend_reason}); workspace kept, {ends}")
+        self._event(f"suspended: {s.suspend_reason}; workspace kept, {ends}")
         if s.resume_requested:
             self.begin_resume("resume asked while suspending")
         self._publish()

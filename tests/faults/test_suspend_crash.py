@@ -47,7 +47,7 @@ def test_a_worker_killed_mid_suspend_suspends_once_on_restart(
     assert cluster.instance_pids("wk-nap") == []
     assert len(instance_dirs(cluster, "wk-nap")) == 1, "no second instance"
     logs = cluster.logs("wk-nap")
-    assert logs.count("suspended (asked)") == 1, logs
+    assert logs.count("suspended: asked; workspace kept") == 1, logs
 
     resumed = cluster.run("resume", "wk-nap")
     assert "wk-nap is running again" in resumed.stdout

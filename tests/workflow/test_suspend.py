@@ -198,3 +198,27 @@ async def test_a_resume_while_suspending_resumes_once_suspended(
         assert "resuming (resume asked while suspending)" in messages(resumed)
         await handle.execute_update(WF.request_stop, None)
         await handle.result()
+
+
+async def test_the_machines_failsafe_is_told_to_suspend_and_told_again_after_a_resume(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    state = make_state(inactivity=2 * H, on_idle="suspend", suspendable=True, delete_after=None)
+    async with running_worker(env.client, failsafe=True) as fake:
+        handle = await start(env.client, fake, state)
+        told = await wait_for(handle, lambda s: s.failsafe_policy is not None)
+        assert told.failsafe_policy is not None and told.failsafe_policy.on_idle == "suspend"
+        await handle.execute_update(WF.request_suspend, None)
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        assert len(fake.policies) == 1, "a suspended machine is told nothing"
+        await env.sleep(timedelta(hours=1))
+        await handle.execute_update(WF.request_resume, None)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING and len(fake.policies) == 2)
+        again = fake.policies[-1].policy
+        assert again.on_idle == "suspend"
+        # max_duration's start moves by the time suspended (running time only).
+        assert told.ready_at is not None
+        assert again.started_at - told.ready_at >= timedelta(hours=1)
+        await handle.execute_update(WF.request_stop, None)
+        await handle.result()
