@@ -268,8 +268,8 @@ def add_routes(app: FastAPI) -> None:
         ] = False,
     ) -> EnvironmentStatus:
         """Suspend a running one (its events say who asked); `POST .../resume` brings it
-        back, `delete_after` deletes it. A 409 unless it is running on a backend that can
-        suspend. Its owner or an admin only: members get a 403, as for a stop."""
+        back, `delete_after` deletes it. A 422 (nothing changed) unless it is running on a
+        backend that can suspend. Its owner or an admin only: members get a 403, as for a stop."""
         env, _ = await _seen(request, user, name, Action.SUSPEND)
         async with _one_change_at_a_time(request, env):
             return await env.suspend(wait=wait, reason=f"by {user.name} via the API")
@@ -289,8 +289,8 @@ def add_routes(app: FastAPI) -> None:
         ] = False,
     ) -> EnvironmentStatus:
         """Start it again with its workspace (the port may change, the host key stays:
-        `GET .../connection` says where). A 409 unless it is suspended. Its owner, the
-        members it is shared with, and admins."""
+        `GET .../connection` says where). A 422 (nothing changed) unless it is suspended.
+        Its owner, the members it is shared with, and admins."""
         env, _ = await _seen(request, user, name, Action.RESUME)
         async with _one_change_at_a_time(request, env):
             status = await env.transport.request_resume(f"by {user.name} via the API")
