@@ -228,8 +228,10 @@ def deadline_section(s: EnvState, now: datetime) -> list[str]:
             )
         elif s.status == Status.PROVISIONING:
             lines.append("  none yet (provisioning)")
-        elif s.status in (Status.SUSPENDING, Status.SUSPENDED, Status.RESUMING):
+        elif s.status == Status.SUSPENDED:
             lines.append("  none while suspended: kept until `devenv stop` (delete_after: off)")
+        elif s.status in (Status.SUSPENDING, Status.RESUMING):
+            lines.append(f"  none while {s.status.value}")
         else:
             lines.append("  none: every rule is off")
     else:
