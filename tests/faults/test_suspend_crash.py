@@ -3,6 +3,7 @@ workspace intact, the environment ends up where it was asked to go."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -64,11 +65,16 @@ def test_a_worker_killed_mid_resume_resumes_once_on_restart(
     cluster.run("suspend", "wk-wake", "--wait")
     assert cluster.instance_pids("wk-wake") == []
 
-    # Asked, then the worker dies as soon as the workflow took it: the resume activity is
-    # scheduled, running or just done; whichever, it must happen exactly once.
+    # The worker dies inside the resume activity: it has launched the server (server.pid
+    # written) and waits for it to listen. The retry must adopt that server, not start a
+    # second one.
+    [instance] = instance_dirs(cluster, "wk-wake")
+    assert not (instance / "server.pid").exists()
     asking = subprocess.Popen([DEVENV, "resume", "wk-wake"], env=cluster.env)
-    wait_for(lambda: cluster.ps("wk-wake")["status"] == "resuming", 10, "resuming", every=0.02)
+    wait_for(lambda: (instance / "server.pid").exists(), 30, "the server launched", every=0.002)
     cluster.kill_worker()
+    listed = json.loads(cluster.run("ps", "--json").stdout)  # the memo: no worker needed
+    assert [row["status"] for row in listed if row["name"] == "wk-wake"] == ["resuming"]
     asking.kill()
     asking.wait()
     cluster.start_worker()
