@@ -65,6 +65,12 @@ class EnvironmentStatus(BaseModel):
         description="While suspending, suspended or resuming: since when (UTC); absent otherwise.",
         exclude_if=lambda since: since is None,
     )
+    suspended_seconds: float = Field(
+        default=0.0,
+        description="Seconds spent suspended in earlier suspensions (the current one, since "
+        "`suspended_since`, comes on top): `cost` counts running time only.",
+        exclude_if=lambda seconds: not seconds,
+    )
     suspend_reason: str | None = Field(
         default=None,
         description="Why it is suspended: idle (`on_idle: suspend`) or who asked; absent "
@@ -96,7 +102,8 @@ class EnvironmentStatus(BaseModel):
     cost: float | None = Field(
         default=None,
         description="USD so far: price_per_hour times the hours from ready (or created) "
-        "to ended (or now), rounded to cents; null when the price is unknown.",
+        "to ended (or now), less the time suspended, rounded to cents; null when the price "
+        "is unknown.",
     )
     billed_from: datetime | None = Field(
         default=None,
@@ -117,9 +124,11 @@ class EnvironmentStatus(BaseModel):
         """This row with ``cost`` as of ``now`` (default: the clock). The workflow publishes
         the price and the period, never a cost (it would go stale, and the workflow must not
         read the clock); whoever reads a row adds the cost."""
-        cost = cost_so_far(
-            self.price_per_hour, self.billed_from, self.billed_until, now or datetime.now(UTC)
-        )
+        now = now or datetime.now(UTC)
+        paused = self.suspended_seconds
+        if self.suspended_since is not None:
+            paused += max(((self.billed_until or now) - self.suspended_since).total_seconds(), 0)
+        cost = cost_so_far(self.price_per_hour, self.billed_from, self.billed_until, now, paused)
         return self.model_copy(update={"cost": cost})
 
     @classmethod
@@ -144,6 +153,7 @@ class EnvironmentStatus(BaseModel):
             termination_reason=state.termination_reason,
             on_idle=state.spec.on_idle,
             suspended_since=state.suspended_at,
+            suspended_seconds=state.suspended_seconds,
             suspend_reason=state.suspend_reason,
             warned=(running or state.status == Status.SUSPENDED)
             and state.deadline is not None
@@ -186,12 +196,14 @@ def cost_so_far(
     since: datetime | None,
     until: datetime | None,
     now: datetime,
+    suspended: float = 0.0,
 ) -> float | None:
-    """USD from ``since`` to ``until`` (or ``now`` while it lasts), rounded to cents; None
-    when the price or the start is unknown. A clock behind ``since`` counts nothing."""
+    """USD from ``since`` to ``until`` (or ``now`` while it lasts), less the ``suspended``
+    seconds (nothing runs then), rounded to cents; None when the price or the start is
+    unknown. A clock behind ``since`` counts nothing."""
     if price_per_hour is None or since is None:
         return None
-    hours = max(((until or now) - since).total_seconds(), 0.0) / 3600
+    hours = max(((until or now) - since).total_seconds() - suspended, 0.0) / 3600
     return round(price_per_hour * hours, 2)
 
 
