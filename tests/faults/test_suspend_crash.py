@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import DEVENV
-from tests.faults.cluster import Cluster, wait_for
+from tests.faults.cluster import Cluster, port_open, wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -90,3 +90,26 @@ def test_a_worker_killed_mid_resume_resumes_once_on_restart(
     read = cluster.run("ssh", "wk-wake", "cat", "notes.txt")
     assert read.stdout == "unpushed\n", read.stderr
     cluster.run("stop", "wk-wake", "--wait")
+
+
+def test_a_temporal_server_killed_mid_suspend_suspends_once_on_restart(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    start_suspendable(cluster, "srv-nap", tmp_path)
+    [server] = cluster.instance_pids("srv-nap")
+    os.kill(server, signal.SIGSTOP)  # the suspend waits on it, as above
+    cluster.run("suspend", "srv-nap")
+    time.sleep(1)  # on purpose: inside the suspend activity's wait for the stopped server
+    cluster.kill_temporal()
+    wait_for(lambda: not port_open(cluster.temporal_port), 10, "the dead server's port to close")
+    cluster.start_temporal()
+
+    cluster.wait_status("srv-nap", "suspended", 90)
+    assert cluster.instance_pids("srv-nap") == []
+    assert len(instance_dirs(cluster, "srv-nap")) == 1
+    logs = cluster.logs("srv-nap")
+    assert logs.count("suspended: asked; workspace kept") == 1, logs
+    cluster.run("resume", "srv-nap")
+    read = cluster.ssh("srv-nap", "cat notes.txt")
+    assert read.stdout == "unpushed\n", read.stderr
+    cluster.run("stop", "srv-nap", "--wait")
