@@ -113,3 +113,26 @@ def test_a_temporal_server_killed_mid_suspend_suspends_once_on_restart(
     read = cluster.ssh("srv-nap", "cat notes.txt")
     assert read.stdout == "unpushed\n", read.stderr
     cluster.run("stop", "srv-nap", "--wait")
+
+
+def test_a_temporal_server_killed_mid_resume_resumes_once_on_restart(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    start_suspendable(cluster, "srv-wake", tmp_path)
+    cluster.run("suspend", "srv-wake", "--wait")
+    [instance] = instance_dirs(cluster, "srv-wake")
+    asking = subprocess.Popen([DEVENV, "resume", "srv-wake"], env=cluster.env)
+    wait_for(lambda: (instance / "server.pid").exists(), 30, "the server launched", every=0.002)
+    cluster.kill_temporal()
+    asking.kill()
+    asking.wait()
+    wait_for(lambda: not port_open(cluster.temporal_port), 10, "the dead server's port to close")
+    cluster.start_temporal()
+
+    cluster.wait_status("srv-wake", "running", 90)
+    time.sleep(1)  # on purpose: a second, late server would show up now
+    assert len(cluster.instance_pids("srv-wake")) == 1, "never two servers"
+    assert cluster.logs("srv-wake").count("resumed at ") == 1
+    read = cluster.run("ssh", "srv-wake", "cat", "notes.txt")
+    assert read.stdout == "unpushed\n", read.stderr
+    cluster.run("stop", "srv-wake", "--wait")
