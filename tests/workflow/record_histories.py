@@ -517,6 +517,28 @@ async def suspended_stop(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "suspended_stop")
 
 
+async def suspended_continue_as_new(env: WorkflowEnvironment) -> Runs:
+    """Suspended, its history grown past the cap by changes: it continues as new while
+    suspended, then is resumed and stopped in the second run."""
+    tuning = Tuning(search_attributes=False, monitor=False, max_history_events=40)
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-suspended-can", suspendable=True, tuning=tuning)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_suspend, None)
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        minutes = 0
+        while (await handle.query(WF.status)).runs == 1:  # until it continued as new once
+            minutes += 1
+            threshold = DurationSetting(seconds=3600 + 60 * minutes)
+            await handle.execute_update(WF.change, Change(inactivity=threshold))
+        latest = env.client.get_workflow_handle_for(WF.run, handle.id)
+        await latest.execute_update(WF.request_resume, None)
+        await wait_for(latest, lambda s: s.status == Status.RUNNING)
+        await latest.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "suspended_continue_as_new")
+
+
 async def suspend_memo(env: WorkflowEnvironment) -> Runs:
     """Dev server: suspended and resumed with the memo and search attributes kept current;
     the monitor stops with the suspension and starts again with the resume."""
@@ -563,6 +585,7 @@ TIME_SKIPPING: list[Scenario] = [
     suspend_idle_resume,
     suspend_delete_after,
     suspended_stop,
+    suspended_continue_as_new,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,

@@ -53,6 +53,8 @@ EXPECTED = {
     "suspend_delete_after",
     "suspended_stop",
     "suspend_memo",
+    "suspended_continue_as_new_run1",
+    "suspended_continue_as_new_run2",
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from devenv.models.state import Status, TerminationReason
+from devenv.models.state import Change, DurationSetting, Status, TerminationReason, Tuning
 from tests.workflow.fakes import (
     WF,
     H,
@@ -222,3 +222,31 @@ async def test_the_machines_failsafe_is_told_to_suspend_and_told_again_after_a_r
         assert again.started_at - told.ready_at >= timedelta(hours=1)
         await handle.execute_update(WF.request_stop, None)
         await handle.result()
+
+
+async def test_a_suspended_environment_continues_as_new_and_keeps_its_deletion_time(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    tuning = Tuning(search_attributes=False, monitor=False, max_history_events=40)
+    state = make_state(suspendable=True, delete_after=3 * D, tuning=tuning)
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        await handle.execute_update(WF.request_suspend, None)
+        suspended = await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        for minutes in range(12):  # changes grow the history past the cap while suspended
+            threshold = DurationSetting(seconds=3600 + 60 * minutes)
+            await handle.execute_update(WF.change, Change(inactivity=threshold))
+        moved = await wait_for(handle, lambda s: s.runs > suspended.runs)
+        assert moved.status == Status.SUSPENDED
+        assert moved.suspended_at == suspended.suspended_at
+        assert moved.instance == suspended.instance
+        assert moved.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED
+        latest = env.client.get_workflow_handle_for(WF.run, handle.id)
+        await latest.execute_update(WF.request_resume, None)
+        await wait_for(latest, lambda s: s.status == Status.RUNNING)
+        await latest.execute_update(WF.request_stop, None)
+        final = await latest.result()
+    assert final.status == Status.TERMINATED
+    assert len(fake.suspends) == 1 and len(fake.resumes) == 1
