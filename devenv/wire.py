@@ -55,6 +55,20 @@ def connection(name: str) -> str:
     return CONNECTION.format(name=name)
 
 
+SUSPEND = "/environments/{name}/suspend"
+"""``POST``: suspend it (processes end, the disk is kept); ``?wait=true``: once suspended."""
+RESUME = "/environments/{name}/resume"
+"""``POST``: resume a suspended one; ``?wait=true``: answer once it accepts SSH."""
+
+
+def suspend(name: str) -> str:
+    return SUSPEND.format(name=name)
+
+
+def resume(name: str) -> str:
+    return RESUME.format(name=name)
+
+
 # ---------------------------------------------------------------------- query parameters
 
 ALL = "all"

@@ -26,17 +26,19 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.activities.owner_breaks import owner_breaks as read_owner_breaks
 from devenv.backends import progress
-from devenv.backends.base import Backend, ProvisioningError
+from devenv.backends.base import Backend, ProvisioningError, Suspendable
 from devenv.env_secrets import remove_env_secrets
 from devenv.models.auto_threshold import OwnerBreaks, OwnerBreaksInput
 from devenv.models.messages import (
     INSTANCE_LOST,
+    NOT_SUSPENDABLE,
     ApplyLoginInput,
     ApplyPolicyInput,
     MonitorInput,
     Notice,
     ProbeInput,
     ProvisionInput,
+    SuspendInput,
     TellInput,
     TerminateInput,
 )
@@ -100,6 +102,30 @@ class EnvironmentActivities:
             await backend.terminate(request)
         if request.spec.env_secrets is not None:  # the instance is gone: so are its secrets
             remove_env_secrets(self._settings, request.spec.env_secrets)
+
+    @activity.defn(name=Activity.SUSPEND)
+    async def suspend(self, request: SuspendInput) -> InstanceInfo:
+        """End every process of the instance, keep its disk (idempotent, retried)."""
+        backend = self._suspendable(request)
+        activity.logger.info("suspending %s", request.workflow_id)
+        async with _heartbeating():
+            return await backend.suspend(request)
+
+    @activity.defn(name=Activity.RESUME)
+    async def resume(self, request: SuspendInput) -> InstanceInfo:
+        """Start the suspended instance again; returns once it accepts SSH (same host key)."""
+        backend = self._suspendable(request)
+        activity.logger.info("resuming %s", request.workflow_id)
+        async with _heartbeating():
+            return await backend.resume(request)
+
+    def _suspendable(self, request: SuspendInput) -> Suspendable:
+        backend = self._backend(request.spec.backend)
+        if not isinstance(backend, Suspendable):
+            raise ApplicationError(
+                f"backend {backend.name} cannot suspend", type=NOT_SUSPENDABLE, non_retryable=True
+            )
+        return backend
 
     @activity.defn(name=Activity.NOTIFY)
     async def notify(self, notice: Notice) -> None:
@@ -347,6 +373,8 @@ def all_activities(acts: EnvironmentActivities) -> list[Callable[..., object]]:
         acts.monitor,
         acts.probe,
         acts.terminate,
+        acts.suspend,
+        acts.resume,
         acts.apply_policy,
         acts.apply_login,
         acts.tell_terminals,

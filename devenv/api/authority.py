@@ -40,6 +40,8 @@ class Action(StrEnum):
     CHANGE = "change thresholds"
     EXTEND = "extend"
     STOP = "stop"
+    SUSPEND = "suspend"
+    RESUME = "resume"
     SHARE = "share"
     CONNECT = "connect"
 
@@ -81,6 +83,10 @@ TABLE: dict[Action, dict[Role, Rule]] = {
     Action.CHANGE: {Role.OWNER: Y, Role.MEMBER: Rule.UNLESS_ENDING, Role.ADMIN: Y, Role.ANYONE: H},
     Action.EXTEND: {Role.OWNER: Y, Role.MEMBER: Y, Role.ADMIN: Y, Role.ANYONE: H},
     Action.STOP: {Role.OWNER: Y, Role.MEMBER: F, Role.ADMIN: Y, Role.ANYONE: H},
+    # Suspending ends every process in it (a member's too), as a stop does; resuming only
+    # brings it back to use, as connecting does.
+    Action.SUSPEND: {Role.OWNER: Y, Role.MEMBER: F, Role.ADMIN: Y, Role.ANYONE: H},
+    Action.RESUME: {Role.OWNER: Y, Role.MEMBER: Y, Role.ADMIN: Y, Role.ANYONE: H},
     Action.SHARE: {Role.OWNER: Y, Role.MEMBER: F, Role.ADMIN: Y, Role.ANYONE: H},
     Action.CONNECT: {
         Role.OWNER: Rule.OWN_KEY,

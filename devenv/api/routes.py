@@ -259,6 +259,53 @@ def add_routes(app: FastAPI) -> None:
                 wait=wait, purge=purge, reason=f"stopped by {user.name} via the API"
             )
 
+    @app.post(
+        f"{PREFIX}{wire.SUSPEND}",
+        response_model=EnvironmentStatus,
+        responses=ERRORS,
+        summary="Suspend it (`devenv suspend`): processes end, the workspace is kept",
+    )
+    async def suspend_environment(
+        request: Request,
+        user: Caller,
+        name: str,
+        wait: Annotated[
+            bool, Query(alias=wire.WAIT, description="Answer once it is suspended.")
+        ] = False,
+    ) -> EnvironmentStatus:
+        """Suspend a running one (its events say who asked); `POST .../resume` brings it
+        back, `delete_after` deletes it. A 422 (nothing changed) unless it is running on a
+        backend that can suspend. Its owner or an admin only: members get a 403, as for a stop."""
+        env, _ = await _seen(request, user, name, Action.SUSPEND)
+        async with _one_change_at_a_time(request, env):
+            return await env.suspend(wait=wait, reason=f"by {user.name} via the API")
+
+    @app.post(
+        f"{PREFIX}{wire.RESUME}",
+        response_model=EnvironmentStatus,
+        responses=ERRORS,
+        summary="Resume a suspended one (`devenv resume`)",
+    )
+    async def resume_environment(
+        request: Request,
+        user: Caller,
+        name: str,
+        wait: Annotated[
+            bool, Query(alias=wire.WAIT, description="Answer once it accepts SSH.")
+        ] = False,
+    ) -> EnvironmentStatus:
+        """Start it again with its workspace (the port may change, the host key stays:
+        `GET .../connection` says where). A 422 (nothing changed) unless it is suspended.
+        Its owner, the members it is shared with, and admins."""
+        env, _ = await _seen(request, user, name, Action.RESUME)
+        async with _one_change_at_a_time(request, env):
+            status = await env.transport.request_resume(f"by {user.name} via the API")
+        if not wait:
+            return status
+        from devenv.client.suspension import wait_resumed
+
+        return (await wait_resumed(env.transport, lambda _text, _transient: None)).status
+
 
 async def _ready(env: AsyncEnvironment) -> EnvironmentStatus:
     """Poll until it accepts SSH; ProvisioningFailedError if it ended instead."""

@@ -30,6 +30,7 @@ from devenv.cli.signal import signal
 from devenv.cli.ssh import ssh
 from devenv.cli.start import start
 from devenv.cli.stop import stop
+from devenv.cli.suspend import resume, suspend
 from devenv.cli.token import token
 from devenv.cli.users import users_app
 
@@ -64,6 +65,8 @@ app.command()(start)
 app.command()(ps)
 app.command()(signal)
 app.command()(stop)
+app.command()(suspend)
+app.command()(resume)
 app.command()(share)
 app.command()(unshare)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(ssh)

@@ -31,6 +31,7 @@ RULE_KEY = {
     TerminationReason.MAX_DURATION_EXCEEDED: "max_duration",
     TerminationReason.SCHEDULED_STOP: "stop_at",
     TerminationReason.IDLE_BUDGET_EXCEEDED: "idle_budget",
+    TerminationReason.DELETE_AFTER_EXCEEDED: "delete_after",
 }
 """The setting behind each deadline reason, as the user wrote or signalled it."""
 
@@ -53,6 +54,8 @@ def render(state: EnvState, now: datetime | None = None) -> list[str]:
     lines = [summary(state, now)]
     if state.status == Status.RUNNING:
         lines += ["", "[bold]In use[/]", *in_use(state, now)]
+    if state.suspended_at is not None:
+        lines += ["", "[bold]Suspended[/]", *suspended_section(state, now)]
     lines += ["", "[bold]Deadline[/]", *deadline_section(state, now)]
     lines += ["", "[bold]Last events[/]", *last_events(state, now)]
     return lines
@@ -79,7 +82,7 @@ def summary(s: EnvState, now: datetime) -> str:
     if s.termination_reason is not None:
         parts[-1] += f" ({s.termination_reason.value})"
     parts.append(s.instance.backend if s.instance is not None else s.spec.backend)
-    if s.instance is not None:
+    if s.instance is not None and s.suspended_at is None:
         parts.append(escape(f"{s.instance.username}@{s.instance.host}:{s.instance.port}"))
     row = EnvironmentStatus.from_state(s, now)
     if row.price_per_hour is not None:
@@ -142,6 +145,8 @@ def rule_line(s: EnvState, now: datetime) -> str:
         words += f" since creation at {at(s.created_at, now)}"
     elif s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         words += f" at {at(s.stop_at, now)}"
+    elif s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
+        words += f" since {at(s.suspended_at, now)}"
     else:
         words += f" since {at(s.idle_since, now)}"
     key = RULE_KEY.get(s.deadline_reason) if s.deadline_reason is not None else None
@@ -214,6 +219,17 @@ def extension_line(s: EnvState, now: datetime) -> str:
     return f"{line}; not in force, the rule's deadline is later"
 
 
+def suspended_section(s: EnvState, now: datetime) -> list[str]:
+    """Since when and why it is suspended, and how to bring it back."""
+    why = escape(s.suspend_reason or "suspended")
+    lines = [f"  {s.status.value} since {at(s.suspended_at, now)}: {why}"]
+    if s.status == Status.SUSPENDED:
+        lines.append(f"  workspace kept; `devenv resume {escape(s.spec.name)}` brings it back")
+    if s.error:
+        lines.append(f"  error: {escape(s.error)}")
+    return lines
+
+
 def deadline_section(s: EnvState, now: datetime) -> list[str]:
     """When it ends, why (the rule in words), extension, scheduled stop and the warning."""
     if s.status.ended:
@@ -234,6 +250,10 @@ def deadline_section(s: EnvState, now: datetime) -> list[str]:
             )
         elif s.status == Status.PROVISIONING:
             lines.append("  none yet (provisioning)")
+        elif s.status == Status.SUSPENDED:
+            lines.append("  none while suspended: kept until `devenv stop` (delete_after: off)")
+        elif s.status in (Status.SUSPENDING, Status.RESUMING):
+            lines.append(f"  none while {s.status.value}")
         else:
             lines.append("  none: every rule is off")
     else:

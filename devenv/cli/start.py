@@ -106,8 +106,9 @@ async def _start(
     if folder:
         out.print(f"  Workspace:  {folder}")
     inactivity_s = status.inactivity_duration
+    ends = "suspended" if status.on_idle == "suspend" else "terminated"
     rule = (
-        f"terminated after {format_duration(inactivity_s)} with nobody connected"
+        f"{ends} after {format_duration(inactivity_s)} with nobody connected"
         if inactivity_s
         else "no inactivity rule (inactivity_duration is off)"
     )

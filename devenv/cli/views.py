@@ -42,6 +42,9 @@ def money(usd: float | None) -> str:
 STATUS_STYLE = {
     Status.PROVISIONING: "yellow",
     Status.RUNNING: "green",
+    Status.SUSPENDING: "cyan",
+    Status.SUSPENDED: "cyan",
+    Status.RESUMING: "cyan",
     Status.TERMINATING: "yellow",
     Status.TERMINATED: "dim",
     Status.FAILED: "red",
@@ -65,7 +68,11 @@ def ps_cells(row: EnvironmentStatus) -> tuple[list[str], str]:
     else:
         activity = "-"
     shown, style = row.status.value, STATUS_STYLE[row.status]
-    if row.warned and row.deadline is not None:
+    if row.status == Status.SUSPENDED:
+        shown = suspended_words(row)
+        if row.warned:
+            style = "bold yellow"
+    elif row.warned and row.deadline is not None:
         left = relative(row.deadline)
         shown, style = f"terminating {'now' if left == 'now' else left}", "bold yellow"
     cells = [
@@ -76,9 +83,17 @@ def ps_cells(row: EnvironmentStatus) -> tuple[list[str], str]:
         format_duration(row.max_duration),
         relative(row.deadline),
         money(row.cost),
-        row.termination_reason or "-",
+        row.termination_reason or row.suspend_reason or "-",
     ]
     return cells, style
+
+
+def suspended_words(row: EnvironmentStatus) -> str:
+    """``suspended, deleted in 6d23h`` (``delete_after``), or ``suspended, kept``."""
+    if row.deadline is None:
+        return "suspended, kept"
+    left = relative(row.deadline)
+    return f"suspended, deleted {'now' if left == 'now' else left}"
 
 
 def ps_table(rows: list[EnvironmentStatus]) -> Table:

@@ -147,6 +147,46 @@ class AsyncEnvironment:
         """
         return await self.transport.stop(wait=wait, purge=purge, timeout=timeout, reason=reason)
 
+    async def suspend(
+        self,
+        *,
+        wait: bool = False,
+        progress: Progress | None = None,
+        timeout: float | None = None,
+        reason: str | None = None,
+    ) -> EnvironmentStatus:
+        """Suspend it now: every process ends, the workspace (and a machine's disk) is
+        kept, nothing bills by the hour; ``resume()`` brings it back, ``delete_after``
+        deletes it. Refused in one line (ChangeRejectedError) unless it is running on a
+        backend that can suspend. With ``wait``, returns once it is suspended."""
+        from devenv.client.suspension import SUSPEND_WAIT_TIMEOUT, wait_suspended
+
+        status = await self.transport.request_suspend(reason)
+        if not wait:
+            return status
+        return await wait_suspended(
+            self.transport, progress or quiet, timeout or SUSPEND_WAIT_TIMEOUT
+        )
+
+    async def resume(
+        self,
+        *,
+        progress: Progress | None = None,
+        timeout: float | None = None,
+        reason: str | None = None,
+    ) -> EnvironmentStatus:
+        """Resume a suspended environment; returns once it accepts SSH, like ``start``,
+        with its ssh config entry rewritten (the port may have changed, the host key is
+        the same). Refused in one line unless it is suspended (or suspending)."""
+        from devenv.client.suspension import RESUME_WAIT_TIMEOUT, wait_resumed
+
+        await self.transport.request_resume(reason)
+        ready = await wait_resumed(
+            self.transport, progress or quiet, timeout or RESUME_WAIT_TIMEOUT
+        )
+        self.ssh_entry = self._write_ssh_config(ready.access)
+        return ready.status
+
     async def wait_ready(self, *, progress: Progress | None = None) -> EnvironmentStatus:
         """Wait while it provisions; once it accepts SSH, write its ssh config entry
         (``connection``). ProvisioningFailedError if it ended instead."""

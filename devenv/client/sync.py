@@ -249,6 +249,22 @@ class Environment:
         """Terminate now (``purge``: the workspace too); with ``wait``, once terminated."""
         return self._loop.run(self.aio.stop(wait=wait, purge=purge, timeout=timeout, reason=reason))
 
+    def suspend(
+        self, *, wait: bool = False, timeout: float | None = None, reason: str | None = None
+    ) -> EnvironmentStatus:
+        """Suspend it (processes end, the workspace is kept); with ``wait``, once suspended."""
+        return self._loop.run(self.aio.suspend(wait=wait, timeout=timeout, reason=reason))
+
+    def resume(
+        self,
+        *,
+        progress: Progress | None = None,
+        timeout: float | None = None,
+        reason: str | None = None,
+    ) -> EnvironmentStatus:
+        """Resume a suspended one; returns once it accepts SSH (ssh config entry rewritten)."""
+        return self._loop.run(self.aio.resume(progress=progress, timeout=timeout, reason=reason))
+
     def wait_ready(self, *, progress: Progress | None = None) -> EnvironmentStatus:
         """Wait until it accepts SSH."""
         return self._loop.run(self.aio.wait_ready(progress=progress))

@@ -8,7 +8,7 @@ own section (``backends/<name>/config.py``); the registry picks the model by the
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -40,6 +40,17 @@ def _duration(value: object) -> int | None:
 
 Duration = Annotated[int | None, BeforeValidator(_duration)]
 """Seconds, or ``None`` for off (every duration key's default)."""
+
+DEFAULT_DELETE_AFTER = 7 * 24 * 3600
+"""A suspended environment is kept a week by default (``delete_after``)."""
+
+
+def _delete_after(value: object) -> int | None:
+    """Left empty: the default week; ``off``: kept until stopped (None)."""
+    return DEFAULT_DELETE_AFTER if value is None else parse_duration(value)
+
+
+DeleteAfter = Annotated[int | None, BeforeValidator(_delete_after)]
 
 ADMIN_ONLY = "x-devenv-admin-only"
 """JSON-schema mark of a key that names the server's hosts or files: only an admin (or the
@@ -204,7 +215,7 @@ class EnvironmentConfig(BaseModel):
     max_duration: Duration = Field(
         default=None,
         description="Terminate this long after start, even while in use (up to 4 weeks); "
-        "`off`/`false`/`0`: never.",
+        "time spent suspended does not count (running time only); `off`/`false`/`0`: never.",
     )
     warn_before: WarnBefore = Field(
         default=None,
@@ -213,6 +224,17 @@ class EnvironmentConfig(BaseModel):
         "however short.",
     )
     notify: Notify = Field(default=Notify(), description="Where warnings are sent.")
+    on_idle: Literal["terminate", "suspend"] = Field(
+        default="terminate",
+        description="What idleness (`inactivity_duration`) does: `terminate` ends the "
+        "environment; `suspend` ends every process but keeps the disk and the workspace, "
+        "until `devenv resume` (or `delete_after`). Backends that cannot suspend refuse it.",
+    )
+    delete_after: DeleteAfter = Field(
+        default=DEFAULT_DELETE_AFTER,
+        description="How long a suspended environment is kept before it is deleted for good "
+        "(warned ahead, like a termination); default 7d; `off`: kept until `devenv stop`.",
+    )
     min_connection_duration: Duration = Field(
         default=None,
         description="A user connection shorter than this does not count. On ssh and aws "
@@ -237,6 +259,17 @@ class EnvironmentConfig(BaseModel):
         "history, logs and `ps`). HOME, USER, LOGNAME, SHELL, PATH, PWD, OLDPWD, TERM, SSH_* "
         "and DEVENV_* are refused: every login sets them itself.",
     )
+
+    suspendable: ClassVar[bool] = False
+    """Whether this backend can suspend (``on_idle: suspend``, ``devenv suspend``)."""
+
+    @field_validator("on_idle")
+    @classmethod
+    def _on_idle(cls, value: str) -> str:
+        if value == "suspend" and not cls.suspendable:
+            backend = cls.model_fields["backend"].default
+            raise ValueError(f"the {backend} backend cannot suspend; accepted: terminate")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -41,7 +41,11 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
         spent = (budget_due, TerminationReason.IDLE_BUDGET_EXCEEDED)
     ends = (_max_end(s), idle, spent, _stop_end(s))
     candidates = [end for end in ends if end is not None]
-    if s.status not in (Status.PROVISIONING, Status.RUNNING) or not candidates:
+    if s.status == Status.SUSPENDED:
+        candidates = [end for end in (delete_end(s), _stop_end(s)) if end is not None]
+    elif s.status not in (Status.PROVISIONING, Status.RUNNING):
+        return None, None
+    if not candidates:
         return None, None
     return _floored(s, min(candidates, key=lambda c: c[0]))
 
@@ -71,11 +75,22 @@ def fixed_end(state: EnvState) -> tuple[datetime, TerminationReason] | None:
 
 
 def _max_end(s: EnvState) -> tuple[datetime, TerminationReason] | None:
+    """``max_duration`` counts running time only: the time suspended moves it out."""
     if s.spec.max_duration is None or s.created_at is None:
         return None
     return (
-        s.created_at + timedelta(seconds=s.spec.max_duration),
+        s.created_at + timedelta(seconds=s.spec.max_duration + s.suspended_seconds),
         TerminationReason.MAX_DURATION_EXCEEDED,
+    )
+
+
+def delete_end(s: EnvState) -> tuple[datetime, TerminationReason] | None:
+    """A suspended environment is deleted ``delete_after`` after it was suspended."""
+    if s.spec.delete_after is None or s.suspended_at is None:
+        return None
+    return (
+        s.suspended_at + timedelta(seconds=s.spec.delete_after),
+        TerminationReason.DELETE_AFTER_EXCEEDED,
     )
 
 
@@ -115,6 +130,11 @@ DEFAULT_WARNING_ABOVE = 1200
 """...when the rule's threshold is longer than this (a 5-minute threshold warns never)."""
 
 
+DEFAULT_DELETE_WARNING = 24 * 3600
+"""A suspended environment is warned about a day before its deletion (at most half of
+``delete_after`` ahead)."""
+
+
 def warn_at(state: EnvState) -> datetime | None:
     """When to warn about the current deadline; None: no warning for it.
 
@@ -132,6 +152,8 @@ def warn_at(state: EnvState) -> datetime | None:
         threshold, began = s.spec.max_duration, s.created_at
     elif reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
         threshold, began = budget_seconds(s), s.idle_since
+    elif reason == TerminationReason.DELETE_AFTER_EXCEEDED:
+        threshold, began = s.spec.delete_after, s.suspended_at
     else:
         threshold, began = None, None
     ahead = s.spec.warn_before
@@ -139,6 +161,9 @@ def warn_at(state: EnvState) -> datetime | None:
         if threshold is not None and threshold <= DEFAULT_WARNING_ABOVE:
             return None
         ahead = DEFAULT_WARNING
+        if reason == TerminationReason.DELETE_AFTER_EXCEEDED and threshold is not None:
+            # Nobody watches a suspended environment: its owner needs time to come back.
+            ahead = max(ahead, min(DEFAULT_DELETE_WARNING, threshold // 2))
     moment = s.deadline - timedelta(seconds=ahead)
     return max(moment, began) if began is not None else moment
 
@@ -201,4 +226,6 @@ def rule_words(s: EnvState) -> str:
         return "the scheduled stop"
     if s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
         return budget_words(s)
+    if s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
+        return f"suspended for delete_after {format_duration(s.spec.delete_after)}"
     return f"idle for {format_duration(s.spec.inactivity_duration)}"

@@ -18,6 +18,8 @@ PROVISIONING_ERROR = "ProvisioningError"
 """Failure type: provisioning that retrying cannot fix; the environment FAILS after cleanup."""
 INSTANCE_LOST = "InstanceLost"
 """Failure type: the instance is gone for good; the environment ends as ``instance_lost``."""
+NOT_SUSPENDABLE = "NotSuspendable"
+"""Failure type: the backend cannot suspend; the environment stays as it was."""
 
 
 class ProvisionInput(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from devenv.models.auto_threshold import AutoState
-from devenv.models.config import InactivityBounds, Resources
+from devenv.models.config import DEFAULT_DELETE_AFTER, InactivityBounds, Resources
 
 WORKFLOW_TYPE = "DevEnvironment"
 WORKFLOW_ID_PREFIX = "devenv-"
@@ -52,6 +52,8 @@ class TerminationReason(StrEnum):
     """The fixed end set with ``devenv signal NAME --stop-at``."""
     IDLE_BUDGET_EXCEEDED = "idle_budget_exceeded"
     """The current idle stretch cost ``idle_budget`` at the environment's price."""
+    DELETE_AFTER_EXCEEDED = "delete_after_exceeded"
+    """Suspended longer than ``delete_after``: deleted for good."""
 
 
 class EnvSpec(BaseModel):
@@ -85,6 +87,13 @@ class EnvSpec(BaseModel):
     """USD per hour set in the configuration: overrides the backend's own price."""
     idle_budget: float | None = None
     """USD an idle stretch may cost at the price before the environment ends."""
+    on_idle: Literal["terminate", "suspend"] = "terminate"
+    """What the idle rule does: end the environment, or suspend it (disk kept)."""
+    delete_after: int | None = DEFAULT_DELETE_AFTER
+    """Seconds a suspended environment is kept before it is deleted; None: until stopped."""
+    suspendable: bool = False
+    """Its backend can suspend (the configuration model's ``suspendable``); histories from
+    before suspension say False."""
     notify_webhook: str | None = None
     """Which webhook to POST warnings to: a reference to the URL kept in the worker's
     home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""
@@ -95,9 +104,6 @@ class EnvSpec(BaseModel):
     worker's home (``devenv.env_secrets``); never the values (secrets stay out of history)."""
     init: list[str] = Field(default_factory=list)
     """Commands run once, at the first start, in the workspace as the user."""
-    on_idle: Literal["terminate", "suspend"] = "terminate"
-    """What idleness does (``on_idle``): end the environment, or suspend it with its disk
-    kept (backends that can; aws makes a failsafe shutdown stop rather than terminate)."""
 
 
 class Tuning(BaseModel):
@@ -222,7 +228,8 @@ class FailsafePolicy(BaseModel):
     )
     on_idle: Literal["terminate", "suspend"] = Field(
         default="terminate",
-        description="What idleness does: end the machine, or suspend it (its disk kept).",
+        description="What the failsafe does when it acts: end the machine (terminate), or "
+        "stop it keeping its disk (suspend, ``on_idle: suspend``).",
     )
 
     @classmethod
@@ -322,6 +329,15 @@ class EnvState(BaseModel):
     """Colleagues who may log in, see, extend and change it (``devenv share``)."""
     auto: AutoState | None = None
     """The breaks an ``inactivity_duration: auto`` environment learns from."""
+    suspended_at: datetime | None = None
+    """Since when it is suspended (SUSPENDING, SUSPENDED, RESUMING); None while running."""
+    suspend_reason: str | None = None
+    """Why it is (being) suspended, in words (idle, or who asked): ``ps -v``."""
+    suspended_seconds: float = 0.0
+    """Seconds spent suspended in earlier suspensions: ``max_duration`` counts running time
+    only, so its end moves out by this much."""
+    resume_requested: bool = False
+    """A resume arrived while suspending: it resumes as soon as it is suspended."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 

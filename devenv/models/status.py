@@ -25,7 +25,10 @@ class EnvironmentStatus(BaseModel):
     name: str = Field(description="The environment's name.")
     workflow_id: str = Field(description="Its Temporal workflow id, `devenv-NAME`.")
     backend: str = Field(description="Where it runs: local, ssh, aws...")
-    status: Status = Field(description="provisioning, running, terminating, terminated, failed.")
+    status: Status = Field(
+        description="provisioning, running, suspending, suspended, resuming, terminating, "
+        "terminated, failed."
+    )
     activity: Literal["active", "idle"] | None = Field(
         description="While running: active (someone is connected, or a job runs) or idle; "
         "null otherwise."
@@ -47,7 +50,8 @@ class EnvironmentStatus(BaseModel):
     max_duration: int | None = Field(description="Hard cap from start in seconds; null: off.")
     idle_since: datetime | None = Field(description="While idle: since when (UTC).")
     deadline: datetime | None = Field(
-        description="When it will be terminated (UTC), if nothing changes."
+        description="When it will be terminated (UTC), if nothing changes; while suspended, "
+        "when it will be deleted (`delete_after`)."
     )
     termination_reason: str | None = Field(description="Why it ended, once it is ending.")
     warned: bool = Field(
@@ -56,6 +60,29 @@ class EnvironmentStatus(BaseModel):
         "(`devenv ps` shows `terminating in 9m`).",
         # Absent while false, so rows of histories recorded before warnings stay the same.
         exclude_if=lambda warned: not warned,
+    )
+    on_idle: Literal["terminate", "suspend"] = Field(
+        default="terminate",
+        description="What idleness does: terminate, or suspend (`on_idle`).",
+        # Absent while terminate: memo rows of histories recorded before stay the same.
+        exclude_if=lambda on_idle: on_idle == "terminate",
+    )
+    suspended_since: datetime | None = Field(
+        default=None,
+        description="While suspending, suspended or resuming: since when (UTC); absent otherwise.",
+        exclude_if=lambda since: since is None,
+    )
+    suspended_seconds: float = Field(
+        default=0.0,
+        description="Seconds spent suspended in earlier suspensions (the current one, since "
+        "`suspended_since`, comes on top): `cost` counts running time only.",
+        exclude_if=lambda seconds: not seconds,
+    )
+    suspend_reason: str | None = Field(
+        default=None,
+        description="Why it is suspended: idle (`on_idle: suspend`) or who asked; absent "
+        "while not suspended.",
+        exclude_if=lambda reason: reason is None,
     )
     owner: str | None = Field(
         default=None,
@@ -83,7 +110,8 @@ class EnvironmentStatus(BaseModel):
     cost: float | None = Field(
         default=None,
         description="USD so far: price_per_hour times the hours from ready (or created) "
-        "to ended (or now), rounded to cents; null when the price is unknown.",
+        "to ended (or now), less the time suspended, rounded to cents; null when the price "
+        "is unknown.",
     )
     billed_from: datetime | None = Field(
         default=None,
@@ -104,9 +132,11 @@ class EnvironmentStatus(BaseModel):
         """This row with ``cost`` as of ``now`` (default: the clock). The workflow publishes
         the price and the period, never a cost (it would go stale, and the workflow must not
         read the clock); whoever reads a row adds the cost."""
-        cost = cost_so_far(
-            self.price_per_hour, self.billed_from, self.billed_until, now or datetime.now(UTC)
-        )
+        now = now or datetime.now(UTC)
+        paused = self.suspended_seconds
+        if self.suspended_since is not None:
+            paused += max(((self.billed_until or now) - self.suspended_since).total_seconds(), 0)
+        cost = cost_so_far(self.price_per_hour, self.billed_from, self.billed_until, now, paused)
         return self.model_copy(update={"cost": cost})
 
     @classmethod
@@ -130,7 +160,13 @@ class EnvironmentStatus(BaseModel):
             else None,
             deadline=state.deadline if not state.status.ended else None,
             termination_reason=state.termination_reason,
-            warned=running and state.deadline is not None and state.warned_for == state.deadline,
+            on_idle=state.spec.on_idle,
+            suspended_since=state.suspended_at,
+            suspended_seconds=state.suspended_seconds,
+            suspend_reason=state.suspend_reason,
+            warned=(running or state.status == Status.SUSPENDED)
+            and state.deadline is not None
+            and state.warned_for == state.deadline,
             owner=state.spec.owner,
             shared_with=[user.name for user in state.shared_with],
             price_per_hour=price,
@@ -169,12 +205,14 @@ def cost_so_far(
     since: datetime | None,
     until: datetime | None,
     now: datetime,
+    suspended: float = 0.0,
 ) -> float | None:
-    """USD from ``since`` to ``until`` (or ``now`` while it lasts), rounded to cents; None
-    when the price or the start is unknown. A clock behind ``since`` counts nothing."""
+    """USD from ``since`` to ``until`` (or ``now`` while it lasts), less the ``suspended``
+    seconds (nothing runs then), rounded to cents; None when the price or the start is
+    unknown. A clock behind ``since`` counts nothing."""
     if price_per_hour is None or since is None:
         return None
-    hours = max(((until or now) - since).total_seconds(), 0.0) / 3600
+    hours = max(((until or now) - since).total_seconds() - suspended, 0.0) / 3600
     return round(price_per_hour * hours, 2)
 
 

@@ -13,6 +13,8 @@ from devenv.models.durations import format_duration
 from devenv.models.idle_budget import budget_words
 from devenv.models.state import EnvSpec, EnvState, Status, TerminationReason
 
+SUSPENSION = (Status.SUSPENDING, Status.SUSPENDED, Status.RESUMING)
+
 
 def failure_message(err: BaseException) -> str:
     """The innermost meaningful message: 'Activity task failed' says nothing to a user."""
@@ -49,6 +51,11 @@ def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
         )
     if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         return f"scheduled stop at {clock(s.stop_at)} reached{extended}; terminating"
+    if s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
+        return (
+            f"suspended since {clock(s.suspended_at)}, longer than delete_after "
+            f"{format_duration(s.spec.delete_after)}{extended}; deleting"
+        )
     checked = f"; {confirmed}" if confirmed else ""
     if s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
         return (
@@ -68,7 +75,9 @@ def presence_words(connections: int, jobs: int) -> str:
 
 
 def extend_command(s: EnvState) -> str:
-    """What a user types to push the deadline out."""
+    """What a user types to push the deadline out (a suspended one: resume it)."""
+    if s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
+        return f"devenv resume {s.spec.name}"
     return f"devenv signal {s.spec.name} --extend 1h"
 
 
@@ -76,8 +85,9 @@ def warning_message(s: EnvState, now: datetime) -> str:
     """The warning event (and the webhook's text): when, why, and how to keep it."""
     assert s.deadline is not None
     left = format_duration(max(math.ceil((s.deadline - now).total_seconds()), 0))
+    ends = "is deleted" if s.status == Status.SUSPENDED else "terminates"
     return (
-        f"warning: {s.spec.name} terminates at {clock(s.deadline)} (in {left}; "
+        f"warning: {s.spec.name} {ends} at {clock(s.deadline)} (in {left}; "
         f"{rule_words(s)}); to keep it: {extend_command(s)}"
     )
 
@@ -172,6 +182,8 @@ def deadline_rule(s: EnvState) -> str:
         rule = f"the scheduled stop at {clock(s.stop_at)}"
     elif s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
         rule = f"{budget_words(s)} after the last user left"
+    elif s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
+        rule = f"{format_duration(s.spec.delete_after)} after suspension at {clock(s.suspended_at)}"
     else:
         rule = f"{format_duration(s.spec.inactivity_duration)} after the last user left"
     if extension_in_force(s):
@@ -186,6 +198,8 @@ def details(s: EnvState) -> str:
         lines[0] += f" ({s.termination_reason.value})"
     if s.status == Status.RUNNING:
         lines.append(presence_line(s))
+    if s.suspend_reason and s.status in SUSPENSION:
+        lines.append(f"suspended since {clock(s.suspended_at)}: {s.suspend_reason}")
     if s.deadline is not None and s.deadline_reason is not None:
         lines.append(f"deadline {clock(s.deadline)}: {s.deadline_reason.value}, {deadline_rule(s)}")
     elif s.status == Status.RUNNING:
@@ -225,6 +239,8 @@ def wake_summary(s: EnvState, wake_at: datetime | None, restart_at: datetime | N
             return f"scheduled stop {clock(wake_at)}"
         if s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED:
             return f"idle budget deadline {clock(wake_at)} ({budget_words(s)})"
+        if s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
+            return f"delete_after deadline {clock(wake_at)} (suspended)"
         return (
             f"idle deadline {clock(wake_at)} "
             f"({format_duration(s.spec.inactivity_duration)} after the last user left)"

@@ -1,6 +1,8 @@
 """The life of one dev environment, as a Temporal workflow.
 
-PROVISIONING -> RUNNING -> TERMINATING -> TERMINATED (or FAILED). While RUNNING
+PROVISIONING -> RUNNING -> TERMINATING -> TERMINATED (or FAILED); RUNNING may also go
+SUSPENDING -> SUSPENDED -> RESUMING -> RUNNING (``suspension``), and a suspended one
+is deleted after ``delete_after``. While RUNNING or SUSPENDED
 the workflow sleeps on ONE durable timer whose deadline is recomputed from
 ``EnvState`` on every wake, so a threshold change, a user (dis)connecting or a
 stop request takes effect at once and survives any crash.
@@ -46,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
         Status,
         TerminationReason,
     )
-    from devenv.workflows import adaptive, changes, inputs, patches, policies
+    from devenv.workflows import adaptive, changes, inputs, patches, policies, suspension
     from devenv.workflows.display import (
         clock,
         exceeded_message,
@@ -64,6 +66,8 @@ with workflow.unsafe.imports_passed_through():
     from devenv.workflows.visibility import publish
 
 T = TypeVar("T")
+LIVE = (Status.RUNNING, Status.SUSPENDING, Status.SUSPENDED, Status.RESUMING)
+"""Statuses the life loop of ``run`` goes through until the environment ends."""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -90,6 +94,9 @@ class DevEnvironmentWorkflow:
         self._monitor = MonitorSupervisor(state, self._event)
         self._pushes = InstancePushes(state, self._event, self._wake_up)
         self._owner_history = OwnerHistory(state, self._event, self._wake_up)
+        self._suspension = suspension.Suspension(
+            state, self._event, self._publish, self._begin_termination
+        )
         self._confirmed: str | None = None
         """What the probe said right before an idle termination (for its event)."""
 
@@ -102,8 +109,15 @@ class DevEnvironmentWorkflow:
         self._publish()
         if s.status == Status.PROVISIONING:
             await self._provision()
-        if s.status == Status.RUNNING:
-            await self._watch()
+        while s.status in LIVE:
+            if s.status == Status.RUNNING:
+                await self._watch()
+            elif s.status == Status.SUSPENDING:
+                await self._suspension.suspend()
+            elif s.status == Status.SUSPENDED:
+                await self._rest()
+            else:
+                await self._suspension.resume()
         if s.status == Status.TERMINATING:
             await self._terminate()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -183,8 +197,14 @@ class DevEnvironmentWorkflow:
             deadline.recompute(s)
             if deadline.overdue(s, now) and await self._confirm_idle():
                 assert s.deadline_reason is not None
-                self._begin_termination(s.deadline_reason, exceeded_message(s, self._confirmed))
+                if self._suspends_when_idle():
+                    self._begin_suspension(suspension.idle_words(s))
+                else:
+                    self._begin_termination(s.deadline_reason, exceeded_message(s, self._confirmed))
             if s.termination_reason is not None:
+                return
+            if s.status != Status.RUNNING:  # suspending: the presence stream ends with it
+                await self._monitor.stop()
                 return
             warnings = self._tend_warning(now)
             self._publish()  # before continue-as-new too: the server carries the attributes
@@ -194,20 +214,66 @@ class DevEnvironmentWorkflow:
                 await self._continue_as_new()
                 continue  # a stop arrived while handlers finished: terminate instead
             wake_at = deadline.next_wake(s, self._monitor.restart_at, warnings)
-            self._wake = False
-            try:
-                await workflow.wait_condition(
-                    self._should_wake,
-                    timeout=None if wake_at is None else max(wake_at - now, policies.MIN_TIMER),
-                    timeout_summary=wake_summary(s, wake_at, self._monitor.restart_at),
-                )
-            except TimeoutError:
-                pass
-            except asyncio.CancelledError:
-                # Cancelling the workflow must not leak the instance: treat it as a stop.
-                self._begin_termination(
-                    TerminationReason.STOPPED_BY_USER, "workflow cancelled; stopping"
-                )
+            await self._sleep(now, wake_at)
+
+    async def _rest(self) -> None:
+        """SUSPENDED: nothing runs; the one durable timer waits for ``delete_after`` (and
+        its warning) while a resume or a stop may come at any time."""
+        s = self._state
+        while True:
+            now = workflow.now()
+            deadline.recompute(s)
+            if deadline.overdue(s, now):
+                assert s.deadline_reason is not None
+                self._begin_termination(s.deadline_reason, exceeded_message(s))
+            if s.status != Status.SUSPENDED:
+                return
+            warnings = self._tend_warning(now)
+            self._publish()
+            if self._history_too_long():
+                await self._continue_as_new()
+                continue
+            await self._sleep(now, deadline.next_wake(s, None, warnings))
+
+    async def _sleep(self, now: datetime, wake_at: datetime | None) -> None:
+        """Wait on the one timer until ``wake_at`` or until a handler wakes the workflow."""
+        s = self._state
+        self._wake = False
+        try:
+            await workflow.wait_condition(
+                self._should_wake,
+                timeout=None if wake_at is None else max(wake_at - now, policies.MIN_TIMER),
+                timeout_summary=wake_summary(s, wake_at, self._monitor.restart_at),
+            )
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            # Cancelling the workflow must not leak the instance: treat it as a stop.
+            self._begin_termination(
+                TerminationReason.STOPPED_BY_USER, "workflow cancelled; stopping"
+            )
+
+    def _suspends_when_idle(self) -> bool:
+        """An idle deadline of an environment with ``on_idle: suspend`` suspends it."""
+        s = self._state
+        return (
+            s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+            and s.spec.on_idle == "suspend"
+            and s.spec.suspendable
+            and workflow.patched(patches.SUSPEND_PATCH)
+        )
+
+    def _begin_suspension(self, why: str) -> None:
+        """RUNNING -> SUSPENDING (the loop in ``run`` then suspends the instance)."""
+        s = self._state
+        workflow.patched(patches.SUSPEND_PATCH)
+        s.status = Status.SUSPENDING
+        s.suspended_at = workflow.now()
+        s.suspend_reason = why
+        s.deadline = s.deadline_reason = None
+        self._wake = True
+        self._event(f"suspending: {why}")
+        self._publish()
 
     async def _confirm_idle(self) -> bool:
         """Before ending an idle environment, ask the instance once who is connected.
@@ -492,6 +558,38 @@ class DevEnvironmentWorkflow:
     def _validate_set_purge_workspace(self, *args: Any) -> None:
         inputs.strict_bool(Update.SET_PURGE_WORKSPACE, args)
         changes.validate_not_ending(self._state)
+
+    @workflow.update(name=Update.REQUEST_SUSPEND)
+    def request_suspend(self, *args: Any) -> DeadlineAnswer:
+        """Suspend now (``devenv suspend``): processes end, the disk is kept."""
+        reason = inputs.lenient_reason(args)
+        self._begin_suspension(suspension.asked_words(reason))
+        return changes.answer(self._state)
+
+    @request_suspend.validator
+    def _validate_request_suspend(self, *args: Any) -> None:
+        inputs.strict_reason(args, "a suspend")
+        suspension.validate_suspend(self._state)
+
+    @workflow.update(name=Update.REQUEST_RESUME)
+    def request_resume(self, *args: Any) -> DeadlineAnswer:
+        """Resume a suspended environment (``devenv resume``); one still suspending
+        resumes as soon as it is suspended. The caller waits for RUNNING."""
+        reason = inputs.lenient_reason(args)
+        s = self._state
+        if s.status == Status.SUSPENDING:
+            s.resume_requested = True
+            self._event("resume asked while suspending: it resumes once suspended")
+        elif s.status == Status.SUSPENDED:
+            self._suspension.begin_resume(suspension.asked_words(reason))
+            self._wake = True
+            self._publish()
+        return changes.answer(s)
+
+    @request_resume.validator
+    def _validate_request_resume(self, *args: Any) -> None:
+        inputs.strict_reason(args, "a resume")
+        suspension.validate_resume(self._state)
 
     @workflow.update(name=Update.REQUEST_STOP)
     def request_stop(self, *args: Any) -> DeadlineAnswer:

@@ -111,9 +111,9 @@ def strict_bool(name: str, args: Sequence[Any]) -> bool:
     return value
 
 
-def strict_reason(args: Sequence[Any]) -> str | None:
+def strict_reason(args: Sequence[Any], what: str = "a stop") -> str | None:
     """An optional reason: a string of at most ``MAX_REASON`` characters, or null."""
-    accepted = f"a stop accepts no input, null, or a reason (text, at most {MAX_REASON} chars)"
+    accepted = f"{what} accepts no input, null, or a reason (text, at most {MAX_REASON} chars)"
     value = one(args, accepted, optional=True)
     if value is None:
         return None

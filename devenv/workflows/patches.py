@@ -36,3 +36,7 @@ ADAPTIVE_PATCH = "adaptive-idleness"
 (the ``owner_breaks`` activity) once. Asked only for auto environments; their threshold
 changes and ``idle_budget``'s deadline are pure functions of spec fields that no history
 recorded before them carries, so those replay unchanged without a patch."""
+SUSPEND_PATCH = "suspend-and-resume"
+"""An idle environment with ``on_idle: suspend`` (or one asked to) is suspended, kept
+``delete_after``, and resumed on request; asked only on that path, so histories recorded
+before suspension replay unchanged."""

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from devenv.models.messages import INSTANCE_LOST, PROVISIONING_ERROR
+from devenv.models.messages import INSTANCE_LOST, NOT_SUSPENDABLE, PROVISIONING_ERROR
 
 PROVISION_TIMEOUT = timedelta(minutes=10)
 PROVISION_RETRY = RetryPolicy(
@@ -117,3 +117,16 @@ OWNER_BREAKS_RETRY = RetryPolicy(
 )
 """Reading the owner's other environments for ``auto``: a few tries, then the environment
 learns from its own breaks alone (it starts at the bounds' max, so nothing is risked)."""
+SUSPEND_TIMEOUT = timedelta(minutes=10)
+SUSPEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+    non_retryable_error_types=[INSTANCE_LOST, NOT_SUSPENDABLE],
+)
+"""Suspend and resume are idempotent and retried (a worker killed mid-way is retried after
+the heartbeat timeout); bounded, so that a backend that keeps failing leaves the
+environment as it was (running, or suspended) with an event, never stuck in between."""
+RESUME_TIMEOUT = SUSPEND_TIMEOUT
+RESUME_RETRY = SUSPEND_RETRY

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -26,6 +26,7 @@ from devenv.models.state import (
     FailsafePolicy,
     InstanceInfo,
     LoginSettings,
+    Status,
     TerminationReason,
 )
 from devenv.workflows.display import (
@@ -71,10 +72,17 @@ class InstancePushes:
             s.instance is None
             or not s.instance.failsafe
             or s.ready_at is None
+            or s.status != Status.RUNNING
             or (self._policy_push is not None and not self._policy_push.done())
         ):
             return
-        policy = FailsafePolicy.of(s.spec.inactivity_duration, s.spec.max_duration, s.ready_at)
+        policy = FailsafePolicy.of(
+            s.spec.inactivity_duration,
+            s.spec.max_duration,
+            # max_duration counts running time only: its start moves by the time suspended.
+            s.ready_at + timedelta(seconds=s.suspended_seconds),
+            on_idle=s.spec.on_idle,
+        )
         if policy == s.failsafe_policy or not workflow.patched(FAILSAFE_PATCH):
             return
         self._policy_push = asyncio.create_task(self._apply_policy(s.instance, policy))
@@ -99,6 +107,7 @@ class InstancePushes:
             s.instance is None
             or not s.instance.login_messages
             or s.ready_at is None
+            or s.status != Status.RUNNING
             or (self._login_push is not None and not self._login_push.done())
         ):
             return

@@ -44,6 +44,8 @@ VALID = {
     "set_max_duration": {"null"},
     "set_stop_at": {"null"},
     "request_stop": {"no input", "null", "a string", "a numeric string"},
+    "request_suspend": {"no input", "null", "a string", "a numeric string"},
+    "request_resume": {"no input", "null", "a string", "a numeric string"},
     "set_purge_workspace": {"true", "false"},
 }
 SIGNALS = tuple(Signal)

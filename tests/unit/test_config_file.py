@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from devenv.cli.app import app
 from devenv.config.loader import load_config
 from devenv.errors import UserError
+from devenv.models.config import EnvironmentConfig
+from devenv.models.problems import describe_validation_error
 
 GOOD = "type: dev-environment\nname: my-env\ninactivity_duration: 2h\n"
 
@@ -97,6 +101,11 @@ def test_defaults_are_off(tmp_path: Path) -> None:
             "type: dev-environment\nresources: {gpus: 1}\n",
             "resources: unknown key 'gpus': did you mean 'gpu'?",
         ),
+        (
+            "type: dev-environment\non_idle: sleep\n",
+            "on_idle: invalid value 'sleep': accepted: terminate or suspend",
+        ),
+        ("type: dev-environment\ndelete_after: 5w\n", "delete_after: invalid value '5w'"),
     ],
 )
 def test_bad_files_fail_with_one_line_naming_file_key_value(
@@ -288,3 +297,31 @@ def test_wrong_types_are_told_in_devenvs_words_not_pydantics(
     with pytest.raises(UserError) as caught:
         load_config(path)
     assert str(caught.value) == f"{path}: {expected}"
+
+
+class _CannotSuspend(EnvironmentConfig):
+    """A backend without the Suspendable capability (every shipped one may gain it)."""
+
+    backend: Literal["plain"] = "plain"
+
+
+def test_on_idle_suspend_is_refused_where_the_backend_cannot_suspend() -> None:
+    with pytest.raises(ValidationError) as caught:
+        _CannotSuspend.model_validate({"type": "dev-environment", "on_idle": "suspend"})
+    assert describe_validation_error(caught.value, _CannotSuspend) == (
+        "on_idle: invalid value 'suspend': the plain backend cannot suspend; accepted: terminate"
+    )
+    plain = _CannotSuspend.model_validate({"type": "dev-environment"})
+    assert (plain.on_idle, plain.delete_after) == ("terminate", 7 * 86_400)
+
+
+def test_local_suspends_and_keeps_a_suspended_one_as_long_as_asked(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    text = "type: dev-environment\non_idle: suspend\ndelete_after: 2d\n"
+    config = load_config(write(tmp_path, text))
+    assert (config.on_idle, config.delete_after) == ("suspend", 2 * 86_400)
+    kept = load_config(write(tmp_path, "type: dev-environment\ndelete_after: off\n"))
+    assert kept.delete_after is None
+    empty = load_config(write(tmp_path, "type: dev-environment\ndelete_after:\n"))
+    assert empty.delete_after == 7 * 86_400

@@ -187,3 +187,22 @@ async def test_listing_computes_the_cost_from_the_memo_and_the_history_replays(
     history = await handle.fetch_history()
     replayer = Replayer(workflows=[DevEnvironmentWorkflow], data_converter=pydantic_data_converter)
     assert (await replayer.replay_workflow(history)).replay_failure is None
+
+
+def test_time_suspended_is_not_billed_at_the_hourly_price() -> None:
+    state = EnvState(
+        spec=EnvSpec(name="nap", user_public_key=TEST_KEY),
+        status=Status.SUSPENDED,
+        instance=instance(2.0),
+        created_at=T0,
+        ready_at=T0,
+        suspended_at=T0 + timedelta(hours=3),
+        suspended_seconds=3600.0,  # an earlier suspension of an hour
+    )
+    # Ready 5 h ago: suspended an hour earlier, and for the last 2 h: 2 h ran, $4.
+    row = EnvironmentStatus.from_state(state, now=T0 + timedelta(hours=5))
+    assert row.cost == 4.0
+    assert row.suspended_since == T0 + timedelta(hours=3)
+    memo = memo_row(state)
+    assert memo["suspended_seconds"] == 3600.0 and "cost" not in memo
+    assert EnvironmentStatus.model_validate(memo).costed(T0 + timedelta(hours=5)).cost == 4.0

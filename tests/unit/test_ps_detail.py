@@ -179,3 +179,21 @@ def test_an_extension_made_in_use_adds_at_most_its_length_to_the_idle_rule() -> 
         "extended to 17:20:00Z (devenv signal --extend, at most 1h past the rule); "
         "the rule alone: 16:20:00Z"
     ) in text
+
+
+def test_a_suspended_environment_says_since_when_why_and_when_it_is_deleted() -> None:
+    at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    state = EnvState(
+        spec=EnvSpec(name="nap", user_public_key="ssh-ed25519 AAAA", delete_after=2 * 86_400),
+        status=Status.SUSPENDED,
+        created_at=at - timedelta(hours=2),
+        ready_at=at - timedelta(hours=2),
+        suspended_at=at,
+        suspend_reason="idle for 30m (on_idle: suspend)",
+    )
+    recompute(state)
+    text = "\n".join(render(state, now=at + timedelta(hours=1)))
+    assert "suspended since 09:00:00Z: idle for 30m" in text
+    assert "idle for 30m (on_idle: suspend)" in text
+    assert "`devenv resume nap` brings it back" in text
+    assert "(in 1d23h)" in text and "since 09:00:00Z (delete_after)" in text

@@ -146,6 +146,8 @@ def test_wire_names_never_change() -> None:
             "probe",
             "provision",
             "rehome",
+            "resume",
+            "suspend",
             "tell_terminals",
             "terminate",
             "watch_queue",
@@ -155,7 +157,9 @@ def test_wire_names_never_change() -> None:
         [
             "change",
             "extend",
+            "request_resume",
             "request_stop",
+            "request_suspend",
             "set_inactivity",
             "set_max_duration",
             "set_purge_workspace",

@@ -35,12 +35,16 @@ def test_the_api_serves_the_wire_paths_and_parameters(tmp_path: Path) -> None:
         *below.values(),
         wire.PREFIX + wire.EVENTS,
         wire.PREFIX + wire.CONNECTION,
+        wire.PREFIX + wire.SUSPEND,
+        wire.PREFIX + wire.RESUME,
     }
     listing = paths[below[wire.ENVIRONMENTS]]
     assert parameters(listing["get"]) == {wire.ALL}
     assert parameters(listing["post"]) == {wire.WAIT}
     assert wire.WAIT_READY in str(listing["post"]["parameters"])
     assert parameters(paths[below[wire.ENVIRONMENT]]["delete"]) == {wire.WAIT, wire.PURGE}
+    assert parameters(paths[wire.PREFIX + wire.SUSPEND]["post"]) == {wire.WAIT}
+    assert parameters(paths[wire.PREFIX + wire.RESUME]["post"]) == {wire.WAIT}
     patch = paths[below[wire.ENVIRONMENT]]["patch"]
     assert "ThresholdChanges" in str(patch) or "inactivity_duration" in str(patch)
 
@@ -49,4 +53,6 @@ def test_the_transport_builds_its_paths_from_the_same_templates() -> None:
     assert wire.environment("a") == "/environments/a"
     assert wire.events("a") == "/environments/a/events"
     assert wire.connection("a") == "/environments/a/connection"
+    assert wire.suspend("a") == "/environments/a/suspend"
+    assert wire.resume("a") == "/environments/a/resume"
     assert wire.flag(True) == wire.TRUE and wire.flag(False) == wire.FALSE

@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from devenv.models.auto_threshold import OwnerBreaks, OwnerBreaksInput
+from devenv.models.config import DEFAULT_DELETE_AFTER
 from devenv.models.messages import (
     INSTANCE_LOST,
     ApplyLoginInput,
@@ -39,6 +40,7 @@ from devenv.models.messages import (
     Notice,
     ProbeInput,
     ProvisionInput,
+    SuspendInput,
     TellInput,
     TerminateInput,
 )
@@ -99,7 +101,14 @@ class FakeBackend:
     """What ``watch_queue`` answers: the queue a shared-queue instance's monitor goes to
     ("": none, it stays on the instance's queue with heartbeats)."""
 
+    suspend_gate: asyncio.Event | None = None
+    """When set, suspend waits for it: lets a test act while SUSPENDING."""
+    resume_failure: str | None = None
+    """``resume`` fails with this (non-retryable), like a cloud without capacity."""
+
     provisions: list[ProvisionInput] = field(default_factory=list)
+    suspends: list[SuspendInput] = field(default_factory=list)
+    resumes: list[SuspendInput] = field(default_factory=list)
     monitors: list[MonitorInput] = field(default_factory=list)
     monitor_cancellations: int = 0
     running_monitors: int = 0
@@ -124,6 +133,8 @@ class FakeBackend:
             self.tell_terminals,
             self.answer_watch_queue,
             self.answer_owner_breaks,
+            self.suspend,
+            self.resume,
         ]
 
     @activity.defn(name=Activity.OWNER_BREAKS)
@@ -135,6 +146,22 @@ class FakeBackend:
         if self.owner_breaks_error is not None:
             raise ApplicationError(self.owner_breaks_error, non_retryable=True)
         return self.owner_breaks
+
+    @activity.defn(name=Activity.SUSPEND)
+    async def suspend(self, args: SuspendInput) -> InstanceInfo:
+        self.suspends.append(args)
+        while self.suspend_gate is not None and not self.suspend_gate.is_set():
+            activity.heartbeat()
+            await asyncio.sleep(0.02)
+        return args.instance.model_copy(update={"data": {"suspended": True}})
+
+    @activity.defn(name=Activity.RESUME)
+    async def resume(self, args: SuspendInput) -> InstanceInfo:
+        """Back on a new port, with the same host key."""
+        self.resumes.append(args)
+        if self.resume_failure is not None:
+            raise ApplicationError(self.resume_failure, non_retryable=True)
+        return args.instance.model_copy(update={"port": args.instance.port + 1, "data": {}})
 
     @activity.defn(name=Activity.WATCH_QUEUE)
     async def answer_watch_queue(self) -> str:
@@ -239,12 +266,20 @@ def make_state(
     inactivity: int | None = None,
     max_duration: int | None = None,
     tuning: Tuning | None = None,
+    on_idle: Literal["terminate", "suspend"] = "terminate",
+    delete_after: int | None = DEFAULT_DELETE_AFTER,
+    suspendable: bool = False,
+    warn_before: int | None = None,
 ) -> EnvState:
     spec = EnvSpec(
         name=name or f"t-{uuid.uuid4().hex[:10]}",
         inactivity_duration=inactivity,
         max_duration=max_duration,
         user_public_key=TEST_KEY,
+        on_idle=on_idle,
+        delete_after=delete_after,
+        suspendable=suspendable,
+        warn_before=warn_before,
     )
     return EnvState(spec=spec, tuning=tuning or Tuning(search_attributes=False, monitor=False))
 

@@ -13,6 +13,7 @@ server-suggested continue-as-new are recorded too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import uuid
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -497,6 +498,100 @@ async def idle_budget(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "idle_budget")
 
 
+async def suspend_idle_resume(env: WorkflowEnvironment) -> Runs:
+    """Idle with on_idle: suspend: suspended, resumed on request (a new port), then
+    stopped (the monitor's stop and restart: ``suspend_memo``)."""
+    async with running_worker(env.client) as fake:
+        state = make_state(
+            "replay-suspend", inactivity=H, on_idle="suspend", suspendable=True, delete_after=None
+        )
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await env.sleep(timedelta(hours=1, minutes=1))
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.request_resume, "back")
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "suspend_idle_resume")
+
+
+async def suspend_delete_after(env: WorkflowEnvironment) -> Runs:
+    """Suspended on request; warned a day ahead (webhook), then deleted by delete_after."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-delete-after", suspendable=True, delete_after=3 * 86_400)
+        state.spec.notify_webhook = "wh-" + "4" * 24
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_suspend, "lunch")
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        return await _runs(env.client, handle, "suspend_delete_after")
+
+
+async def suspended_stop(env: WorkflowEnvironment) -> Runs:
+    """A resume asked while suspending, a suspend again, then a stop of the suspended one;
+    garbage inputs refused along the way."""
+    gate = asyncio.Event()
+    async with running_worker(env.client, suspend_gate=gate) as fake:
+        state = make_state("replay-suspended-stop", suspendable=True, max_duration=24 * H)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_suspend, None)
+        await wait_for(handle, lambda s: bool(fake.suspends))
+        await handle.execute_update(WF.request_resume, None)
+        gate.set()
+        await wait_for(handle, lambda s: s.status == Status.RUNNING and bool(fake.resumes))
+        for garbage in (42, "r" * 5000):
+            with contextlib.suppress(WorkflowUpdateFailedError):
+                await handle.execute_update(WF.request_resume, garbage)  # type: ignore[arg-type]
+        await handle.execute_update(WF.request_suspend, "again")
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.request_stop, "done")
+        return await _runs(env.client, handle, "suspended_stop")
+
+
+async def suspended_continue_as_new(env: WorkflowEnvironment) -> Runs:
+    """Suspended, its history grown past the cap by changes: it continues as new while
+    suspended, then is resumed and stopped in the second run."""
+    tuning = Tuning(search_attributes=False, monitor=False, max_history_events=40)
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-suspended-can", suspendable=True, tuning=tuning)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_suspend, None)
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        minutes = 0
+        while (await handle.query(WF.status)).runs == 1:  # until it continued as new once
+            minutes += 1
+            threshold = DurationSetting(seconds=3600 + 60 * minutes)
+            await handle.execute_update(WF.change, Change(inactivity=threshold))
+        latest = env.client.get_workflow_handle_for(WF.run, handle.id)
+        await latest.execute_update(WF.request_resume, None)
+        await wait_for(latest, lambda s: s.status == Status.RUNNING)
+        await latest.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "suspended_continue_as_new")
+
+
+async def suspend_memo(env: WorkflowEnvironment) -> Runs:
+    """Dev server: suspended and resumed with the memo and search attributes kept current;
+    the monitor stops with the suspension and starts again with the resume."""
+    async with running_worker(env.client) as fake:
+        state = make_state(
+            "replay-suspend-memo",
+            inactivity=2 * H,
+            suspendable=True,
+            tuning=Tuning(keepalive_seconds=5),
+        )
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: len(fake.monitors) == 1)
+        await handle.execute_update(WF.request_suspend, None)
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        assert fake.running_monitors == 0
+        await handle.execute_update(WF.request_resume, None)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING and len(fake.monitors) == 2)
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "suspend_memo")
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -521,6 +616,10 @@ TIME_SKIPPING: list[Scenario] = [
     garbage_signals,
     auto_threshold,
     idle_budget,
+    suspend_idle_resume,
+    suspend_delete_after,
+    suspended_stop,
+    suspended_continue_as_new,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,
@@ -531,6 +630,7 @@ DEV_SERVER: list[Scenario] = [
     listing_memo,
     watch_moved,
     worker_lease,
+    suspend_memo,
 ]
 
 

@@ -51,6 +51,12 @@ EXPECTED = {
     "garbage_signals",
     "auto_threshold",
     "idle_budget",
+    "suspend_idle_resume",
+    "suspend_delete_after",
+    "suspended_stop",
+    "suspend_memo",
+    "suspended_continue_as_new_run1",
+    "suspended_continue_as_new_run2",
 }
 
 

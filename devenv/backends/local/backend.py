@@ -5,6 +5,10 @@ Layout under ``settings.envs_dir``::
     <name>/workspace/                   kept after terminate, reused by the next <name>
     <name>/instances/<token>/           server.json, ready.json, server.pid, host key, log
     <name>/instances/<token>/terminated written by terminate: this token never starts again
+    <name>/instances/<token>/suspended  written by suspend, removed by resume
+
+Suspend ends every process of the instance as terminate does but keeps the host key and
+server.json; resume starts the server again (a new port, the same host key).
 
 Provision is idempotent per token (an flock on the instance folder serialises
 retries and concurrent attempts), and the server is started through an intermediate
@@ -36,7 +40,13 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from devenv import dead_peer
-from devenv.backends.base import Backend, InstanceGoneError, Leftover, ProvisioningError
+from devenv.backends.base import (
+    Backend,
+    InstanceGoneError,
+    Leftover,
+    ProvisioningError,
+    Suspendable,
+)
 from devenv.backends.local import proctools
 from devenv.backends.local.files import (
     BANNER_FILE,
@@ -51,6 +61,7 @@ from devenv.backends.local.files import (
     SERVER_MODULE,
     SESSION_ENV_FILE,
     SHARED_KEYS_FILE,
+    SUSPENDED_FILE,
     TERMINATED_FILE,
     ReadyInfo,
     ServerConfig,
@@ -63,7 +74,12 @@ from devenv.backends.local.jobs import tell_instance
 from devenv.backends.presence_stream import ssh_presence
 from devenv.env_secrets import session_env
 from devenv.keys import ensure_keypair, internal_public_key, private_dir, write_private_file
-from devenv.models.messages import PROVISIONING_ERROR, ProvisionInput, TerminateInput
+from devenv.models.messages import (
+    PROVISIONING_ERROR,
+    ProvisionInput,
+    SuspendInput,
+    TerminateInput,
+)
 from devenv.models.state import InstanceInfo, LoginSettings, PresenceReport, workflow_id_for
 from devenv.settings import Settings, SettingsError, host_task_queue
 
@@ -163,7 +179,7 @@ def _locked(instance_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-class LocalBackend(Backend):
+class LocalBackend(Backend, Suspendable):
     """Instances as detached processes of this host (see the module docstring)."""
 
     name = BACKEND
@@ -263,6 +279,16 @@ class LocalBackend(Backend):
     async def terminate(self, request: TerminateInput) -> None:
         """Stop the server and every process of the instance; keep the workspace."""
         await asyncio.to_thread(self._terminate, request)
+
+    async def suspend(self, request: SuspendInput) -> InstanceInfo:
+        """End the server and every process of the instance; keep the workspace, the host
+        key and the server's configuration (idempotent)."""
+        return await asyncio.to_thread(self._suspend, request)
+
+    async def resume(self, request: SuspendInput) -> InstanceInfo:
+        """Start the server again on a new port with the same host key; returns once it
+        listens (idempotent: a running server is answered as is)."""
+        return await asyncio.to_thread(self._resume, request)
 
     async def apply_login(self, instance: InstanceInfo, login: LoginSettings) -> None:
         """Write the banner the server prints when a user opens a shell, and the keys of
@@ -417,7 +443,7 @@ class LocalBackend(Backend):
                 (instance_dir / stale).unlink()
 
     def _instance_info(
-        self, request: ProvisionInput, config: ServerConfig, ready: ReadyInfo
+        self, request: ProvisionInput | SuspendInput, config: ServerConfig, ready: ReadyInfo
     ) -> InstanceInfo:
         host_key = Path(str(config.host_key) + ".pub").read_text().strip()
         return InstanceInfo(
@@ -451,17 +477,57 @@ class LocalBackend(Backend):
         with _locked(instance_dir):
             # First, so that no retried provision can start this token again.
             (instance_dir / TERMINATED_FILE).touch()
-            candidates = {_read_pid(instance_dir), known_pid}
-            ready = _read_model(instance_dir / READY_FILE, ReadyInfo)
-            if ready is not None:
-                candidates.add(ready.pid)
-            for pid in candidates:
-                if pid is not None and _is_server(pid, instance_dir):
-                    _stop_server(pid, self.stop_timeout)
-            proctools.kill_processes(proctools.processes_with_env(ENV_MARKER, token))
-            for leftover in (READY_FILE, PID_FILE, HOST_KEY_FILE, SESSION_ENV_FILE):
+            self._stop_processes(instance_dir, token, known_pid)
+            for leftover in (HOST_KEY_FILE, SUSPENDED_FILE, SESSION_ENV_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (instance_dir / leftover).unlink()
+
+    def _stop_processes(self, instance_dir: Path, token: str, known_pid: int | None) -> None:
+        """Stop the server and every process carrying the instance's marker (lock held)."""
+        candidates = {_read_pid(instance_dir), known_pid}
+        ready = _read_model(instance_dir / READY_FILE, ReadyInfo)
+        if ready is not None:
+            candidates.add(ready.pid)
+        for pid in candidates:
+            if pid is not None and _is_server(pid, instance_dir):
+                _stop_server(pid, self.stop_timeout)
+        proctools.kill_processes(proctools.processes_with_env(ENV_MARKER, token))
+        for leftover in (READY_FILE, PID_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (instance_dir / leftover).unlink()
+
+    # --- suspend / resume ----------------------------------------------------------------
+
+    def _suspendable_dir(self, request: SuspendInput) -> Path:
+        """The instance's folder, or InstanceGoneError when it was terminated or is gone."""
+        instance_dir = self.instance_dir(request.spec.name, request.instance_token)
+        if not (instance_dir / HOST_KEY_FILE).exists() or (instance_dir / TERMINATED_FILE).exists():
+            raise InstanceGoneError(f"instance {request.instance_token} is gone")
+        return instance_dir
+
+    def _suspend(self, request: SuspendInput) -> InstanceInfo:
+        instance_dir = self._suspendable_dir(request)
+        data = LocalInstanceData.of(request.instance)
+        with _locked(instance_dir):
+            self._suspendable_dir(request)  # a terminate may have won the lock
+            (instance_dir / SUSPENDED_FILE).touch()
+            self._stop_processes(instance_dir, request.instance_token, data.pid)
+        suspended = LocalInstanceData(pid=None, workspace=data.workspace)
+        return request.instance.model_copy(update={"data": suspended.model_dump()})
+
+    def _resume(self, request: SuspendInput) -> InstanceInfo:
+        instance_dir = self._suspendable_dir(request)
+        with _locked(instance_dir):
+            self._suspendable_dir(request)
+            config = _read_config(instance_dir / CONFIG_FILE)
+            if config is None:
+                raise InstanceGoneError(f"instance {request.instance_token} has no configuration")
+            ready = self._running_server(instance_dir)
+            if ready is None:
+                ready = self._start_server(instance_dir, request.instance_token)
+            with contextlib.suppress(FileNotFoundError):
+                (instance_dir / SUSPENDED_FILE).unlink()
+            return self._instance_info(request, config, ready)
 
     # --- leftovers -------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -14,6 +14,7 @@ class LocalConfig(EnvironmentConfig):
     """An SSH server process on this host, as the user who runs devenv (free, no isolation)."""
 
     backend: Literal["local"] = Field(default="local", description="This host.")
+    suspendable: ClassVar[bool] = True
 
     def activity_task_queue(self) -> str | None:
         """This host's queue: only a worker here can reach, watch and stop the instance."""

@@ -97,6 +97,14 @@ class EnvironmentTransport(ABC):
     ) -> EnvironmentStatus: ...
 
     @abstractmethod
+    async def request_suspend(self, reason: str | None) -> EnvironmentStatus:
+        """Ask it to suspend (refused in one line unless running); the status then."""
+
+    @abstractmethod
+    async def request_resume(self, reason: str | None) -> EnvironmentStatus:
+        """Ask a suspended one to resume (refused in one line otherwise); the status then."""
+
+    @abstractmethod
     async def wait_ready(self, say: Progress) -> Ready:
         """Wait while it provisions; ProvisioningFailedError if it ended instead."""
 

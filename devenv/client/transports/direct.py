@@ -138,6 +138,9 @@ class DirectTransport(Transport):
             backend_config=parsed.backend_section(),
             owner=owner_name,
             warn_before=parsed.warn_before,
+            on_idle=parsed.on_idle,
+            delete_after=parsed.delete_after,
+            suspendable=type(parsed).suspendable,
             notify_webhook=(
                 store_webhook(settings, parsed.notify.webhook) if parsed.notify.webhook else None
             ),
@@ -308,6 +311,24 @@ class DirectEnvironment(EnvironmentTransport):
             ) from None
         sshconfig.remove_entry(self.settings, self.name)
         return EnvironmentStatus.from_state(state)
+
+    @translated
+    async def request_suspend(self, reason: str | None) -> EnvironmentStatus:
+        from devenv.client.lookup import require_worker
+
+        why = None if reason is None else checks.checked_reason(reason)
+        await require_worker(await self.transport.temporal(), self.handle)
+        await self._update(Update.REQUEST_SUSPEND, why)
+        return await self.listed_status()
+
+    @translated
+    async def request_resume(self, reason: str | None) -> EnvironmentStatus:
+        from devenv.client.lookup import require_worker
+
+        why = None if reason is None else checks.checked_reason(reason)
+        await require_worker(await self.transport.temporal(), self.handle)
+        await self._update(Update.REQUEST_RESUME, why)
+        return await self.listed_status()
 
     @translated
     async def wait_ready(self, say: Progress) -> Ready:

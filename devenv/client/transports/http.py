@@ -308,6 +308,22 @@ class HttpEnvironment(EnvironmentTransport):
             ) from None
         return self.transport.parsed(response, EnvironmentStatus)
 
+    async def request_suspend(self, reason: str | None) -> EnvironmentStatus:
+        """``POST .../suspend``; the server records who asked."""
+        return await self._post_request(wire.suspend(self.name), reason)
+
+    async def request_resume(self, reason: str | None) -> EnvironmentStatus:
+        """``POST .../resume``; the server records who asked."""
+        return await self._post_request(wire.resume(self.name), reason)
+
+    async def _post_request(self, path: str, reason: str | None) -> EnvironmentStatus:
+        if reason is not None:
+            raise InvalidValueError(
+                "reason: in remote mode the server records who asked ('by USER via the API')"
+            )
+        response = await self.transport.request("POST", path, params={wire.WAIT: wire.FALSE})
+        return self.transport.parsed(response, EnvironmentStatus)
+
     async def wait_ready(self, say: Progress) -> Ready:
         loop = asyncio.get_running_loop()
         began = loop.time()
