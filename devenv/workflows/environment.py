@@ -254,10 +254,11 @@ class DevEnvironmentWorkflow:
             )
 
     def _suspends_when_idle(self) -> bool:
-        """An idle deadline of an environment with ``on_idle: suspend`` suspends it."""
+        """An idle deadline (the threshold, or the idle budget) of an environment with
+        ``on_idle: suspend`` suspends it."""
         s = self._state
         return (
-            s.deadline_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+            s.deadline_reason in IDLE_REASONS
             and s.spec.on_idle == "suspend"
             and s.spec.suspendable
             and workflow.patched(patches.SUSPEND_PATCH)

@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from devenv.models import deadline
 from devenv.models.durations import format_duration
 from devenv.models.messages import INSTANCE_LOST, SuspendInput
 from devenv.models.names import Activity
@@ -49,7 +50,8 @@ def validate_resume(s: EnvState) -> None:
 
 
 def idle_words(s: EnvState) -> str:
-    return f"idle for {format_duration(s.spec.inactivity_duration)} (on_idle: suspend)"
+    """Why an idle rule suspends it: idle for the threshold, or the idle budget spent."""
+    return f"{deadline.rule_words(s)} (on_idle: suspend)"
 
 
 def asked_words(reason: str | None) -> str:

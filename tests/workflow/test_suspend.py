@@ -250,3 +250,26 @@ async def test_a_suspended_environment_continues_as_new_and_keeps_its_deletion_t
         final = await latest.result()
     assert final.status == Status.TERMINATED
     assert len(fake.suspends) == 1 and len(fake.resumes) == 1
+
+
+async def test_a_spent_idle_budget_suspends_with_on_idle_suspend(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """``idle_budget`` is an idle rule too: with ``on_idle: suspend`` it suspends (issue 24:
+    "ends (or suspends)"), and the event says which rule did it."""
+    env = time_skipping_env
+    state = make_state(inactivity=None, on_idle="suspend", suspendable=True, delete_after=None)
+    state.spec.price_per_hour = 30.0
+    state.spec.idle_budget = 2.0
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        await env.sleep(timedelta(minutes=5))
+        suspended = await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        assert suspended.termination_reason is None and fake.terminates == []
+        assert any(
+            m.startswith("suspending: idle budget $2 at $30/h") and m.endswith("(on_idle: suspend)")
+            for m in messages(suspended)
+        ), messages(suspended)
+        await handle.execute_update(WF.request_stop, None)
+        await handle.result()
