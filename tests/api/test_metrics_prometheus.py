@@ -5,19 +5,25 @@ are refused."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from devenv.api.metrics import families
+from devenv.client.fleet_figures import Snapshot
+from devenv.client.tokens import User
 from tests.api.conftest import Api
 from tests.e2e.harness import free_port, wait_for
 
+DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
 SCRAPED_AS = ("admin", "alice", "mona")
 """The jobs that scrape with a user's token (the job is named for the user)."""
 
@@ -159,3 +165,27 @@ def test_scrapes_without_a_valid_token_are_refused(api: Api, prometheus: Prometh
     answer = httpx.get(f"{api.url}/metrics", timeout=10)
     assert answer.status_code == 401 and list(answer.json()) == ["error"]
     assert "devenv_" + "Zq9" not in api.server_log()
+
+
+def test_every_query_of_the_grafana_dashboard_runs_on_what_prometheus_scraped(
+    prometheus: Prometheus,
+) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    prometheus.until('up{job="admin"}', 1)
+    always = ("devenv_connections", "devenv_cost", "devenv_idle", "devenv_saved", "devenv_metrics")
+    for query in queries:
+        found = prometheus.query(query.replace("$job", "admin"))  # a PromQL error is a 400
+        if query.startswith(("sum(", "max(")) and any(name in query for name in always):
+            assert found, query  # series present even with no environment running
+    graphed = " ".join(queries)
+    scraped = {family.name for family in families(_empty(), _admin())}
+    assert {name for name in scraped if name not in graphed} == set()
+
+
+def _empty() -> Snapshot:
+    return Snapshot(at=datetime.now(UTC), live=[], closed={}, without_memo=0, read_seconds=0)
+
+
+def _admin() -> User:
+    return User(name="root", admin=True, token_sha256="0" * 64, created_at=datetime.now(UTC))
