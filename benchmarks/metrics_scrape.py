@@ -25,6 +25,7 @@ import json
 import random
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -125,9 +126,11 @@ def main() -> int:
         port = free_port()
         world = Devenv(Path(tmp), extra_env={"DEVENV_API_PORT": str(port)})
         world.home.mkdir(parents=True)
-        server = subprocess.Popen(
-            [DEVENV, "server"], env=world.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        log = Path(tmp) / "server.log"
+        with log.open("wb") as out:
+            server = subprocess.Popen(
+                [DEVENV, "server"], env=world.env, stdout=out, stderr=subprocess.STDOUT
+            )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_for(lambda: _answers(url), 60, "the HTTP API")
@@ -147,6 +150,12 @@ def main() -> int:
                 ended = sum(
                     v for k, v in samples.items() if k.startswith("devenv_terminations_total{")
                 )
+        except BaseException:
+            logs = [log, *sorted(world.home.glob("logs/*.log"))]
+            for path in logs:
+                tail = path.read_text(errors="replace")[-3000:]
+                print(f"== {path.name}\n{tail}", file=sys.stderr)
+            raise
         finally:
             # No instance was started (world.cleanup() would ask each fake environment
             # to stop, and no worker runs them): ending the server ends its dev server.

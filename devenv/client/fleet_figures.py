@@ -27,14 +27,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 
-from devenv.client.listing import LIST_PAGE_SIZE, LIST_TIMEOUT, Visibility, memo_dict
+from devenv.client.listing import LIST_PAGE_SIZE, LIST_TIMEOUT, Visibility
 from devenv.client.report import seconds_saved, usd
 from devenv.models.state import WORKFLOW_TYPE, TerminationReason
 from devenv.models.status import MEMO_KEY
@@ -71,7 +70,7 @@ class MemoFigures(BaseModel):
     status: str
     backend: str = "unknown"
     owner: str | None = None
-    shared_with: list[str] = []
+    shared_with: tuple[str, ...] = ()
     connections: int = 0
     inactivity_duration: int | None = None
     max_duration: int | None = None
@@ -278,11 +277,12 @@ class FleetReader:
 
 
 def _figures(execution: WorkflowExecutionInfo) -> MemoFigures | None:
-    """The memo row's figures; None without a row (or with one this version cannot read)."""
-    row: dict[str, Any] | None = memo_dict(execution.memo.fields.get(MEMO_KEY))
-    if row is None:
+    """The memo row's figures; None without a row (or with one this version cannot read).
+    Parsed by pydantic straight from the payload's JSON: a fleet has thousands."""
+    payload = execution.memo.fields.get(MEMO_KEY)
+    if payload is None or payload.metadata.get("encoding") != b"json/plain":
         return None
     try:
-        return MemoFigures.model_validate(row)
+        return MemoFigures.model_validate_json(payload.data)
     except ValidationError:
         return None
