@@ -13,7 +13,7 @@ Temporal server busy a fifth of the time at most. A scrape that finds it stale s
 a new read and answers with the previous snapshot (``devenv_metrics_snapshot_age_seconds``
 says how old); it waits for the new read, at most ``WAIT_SECONDS``, only when the last
 read was that quick. So a scrape of a fleet of 10,000 takes milliseconds; only the very
-first after the server started waits for its read.
+first after the server started waits for its read (``FIRST_WAIT_SECONDS`` at most).
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ PATH = "/metrics"
 FRESH_SECONDS = 5.0
 READ_SHARE = 4.0
 WAIT_SECONDS = 0.5
+FIRST_WAIT_SECONDS = 8.0
+"""The first scrape waits this long for the first read, under Prometheus's default
+``scrape_timeout`` (10 s); past it, a one-line 503 and the read goes on for the next."""
 ALIVE = [status.value for status in Status if not status.ended]
 """The statuses ``devenv_cost_dollars_per_hour`` always shows (0 when none)."""
 
@@ -63,7 +66,13 @@ class MetricsCache:
             self._reading.add_done_callback(_retrieved)
         reading = self._reading
         if latest is None:
-            return await asyncio.shield(reading)
+            try:
+                return await asyncio.wait_for(asyncio.shield(reading), FIRST_WAIT_SECONDS)
+            except TimeoutError:
+                raise NotAnsweringError(
+                    f"the metrics' first read of the fleet takes over {FIRST_WAIT_SECONDS:.0f} s; "
+                    "it goes on, and the next scrape gets its figures"
+                ) from None
         if latest.read_seconds > WAIT_SECONDS:
             return latest  # a large fleet: the read goes on in the background
         with contextlib.suppress(TimeoutError, NotAnsweringError):
