@@ -35,7 +35,7 @@ from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 
 from devenv.client.listing import LIST_PAGE_SIZE, LIST_TIMEOUT, Visibility
 from devenv.client.report import seconds_saved, usd
-from devenv.models.state import WORKFLOW_TYPE, TerminationReason
+from devenv.models.state import WORKFLOW_TYPE, Status, TerminationReason
 from devenv.models.status import MEMO_KEY
 
 POLICY_CHANGES_KEY = "policy_changes"
@@ -56,6 +56,7 @@ CLOSED_REASONS: dict[int, str] = {
 """The ``reason`` of a workflow closed from outside before it recorded its own reason
 (``devenv.client.closed`` words the same cases for `devenv ps`)."""
 KNOWN_REASONS = frozenset(reason.value for reason in TerminationReason)
+ENDED = frozenset(status.value for status in Status if status.ended)
 
 Audience = tuple[str | None, tuple[str, ...]]
 """Who may see an environment's figures: its owner and the users it is shared with."""
@@ -89,6 +90,7 @@ class MemoFigures(BaseModel):
 class LiveRow:
     """A running workflow's figures (its status may say terminating, suspended...)."""
 
+    run_id: str
     status: str
     backend: str
     owner: str | None
@@ -206,8 +208,11 @@ class FleetReader:
             if figures is None:
                 without_memo += 1
                 continue
+            if figures.status in ENDED:
+                continue  # its last moments: counted once its workflow closed
             live.append(
                 LiveRow(
+                    run_id=execution.execution.run_id,
                     status=figures.status,
                     backend=figures.backend,
                     owner=figures.owner,
@@ -219,6 +224,7 @@ class FleetReader:
             )
         added, counted = await self._newly_closed(source)
         # No await from here on: the totals and the snapshot change together.
+        live = [row for row in live if row.run_id not in counted]  # closed since listed
         self._counted.update(counted)
         for audience, totals in added.items():
             self._closed.setdefault(audience, ClosedTotals()).add(totals)

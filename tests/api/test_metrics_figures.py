@@ -97,6 +97,7 @@ async def test_gauges_and_totals_per_caller_from_memos_alone(temporal: Client) -
     )
     await seed(temporal, row("b2", "running", owner="bob", policy_changes=2))
     await seed(temporal, None)  # started before memos: not counted, said so to admins
+    await seed(temporal, stopped("a6"))  # ended, its workflow in its last moments
     # alice's, ended by inactivity 2h after ready, max_duration 3h: saved 1h at 3.6 $/h
     ended_a = row(
         "a2",
@@ -144,6 +145,7 @@ async def test_gauges_and_totals_per_caller_from_memos_alone(temporal: Client) -
     assert admin["devenv_saved_dollars_total"] == pytest.approx(3.6 + 7.2, abs=0.1)
     assert admin["devenv_policy_changes_total"] == 3
     assert admin["devenv_environments_without_memo"] == 1
+    assert not [key for key in admin if 'status="terminated"' in key]
 
     alice = scrape(snapshot, user("alice"))
     assert "bob" not in "".join(k for k in alice if not k.startswith("devenv_environments{"))
