@@ -44,8 +44,9 @@ environment applied (an int that only grows); ``devenv_policy_changes_total`` is
 sum over running and closed environments. Absent: 0."""
 CLOSED_SLACK = timedelta(minutes=2)
 """Each incremental pass lists the workflows closed since the previous pass began, minus
-this: a store whose visibility lags (Elasticsearch: about a second) loses none; the
-run ids already counted are skipped."""
+this: a store whose visibility lags (Elasticsearch: about a second) or a Temporal server
+whose clock is a little behind this one loses none; the run ids already counted are
+skipped."""
 _STATUS = WorkflowExecutionStatus
 CLOSED_REASONS: dict[int, str] = {
     _STATUS.WORKFLOW_EXECUTION_STATUS_TERMINATED: "terminated_outside_devenv",
@@ -189,7 +190,8 @@ class Snapshot:
 
 @dataclass
 class FleetReader:
-    """Reads snapshots; keeps the closed totals between reads (one reader per server)."""
+    """Reads snapshots; keeps the closed totals between reads (one reader per server, one
+    read at a time: ``devenv.api.metrics.MetricsCache`` sees to it)."""
 
     page_size: int = LIST_PAGE_SIZE
     _closed: dict[Audience, ClosedTotals] = field(default_factory=dict)
