@@ -9,7 +9,7 @@ anyone else's only those they own or that are shared with them, exactly what the
 The figures come from ``devenv.client.fleet_figures`` (the visibility store, no query
 per environment). One read serves every scrape while it is fresh: ``FRESH_SECONDS``, or
 ``READ_SHARE`` times as long as the read took, so that reading a large fleet keeps the
-Temporal server busy a fifth of the time at most. A scrape that finds it stale starts
+Temporal server busy a quarter of the time at most. A scrape that finds it stale starts
 a new read and answers with the previous snapshot (``devenv_metrics_snapshot_age_seconds``
 says how old); it waits for the new read, at most ``WAIT_SECONDS``, only when the last
 read was that quick. So a scrape of a fleet of 10,000 takes milliseconds; only the very
