@@ -5,23 +5,30 @@ rendered per caller."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from devenv.api import metrics
 from devenv.api.exposition import render
-from devenv.api.metrics import families
+from devenv.api.metrics import MetricsCache, families
+from devenv.client.async_client import AsyncClient
 from devenv.client.fleet_figures import FleetReader, Snapshot
 from devenv.client.listing import Visibility
 from devenv.client.tokens import User
+from devenv.errors import NotAnsweringError
 from devenv.models.state import WORKFLOW_TYPE
 from devenv.models.status import MEMO_KEY
+from devenv.settings import Settings
 from tests.servers import start_test_dev_server
 
 NOBODY_POLLS = "metrics-test-no-worker"
@@ -168,3 +175,30 @@ async def test_gauges_and_totals_per_caller_from_memos_alone(temporal: Client) -
     assert again['devenv_terminations_total{reason="stopped_by_user"}'] == 2
     assert again["devenv_saved_dollars_total"] >= admin["devenv_saved_dollars_total"]
     assert re.fullmatch(r"\d+(\.\d+)?", str(again["devenv_metrics_read_seconds"]))
+
+
+async def test_a_slow_first_read_is_a_503_and_a_stale_snapshot_is_served_at_once(
+    temporal: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = temporal.service_client.config.target_host
+    client = AsyncClient(settings=Settings(home=tmp_path, address=address, namespace="default"))
+    cache = MetricsCache(client)
+    monkeypatch.setattr(metrics, "FIRST_WAIT_SECONDS", 0.0)
+    with pytest.raises(NotAnsweringError, match="first read of the fleet"):
+        await cache.snapshot()  # the read goes on...
+    await wait_until(lambda: cache.latest is not None)
+    first = await cache.snapshot()  # ...and a later scrape gets it
+    assert first.live
+    # a stale snapshot of a fleet whose read is slow: served at once, a read starts
+    stale = replace(first, at=first.at - timedelta(minutes=5), read_seconds=30.0)
+    cache.latest = stale
+    assert await cache.snapshot() is stale
+    await wait_until(lambda: cache.latest is not stale)
+    assert cache.latest is not None and cache.latest.at > first.at
+
+
+async def wait_until(done: Callable[[], bool], timeout: float = 30) -> None:
+    give_up = asyncio.get_running_loop().time() + timeout
+    while not done():
+        assert asyncio.get_running_loop().time() < give_up, "timed out"
+        await asyncio.sleep(0.05)
