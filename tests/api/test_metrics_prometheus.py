@@ -189,3 +189,19 @@ def _empty() -> Snapshot:
 
 def _admin() -> User:
     return User(name="root", admin=True, token_sha256="0" * 64, created_at=datetime.now(UTC))
+
+
+def test_promtool_finds_nothing_to_lint_in_a_scrape(api: Api) -> None:
+    """Prometheus's own linter (Debian's prometheus package ships promtool): names, types,
+    help texts and counters' _total suffix as its conventions want them."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is required: apt-get install prometheus")
+    headers = {"Authorization": f"Bearer {api.tokens['admin']}"}
+    scraped = httpx.get(f"{api.url}/metrics", headers=headers, timeout=30)
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    linted = subprocess.run(
+        [promtool, "check", "metrics"], input=scraped.text, capture_output=True, text=True
+    )
+    assert (linted.returncode, linted.stdout + linted.stderr) == (0, "")
