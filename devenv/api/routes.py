@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Query, Request, Response
 
 from devenv import wire
-from devenv.api import admin_only, authority
+from devenv.api import admin_only, authority, metrics
 from devenv.api.auth import Caller
 from devenv.api.authority import Action
 from devenv.api.bodies import body_as, json_object
@@ -92,6 +92,7 @@ def _one_change_at_a_time(request: Request, env: AsyncEnvironment) -> asyncio.Lo
 
 def add_routes(app: FastAPI) -> None:
     """The routes of ``app``."""
+    metrics.add_route(app)  # GET /metrics, Prometheus's format (devenv.api.metrics)
 
     @app.get(
         f"{PREFIX}{wire.ENVIRONMENTS}",

@@ -230,8 +230,24 @@ def _hours(seconds: float) -> float:
     return round(seconds / 3600, 6)
 
 
-def _usd(price: float | None, seconds: float) -> float | None:
+def usd(price: float | None, seconds: float) -> float | None:
+    """USD for ``seconds`` at ``price`` per hour, rounded to cents; None: price unknown."""
     return None if price is None else round(price * seconds / 3600, 2)
+
+
+def seconds_saved(
+    ended: datetime, created: datetime | None, max_duration: int | None, now: datetime
+) -> tuple[float, Literal["max_duration", "now"]]:
+    """What ending by inactivity at ``ended`` saved, in seconds of running, and what it
+    compares with: running until created + max_duration when that came before ``now``,
+    else until ``now``. Shared by the report and the Prometheus metrics."""
+    until = utc(now)
+    saved_until: Literal["max_duration", "now"] = "now"
+    if max_duration is not None and created is not None:
+        cap = utc(created) + timedelta(seconds=max_duration)
+        if cap <= until:
+            until, saved_until = cap, "max_duration"
+    return max((until - utc(ended)).total_seconds(), 0.0), saved_until
 
 
 def environment_report(state: EnvState, since: datetime, now: datetime) -> EnvironmentReport:
@@ -266,14 +282,8 @@ def environment_report(state: EnvState, since: datetime, now: datetime) -> Envir
     saved_until: Literal["max_duration", "now"] | None = None
     if idle_ended and ended is not None:
         idle_before = _hours(_overlap(tail_start or ended, ended, since, now))
-        until = now
-        saved_until = "now"
-        if state.spec.max_duration is not None and state.created_at is not None:
-            cap = utc(state.created_at) + timedelta(seconds=state.spec.max_duration)
-            if cap <= now:
-                until, saved_until = cap, "max_duration"
-        seconds = max((until - ended).total_seconds(), 0.0)
-        hours_saved, saved = _hours(seconds), _usd(price, seconds)
+        seconds, saved_until = seconds_saved(ended, state.created_at, state.spec.max_duration, now)
+        hours_saved, saved = _hours(seconds), usd(price, seconds)
     first = state.events[0].message if state.events else ""
     rule = ended_by(state)
     vs_max_hours = vs_max = None
@@ -281,7 +291,7 @@ def environment_report(state: EnvState, since: datetime, now: datetime) -> Envir
     if rule == "auto" and bounds is not None and threshold is not None and ended is not None:
         would = min(ended + timedelta(seconds=bounds.max - threshold), now)
         seconds = _overlap(ended, would, since, now)
-        vs_max_hours, vs_max = _hours(seconds), _usd(price, seconds)
+        vs_max_hours, vs_max = _hours(seconds), usd(price, seconds)
     return EnvironmentReport(
         name=state.spec.name,
         workflow_id=state.workflow_id,
@@ -298,7 +308,7 @@ def environment_report(state: EnvState, since: datetime, now: datetime) -> Envir
         hours_running=_hours(running),
         hours_in_use=_hours(in_use),
         hours_idle_before_termination=idle_before,
-        cost=_usd(price, running),
+        cost=usd(price, running),
         hours_saved=hours_saved,
         saved=saved,
         saved_until=saved_until,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devenv import wire
+from devenv.api import metrics
 from devenv.api.app import create_app
 from devenv.client.async_client import AsyncClient
 from devenv.client.tokens import UserStore
@@ -37,6 +38,7 @@ def test_the_api_serves_the_wire_paths_and_parameters(tmp_path: Path) -> None:
         wire.PREFIX + wire.CONNECTION,
         wire.PREFIX + wire.SUSPEND,
         wire.PREFIX + wire.RESUME,
+        metrics.PATH,  # Prometheus's, not the SDK's: outside the prefix, not in the wire
     }
     listing = paths[below[wire.ENVIRONMENTS]]
     assert parameters(listing["get"]) == {wire.ALL}
