@@ -34,7 +34,7 @@ class Prometheus:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
+    def instant(self, promql: str) -> list[dict[str, Any]]:
         answer = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
         assert answer.status_code == 200, answer.text
         result: list[dict[str, Any]] = answer.json()["data"]["result"]
@@ -42,7 +42,7 @@ class Prometheus:
 
     def value(self, promql: str) -> float | None:
         """The one sample's value; None when the query finds no series."""
-        result = self.query(promql)
+        result = self.instant(promql)
         assert len(result) <= 1, result
         return float(result[0]["value"][1]) if result else None
 
@@ -138,11 +138,11 @@ def test_prometheus_sees_a_users_environments_start_and_end(
     api.start("mona", "prom-run")
     prometheus.until(running, 1)
     prometheus.until('devenv_environments{job="admin",owner="mona",status="running"}', 1)
-    labels = prometheus.query(running)[0]["metric"]
+    labels = prometheus.instant(running)[0]["metric"]
     assert (labels["backend"], labels["owner"]) == ("local", "mona")
     # alice scrapes with her own token: mona's environment is not hers to see
     prometheus.until('up{job="alice"}', 1)
-    assert prometheus.query('devenv_environments{job="alice",owner="mona"}') == []
+    assert prometheus.instant('devenv_environments{job="alice",owner="mona"}') == []
 
     api.start("mona", "prom-idle", inactivity_duration="3s")
     prometheus.until(ended % "inactivity_duration_exceeded", 1)
@@ -160,7 +160,7 @@ def test_scrapes_without_a_valid_token_are_refused(api: Api, prometheus: Prometh
     targets = prometheus.targets()
     for job in ("anonymous", "wrong"):
         assert "401" in targets[job]["lastError"], targets[job]
-    assert prometheus.query('devenv_environments{job=~"anonymous|wrong"}') == []
+    assert prometheus.instant('devenv_environments{job=~"anonymous|wrong"}') == []
     # from loopback too: no token, no figures
     answer = httpx.get(f"{api.url}/metrics", timeout=10)
     assert answer.status_code == 401 and list(answer.json()) == ["error"]
@@ -175,7 +175,7 @@ def test_every_query_of_the_grafana_dashboard_runs_on_what_prometheus_scraped(
     prometheus.until('up{job="admin"}', 1)
     always = ("devenv_connections", "devenv_cost", "devenv_idle", "devenv_saved", "devenv_metrics")
     for query in queries:
-        found = prometheus.query(query.replace("$job", "admin"))  # a PromQL error is a 400
+        found = prometheus.instant(query.replace("$job", "admin"))  # a PromQL error is a 400
         if query.startswith(("sum(", "max(")) and any(name in query for name in always):
             assert found, query  # series present even with no environment running
     graphed = " ".join(queries)
