@@ -256,6 +256,9 @@ class _Forwarder:
             self._last.connections,
             self._last.jobs,
         ):
+            # Not a change of who is present; the next keepalive carries its signs of
+            # life (terminal input, busy CPU) to the workflow (connected_idle).
+            self._last = report
             return
         await self._signal(report)
         self._last = report

@@ -13,6 +13,7 @@ from rich.markup import escape
 from devenv.cli.output import out
 from devenv.cli.views import STATUS_STYLE, money, relative
 from devenv.cli.views import clock as full_clock
+from devenv.models import connected_idle
 from devenv.models.deadline import (
     DEFAULT_WARNING,
     DEFAULT_WARNING_ABOVE,
@@ -30,6 +31,7 @@ RULE_KEY = {
     TerminationReason.INACTIVITY_DURATION_EXCEEDED: "inactivity_duration",
     TerminationReason.MAX_DURATION_EXCEEDED: "max_duration",
     TerminationReason.SCHEDULED_STOP: "stop_at",
+    TerminationReason.CONNECTED_IDLE: "connected_idle",
 }
 """The setting behind each deadline reason, as the user wrote or signalled it."""
 
@@ -107,6 +109,8 @@ def session_line(session: SessionInfo, now: datetime) -> str:
         words.append(f"from {session.peer}")
     if session.since is not None:
         words.append(f"since {when(session.since, now)}")
+    if session.last_input is not None:
+        words.append(f"last input {when(session.last_input, now)}")
     line = " ".join(words)
     if session.pid is not None:
         line += f", pid {session.pid}"
@@ -127,6 +131,9 @@ def in_use(s: EnvState, now: datetime) -> list[str]:
         lines.append("    (this backend does not say who; counts only)")
     if s.jobs:
         lines.append(f"    jobs: devenv jobs {escape(s.spec.name)}")
+    absent = connected_idle.why(s, now)
+    if absent is not None:
+        lines.append(f"  {escape(absent)}")
     if s.last_report_at is not None:
         lines.append(f"  last presence report {when(s.last_report_at, now)}")
     return lines
@@ -141,6 +148,8 @@ def rule_line(s: EnvState, now: datetime) -> str:
         words += f" since creation at {at(s.created_at, now)}"
     elif s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         words += f" at {at(s.stop_at, now)}"
+    elif s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+        words += f"; last sign of life {at(connected_idle.last_sign(s), now)}"
     else:
         words += f" since {at(s.idle_since, now)}"
     key = RULE_KEY.get(s.deadline_reason) if s.deadline_reason is not None else None
@@ -155,10 +164,16 @@ def thresholds_line(s: EnvState) -> str:
         warn += f"{format_duration(DEFAULT_WARNING_ABOVE)})"
     else:
         warn = "never" if spec.warn_before == 0 else format_duration(spec.warn_before)
-    return (
+    line = (
         f"  settings: inactivity_duration {format_duration(spec.inactivity_duration)}, "
         f"max_duration {format_duration(spec.max_duration)}, warn_before {warn}"
     )
+    if spec.connected_idle is not None:
+        line += (
+            f", connected_idle {format_duration(spec.connected_idle)} "
+            f"(busy at {spec.connected_idle_cpu:g}% of a core)"
+        )
+    return line
 
 
 def warning_sent_at(s: EnvState) -> datetime | None:

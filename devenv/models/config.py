@@ -47,6 +47,24 @@ def _warning(value: object) -> int | None:
 WarnBefore = Annotated[int | None, BeforeValidator(_warning)]
 
 
+def _cpu_share(value: object) -> float:
+    """Percent of one core: ``5``, ``5%`` or ``2.5 %`` (a multi-core load may pass 100)."""
+    text = str(value).strip().removesuffix("%").strip() if isinstance(value, str) else value
+    try:
+        share = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        share = -1.0
+    if isinstance(value, bool) or not 0 <= share <= 100_000:
+        raise ValueError(
+            f"{value!r} is not a CPU share; accepted: "
+            "a percent of one core, 0 to 100000 (`5` or `5%`)"
+        )
+    return share
+
+
+CpuShare = Annotated[float, BeforeValidator(_cpu_share)]
+
+
 def _webhook(value: str) -> str:
     parsed = urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or len(value) > 2048:
@@ -135,6 +153,19 @@ class EnvironmentConfig(BaseModel):
     )
     resources: Resources = Field(
         default=Resources(), description="What the instance should have (cloud backends)."
+    )
+    connected_idle: Duration = Field(
+        default=None,
+        description="A connected session with no terminal input, while the environment's "
+        "processes use under `connected_idle_cpu`, counts as absent after this long (a "
+        "terminal left open is not a user): the environment ends this long after the last "
+        "keystroke or busy moment (or after `inactivity_duration`, if longer), warned in the "
+        "terminal first. Running jobs keep it. `off`: never (any connection keeps it).",
+    )
+    connected_idle_cpu: CpuShare = Field(
+        default=5.0,
+        description="Percent of one core (`5` or `5%`): the environment's processes using "
+        "at least this much keep a connected session present under `connected_idle`.",
     )
 
     @field_validator("name")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from devenv.models import connected_idle
 from devenv.models.durations import format_duration
 from devenv.models.state import EnvState, Status, TerminationReason
 
@@ -27,7 +28,8 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
             late_login_deferral(s) or s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
             TerminationReason.INACTIVITY_DURATION_EXCEEDED,
         )
-    candidates = [end for end in (_max_end(s), idle, _stop_end(s)) if end is not None]
+    ends = (_max_end(s), idle, _stop_end(s), connected_idle.end(s))
+    candidates = [end for end in ends if end is not None]
     if s.status not in (Status.PROVISIONING, Status.RUNNING) or not candidates:
         return None, None
     return _floored(s, min(candidates, key=lambda c: c[0]))
@@ -106,7 +108,8 @@ def warn_at(state: EnvState) -> datetime | None:
     """When to warn about the current deadline; None: no warning for it.
 
     ``warn_before`` 0 never warns; unset warns 10 minutes ahead when the rule's threshold
-    is over 20 minutes (a fixed ``--stop-at`` always); an explicit value is honoured
+    is over 20 minutes (a fixed ``--stop-at`` always; ``connected_idle`` always, at most
+    half its threshold ahead); an explicit value is honoured
     however short, and never warns before the countdown began (idle since, created).
     """
     s = state
@@ -117,9 +120,13 @@ def warn_at(state: EnvState) -> datetime | None:
         threshold, began = s.spec.inactivity_duration, s.idle_since
     elif reason == TerminationReason.MAX_DURATION_EXCEEDED:
         threshold, began = s.spec.max_duration, s.created_at
+    elif reason == TerminationReason.CONNECTED_IDLE:
+        threshold, began = s.spec.connected_idle, connected_idle.last_sign(s)
     else:
         threshold, began = None, None
     ahead = s.spec.warn_before
+    if ahead is None and reason == TerminationReason.CONNECTED_IDLE and threshold:
+        ahead = min(DEFAULT_WARNING, threshold // 2)  # the warning is what a keystroke answers
     if ahead is None:
         if threshold is not None and threshold <= DEFAULT_WARNING_ABOVE:
             return None
@@ -184,4 +191,9 @@ def rule_words(s: EnvState) -> str:
         return f"max_duration {format_duration(s.spec.max_duration)}"
     if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         return "the scheduled stop"
+    if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+        return (
+            f"connected but idle for {format_duration(s.spec.connected_idle)}: "
+            "no terminal input, processes quiet; any keystroke keeps it"
+        )
     return f"idle for {format_duration(s.spec.inactivity_duration)}"

@@ -49,6 +49,8 @@ class TerminationReason(StrEnum):
     PROVISIONING_FAILED = "provisioning_failed"
     SCHEDULED_STOP = "scheduled_stop"
     """The fixed end set with ``devenv signal NAME --stop-at``."""
+    CONNECTED_IDLE = "connected_idle_exceeded"
+    """Connected, but no terminal input and quiet processes for ``connected_idle``."""
 
 
 class EnvSpec(BaseModel):
@@ -75,6 +77,11 @@ class EnvSpec(BaseModel):
     warn_before: int | None = None
     """Seconds before a termination to warn; None: the default (10 minutes when the
     rule's threshold is longer than 20 minutes); 0: never."""
+    connected_idle: int | None = None
+    """Seconds after which a connected session with no input and quiet processes counts
+    as absent (``connected_idle``); None: off (any connection keeps it)."""
+    connected_idle_cpu: float = 5.0
+    """Percent of one core the environment's processes must use to count as busy."""
     notify_webhook: str | None = None
     """Which webhook to POST warnings to: a reference to the URL kept in the worker's
     home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""
@@ -148,6 +155,9 @@ class SessionInfo(BaseModel):
     """shell, exec, sftp, master (sessions ended, connection kept) or forward (no session)."""
     user: str | None = None
     """Whose key logged in (the owner or a member), where the instance can tell."""
+    last_input: datetime | None = None
+    """The session's last terminal input (its pty; ``w``'s IDLE); None: no terminal, or
+    an instance from before it was reported."""
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
@@ -165,6 +175,11 @@ class PresenceReport(BaseModel):
     jobs: int = Field(default=0, ge=0)
     """Jobs running in the environment (``devenv run``, ``devenv-keepalive``): in use
     like a connected user, so the idle clock waits for the last one to end."""
+    last_input: datetime | None = None
+    """The latest terminal input of any session; None: none seen (or an older instance)."""
+    busy_at: datetime | None = None
+    """The last moment the environment's processes used at least the busy CPU share
+    (``connected_idle_cpu``); None: not seen busy (or an older instance)."""
 
     @property
     def in_use(self) -> int:
@@ -291,6 +306,12 @@ class EnvState(BaseModel):
     it was: ``devenv share`` returns when the keys are in place, or says this."""
     shared_with: list[SharedUser] = Field(default_factory=list)
     """Colleagues who may log in, see, extend and change it (``devenv share``)."""
+    connected_at: datetime | None = None
+    """When someone connected while nobody was (a connection is a sign of life)."""
+    last_input: datetime | None = None
+    """The latest terminal input the instance reported (``connected_idle``)."""
+    busy_at: datetime | None = None
+    """The last moment the instance reported its processes busy (``connected_idle_cpu``)."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 

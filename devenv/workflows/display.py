@@ -49,6 +49,13 @@ def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
     if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         return f"scheduled stop at {clock(s.stop_at)} reached{extended}; terminating"
     checked = f"; {confirmed}" if confirmed else ""
+    if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+        return (
+            f"connected_idle {format_duration(s.spec.connected_idle)} exceeded: no terminal "
+            f"input since {clock(s.last_input)}, processes under "
+            f"{s.spec.connected_idle_cpu:g}% of a core since {clock(s.busy_at or s.connected_at)}"
+            f"{extended}{checked}; terminating"
+        )
     return (
         f"inactivity threshold {format_duration(s.spec.inactivity_duration)} exceeded "
         f"(idle since {clock(s.idle_since)}{extended}{checked}); terminating"
@@ -156,6 +163,9 @@ def deadline_rule(s: EnvState) -> str:
         rule = f"{format_duration(s.spec.max_duration)} after creation at {clock(s.created_at)}"
     elif s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         rule = f"the scheduled stop at {clock(s.stop_at)}"
+    elif s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+        idle = format_duration(s.spec.connected_idle)
+        rule = f"connected but idle: {idle} after the last sign of life"
     else:
         rule = f"{format_duration(s.spec.inactivity_duration)} after the last user left"
     if extension_in_force(s):
@@ -207,6 +217,8 @@ def wake_summary(s: EnvState, wake_at: datetime | None, restart_at: datetime | N
             )
         if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
             return f"scheduled stop {clock(wake_at)}"
+        if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+            return f"connected_idle deadline {clock(wake_at)} (no input, processes quiet)"
         return (
             f"idle deadline {clock(wake_at)} "
             f"({format_duration(s.spec.inactivity_duration)} after the last user left)"

@@ -31,3 +31,6 @@ WATCH_PATCH = "monitor-on-watch-queue"
 """Histories recorded before watch queues replay their monitors on the shared queue."""
 MEMO_PATCH = "status-in-memo"
 """Histories recorded before the memo existed replay without it (workflow.patched)."""
+CONNECTED_IDLE_PATCH = "connected-idle-probe"
+"""A connected_idle deadline is confirmed by a probe (fresh terminal input and CPU) before
+the environment ends; asked only by environments with ``connected_idle`` set."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from devenv.models import connected_idle
 from devenv.models.deadline import idle_deadline, plural
 from devenv.models.durations import format_duration
 from devenv.models.state import EnvState, LateLogin, PresenceReport, Status
@@ -34,7 +35,9 @@ def take_report(s: EnvState, report: PresenceReport, now: datetime) -> Taken:
             f"({plural(report.connections, 'connection')})"
         )
     s.last_report_at = now
-    if not report.keepalive:
+    if s.spec.connected_idle is not None:  # keepalives carry the latest signs of life too
+        connected_idle.note_signs(s, report, now)
+    if not report.keepalive or s.spec.connected_idle is not None:
         s.sessions = report.sessions
     if (report.connections, report.jobs) == (s.connections, s.jobs):
         return Taken()  # keepalive or repeat: do not wake the timer

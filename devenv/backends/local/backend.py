@@ -307,6 +307,7 @@ class LocalBackend(Backend):
             host_key=host_key,
             owner=request.spec.owner,
             min_connection_duration=request.spec.min_connection_duration,
+            busy_cpu_percent=request.spec.connected_idle_cpu,
             shell=login_shell(),
             login_timeout=self.login_timeout,
             keepalive_interval=self.keepalive_interval,

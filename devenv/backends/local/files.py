@@ -122,6 +122,8 @@ class ServerConfig:
     owner: str | None = None
     """Who logs in with ``user_public_key`` (``devenv ps NAME -v`` names them)."""
     min_connection_duration: float = field(default=0.0, metadata={"ge": 0})
+    busy_cpu_percent: float = field(default=5.0, metadata={"ge": 0})
+    """Percent of one core the instance's processes must use to count as busy."""
     shell: str = "/bin/sh"
     login_timeout: float = field(default=30.0, metadata={"gt": 0})
     keepalive_interval: float = field(default=float(dead_peer.INTERVAL_SECONDS), metadata={"gt": 0})

@@ -226,7 +226,13 @@ class SshBackend(Backend):
         assert report.python is not None
         agent = await install_agent(admin, self.host_dir)
         try:
-            command = forced_command(report.python, agent, account, spec.min_connection_duration)
+            command = forced_command(
+                report.python,
+                agent,
+                account,
+                spec.min_connection_duration,
+                spec.connected_idle_cpu,
+            )
             keys = authorized_keys(
                 spec.user_public_key, internal_public_key(self.settings), command
             )

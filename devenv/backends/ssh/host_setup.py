@@ -126,7 +126,9 @@ def agent_path(host_dir: str) -> str:
     return f"{host_dir}/agent/{AGENT_FILE}"
 
 
-def forced_command(python: str, agent: str, account: str, min_duration: int) -> str:
+def forced_command(
+    python: str, agent: str, account: str, min_duration: int, busy_cpu: float = 5.0
+) -> str:
     """The only thing devenv's internal key may run: the presence agent, for this account."""
     for path in (python, agent):
         if not _SAFE_PATH.fullmatch(path):
@@ -138,6 +140,8 @@ def forced_command(python: str, agent: str, account: str, min_duration: int) -> 
         f"{python} {agent} stream --user {account} "
         f"--min-connection-duration {max(int(min_duration), 1)}"
     )
+    if busy_cpu != 5.0:  # the agent's default (connected_idle_cpu)
+        command += f" --busy-cpu {float(busy_cpu):g}"
     return command + (" --count-recorded-logins" if min_duration <= 0 else "")
 
 

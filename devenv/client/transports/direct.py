@@ -132,6 +132,8 @@ class DirectTransport(Transport):
             backend_config=parsed.backend_section(),
             owner=owner_name,
             warn_before=parsed.warn_before,
+            connected_idle=parsed.connected_idle,
+            connected_idle_cpu=parsed.connected_idle_cpu,
             notify_webhook=(
                 store_webhook(settings, parsed.notify.webhook) if parsed.notify.webhook else None
             ),
