@@ -13,7 +13,7 @@ from rich.markup import escape
 from devenv.cli.output import out
 from devenv.cli.views import STATUS_STYLE, money, relative
 from devenv.cli.views import clock as full_clock
-from devenv.models import connected_idle
+from devenv.models import connected_idle, gpu_policy
 from devenv.models.deadline import (
     DEFAULT_WARNING,
     DEFAULT_WARNING_ABOVE,
@@ -32,6 +32,7 @@ RULE_KEY = {
     TerminationReason.MAX_DURATION_EXCEEDED: "max_duration",
     TerminationReason.SCHEDULED_STOP: "stop_at",
     TerminationReason.CONNECTED_IDLE: "connected_idle",
+    TerminationReason.GPU_UNDERUTILIZED: "utilization_policy",
 }
 """The setting behind each deadline reason, as the user wrote or signalled it."""
 
@@ -134,6 +135,9 @@ def in_use(s: EnvState, now: datetime) -> list[str]:
     absent = connected_idle.why(s, now)
     if absent is not None:
         lines.append(f"  {escape(absent)}")
+    gpus = gpu_policy.why(s)
+    if gpus is not None:
+        lines.append(f"  {escape(gpus)}")
     if s.last_report_at is not None:
         lines.append(f"  last presence report {when(s.last_report_at, now)}")
     return lines
@@ -148,6 +152,8 @@ def rule_line(s: EnvState, now: datetime) -> str:
         words += f" since creation at {at(s.created_at, now)}"
     elif s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         words += f" at {at(s.stop_at, now)}"
+    elif s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+        words += f"; quiet since {at(s.gpu_quiet_since, now)}"
     elif s.deadline_reason == TerminationReason.CONNECTED_IDLE:
         words += f"; last sign of life {at(connected_idle.last_sign(s), now)}"
     else:

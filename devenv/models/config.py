@@ -113,6 +113,28 @@ class Resources(BaseModel):
         return value
 
 
+def _window(value: object) -> int:
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise ValueError(f"{value!r} is not a time window; accepted: a duration such as `30m`")
+    return seconds
+
+
+class UtilizationPolicy(BaseModel):
+    """dstack's ``utilization_policy``: end an environment whose GPUs all stay under
+    ``min_gpu_utilization`` percent for ``time_window``, even while someone is connected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_gpu_utilization: Annotated[int, Field(ge=0, le=100)] = Field(
+        description="Percent (0 to 100): a sample of any GPU at or above it is use."
+    )
+    time_window: Annotated[int, BeforeValidator(_window)] = Field(
+        description="How long every GPU must stay under the minimum (`30m`, `2h`); the GPUs "
+        "are sampled with `nvidia-smi` every 10 seconds."
+    )
+
+
 class EnvironmentConfig(BaseModel):
     """One dev environment, as in ``examples/dev.yml`` (the dstack file shape)."""
 
@@ -161,6 +183,12 @@ class EnvironmentConfig(BaseModel):
         "terminal left open is not a user): the environment ends this long after the last "
         "keystroke or busy moment (or after `inactivity_duration`, if longer), warned in the "
         "terminal first. Running jobs keep it. `off`: never (any connection keeps it).",
+    )
+    utilization_policy: UtilizationPolicy | None = Field(
+        default=None,
+        description="End the environment (warned first) once every GPU stayed under "
+        "`min_gpu_utilization` percent for `time_window`, even while connected. Only where "
+        "the instance has `nvidia-smi`; refused at start otherwise.",
     )
     connected_idle_cpu: CpuShare = Field(
         default=5.0,

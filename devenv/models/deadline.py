@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from devenv.models import connected_idle
+from devenv.models import connected_idle, gpu_policy
 from devenv.models.durations import format_duration
 from devenv.models.state import EnvState, Status, TerminationReason
 
@@ -28,7 +28,7 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
             late_login_deferral(s) or s.idle_since + timedelta(seconds=s.spec.inactivity_duration),
             TerminationReason.INACTIVITY_DURATION_EXCEEDED,
         )
-    ends = (_max_end(s), idle, _stop_end(s), connected_idle.end(s))
+    ends = (_max_end(s), idle, _stop_end(s), connected_idle.end(s), gpu_policy.end(s))
     candidates = [end for end in ends if end is not None]
     if s.status not in (Status.PROVISIONING, Status.RUNNING) or not candidates:
         return None, None
@@ -122,6 +122,8 @@ def warn_at(state: EnvState) -> datetime | None:
         threshold, began = s.spec.max_duration, s.created_at
     elif reason == TerminationReason.CONNECTED_IDLE:
         threshold, began = s.spec.connected_idle, connected_idle.last_sign(s)
+    elif reason == TerminationReason.GPU_UNDERUTILIZED and s.spec.utilization_policy:
+        threshold, began = s.spec.utilization_policy.time_window, s.gpu_quiet_since
     else:
         threshold, began = None, None
     ahead = s.spec.warn_before
@@ -191,6 +193,8 @@ def rule_words(s: EnvState) -> str:
         return f"max_duration {format_duration(s.spec.max_duration)}"
     if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         return "the scheduled stop"
+    if s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+        return gpu_policy.words(s)
     if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
         return (
             f"connected but idle for {format_duration(s.spec.connected_idle)}: "

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from devenv.models.config import Resources
+from devenv.models.config import Resources, UtilizationPolicy
 
 WORKFLOW_TYPE = "DevEnvironment"
 WORKFLOW_ID_PREFIX = "devenv-"
@@ -51,6 +51,8 @@ class TerminationReason(StrEnum):
     """The fixed end set with ``devenv signal NAME --stop-at``."""
     CONNECTED_IDLE = "connected_idle_exceeded"
     """Connected, but no terminal input and quiet processes for ``connected_idle``."""
+    GPU_UNDERUTILIZED = "gpu_underutilized"
+    """Every GPU under ``utilization_policy.min_gpu_utilization`` for its ``time_window``."""
 
 
 class EnvSpec(BaseModel):
@@ -82,6 +84,8 @@ class EnvSpec(BaseModel):
     as absent (``connected_idle``); None: off (any connection keeps it)."""
     connected_idle_cpu: float = 5.0
     """Percent of one core the environment's processes must use to count as busy."""
+    utilization_policy: UtilizationPolicy | None = None
+    """End once every GPU stayed under the minimum for the window (dstack's shape)."""
     notify_webhook: str | None = None
     """Which webhook to POST warnings to: a reference to the URL kept in the worker's
     home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""
@@ -180,6 +184,11 @@ class PresenceReport(BaseModel):
     busy_at: datetime | None = None
     """The last moment the environment's processes used at least the busy CPU share
     (``connected_idle_cpu``); None: not seen busy (or an older instance)."""
+    gpu_quiet_since: datetime | None = None
+    """Since when every GPU sample was under ``utilization_policy``'s minimum; None: a
+    GPU was at or above it at the last sample, or the GPUs are not sampled."""
+    gpu_error: str | None = None
+    """Why the last GPU sample failed (nvidia-smi's message), if it did."""
 
     @property
     def in_use(self) -> int:
@@ -312,6 +321,8 @@ class EnvState(BaseModel):
     """The latest terminal input the instance reported (``connected_idle``)."""
     busy_at: datetime | None = None
     """The last moment the instance reported its processes busy (``connected_idle_cpu``)."""
+    gpu_quiet_since: datetime | None = None
+    """Since when every GPU was under ``utilization_policy``'s minimum, as last reported."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
+from devenv.models import gpu_policy
 from devenv.models.deadline import extension_in_force, fixed_end, plural, rule_words, warn_at
 from devenv.models.durations import format_duration
 from devenv.models.state import EnvSpec, EnvState, Status, TerminationReason
@@ -49,6 +50,11 @@ def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
     if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         return f"scheduled stop at {clock(s.stop_at)} reached{extended}; terminating"
     checked = f"; {confirmed}" if confirmed else ""
+    if s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+        return (
+            f"GPUs underutilized: {gpu_policy.words(s)}, since {clock(s.gpu_quiet_since)}"
+            f"{extended}{checked}; terminating"
+        )
     if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
         return (
             f"connected_idle {format_duration(s.spec.connected_idle)} exceeded: no terminal "
@@ -163,6 +169,8 @@ def deadline_rule(s: EnvState) -> str:
         rule = f"{format_duration(s.spec.max_duration)} after creation at {clock(s.created_at)}"
     elif s.deadline_reason == TerminationReason.SCHEDULED_STOP:
         rule = f"the scheduled stop at {clock(s.stop_at)}"
+    elif s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+        rule = f"{gpu_policy.words(s)}, since {clock(s.gpu_quiet_since)}"
     elif s.deadline_reason == TerminationReason.CONNECTED_IDLE:
         idle = format_duration(s.spec.connected_idle)
         rule = f"connected but idle: {idle} after the last sign of life"
@@ -217,6 +225,8 @@ def wake_summary(s: EnvState, wake_at: datetime | None, restart_at: datetime | N
             )
         if s.deadline_reason == TerminationReason.SCHEDULED_STOP:
             return f"scheduled stop {clock(wake_at)}"
+        if s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+            return f"utilization_policy deadline {clock(wake_at)} (GPUs under the minimum)"
         if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
             return f"connected_idle deadline {clock(wake_at)} (no input, processes quiet)"
         return (

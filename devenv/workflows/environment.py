@@ -22,7 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from devenv.models import connected_idle, deadline
+    from devenv.models import connected_idle, deadline, gpu_policy
     from devenv.models.durations import format_duration
     from devenv.models.messages import (
         INSTANCE_LOST,
@@ -226,6 +226,7 @@ class DevEnvironmentWorkflow:
         idle_reasons = (
             TerminationReason.INACTIVITY_DURATION_EXCEEDED,
             TerminationReason.CONNECTED_IDLE,
+            TerminationReason.GPU_UNDERUTILIZED,
         )
         if (
             s.deadline_reason not in idle_reasons
@@ -233,6 +234,10 @@ class DevEnvironmentWorkflow:
             or (
                 s.deadline_reason == TerminationReason.CONNECTED_IDLE
                 and not workflow.patched(patches.CONNECTED_IDLE_PATCH)
+            )
+            or (
+                s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED
+                and not workflow.patched(patches.GPU_POLICY_PATCH)
             )
             or not s.tuning.monitor
             or not workflow.patched(patches.PROBE_PATCH)
@@ -257,6 +262,7 @@ class DevEnvironmentWorkflow:
         )
         if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
             connected_idle.note_signs(s, seen, now)  # a keystroke since the last report
+        gpu_policy.note(s, seen, now, probe=True)  # a GPU busy now keeps it
         told = probe_answer(s, seen, now, late_login)
         if told is not None:
             self._event(told)

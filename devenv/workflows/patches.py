@@ -34,3 +34,6 @@ MEMO_PATCH = "status-in-memo"
 CONNECTED_IDLE_PATCH = "connected-idle-probe"
 """A connected_idle deadline is confirmed by a probe (fresh terminal input and CPU) before
 the environment ends; asked only by environments with ``connected_idle`` set."""
+GPU_POLICY_PATCH = "gpu-utilization-probe"
+"""A utilization_policy deadline is confirmed by a probe (a GPU busy now keeps it);
+asked only by environments with ``utilization_policy`` set."""

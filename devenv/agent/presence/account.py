@@ -13,7 +13,7 @@ from typing import Any
 from . import AGENT_SCRIPT
 from .lines import iso, now_iso, report
 from .procfs import ProcReader, boot_clock, boot_wall_time, read_ancestry, read_peer
-from .signs import CpuMeter, last_input, read_cpu_ticks
+from .signs import CpuMeter, GpuWatch, last_input, read_cpu_ticks
 from .table import (
     Connection,
     Proc,
@@ -50,6 +50,7 @@ class Agent:
         min_duration: float,
         script: str = AGENT_SCRIPT,
         busy_percent: float = DEFAULT_BUSY_PERCENT,
+        gpus: GpuWatch | None = None,
     ) -> None:
         self.user = user
         self.uid = uid
@@ -66,6 +67,8 @@ class Agent:
         self.cpu = CpuMeter(float(os.sysconf("SC_CLK_TCK")))
         self.busy_at: float | None = None
         """Wall-clock time the account's processes last used ``busy_percent`` of a core."""
+        self.gpus = gpus
+        """Samples the GPUs when ``utilization_policy`` is set (``--gpu-min``)."""
         self.inputs: dict[int, float] = {}
         """Each connection's last terminal input (wall clock), by pid, at the last look."""
 
@@ -95,6 +98,10 @@ class Agent:
         self._signs(procs, connections, now)
         return connections, peers, now
 
+    def gpu_state(self) -> tuple[float | None, str | None] | None:
+        """(quiet since, error) of the GPUs when watched, else None."""
+        return None if self.gpus is None else (self.gpus.quiet_since, self.gpus.error)
+
     def _signs(self, procs: Sequence[Proc], connections: Sequence[Connection], now: float) -> None:
         """Terminal input of each connection (its ttys' access times) and the account's CPU."""
         titles = {proc.pid: proc.title for proc in procs}
@@ -111,6 +118,8 @@ class Agent:
             and proc.pid not in self.own_ancestry
             and not is_agent_process(proc, self.script)
         ]
+        if self.gpus is not None:
+            self.gpus.poll(self.boot_wall + now)
         percent = self.cpu.sample(read_cpu_ticks(mine), now)
         if percent is not None and percent >= self.busy_percent:
             wall = self.boot_wall + now
@@ -177,7 +186,15 @@ def _write(out: Any, line: dict[str, Any]) -> bool:
 
 def probe(agent: Agent, out: Any) -> int:
     connections, peers, _ = agent.observe()
-    line = report(connections, peers, agent.boot_wall, now_iso(), agent.jobs, agent.inputs)
+    line = report(
+        connections,
+        peers,
+        agent.boot_wall,
+        now_iso(),
+        agent.jobs,
+        agent.inputs,
+        gpu=agent.gpu_state(),
+    )
     _write(out, line)
     return 0
 
@@ -206,6 +223,7 @@ def stream(agent: Agent, out: Any, interval: float, logins: LoginRecords | None 
             agent.jobs,
             agent.inputs,
             agent.busy_at,
+            agent.gpu_state(),
         )
         in_use = (line["connections"], line["jobs"])
         if counted is not None and in_use != counted:
@@ -232,6 +250,8 @@ def stream(agent: Agent, out: Any, interval: float, logins: LoginRecords | None 
             line["sessions"],
             line["jobs"],
             line.get("busy_at"),
+            line.get("gpu_quiet_since"),
+            line.get("gpu_error"),
         )
         if key != previous:
             if not _write(out, line):

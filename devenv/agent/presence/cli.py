@@ -20,6 +20,7 @@ from .account import (
     stream,
 )
 from .failsafe import FAILSAFE_INTERVAL, FailsafeWatcher, failsafe
+from .signs import GPU_INTERVAL_SECONDS, GpuWatch
 
 
 class _Stop(BaseException):
@@ -55,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
             default=DEFAULT_BUSY_PERCENT,
             metavar="PERCENT",
             help="the account's processes using this share of a core count as busy",
+        )
+        command.add_argument(
+            "--gpu-min",
+            type=float,
+            default=None,
+            metavar="PERCENT",
+            help="sample every GPU (nvidia-smi); report since when all were under this",
+        )
+        command.add_argument(
+            "--gpu-interval", type=float, default=GPU_INTERVAL_SECONDS, metavar="SECONDS"
         )
         if name == "stream":
             command.add_argument(
@@ -134,7 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except _Stop:
             return 0
     try:
-        agent = Agent(args.user, uid, args.min_connection_duration, script, args.busy_cpu)
+        gpus = None
+        if args.gpu_min is not None:
+            gpus = GpuWatch(args.gpu_min, max(0.1, args.gpu_interval))
+        agent = Agent(args.user, uid, args.min_connection_duration, script, args.busy_cpu, gpus)
         if args.command == "probe":
             status = probe(agent, sys.stdout)
         else:

@@ -68,11 +68,13 @@ def report(
     jobs: int | None = None,
     inputs: Mapping[int, float] | None = None,
     busy_at: float | None = None,
+    gpu: tuple[float | None, str | None] | None = None,
 ) -> dict[str, Any]:
     """One line of the stream; ``boot_wall`` is the wall-clock time of boot. ``jobs``
     (running devenv-keepalive jobs) is in every line the agent writes. ``inputs``: each
     connection's last terminal input (wall clock, by pid); ``busy_at``: when the account's
-    processes last used the busy CPU share (both since agent 5)."""
+    processes last used the busy CPU share; ``gpu``: since when every GPU was under the
+    minimum and the last sample's error, when GPUs are watched (all since agent 5)."""
     line: dict[str, Any] = {
         "connections": sum(1 for c in connections if c.counted),
         "waiting": sum(1 for c in connections if not c.counted),
@@ -86,6 +88,11 @@ def report(
         line["last_input"] = iso(max(typed))
     if busy_at is not None:
         line["busy_at"] = iso(busy_at)
+    if gpu is not None:  # (quiet since, error) when the GPUs are watched
+        if gpu[0] is not None:
+            line["gpu_quiet_since"] = iso(gpu[0])
+        if gpu[1] is not None:
+            line["gpu_error"] = gpu[1]
     return line
 
 

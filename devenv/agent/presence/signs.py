@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 WINDOW_SECONDS = 2.0
@@ -143,3 +143,42 @@ def gpus_busy(samples: Iterable[GpuSample], minimum: float) -> bool:
     """Whether any GPU is at ``minimum`` percent or more (an unknown one counts as busy:
     a GPU that cannot be read must not end the environment)."""
     return any(s.utilization is None or s.utilization >= minimum for s in samples)
+
+
+GPU_INTERVAL_SECONDS = 10.0
+"""How often every GPU is sampled (``utilization_policy``)."""
+
+
+class GpuWatch:
+    """Samples every GPU every ``interval`` seconds; remembers since when every sample
+    was under ``minimum`` percent (None after a busy or failed sample)."""
+
+    def __init__(
+        self,
+        minimum: float,
+        interval: float = GPU_INTERVAL_SECONDS,
+        read: Callable[[], list[GpuSample]] = read_gpus,
+    ) -> None:
+        self.minimum = minimum
+        self.interval = interval
+        self.read = read
+        self.quiet_since: float | None = None
+        """Wall-clock time of the first of the quiet samples in a row."""
+        self.error: str | None = None
+        self._next: float | None = None
+
+    def poll(self, wall: float) -> None:
+        """Sample now if the interval is over (the first call samples at once)."""
+        if self._next is not None and wall < self._next:
+            return
+        self._next = wall + self.interval
+        try:
+            samples = self.read()
+        except GpuReadError as error:
+            self.error, self.quiet_since = str(error), None
+            return
+        self.error = None
+        if gpus_busy(samples, self.minimum):
+            self.quiet_since = None
+        elif self.quiet_since is None:
+            self.quiet_since = wall

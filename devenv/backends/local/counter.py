@@ -37,6 +37,10 @@ class ActivitySnapshot:
     """The latest terminal input of any session (``connected_idle``)."""
     busy_at: datetime | None = None
     """The last moment the instance's processes used the busy CPU share."""
+    gpu_quiet_since: datetime | None = None
+    """Since when every GPU sample was under ``utilization_policy``'s minimum."""
+    gpu_error: str | None = None
+    """Why the last GPU sample failed, if it did."""
 
     def to_line(self) -> bytes:
         """One line of the activity stream (parsed by the monitor's report model)."""
@@ -53,6 +57,10 @@ class ActivitySnapshot:
             body["last_input"] = self.last_input.isoformat()
         if self.busy_at is not None:
             body["busy_at"] = self.busy_at.isoformat()
+        if self.gpu_quiet_since is not None:
+            body["gpu_quiet_since"] = self.gpu_quiet_since.isoformat()
+        if self.gpu_error is not None:
+            body["gpu_error"] = self.gpu_error
         return (json.dumps(body) + "\n").encode()
 
 
@@ -102,6 +110,7 @@ class ConnectionCounter:
         self._sessions: dict[Hashable, Session] = {}
         self._last_input: datetime | None = None
         self._busy_at: datetime | None = None
+        self._gpu: tuple[datetime | None, str | None] = (None, None)
         self._snapshot = ActivitySnapshot(0, clock())
         self._subscribers: set[asyncio.Queue[ActivitySnapshot]] = set()
 
@@ -161,6 +170,14 @@ class ConnectionCounter:
         self._busy_at = now
         self._publish()
 
+    def gpus(self, quiet_since: float | None, error: str | None) -> None:
+        """The last GPU sample: since when every GPU was quiet (wall clock), or why
+        the GPUs could not be read."""
+        moment = None if quiet_since is None else datetime.fromtimestamp(quiet_since, UTC)
+        if (moment, error) != self._gpu:
+            self._gpu = (moment, error)
+            self._publish()
+
     def subscribe(self) -> asyncio.Queue[ActivitySnapshot]:
         """A queue that gets the current state now and every change after it."""
         queue: asyncio.Queue[ActivitySnapshot] = asyncio.Queue()
@@ -181,13 +198,13 @@ class ConnectionCounter:
         previous = self._snapshot
         connections, waiting, jobs = len(self._counted), len(self._pending), len(self._jobs)
         sessions = tuple(self._sessions.values())
-        signs = (self._last_input, self._busy_at)
+        signs = (self._last_input, self._busy_at, *self._gpu)
         if (connections, waiting, jobs, sessions, signs) == (
             previous.connections,
             previous.waiting,
             previous.jobs,
             previous.sessions,
-            (previous.last_input, previous.busy_at),
+            (previous.last_input, previous.busy_at, previous.gpu_quiet_since, previous.gpu_error),
         ):
             return
         in_use_changed = (connections, jobs) != (previous.connections, previous.jobs)

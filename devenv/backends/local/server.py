@@ -33,7 +33,7 @@ from asyncssh.channel import SSHChannel
 from devenv import logging_redact
 from devenv.backends.local import proctools
 from devenv.backends.local.counter import ConnectionCounter, Session, utc_now
-from devenv.backends.local.cpu_watch import watch_cpu
+from devenv.backends.local.cpu_watch import watch_cpu, watch_gpus
 from devenv.backends.local.files import (
     ACTIVITY_SUBSYSTEM,
     BANNER_FILE,
@@ -348,6 +348,9 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
     except OSError as exc:
         log.warning("jobs are not counted (no jobs socket): %s", exc)
     cpu = asyncio.ensure_future(watch_cpu(instance.counter, config.busy_cpu_percent))
+    if config.gpu_min_percent is not None:
+        gpus = asyncio.ensure_future(watch_gpus(instance.counter, config.gpu_min_percent))
+        cpu.add_done_callback(lambda _: gpus.cancel())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -232,6 +232,9 @@ class SshBackend(Backend):
                 account,
                 spec.min_connection_duration,
                 spec.connected_idle_cpu,
+                None
+                if spec.utilization_policy is None
+                else spec.utilization_policy.min_gpu_utilization,
             )
             keys = authorized_keys(
                 spec.user_public_key, internal_public_key(self.settings), command

@@ -127,7 +127,12 @@ def agent_path(host_dir: str) -> str:
 
 
 def forced_command(
-    python: str, agent: str, account: str, min_duration: int, busy_cpu: float = 5.0
+    python: str,
+    agent: str,
+    account: str,
+    min_duration: int,
+    busy_cpu: float = 5.0,
+    gpu_min: int | None = None,
 ) -> str:
     """The only thing devenv's internal key may run: the presence agent, for this account."""
     for path in (python, agent):
@@ -142,6 +147,8 @@ def forced_command(
     )
     if busy_cpu != 5.0:  # the agent's default (connected_idle_cpu)
         command += f" --busy-cpu {float(busy_cpu):g}"
+    if gpu_min is not None:  # utilization_policy: the agent samples every GPU
+        command += f" --gpu-min {int(gpu_min)}"
     return command + (" --count-recorded-logins" if min_duration <= 0 else "")
 
 

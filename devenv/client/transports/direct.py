@@ -134,6 +134,7 @@ class DirectTransport(Transport):
             warn_before=parsed.warn_before,
             connected_idle=parsed.connected_idle,
             connected_idle_cpu=parsed.connected_idle_cpu,
+            utilization_policy=parsed.utilization_policy,
             notify_webhook=(
                 store_webhook(settings, parsed.notify.webhook) if parsed.notify.webhook else None
             ),
