@@ -13,7 +13,7 @@ import yaml
 
 from devenv.backends.ssh.host_setup import account_name
 from tests.e2e.harness import Session, wait_for
-from tests.ssh.conftest import host_dir_of
+from tests.ssh.conftest import account_of, host_dir_of
 from tests.ssh.test_e2e import World, until_status, world  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.e2e
@@ -88,3 +88,20 @@ def test_an_ssh_terminal_that_types_every_few_seconds_keeps_it(
     finally:
         session.kill()
     devenv.run("stop", name, "--wait")
+
+
+def test_utilization_policy_on_a_host_without_nvidia_smi_fails_the_start_in_one_line(
+    world: World,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    name, path = world.config(tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    doc["utilization_policy"] = {"min_gpu_utilization": 10, "time_window": "30m"}
+    path.write_text(yaml.safe_dump(doc))
+    result = world.devenv.run("start", str(path), check=False)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "utilization_policy:" in lines[0] and "has no nvidia-smi" in lines[0]
+    assert account_of(name) is None, "nothing created on the host"
+    assert until_status(world, name, "failed")["termination_reason"] == "provisioning_failed"

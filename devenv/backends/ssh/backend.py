@@ -50,6 +50,7 @@ from devenv.backends.ssh.admin import (
 from devenv.backends.ssh.config import CHECK_FILES, SshSection
 from devenv.backends.ssh.host_setup import (
     DEFAULT_HOST_DIR,
+    HostNotSupportedError,
     HostReport,
     InstanceTerminatedError,
     account_name,
@@ -224,6 +225,11 @@ class SshBackend(Backend):
         installed, checked as the monitor will read it (also the host half of ``aws``)."""
         spec = request.spec
         assert report.python is not None
+        if spec.utilization_policy is not None and not report.nvidia_smi:
+            raise HostNotSupportedError(
+                f"utilization_policy: {admin.endpoint} has no nvidia-smi, so its GPUs cannot "
+                "be sampled; accepted: utilization_policy only on hosts with nvidia-smi"
+            )
         agent = await install_agent(admin, self.host_dir)
         try:
             command = forced_command(

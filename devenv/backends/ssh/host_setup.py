@@ -190,6 +190,8 @@ class HostReport:
     missing: tuple[str, ...]
     load: float
     cpus: int
+    nvidia_smi: bool = False
+    """nvidia-smi is on the host's PATH: its GPUs can be sampled (``utilization_policy``)."""
 
     @classmethod
     def parse(cls, fields: dict[str, str]) -> HostReport:
@@ -204,6 +206,7 @@ class HostReport:
             missing=tuple(fields.get("missing", "").split()),
             load=_float(fields.get("load")),
             cpus=max(1, _int(fields.get("cpus"), 1)),
+            nvidia_smi=fields.get("nvidia_smi") == "1",
         )
 
     def problem(self, where: Endpoint, account: str, name: str, token: str) -> AdminError | None:
