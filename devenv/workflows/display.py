@@ -118,6 +118,13 @@ def login_banner(s: EnvState) -> str:
             f"  Idle rule: terminated {format_duration(inactivity)} after the last user "
             "leaves (connections and jobs count as use)."
         )
+    if s.spec.connected_idle is not None:
+        lines.append(
+            f"  Open terminals: no keystroke and quiet processes for "
+            f"{format_duration(s.spec.connected_idle)} count as absent (a job keeps it)."
+        )
+    if s.spec.utilization_policy is not None:
+        lines.append(f"  GPUs: it ends even in use with {gpu_policy.words(s)}.")
     end = fixed_end(s)
     if end is None:
         lines.append("  No fixed end: it runs as long as it is in use.")

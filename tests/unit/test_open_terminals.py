@@ -210,3 +210,15 @@ def test_gpus_under_the_minimum_for_the_window_end_it_even_while_connected() -> 
     assert compute(s) == (None, None)
     text = "\n".join(render(s, T0))
     assert "a GPU was in use at the last sample" in text
+
+
+def test_the_login_banner_states_both_rules() -> None:
+    from devenv.workflows.display import login_banner
+
+    policy = UtilizationPolicy(min_gpu_utilization=10, time_window=3600)
+    banner = login_banner(
+        running(inactivity_duration=1800, connected_idle=7200, utilization_policy=policy)
+    )
+    assert "Open terminals: no keystroke and quiet processes for 2h count as absent" in banner
+    assert "GPUs: it ends even in use with every GPU under 10% for 1h" in banner
+    assert "Open terminals" not in login_banner(running(inactivity_duration=1800))
