@@ -222,3 +222,14 @@ def test_the_login_banner_states_both_rules() -> None:
     assert "Open terminals: no keystroke and quiet processes for 2h count as absent" in banner
     assert "GPUs: it ends even in use with every GPU under 10% for 1h" in banner
     assert "Open terminals" not in login_banner(running(inactivity_duration=1800))
+
+
+def test_the_forced_command_passes_the_cpu_share_and_the_gpu_minimum_to_the_agent() -> None:
+    from devenv.backends.ssh.host_setup import forced_command
+
+    plain = forced_command("/usr/bin/python3", "/var/lib/devenv/agent/a.py", "dv-box", 0)
+    assert "--busy-cpu" not in plain and "--gpu-min" not in plain, "defaults: as before"
+    both = forced_command(
+        "/usr/bin/python3", "/var/lib/devenv/agent/a.py", "dv-box", 0, busy_cpu=2.5, gpu_min=10
+    )
+    assert "--busy-cpu 2.5" in both and "--gpu-min 10" in both
