@@ -289,10 +289,14 @@ class _Forwarder:
         self.stream_up = False
 
     async def forward(self, report: PresenceReport) -> None:
-        if self._last is not None and (report.connections, report.jobs) == (
-            self._last.connections,
-            self._last.jobs,
-        ):
+        if self._last is not None and (
+            report.connections,
+            report.jobs,
+            report.gpu_quiet_since,
+        ) == (self._last.connections, self._last.jobs, self._last.gpu_quiet_since):
+            # Not a change of who is present; the next keepalive carries its signs of
+            # life (terminal input, busy CPU) to the workflow (connected_idle).
+            self._last = report
             return
         await self._signal(report)
         self._last = report

@@ -13,6 +13,7 @@ from rich.markup import escape
 from devenv.cli.output import out
 from devenv.cli.views import STATUS_STYLE, money, relative
 from devenv.cli.views import clock as full_clock
+from devenv.models import connected_idle, gpu_policy
 from devenv.models.deadline import (
     DEFAULT_WARNING,
     DEFAULT_WARNING_ABOVE,
@@ -32,6 +33,8 @@ RULE_KEY = {
     TerminationReason.SCHEDULED_STOP: "stop_at",
     TerminationReason.IDLE_BUDGET_EXCEEDED: "idle_budget",
     TerminationReason.DELETE_AFTER_EXCEEDED: "delete_after",
+    TerminationReason.CONNECTED_IDLE: "connected_idle",
+    TerminationReason.GPU_UNDERUTILIZED: "utilization_policy",
 }
 """The setting behind each deadline reason, as the user wrote or signalled it."""
 
@@ -111,6 +114,8 @@ def session_line(session: SessionInfo, now: datetime) -> str:
         words.append(f"from {session.peer}")
     if session.since is not None:
         words.append(f"since {when(session.since, now)}")
+    if session.last_input is not None:
+        words.append(f"last input {when(session.last_input, now)}")
     line = " ".join(words)
     if session.pid is not None:
         line += f", pid {session.pid}"
@@ -131,6 +136,12 @@ def in_use(s: EnvState, now: datetime) -> list[str]:
         lines.append("    (this backend does not say who; counts only)")
     if s.jobs:
         lines.append(f"    jobs: devenv jobs {escape(s.spec.name)}")
+    absent = connected_idle.why(s, now)
+    if absent is not None:
+        lines.append(f"  {escape(absent)}")
+    gpus = gpu_policy.why(s)
+    if gpus is not None:
+        lines.append(f"  {escape(gpus)}")
     if s.last_report_at is not None:
         lines.append(f"  last presence report {when(s.last_report_at, now)}")
     return lines
@@ -147,6 +158,10 @@ def rule_line(s: EnvState, now: datetime) -> str:
         words += f" at {at(s.stop_at, now)}"
     elif s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
         words += f" since {at(s.suspended_at, now)}"
+    elif s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+        words += f"; quiet since {at(s.gpu_quiet_since, now)}"
+    elif s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+        words += f"; last sign of life {at(connected_idle.last_sign(s), now)}"
     else:
         words += f" since {at(s.idle_since, now)}"
     key = RULE_KEY.get(s.deadline_reason) if s.deadline_reason is not None else None
@@ -163,10 +178,16 @@ def thresholds_line(s: EnvState) -> str:
         warn += f"{format_duration(DEFAULT_WARNING_ABOVE)})"
     else:
         warn = "never" if spec.warn_before == 0 else format_duration(spec.warn_before)
-    return (
+    line = (
         f"  settings: inactivity_duration {format_duration(spec.inactivity_duration)}, "
         f"max_duration {format_duration(spec.max_duration)}, warn_before {warn}"
     )
+    if spec.connected_idle is not None:
+        line += (
+            f", connected_idle {format_duration(spec.connected_idle)} "
+            f"(busy at {spec.connected_idle_cpu:g}% of a core)"
+        )
+    return line
 
 
 def idle_rules(s: EnvState) -> list[str]:

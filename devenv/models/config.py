@@ -129,6 +129,24 @@ class InactivityBounds(BaseModel):
         return self
 
 
+def _cpu_share(value: object) -> float:
+    """Percent of one core: ``5``, ``5%`` or ``2.5 %`` (a multi-core load may pass 100)."""
+    text = str(value).strip().removesuffix("%").strip() if isinstance(value, str) else value
+    try:
+        share = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        share = -1.0
+    if isinstance(value, bool) or not 0 <= share <= 100_000:
+        raise ValueError(
+            f"{value!r} is not a CPU share; accepted: "
+            "a percent of one core, 0 to 100000 (`5` or `5%`)"
+        )
+    return share
+
+
+CpuShare = Annotated[float, BeforeValidator(_cpu_share)]
+
+
 def _webhook(value: str) -> str:
     parsed = urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or len(value) > 2048:
@@ -175,6 +193,28 @@ class Resources(BaseModel):
         if value is not None and not MEMORY_PATTERN.fullmatch(str(value).strip()):
             raise ValueError(f"{value!r} is not a size; accepted: a number with MB, GB or TB")
         return value
+
+
+def _window(value: object) -> int:
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise ValueError(f"{value!r} is not a time window; accepted: a duration such as `30m`")
+    return seconds
+
+
+class UtilizationPolicy(BaseModel):
+    """dstack's ``utilization_policy``: end an environment whose GPUs all stay under
+    ``min_gpu_utilization`` percent for ``time_window``, even while someone is connected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_gpu_utilization: Annotated[int, Field(ge=0, le=100)] = Field(
+        description="Percent (0 to 100): a sample of any GPU at or above it is use."
+    )
+    time_window: Annotated[int, BeforeValidator(_window)] = Field(
+        description="How long every GPU must stay under the minimum (`30m`, `2h`); the GPUs "
+        "are sampled with `nvidia-smi` every 10 seconds."
+    )
 
 
 class EnvironmentConfig(BaseModel):
@@ -258,6 +298,26 @@ class EnvironmentConfig(BaseModel):
         "of whoever runs `devenv start`; such values are secrets, kept out of the workflow's "
         "history, logs and `ps`). HOME, USER, LOGNAME, SHELL, PATH, PWD, OLDPWD, TERM, SSH_* "
         "and DEVENV_* are refused: every login sets them itself.",
+    )
+
+    connected_idle: Duration = Field(
+        default=None,
+        description="A connected session with no terminal input, while the environment's "
+        "processes use under `connected_idle_cpu`, counts as absent after this long (a "
+        "terminal left open is not a user): the environment ends this long after the last "
+        "keystroke or busy moment (or after `inactivity_duration`, if longer), warned in the "
+        "terminal first. Running jobs keep it. `off`: never (any connection keeps it).",
+    )
+    utilization_policy: UtilizationPolicy | None = Field(
+        default=None,
+        description="End the environment (warned first) once every GPU stayed under "
+        "`min_gpu_utilization` percent for `time_window`, even while connected. Only where "
+        "the instance has `nvidia-smi`; refused at start otherwise.",
+    )
+    connected_idle_cpu: CpuShare = Field(
+        default=5.0,
+        description="Percent of one core (`5` or `5%`): the environment's processes using "
+        "at least this much keep a connected session present under `connected_idle`.",
     )
 
     suspendable: ClassVar[bool] = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from devenv.models import connected_idle, gpu_policy
 from devenv.models.durations import format_duration
 from devenv.models.idle_budget import budget_end, budget_seconds, budget_words
 from devenv.models.state import EnvState, Status, TerminationReason
@@ -15,8 +16,12 @@ from devenv.models.state import EnvState, Status, TerminationReason
 IDLE_REASONS = (
     TerminationReason.INACTIVITY_DURATION_EXCEEDED,
     TerminationReason.IDLE_BUDGET_EXCEEDED,
+    TerminationReason.CONNECTED_IDLE,
+    TerminationReason.GPU_UNDERUTILIZED,
 )
-"""The reasons that hold only while nobody is present (the probe confirms them)."""
+"""The rules of idleness (nobody present, idle time's cost spent, terminals left open,
+GPUs unused): the probe confirms them before the end, and with ``on_idle: suspend`` they
+suspend rather than end."""
 
 
 def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]:
@@ -39,7 +44,14 @@ def compute(state: EnvState) -> tuple[datetime | None, TerminationReason | None]
         )
     if idle_now and (budget_due := budget_end(s)) is not None:
         spent = (budget_due, TerminationReason.IDLE_BUDGET_EXCEEDED)
-    ends = (_max_end(s), idle, spent, _stop_end(s))
+    ends = (
+        _max_end(s),
+        idle,
+        spent,
+        _stop_end(s),
+        connected_idle.end(s),
+        gpu_policy.end(s),
+    )
     candidates = [end for end in ends if end is not None]
     if s.status == Status.SUSPENDED:
         candidates = [end for end in (delete_end(s), _stop_end(s)) if end is not None]
@@ -139,7 +151,8 @@ def warn_at(state: EnvState) -> datetime | None:
     """When to warn about the current deadline; None: no warning for it.
 
     ``warn_before`` 0 never warns; unset warns 10 minutes ahead when the rule's threshold
-    is over 20 minutes (a fixed ``--stop-at`` always); an explicit value is honoured
+    is over 20 minutes (a fixed ``--stop-at`` always; ``connected_idle`` always, at most
+    half its threshold ahead); an explicit value is honoured
     however short, and never warns before the countdown began (idle since, created).
     """
     s = state
@@ -154,9 +167,15 @@ def warn_at(state: EnvState) -> datetime | None:
         threshold, began = budget_seconds(s), s.idle_since
     elif reason == TerminationReason.DELETE_AFTER_EXCEEDED:
         threshold, began = s.spec.delete_after, s.suspended_at
+    elif reason == TerminationReason.CONNECTED_IDLE:
+        threshold, began = s.spec.connected_idle, connected_idle.last_sign(s)
+    elif reason == TerminationReason.GPU_UNDERUTILIZED and s.spec.utilization_policy:
+        threshold, began = s.spec.utilization_policy.time_window, s.gpu_quiet_since
     else:
         threshold, began = None, None
     ahead = s.spec.warn_before
+    if ahead is None and reason == TerminationReason.CONNECTED_IDLE and threshold:
+        ahead = min(DEFAULT_WARNING, threshold // 2)  # the warning is what a keystroke answers
     if ahead is None:
         if threshold is not None and threshold <= DEFAULT_WARNING_ABOVE:
             return None
@@ -228,4 +247,11 @@ def rule_words(s: EnvState) -> str:
         return budget_words(s)
     if s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
         return f"suspended for delete_after {format_duration(s.spec.delete_after)}"
+    if s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+        return gpu_policy.words(s)
+    if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+        return (
+            f"connected but idle for {format_duration(s.spec.connected_idle)}: "
+            "no terminal input, processes quiet; any keystroke keeps it"
+        )
     return f"idle for {format_duration(s.spec.inactivity_duration)}"

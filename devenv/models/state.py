@@ -13,7 +13,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from devenv.models.auto_threshold import AutoState
-from devenv.models.config import DEFAULT_DELETE_AFTER, InactivityBounds, Resources
+from devenv.models.config import (
+    DEFAULT_DELETE_AFTER,
+    InactivityBounds,
+    Resources,
+    UtilizationPolicy,
+)
 
 WORKFLOW_TYPE = "DevEnvironment"
 WORKFLOW_ID_PREFIX = "devenv-"
@@ -54,6 +59,10 @@ class TerminationReason(StrEnum):
     """The current idle stretch cost ``idle_budget`` at the environment's price."""
     DELETE_AFTER_EXCEEDED = "delete_after_exceeded"
     """Suspended longer than ``delete_after``: deleted for good."""
+    CONNECTED_IDLE = "connected_idle_exceeded"
+    """Connected, but no terminal input and quiet processes for ``connected_idle``."""
+    GPU_UNDERUTILIZED = "gpu_underutilized"
+    """Every GPU under ``utilization_policy.min_gpu_utilization`` for its ``time_window``."""
 
 
 class EnvSpec(BaseModel):
@@ -94,6 +103,13 @@ class EnvSpec(BaseModel):
     suspendable: bool = False
     """Its backend can suspend (the configuration model's ``suspendable``); histories from
     before suspension say False."""
+    connected_idle: int | None = None
+    """Seconds after which a connected session with no input and quiet processes counts
+    as absent (``connected_idle``); None: off (any connection keeps it)."""
+    connected_idle_cpu: float = 5.0
+    """Percent of one core the environment's processes must use to count as busy."""
+    utilization_policy: UtilizationPolicy | None = None
+    """End once every GPU stayed under the minimum for the window (dstack's shape)."""
     notify_webhook: str | None = None
     """Which webhook to POST warnings to: a reference to the URL kept in the worker's
     home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""
@@ -177,6 +193,9 @@ class SessionInfo(BaseModel):
     """shell, exec, sftp, master (sessions ended, connection kept) or forward (no session)."""
     user: str | None = None
     """Whose key logged in (the owner or a member), where the instance can tell."""
+    last_input: datetime | None = None
+    """The session's last terminal input (its pty; ``w``'s IDLE); None: no terminal, or
+    an instance from before it was reported."""
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
@@ -194,6 +213,16 @@ class PresenceReport(BaseModel):
     jobs: int = Field(default=0, ge=0)
     """Jobs running in the environment (``devenv run``, ``devenv-keepalive``): in use
     like a connected user, so the idle clock waits for the last one to end."""
+    last_input: datetime | None = None
+    """The latest terminal input of any session; None: none seen (or an older instance)."""
+    busy_at: datetime | None = None
+    """The last moment the environment's processes used at least the busy CPU share
+    (``connected_idle_cpu``); None: not seen busy (or an older instance)."""
+    gpu_quiet_since: datetime | None = None
+    """Since when every GPU sample was under ``utilization_policy``'s minimum; None: a
+    GPU was at or above it at the last sample, or the GPUs are not sampled."""
+    gpu_error: str | None = None
+    """Why the last GPU sample failed (nvidia-smi's message), if it did."""
 
     @property
     def in_use(self) -> int:
@@ -338,6 +367,14 @@ class EnvState(BaseModel):
     only, so its end moves out by this much."""
     resume_requested: bool = False
     """A resume arrived while suspending: it resumes as soon as it is suspended."""
+    connected_at: datetime | None = None
+    """When someone connected while nobody was (a connection is a sign of life)."""
+    last_input: datetime | None = None
+    """The latest terminal input the instance reported (``connected_idle``)."""
+    busy_at: datetime | None = None
+    """The last moment the instance reported its processes busy (``connected_idle_cpu``)."""
+    gpu_quiet_since: datetime | None = None
+    """Since when every GPU was under ``utilization_policy``'s minimum, as last reported."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
+from devenv.models import gpu_policy
 from devenv.models.deadline import extension_in_force, fixed_end, plural, rule_words, warn_at
 from devenv.models.durations import format_duration
 from devenv.models.idle_budget import budget_words
@@ -61,6 +62,18 @@ def exceeded_message(s: EnvState, confirmed: str | None = None) -> str:
         return (
             f"{budget_words(s)} spent (idle since {clock(s.idle_since)}{extended}{checked}); "
             "terminating"
+        )
+    if s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+        return (
+            f"GPUs underutilized: {gpu_policy.words(s)}, since {clock(s.gpu_quiet_since)}"
+            f"{extended}{checked}; terminating"
+        )
+    if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+        return (
+            f"connected_idle {format_duration(s.spec.connected_idle)} exceeded: no terminal "
+            f"input since {clock(s.last_input)}, processes under "
+            f"{s.spec.connected_idle_cpu:g}% of a core since {clock(s.busy_at or s.connected_at)}"
+            f"{extended}{checked}; terminating"
         )
     return (
         f"inactivity threshold {format_duration(s.spec.inactivity_duration)} exceeded "
@@ -129,6 +142,13 @@ def login_banner(s: EnvState) -> str:
         )
     if s.spec.idle_budget is not None:
         lines.append(f"  Also ended once idle time has cost its budget: {budget_words(s)}.")
+    if s.spec.connected_idle is not None:
+        lines.append(
+            f"  Open terminals: no keystroke and quiet processes for "
+            f"{format_duration(s.spec.connected_idle)} count as absent (a job keeps it)."
+        )
+    if s.spec.utilization_policy is not None:
+        lines.append(f"  GPUs: it ends even in use with {gpu_policy.words(s)}.")
     end = fixed_end(s)
     if end is None:
         lines.append("  No fixed end: it runs as long as it is in use.")
@@ -184,6 +204,11 @@ def deadline_rule(s: EnvState) -> str:
         rule = f"{budget_words(s)} after the last user left"
     elif s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
         rule = f"{format_duration(s.spec.delete_after)} after suspension at {clock(s.suspended_at)}"
+    elif s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+        rule = f"{gpu_policy.words(s)}, since {clock(s.gpu_quiet_since)}"
+    elif s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+        idle = format_duration(s.spec.connected_idle)
+        rule = f"connected but idle: {idle} after the last sign of life"
     else:
         rule = f"{format_duration(s.spec.inactivity_duration)} after the last user left"
     if extension_in_force(s):
@@ -241,6 +266,10 @@ def wake_summary(s: EnvState, wake_at: datetime | None, restart_at: datetime | N
             return f"idle budget deadline {clock(wake_at)} ({budget_words(s)})"
         if s.deadline_reason == TerminationReason.DELETE_AFTER_EXCEEDED:
             return f"delete_after deadline {clock(wake_at)} (suspended)"
+        if s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED:
+            return f"utilization_policy deadline {clock(wake_at)} (GPUs under the minimum)"
+        if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+            return f"connected_idle deadline {clock(wake_at)} (no input, processes quiet)"
         return (
             f"idle deadline {clock(wake_at)} "
             f"({format_duration(s.spec.inactivity_duration)} after the last user left)"

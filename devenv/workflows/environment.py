@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from devenv.models import deadline
+    from devenv.models import connected_idle, deadline, gpu_policy
     from devenv.models.deadline import IDLE_REASONS
     from devenv.models.durations import format_duration
     from devenv.models.idle_budget import priced
@@ -86,7 +86,12 @@ class DevEnvironmentWorkflow:
                 f"environment {state.spec.name!r} created (backend {state.spec.backend}, "
                 f"inactivity {format_duration(state.spec.inactivity_duration)}, "
                 f"max duration {format_duration(state.spec.max_duration)}"
-                f"{adaptive.created_words(state.spec)})"
+                + (
+                    f", connected_idle {format_duration(state.spec.connected_idle)}"
+                    if state.spec.connected_idle is not None
+                    else ""
+                )
+                + f"{adaptive.created_words(state.spec)})"
             )
             adaptive.start(state)
         self._wake = False
@@ -206,6 +211,13 @@ class DevEnvironmentWorkflow:
             if s.status != Status.RUNNING:  # suspending: the presence stream ends with it
                 await self._monitor.stop()
                 return
+            if s.deadline_reason == TerminationReason.CONNECTED_IDLE and deadline.warning_due(
+                s, now
+            ):
+                await self._refresh_signs()
+                now = workflow.now()
+                if s.termination_reason is not None:
+                    return
             warnings = self._tend_warning(now)
             self._publish()  # before continue-as-new too: the server carries the attributes
             self._pushes.failsafe_policy()
@@ -286,29 +298,22 @@ class DevEnvironmentWorkflow:
         """
         s = self._state
         if (
-            s.deadline_reason not in deadline.IDLE_REASONS
+            s.deadline_reason not in IDLE_REASONS
             or s.instance is None
+            or (
+                s.deadline_reason == TerminationReason.CONNECTED_IDLE
+                and not workflow.patched(patches.CONNECTED_IDLE_PATCH)
+            )
+            or (
+                s.deadline_reason == TerminationReason.GPU_UNDERUTILIZED
+                and not workflow.patched(patches.GPU_POLICY_PATCH)
+            )
             or not s.tuning.monitor
             or not workflow.patched(patches.PROBE_PATCH)
         ):
             return True
-        probe = ProbeInput(workflow_id=s.workflow_id, instance=s.instance)
-        options: dict[str, Any] = {
-            "result_type": PresenceReport,
-            "start_to_close_timeout": policies.PROBE_TIMEOUT,
-            "retry_policy": policies.PROBE_RETRY,
-            "summary": "probe: who is connected",
-        }
-        seen: PresenceReport
         try:
-            if s.instance.task_queue == SHARED_TASK_QUEUE and workflow.patched(
-                patches.LOCAL_PROBE_PATCH
-            ):
-                seen = await workflow.execute_local_activity(Activity.PROBE, probe, **options)
-            else:
-                seen = await workflow.execute_activity(
-                    Activity.PROBE, probe, task_queue=s.instance.task_queue, **options
-                )
+            seen = await self._probe("probe: who is connected")
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == INSTANCE_LOST:
@@ -330,6 +335,9 @@ class DevEnvironmentWorkflow:
             and workflow.patched(patches.LATE_LOGIN_PATCH)
         )
         idle_since = s.idle_since
+        if s.deadline_reason == TerminationReason.CONNECTED_IDLE:
+            connected_idle.note_signs(s, seen, now)  # a keystroke since the last report
+        gpu_policy.note(s, seen, now, probe=True)  # a GPU busy now keeps it
         told = probe_answer(s, seen, now, late_login)
         if told is not None:
             self._event(told)
@@ -339,6 +347,48 @@ class DevEnvironmentWorkflow:
         self._confirmed = f"the instance confirmed {presence_words(seen.connections, seen.jobs)}"
         deadline.recompute(s)
         return s.deadline is not None and s.deadline <= now and s.deadline_reason in IDLE_REASONS
+
+    async def _probe(self, summary: str) -> PresenceReport:
+        """Ask the instance who is present now (and their latest signs of life)."""
+        s = self._state
+        assert s.instance is not None
+        probe = ProbeInput(workflow_id=s.workflow_id, instance=s.instance)
+        options: dict[str, Any] = {
+            "result_type": PresenceReport,
+            "start_to_close_timeout": policies.PROBE_TIMEOUT,
+            "retry_policy": policies.PROBE_RETRY,
+            "summary": summary,
+        }
+        if s.instance.task_queue == SHARED_TASK_QUEUE and workflow.patched(
+            patches.LOCAL_PROBE_PATCH
+        ):
+            seen: PresenceReport = await workflow.execute_local_activity(
+                Activity.PROBE, probe, **options
+            )
+            return seen
+        seen = await workflow.execute_activity(
+            Activity.PROBE, probe, task_queue=s.instance.task_queue, **options
+        )
+        return seen
+
+    async def _refresh_signs(self) -> None:
+        """Before warning a connected user that they count as absent, ask the instance
+        for its latest terminal input: the monitor forwards changes of who is present
+        and keepalives, not every keystroke. A probe that fails warns anyway."""
+        s = self._state
+        if (
+            s.instance is None
+            or not s.tuning.monitor
+            or not workflow.patched(patches.CONNECTED_IDLE_PATCH)
+        ):
+            return
+        try:
+            seen = await self._probe("probe: terminal input before a connected_idle warning")
+        except ActivityError:
+            return
+        if s.termination_reason is None and s.status == Status.RUNNING:
+            connected_idle.note_signs(s, seen, workflow.now())
+            deadline.recompute(s)
 
     def _tend_warning(self, now: datetime) -> bool:
         """Warn once per deadline, ahead of it; record when a warned termination is off.

@@ -40,3 +40,9 @@ SUSPEND_PATCH = "suspend-and-resume"
 """An idle environment with ``on_idle: suspend`` (or one asked to) is suspended, kept
 ``delete_after``, and resumed on request; asked only on that path, so histories recorded
 before suspension replay unchanged."""
+CONNECTED_IDLE_PATCH = "connected-idle-probe"
+"""A connected_idle deadline is confirmed by a probe (fresh terminal input and CPU) before
+the environment ends; asked only by environments with ``connected_idle`` set."""
+GPU_POLICY_PATCH = "gpu-utilization-probe"
+"""A utilization_policy deadline is confirmed by a probe (a GPU busy now keeps it);
+asked only by environments with ``utilization_policy`` set."""

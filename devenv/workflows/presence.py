@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from devenv.models import connected_idle, gpu_policy
 from devenv.models.deadline import idle_deadline, plural
 from devenv.models.durations import format_duration
 from devenv.models.state import EnvState, LateLogin, PresenceReport, Status
@@ -34,10 +35,13 @@ def take_report(s: EnvState, report: PresenceReport, now: datetime) -> Taken:
             f"({plural(report.connections, 'connection')})"
         )
     s.last_report_at = now
-    if not report.keepalive:
+    if s.spec.connected_idle is not None:  # keepalives carry the latest signs of life too
+        connected_idle.note_signs(s, report, now)
+    if not report.keepalive or s.spec.connected_idle is not None:
         s.sessions = report.sessions
+    gpus = gpu_policy.note(s, report, now)  # its deadline may come earlier: wake
     if (report.connections, report.jobs) == (s.connections, s.jobs):
-        return Taken()  # keepalive or repeat: do not wake the timer
+        return Taken(flipped=gpus)  # keepalive or repeat: do not wake the timer
     before = s.connections + s.jobs
     after = report.connections + report.jobs
     if after == 0:
@@ -45,7 +49,7 @@ def take_report(s: EnvState, report: PresenceReport, now: datetime) -> Taken:
         s.idle_since = min(max(utc(report.last_change), s.ready_at), now)
     message = presence_change(s, report)
     s.connections, s.jobs = report.connections, report.jobs
-    return Taken(message, changed=True, flipped=(before == 0) != (after == 0))
+    return Taken(message, changed=True, flipped=(before == 0) != (after == 0) or gpus)
 
 
 def probe_answer(

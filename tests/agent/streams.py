@@ -15,7 +15,7 @@ from devenv.backends.ssh.agent_bundle import AGENT_FILE, agent_zipapp
 from tests.support.sshd import Account, KeyPair, Sshd, make_keypair
 
 AGENT_NAME = AGENT_FILE
-"""The name hosts install it under (presence_agent-4.py): the agent finds its own
+"""The name hosts install it under (presence_agent-5.py): the agent finds its own
 processes, and its siblings', by it."""
 SYSTEM_PYTHON = "/usr/bin/python3"
 """The host's own Python: the account cannot read the venv's, which lives under /root."""

@@ -108,7 +108,7 @@ def test_agent_version(agent_path: Path) -> None:
         [SYSTEM_PYTHON, str(agent_path), "--version"], capture_output=True, text=True, check=True
     )
     # Hosts keep each version under its own file name: a bump must show here.
-    assert result.stdout.strip() == AGENT_VERSION == "4"
+    assert result.stdout.strip() == AGENT_VERSION == "5"
 
 
 # --- kinds of connections ---------------------------------------------------------

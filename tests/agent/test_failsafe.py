@@ -232,7 +232,7 @@ def test_not_a_control_plane(procs: list[Proc]) -> None:
 def test_agent_version() -> None:
     """4: the stream takes --count-recorded-logins, which accounts made by an older
     devenv (whose forced command runs presence_agent-3.py) never pass."""
-    assert AGENT_VERSION == "4"
+    assert AGENT_VERSION == "5"
 
 
 # --- the real failsafe --------------------------------------------------------------
@@ -409,7 +409,7 @@ def run_version(path: Path) -> str:
 async def test_the_agent_is_one_file_rewritten_only_when_it_differs(
     sshd: Sshd, admin: AdminConnection
 ) -> None:
-    """What forced commands run: the zipapp at presence_agent-4.py, runnable by the host's
+    """What forced commands run: the zipapp at presence_agent-5.py, runnable by the host's
     python3; a second install leaves it alone (same bytes), a changed file is replaced."""
     host_dir = sshd.root / "agent-install"
     path = Path(await install_agent(admin, str(host_dir)))

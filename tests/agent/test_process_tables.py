@@ -406,7 +406,7 @@ def interpreters() -> list[str]:
 @pytest.fixture
 def shipped(tmp_path: Path) -> str:
     """The zipapp where a host has it: a file named like a script."""
-    path = tmp_path / "presence_agent-4.py"
+    path = tmp_path / "presence_agent-5.py"
     path.write_bytes(SHIPPED)
     return str(path)
 

@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from devenv.models.auto_threshold import Break, OwnerBreaks
-from devenv.models.config import InactivityBounds
+from devenv.models.config import InactivityBounds, UtilizationPolicy
 from devenv.models.messages import LeaseInput, WatcherGone
 from devenv.models.names import SHARED_TASK_QUEUE, Activity
 from devenv.models.state import (
@@ -304,6 +304,37 @@ async def probe_late_login(env: WorkflowEnvironment) -> Runs:
         login = running.idle_since + timedelta(seconds=1.5)
         fake.probe_reports = [waiting(login), waiting(login + timedelta(seconds=2.5))]
         return await _runs(env.client, handle, "probe_late_login")
+
+
+async def connected_idle_probe(env: WorkflowEnvironment) -> Runs:
+    """Dev server: a connected session shows no sign of life for connected_idle; before the
+    warning a probe finds a keystroke (the deadline moves), the next finds none: warned in
+    the terminal, probed at the deadline, ended as connected_idle_exceeded."""
+    async with running_worker(env.client, login_messages=True) as fake:
+        state = make_state("replay-connected-idle", inactivity=2, tuning=MONITORED)
+        state.spec.connected_idle = 3
+        now = datetime.now(UTC)
+        fake.monitor_reports = [PresenceReport(connections=1, last_change=now)]
+        fake.probe_reports = [
+            PresenceReport(connections=1, last_change=now, last_input=now + timedelta(seconds=2))
+        ]
+        handle = await start(env.client, fake, state)
+        return await _runs(env.client, handle, "connected_idle_probe")
+
+
+async def gpu_underutilized(env: WorkflowEnvironment) -> Runs:
+    """Dev server: a connected session, but every GPU under utilization_policy's minimum
+    since the first report: probed at the deadline (still quiet), ended as
+    gpu_underutilized although connected."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-gpu", inactivity=H, tuning=MONITORED)
+        state.spec.utilization_policy = UtilizationPolicy(min_gpu_utilization=10, time_window=3)
+        now = datetime.now(UTC)
+        quiet = PresenceReport(connections=1, last_change=now, gpu_quiet_since=now)
+        fake.monitor_reports = [quiet]
+        fake.probe_reports = [quiet]
+        handle = await start(env.client, fake, state)
+        return await _runs(env.client, handle, "gpu_underutilized")
 
 
 def waiting(since: datetime) -> PresenceReport:
@@ -627,6 +658,8 @@ DEV_SERVER: list[Scenario] = [
     probe_local,
     probe_waiting,
     probe_late_login,
+    connected_idle_probe,
+    gpu_underutilized,
     listing_memo,
     watch_moved,
     worker_lease,

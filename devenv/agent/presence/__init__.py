@@ -10,10 +10,10 @@ Its modules, each one job: ``table`` (pure: connections and jobs in a process ta
 ``procfs`` (reading /proc), ``lines`` (the stream's JSON lines), ``account`` (the
 account's side: ``probe`` and ``stream``), ``failsafe`` (the root side), ``cli`` (the
 command line). Hosts get them as one file, a zipapp
-(``devenv.backends.ssh.agent_bundle``), run as ``python3 .../presence_agent-4.py``.
+(``devenv.backends.ssh.agent_bundle``), run as ``python3 .../presence_agent-5.py``.
 """
 
-AGENT_VERSION = "4"
+AGENT_VERSION = "5"
 """In the installed file's name: a host keeps each version devenv ever installed."""
 AGENT_SCRIPT = "presence_agent.py"
 """Its name in messages, and in process tables when it does not know its own file's."""

@@ -13,17 +13,25 @@ from typing import Any
 from . import AGENT_SCRIPT
 from .lines import iso, now_iso, report
 from .procfs import ProcReader, boot_clock, boot_wall_time, read_ancestry, read_peer
+from .signs import CpuMeter, GpuWatch, last_input, read_cpu_ticks
 from .table import (
     Connection,
+    Proc,
     children_of,
     count_jobs,
     descendants,
     find_connections,
+    is_agent_process,
     next_count_change,
+    session_ttys,
     settle_logins,
 )
 
 DEFAULT_INTERVAL = 0.25
+DEFAULT_BUSY_PERCENT = 5.0
+"""Percent of one core the account's processes must use to count as busy."""
+BUSY_RESOLUTION_SECONDS = 5.0
+"""The busy time moves at most this often: a build does not write a line per window."""
 LOGINS_FOLDER = ".cache/devenv/logins"
 """Under the account's home: one empty file per user session, written by ``~/.ssh/rc``
 (sshd runs it for shell and exec sessions of every key but devenv's own, which has
@@ -36,7 +44,13 @@ class Agent:
     """Observes one account; remembers peers found so /proc/net is read once per connection."""
 
     def __init__(
-        self, user: str, uid: int, min_duration: float, script: str = AGENT_SCRIPT
+        self,
+        user: str,
+        uid: int,
+        min_duration: float,
+        script: str = AGENT_SCRIPT,
+        busy_percent: float = DEFAULT_BUSY_PERCENT,
+        gpus: GpuWatch | None = None,
     ) -> None:
         self.user = user
         self.uid = uid
@@ -45,10 +59,18 @@ class Agent:
         self.own_ancestry = read_ancestry(os.getpid())
         self.boot_wall = boot_wall_time()
         self.script = script
-        """The file name the agent runs as (``presence_agent-4.py``): its own processes'."""
+        """The file name the agent runs as (``presence_agent-5.py``): its own processes'."""
         self._peers: dict[tuple[int, float], str] = {}
         self.jobs = 0
         """Running jobs (devenv-keepalive) at the last ``observe``."""
+        self.busy_percent = busy_percent
+        self.cpu = CpuMeter(float(os.sysconf("SC_CLK_TCK")))
+        self.busy_at: float | None = None
+        """Wall-clock time the account's processes last used ``busy_percent`` of a core."""
+        self.gpus = gpus
+        """Samples the GPUs when ``utilization_policy`` is set (``--gpu-min``)."""
+        self.inputs: dict[int, float] = {}
+        """Each connection's last terminal input (wall clock), by pid, at the last look."""
 
     def observe(self) -> tuple[list[Connection], dict[int, str | None], float]:
         """(connections, peer per pid, now in seconds after boot); ``self.jobs`` too."""
@@ -73,7 +95,36 @@ class Agent:
             peers[connection.pid] = self._peers[key]
         for key in set(self._peers) - alive:
             del self._peers[key]
+        self._signs(procs, connections, now)
         return connections, peers, now
+
+    def gpu_state(self) -> tuple[float | None, str | None] | None:
+        """(quiet since, error) of the GPUs when watched, else None."""
+        return None if self.gpus is None else (self.gpus.quiet_since, self.gpus.error)
+
+    def _signs(self, procs: Sequence[Proc], connections: Sequence[Connection], now: float) -> None:
+        """Terminal input of each connection (its ttys' access times) and the account's CPU."""
+        titles = {proc.pid: proc.title for proc in procs}
+        self.inputs = {}
+        for connection in connections:
+            ttys = session_ttys(titles.get(connection.pid, ""), self.user) or ""
+            moment = last_input(tty for tty in ttys.split(",") if tty and tty != "notty")
+            if moment is not None:
+                self.inputs[connection.pid] = moment
+        mine = [
+            proc.pid
+            for proc in procs
+            if proc.uid == self.uid
+            and proc.pid not in self.own_ancestry
+            and not is_agent_process(proc, self.script)
+        ]
+        if self.gpus is not None:
+            self.gpus.poll(self.boot_wall + now)
+        percent = self.cpu.sample(read_cpu_ticks(mine), now)
+        if percent is not None and percent >= self.busy_percent:
+            wall = self.boot_wall + now
+            if self.busy_at is None or wall - self.busy_at >= BUSY_RESOLUTION_SECONDS:
+                self.busy_at = wall
 
 
 class LoginRecords:
@@ -135,7 +186,16 @@ def _write(out: Any, line: dict[str, Any]) -> bool:
 
 def probe(agent: Agent, out: Any) -> int:
     connections, peers, _ = agent.observe()
-    _write(out, report(connections, peers, agent.boot_wall, now_iso(), agent.jobs))
+    line = report(
+        connections,
+        peers,
+        agent.boot_wall,
+        now_iso(),
+        agent.jobs,
+        agent.inputs,
+        gpu=agent.gpu_state(),
+    )
+    _write(out, line)
     return 0
 
 
@@ -155,7 +215,16 @@ def stream(agent: Agent, out: Any, interval: float, logins: LoginRecords | None 
     looked: float | None = None
     while True:
         connections, peers, now = agent.observe()
-        line = report(connections, peers, agent.boot_wall, last_change, agent.jobs)
+        line = report(
+            connections,
+            peers,
+            agent.boot_wall,
+            last_change,
+            agent.jobs,
+            agent.inputs,
+            agent.busy_at,
+            agent.gpu_state(),
+        )
         in_use = (line["connections"], line["jobs"])
         if counted is not None and in_use != counted:
             last_change = now_iso()
@@ -175,7 +244,15 @@ def stream(agent: Agent, out: Any, interval: float, logins: LoginRecords | None 
             line["last_change"] = last_change
             previous = None
         looked = wall
-        key = (line["connections"], line["waiting"], line["sessions"], line["jobs"])
+        key = (
+            line["connections"],
+            line["waiting"],
+            line["sessions"],
+            line["jobs"],
+            line.get("busy_at"),
+            line.get("gpu_quiet_since"),
+            line.get("gpu_error"),
+        )
         if key != previous:
             if not _write(out, line):
                 return 0

@@ -10,8 +10,17 @@ import sys
 from collections.abc import Sequence
 
 from . import AGENT_SCRIPT, AGENT_VERSION
-from .account import DEFAULT_INTERVAL, LOGINS_FOLDER, Agent, LoginRecords, probe, stream
+from .account import (
+    DEFAULT_BUSY_PERCENT,
+    DEFAULT_INTERVAL,
+    LOGINS_FOLDER,
+    Agent,
+    LoginRecords,
+    probe,
+    stream,
+)
 from .failsafe import FAILSAFE_INTERVAL, FailsafeWatcher, failsafe
+from .signs import GPU_INTERVAL_SECONDS, GpuWatch
 
 
 class _Stop(BaseException):
@@ -40,6 +49,23 @@ def _parser() -> argparse.ArgumentParser:
             default=0.0,
             metavar="SECONDS",
             help="connections younger than this are waiting, not counted",
+        )
+        command.add_argument(
+            "--busy-cpu",
+            type=float,
+            default=DEFAULT_BUSY_PERCENT,
+            metavar="PERCENT",
+            help="the account's processes using this share of a core count as busy",
+        )
+        command.add_argument(
+            "--gpu-min",
+            type=float,
+            default=None,
+            metavar="PERCENT",
+            help="sample every GPU (nvidia-smi); report since when all were under this",
+        )
+        command.add_argument(
+            "--gpu-interval", type=float, default=GPU_INTERVAL_SECONDS, metavar="SECONDS"
         )
         if name == "stream":
             command.add_argument(
@@ -97,7 +123,7 @@ def _read_action(given: str | None, path: str, what: str = "action") -> str | No
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # The file it runs as (python3 .../presence_agent-4.py: the zipapp): in the process
+    # The file it runs as (python3 .../presence_agent-5.py: the zipapp): in the process
     # table, its own processes and its siblings' are the ones running that file.
     script = os.path.basename(sys.argv[0]) if argv is None else AGENT_SCRIPT
     script = script or AGENT_SCRIPT
@@ -106,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError:
         print(f"{AGENT_SCRIPT}: no such user: {args.user}", file=sys.stderr)
         return 2
-    if args.min_connection_duration < 0 or getattr(args, "interval", 1.0) <= 0:
+    if (
+        args.min_connection_duration < 0
+        or getattr(args, "interval", 1.0) <= 0
+        or getattr(args, "busy_cpu", 0.0) < 0
+    ):
         print(f"{AGENT_SCRIPT}: durations must be positive", file=sys.stderr)
         return 2
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
@@ -130,7 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except _Stop:
             return 0
     try:
-        agent = Agent(args.user, uid, args.min_connection_duration, script)
+        gpus = None
+        if args.gpu_min is not None:
+            gpus = GpuWatch(args.gpu_min, max(0.1, args.gpu_interval))
+        agent = Agent(args.user, uid, args.min_connection_duration, script, args.busy_cpu, gpus)
         if args.command == "probe":
             status = probe(agent, sys.stdout)
         else:

@@ -66,26 +66,51 @@ def report(
     boot_wall: float,
     last_change: str,
     jobs: int | None = None,
+    inputs: Mapping[int, float] | None = None,
+    busy_at: float | None = None,
+    gpu: tuple[float | None, str | None] | None = None,
 ) -> dict[str, Any]:
     """One line of the stream; ``boot_wall`` is the wall-clock time of boot. ``jobs``
-    (running devenv-keepalive jobs) is in every line the agent writes."""
+    (running devenv-keepalive jobs) is in every line the agent writes. ``inputs``: each
+    connection's last terminal input (wall clock, by pid); ``busy_at``: when the account's
+    processes last used the busy CPU share; ``gpu``: since when every GPU was under the
+    minimum and the last sample's error, when GPUs are watched (all since agent 5)."""
     line: dict[str, Any] = {
         "connections": sum(1 for c in connections if c.counted),
         "waiting": sum(1 for c in connections if not c.counted),
         "last_change": last_change,
-        "sessions": [
-            {
-                "pid": c.pid,
-                "from": peers.get(c.pid),
-                "since": iso(boot_wall + c.start),
-                "kind": c.kind,
-            }
-            for c in connections
-        ],
+        "sessions": [_session(c, peers, boot_wall, inputs) for c in connections],
     }
     if jobs is not None:
         line["jobs"] = jobs
+    typed = [moment for moment in (inputs or {}).values()]
+    if typed:
+        line["last_input"] = iso(max(typed))
+    if busy_at is not None:
+        line["busy_at"] = iso(busy_at)
+    if gpu is not None:  # (quiet since, error) when the GPUs are watched
+        if gpu[0] is not None:
+            line["gpu_quiet_since"] = iso(gpu[0])
+        if gpu[1] is not None:
+            line["gpu_error"] = gpu[1]
     return line
+
+
+def _session(
+    c: Connection,
+    peers: Mapping[int, str | None],
+    boot_wall: float,
+    inputs: Mapping[int, float] | None,
+) -> dict[str, Any]:
+    session: dict[str, Any] = {
+        "pid": c.pid,
+        "from": peers.get(c.pid),
+        "since": iso(boot_wall + c.start),
+        "kind": c.kind,
+    }
+    if inputs and c.pid in inputs:
+        session["last_input"] = iso(inputs[c.pid])
+    return session
 
 
 def now_iso() -> str:

@@ -361,6 +361,12 @@ class LocalBackend(Backend, Suspendable):
             host_key=host_key,
             owner=request.spec.owner,
             min_connection_duration=request.spec.min_connection_duration,
+            busy_cpu_percent=request.spec.connected_idle_cpu,
+            gpu_min_percent=(
+                None
+                if request.spec.utilization_policy is None
+                else float(request.spec.utilization_policy.min_gpu_utilization)
+            ),
             shell=login_shell(),
             login_timeout=self.login_timeout,
             keepalive_interval=self.keepalive_interval,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 
@@ -33,6 +33,14 @@ class ActivitySnapshot:
     """Jobs running in the instance (devenv-keepalive processes)."""
     sessions: tuple[Session, ...] = ()
     """Who is connected (counted or waiting), oldest first."""
+    last_input: datetime | None = None
+    """The latest terminal input of any session (``connected_idle``)."""
+    busy_at: datetime | None = None
+    """The last moment the instance's processes used the busy CPU share."""
+    gpu_quiet_since: datetime | None = None
+    """Since when every GPU sample was under ``utilization_policy``'s minimum."""
+    gpu_error: str | None = None
+    """Why the last GPU sample failed, if it did."""
 
     def to_line(self) -> bytes:
         """One line of the activity stream (parsed by the monitor's report model)."""
@@ -45,6 +53,14 @@ class ActivitySnapshot:
             body["jobs"] = self.jobs
         if self.sessions:
             body["sessions"] = [session.as_json() for session in self.sessions]
+        if self.last_input is not None:
+            body["last_input"] = self.last_input.isoformat()
+        if self.busy_at is not None:
+            body["busy_at"] = self.busy_at.isoformat()
+        if self.gpu_quiet_since is not None:
+            body["gpu_quiet_since"] = self.gpu_quiet_since.isoformat()
+        if self.gpu_error is not None:
+            body["gpu_error"] = self.gpu_error
         return (json.dumps(body) + "\n").encode()
 
 
@@ -56,9 +72,25 @@ class Session:
     since: datetime
     user: str | None = None
     """Whose key logged in: the owner, or a colleague it is shared with."""
+    last_input: datetime | None = None
+    """Its last terminal input (a keystroke into its pty), if any."""
 
     def as_json(self) -> dict[str, object]:
-        return {"from": self.peer, "since": self.since.isoformat(), "user": self.user}
+        body: dict[str, object] = {
+            "from": self.peer,
+            "since": self.since.isoformat(),
+            "user": self.user,
+        }
+        if self.last_input is not None:
+            body["last_input"] = self.last_input.isoformat()
+        return body
+
+
+INPUT_RESOLUTION_SECONDS = 1.0
+"""A keystroke moves the reported input time only this long after the last one told:
+typing does not send a line per key."""
+BUSY_RESOLUTION_SECONDS = 5.0
+"""Likewise for busy CPU samples: a long compile does not send a line per sample."""
 
 
 class ConnectionCounter:
@@ -76,6 +108,9 @@ class ConnectionCounter:
         self._counted: set[Hashable] = set()
         self._jobs: set[Hashable] = set()
         self._sessions: dict[Hashable, Session] = {}
+        self._last_input: datetime | None = None
+        self._busy_at: datetime | None = None
+        self._gpu: tuple[datetime | None, str | None] = (None, None)
         self._snapshot = ActivitySnapshot(0, clock())
         self._subscribers: set[asyncio.Queue[ActivitySnapshot]] = set()
 
@@ -114,6 +149,35 @@ class ConnectionCounter:
         self._jobs.discard(job)
         self._publish()
 
+    def input_seen(self, conn: Hashable) -> None:
+        """A keystroke in a terminal of ``conn``: a sign of life (``connected_idle``)."""
+        now = self._clock()
+        session = self._sessions.get(conn)
+        told = session.last_input if session is not None else self._last_input
+        if told is not None and (now - told).total_seconds() < INPUT_RESOLUTION_SECONDS:
+            return
+        if session is not None:
+            self._sessions[conn] = replace(session, last_input=now)
+        self._last_input = now
+        self._publish()
+
+    def busy(self) -> None:
+        """The instance's processes used the busy CPU share over the last sample."""
+        now = self._clock()
+        told = self._busy_at
+        if told is not None and (now - told).total_seconds() < BUSY_RESOLUTION_SECONDS:
+            return
+        self._busy_at = now
+        self._publish()
+
+    def gpus(self, quiet_since: float | None, error: str | None) -> None:
+        """The last GPU sample: since when every GPU was quiet (wall clock), or why
+        the GPUs could not be read."""
+        moment = None if quiet_since is None else datetime.fromtimestamp(quiet_since, UTC)
+        if (moment, error) != self._gpu:
+            self._gpu = (moment, error)
+            self._publish()
+
     def subscribe(self) -> asyncio.Queue[ActivitySnapshot]:
         """A queue that gets the current state now and every change after it."""
         queue: asyncio.Queue[ActivitySnapshot] = asyncio.Queue()
@@ -134,15 +198,17 @@ class ConnectionCounter:
         previous = self._snapshot
         connections, waiting, jobs = len(self._counted), len(self._pending), len(self._jobs)
         sessions = tuple(self._sessions.values())
-        if (connections, waiting, jobs, sessions) == (
+        signs = (self._last_input, self._busy_at, *self._gpu)
+        if (connections, waiting, jobs, sessions, signs) == (
             previous.connections,
             previous.waiting,
             previous.jobs,
             previous.sessions,
+            (previous.last_input, previous.busy_at, previous.gpu_quiet_since, previous.gpu_error),
         ):
             return
         in_use_changed = (connections, jobs) != (previous.connections, previous.jobs)
         last_change = self._clock() if in_use_changed else previous.last_change
-        self._snapshot = ActivitySnapshot(connections, last_change, waiting, jobs, sessions)
+        self._snapshot = ActivitySnapshot(connections, last_change, waiting, jobs, sessions, *signs)
         for queue in self._subscribers:
             queue.put_nowait(self._snapshot)

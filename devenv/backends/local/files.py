@@ -82,6 +82,10 @@ def _number(value: object) -> float:
     return float(value)
 
 
+def _optional_number(value: object) -> float | None:
+    return None if value is None else _number(value)
+
+
 def _integer(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("an integer")
@@ -93,6 +97,7 @@ _READERS: dict[str, Callable[[object], object]] = {
     "Path": _path,
     "str | None": _optional_text,
     "float": _number,
+    "float | None": _optional_number,
     "int": _integer,
 }
 """How each annotation of ``ServerConfig`` is read from JSON."""
@@ -127,6 +132,11 @@ class ServerConfig:
     owner: str | None = None
     """Who logs in with ``user_public_key`` (``devenv ps NAME -v`` names them)."""
     min_connection_duration: float = field(default=0.0, metadata={"ge": 0})
+    busy_cpu_percent: float = field(default=5.0, metadata={"ge": 0})
+    """Percent of one core the instance's processes must use to count as busy."""
+    gpu_min_percent: float | None = None
+    """``utilization_policy``: sample the host's GPUs, report since when all were under
+    this percent; None: GPUs not watched."""
     shell: str = "/bin/sh"
     login_timeout: float = field(default=30.0, metadata={"gt": 0})
     keepalive_interval: float = field(default=float(dead_peer.INTERVAL_SECONDS), metadata={"gt": 0})

@@ -33,6 +33,7 @@ from asyncssh.channel import SSHChannel
 from devenv import logging_redact
 from devenv.backends.local import proctools
 from devenv.backends.local.counter import ConnectionCounter, Session, utc_now
+from devenv.backends.local.cpu_watch import watch_cpu, watch_gpus
 from devenv.backends.local.files import (
     ACTIVITY_SUBSYSTEM,
     BANNER_FILE,
@@ -127,8 +128,17 @@ async def user_session(process: SessionProcess, instance: Instance) -> None:
         with contextlib.suppress(OSError, asyncssh.Error):
             process.stdout.write(instance.banner())
     instance.terminals.add(process)
+    conn = process.get_extra_info("connection")
+    owner = conn.get_owner() if conn is not None else None
+    counter = instance.counter
     try:
-        await run_session(process, instance.config, instance.children, instance.tools)
+        await run_session(
+            process,
+            instance.config,
+            instance.children,
+            instance.tools,
+            on_input=None if owner is None else lambda: counter.input_seen(owner),
+        )
     finally:
         instance.terminals.discard(process)
 
@@ -337,6 +347,10 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
         )
     except OSError as exc:
         log.warning("jobs are not counted (no jobs socket): %s", exc)
+    cpu = asyncio.ensure_future(watch_cpu(instance.counter, config.busy_cpu_percent))
+    if config.gpu_min_percent is not None:
+        gpus = asyncio.ensure_future(watch_gpus(instance.counter, config.gpu_min_percent))
+        cpu.add_done_callback(lambda _: gpus.cancel())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -368,6 +382,7 @@ async def serve(instance_dir: Path, config: ServerConfig) -> None:
 
     await stop.wait()
     log.info("stopping")
+    cpu.cancel()
     acceptor.close()
     if jobs is not None:
         jobs.close()

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import termios
 from asyncio.subprocess import Process
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +247,11 @@ def session_argv(config: ServerConfig, command: str | None) -> list[str]:
 
 
 async def run_session(
-    process: SessionProcess, config: ServerConfig, children: Children, tools: Path | None = None
+    process: SessionProcess,
+    config: ServerConfig,
+    children: Children,
+    tools: Path | None = None,
+    on_input: Callable[[], None] | None = None,
 ) -> None:
     """The process factory of user sessions (shell and exec; sftp/scp are asyncssh's)."""
     command = process.command
@@ -257,7 +261,7 @@ async def run_session(
     log.info("session: %s, pty=%s", "shell" if command is None else "exec", term is not None)
     try:
         if term is not None:
-            await _run_with_pty(process, argv, env, config, children)
+            await _run_with_pty(process, argv, env, config, children, on_input)
         else:
             await _run_with_pipes(process, argv, env, config, children)
     except SpawnError as exc:
@@ -382,8 +386,15 @@ async def _drain_pty(
             return
 
 
-async def _forward_input(process: SessionProcess, fd: int, pgid: int, pty: bool) -> None:
-    """Channel input to the child; window changes and signals applied on the way."""
+async def _forward_input(
+    process: SessionProcess,
+    fd: int,
+    pgid: int,
+    pty: bool,
+    on_input: Callable[[], None] | None = None,
+) -> None:
+    """Channel input to the child; window changes and signals applied on the way;
+    ``on_input`` told of every chunk typed (a terminal's sign of life)."""
     while True:
         try:
             data = await process.stdin.read(CHUNK)
@@ -398,6 +409,8 @@ async def _forward_input(process: SessionProcess, fd: int, pgid: int, pty: bool)
             continue
         if not data:
             return
+        if on_input is not None:
+            on_input()
         try:
             await _write_fd(fd, data)
         except OSError:  # the child closed its input (EPIPE) or the pty is gone
@@ -457,6 +470,7 @@ async def _run_with_pty(
     env: dict[str, str],
     config: ServerConfig,
     children: Children,
+    on_input: Callable[[], None] | None = None,
 ) -> None:
     fds = _Fds()
     master, slave = (fds.add(fd) for fd in os.openpty())
@@ -477,7 +491,9 @@ async def _run_with_pty(
     exited = _forget_when_done(children, proc)
     progress = _Progress()
     output = asyncio.ensure_future(_forward_output(master, process.stdout, progress))
-    feeder = asyncio.ensure_future(_forward_input(process, master, proc.pid, pty=True))
+    feeder = asyncio.ensure_future(
+        _forward_input(process, master, proc.pid, pty=True, on_input=on_input)
+    )
     closed = asyncio.ensure_future(process.channel.wait_closed())
     try:
         await asyncio.wait([exited, closed], return_when=asyncio.FIRST_COMPLETED)

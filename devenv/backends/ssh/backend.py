@@ -52,6 +52,7 @@ from devenv.backends.ssh.admin import (
 from devenv.backends.ssh.config import CHECK_FILES, SshSection
 from devenv.backends.ssh.host_setup import (
     DEFAULT_HOST_DIR,
+    HostNotSupportedError,
     HostReport,
     InstanceTerminatedError,
     account_name,
@@ -228,9 +229,23 @@ class SshBackend(Backend, Suspendable):
         installed, checked as the monitor will read it (also the host half of ``aws``)."""
         spec = request.spec
         assert report.python is not None
+        if spec.utilization_policy is not None and not report.nvidia_smi:
+            raise HostNotSupportedError(
+                f"utilization_policy: {admin.endpoint} has no nvidia-smi, so its GPUs cannot "
+                "be sampled; accepted: utilization_policy only on hosts with nvidia-smi"
+            )
         agent = await install_agent(admin, self.host_dir)
         try:
-            command = forced_command(report.python, agent, account, spec.min_connection_duration)
+            command = forced_command(
+                report.python,
+                agent,
+                account,
+                spec.min_connection_duration,
+                spec.connected_idle_cpu,
+                None
+                if spec.utilization_policy is None
+                else spec.utilization_policy.min_gpu_utilization,
+            )
             keys = authorized_keys(
                 spec.user_public_key, internal_public_key(self.settings), command
             )

@@ -126,7 +126,14 @@ def agent_path(host_dir: str) -> str:
     return f"{host_dir}/agent/{AGENT_FILE}"
 
 
-def forced_command(python: str, agent: str, account: str, min_duration: int) -> str:
+def forced_command(
+    python: str,
+    agent: str,
+    account: str,
+    min_duration: int,
+    busy_cpu: float = 5.0,
+    gpu_min: int | None = None,
+) -> str:
     """The only thing devenv's internal key may run: the presence agent, for this account."""
     for path in (python, agent):
         if not _SAFE_PATH.fullmatch(path):
@@ -138,6 +145,10 @@ def forced_command(python: str, agent: str, account: str, min_duration: int) -> 
         f"{python} {agent} stream --user {account} "
         f"--min-connection-duration {max(int(min_duration), 1)}"
     )
+    if busy_cpu != 5.0:  # the agent's default (connected_idle_cpu)
+        command += f" --busy-cpu {float(busy_cpu):g}"
+    if gpu_min is not None:  # utilization_policy: the agent samples every GPU
+        command += f" --gpu-min {int(gpu_min)}"
     return command + (" --count-recorded-logins" if min_duration <= 0 else "")
 
 
@@ -181,6 +192,8 @@ class HostReport:
     missing: tuple[str, ...]
     load: float
     cpus: int
+    nvidia_smi: bool = False
+    """nvidia-smi is on the host's PATH: its GPUs can be sampled (``utilization_policy``)."""
 
     @classmethod
     def parse(cls, fields: dict[str, str]) -> HostReport:
@@ -195,6 +208,7 @@ class HostReport:
             missing=tuple(fields.get("missing", "").split()),
             load=_float(fields.get("load")),
             cpus=max(1, _int(fields.get("cpus"), 1)),
+            nvidia_smi=fields.get("nvidia_smi") == "1",
         )
 
     def problem(self, where: Endpoint, account: str, name: str, token: str) -> AdminError | None:

@@ -141,6 +141,9 @@ class DirectTransport(Transport):
             on_idle=parsed.on_idle,
             delete_after=parsed.delete_after,
             suspendable=type(parsed).suspendable,
+            connected_idle=parsed.connected_idle,
+            connected_idle_cpu=parsed.connected_idle_cpu,
+            utilization_policy=parsed.utilization_policy,
             notify_webhook=(
                 store_webhook(settings, parsed.notify.webhook) if parsed.notify.webhook else None
             ),

@@ -26,6 +26,7 @@ fi
 load=0
 if [ -r /proc/loadavg ]; then read -r load _ < /proc/loadavg; fi
 cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+if command -v nvidia-smi >/dev/null 2>&1; then gpus=1; else gpus=0; fi
 echo "record=$record"
 echo "exists=$exists"
 echo "active=$active"
@@ -34,3 +35,4 @@ echo "python_ok=$python_ok"
 echo "missing=$missing"
 echo "load=$load"
 echo "cpus=$cpus"
+echo "nvidia_smi=$gpus"
