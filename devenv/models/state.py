@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from devenv.models.config import Resources
+from devenv.models.policy import OrgPolicy, Requested
 
 WORKFLOW_TYPE = "DevEnvironment"
 WORKFLOW_ID_PREFIX = "devenv-"
@@ -293,6 +294,10 @@ class EnvState(BaseModel):
     """Colleagues who may log in, see, extend and change it (``devenv share``)."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
+    org_policy: OrgPolicy | None = None
+    """The admins' bounds in force (``devenv policy``), as last applied; None: none yet."""
+    requested: Requested | None = None
+    """The thresholds the user asked for, kept once a policy applies (it clamps them)."""
 
     @property
     def workflow_id(self) -> str:

@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         Status,
         TerminationReason,
     )
-    from devenv.workflows import changes, inputs, patches, policies
+    from devenv.workflows import changes, inputs, patches, policies, policy_apply
     from devenv.workflows.display import (
         clock,
         exceeded_message,
@@ -460,7 +460,30 @@ class DevEnvironmentWorkflow:
 
     @change.validator
     def _validate_change(self, *args: Any) -> None:
-        changes.validate_change(self._state, inputs.strict_change(args), workflow.now())
+        change = inputs.strict_change(args)
+        changes.validate_change(self._state, change, workflow.now())
+        policy_apply.validate_within(self._state, policy_apply.threshold_values(change))
+
+    @workflow.update(name=Update.APPLY_ORG_POLICY)
+    def apply_org_policy(self, *args: Any) -> bool:
+        """An admin's policy (``devenv policy set``), sent to every running environment:
+        its thresholds clamped to the bounds (policy_apply); True if one moved. A version
+        already applied is refused by the validator, so a repeated fan-out records nothing."""
+        if not workflow.patched(patches.ORG_POLICY_PATCH):
+            return False
+        applied = policy_apply.apply(self._state, policy_apply.lenient(args), workflow.now())
+        if applied.ends is not None:
+            self._begin_termination(applied.ends, "; ".join(applied.messages))
+        elif applied.messages:
+            for message in applied.messages:
+                self._event(message)
+            self._wake = True
+            self._publish()
+        return bool(applied.messages)
+
+    @apply_org_policy.validator
+    def _validate_apply_org_policy(self, *args: Any) -> None:
+        policy_apply.validate(self._state, args)
 
     @workflow.update(name=Update.SET_PURGE_WORKSPACE)
     def set_purge_workspace(self, *args: Any) -> DeadlineAnswer:
@@ -487,6 +510,7 @@ class DevEnvironmentWorkflow:
         self, field: str, seconds: int | None, by: str | None = None
     ) -> DeadlineAnswer:
         """Set a threshold; an already exceeded one terminates at once."""
+        policy_apply.record_request(self._state, field, seconds)
         return self._record(
             changes.apply_threshold(self._state, field, seconds, workflow.now(), by)
         )
