@@ -191,17 +191,20 @@ class AsyncClient:
         how far the latest version has reached the running environments."""
         return await self.transport.policies()
 
-    async def set_policy(self, *, user: str | None = None, **keys: Any) -> PolicyStatus:
+    async def set_policy(
+        self, *, user: str | None = None, by: str | None = None, **keys: Any
+    ) -> PolicyStatus:
         """Set keys of everyone's policy (``user``: that user's): ``default_inactivity``,
         ``max_inactivity``, ``max_duration``, ``delete_after`` (durations as in the YAML;
         ``"off"`` removes one) and ``no_off`` (bool). Other keys of the scope stay. In
         force for new starts at once; every running environment is brought within it
-        right after (``policies().reached``). InvalidValueError: refused, nothing changed."""
-        return await self.transport.change_policy(user, keys, clear=False)
+        right after (``policies().reached``). ``by``: who is recorded as making the change
+        (default: this machine's user). InvalidValueError: refused, nothing changed."""
+        return await self.transport.change_policy(user, keys, False, by)
 
-    async def clear_policy(self, *, user: str | None = None) -> PolicyStatus:
+    async def clear_policy(self, *, user: str | None = None, by: str | None = None) -> PolicyStatus:
         """Remove every key of everyone's policy (``user``: that user's)."""
-        return await self.transport.change_policy(user, {}, clear=True)
+        return await self.transport.change_policy(user, {}, True, by)
 
     async def aclose(self) -> None:
         """Close the connections this event loop holds (they are also dropped with it)."""

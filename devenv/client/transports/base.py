@@ -142,9 +142,10 @@ class Transport(ABC):
 
     @abstractmethod
     async def change_policy(
-        self, user: str | None, keys: Mapping[str, Any], clear: bool
+        self, user: str | None, keys: Mapping[str, Any], clear: bool, by: str | None
     ) -> PolicyStatus:
-        """Set ``keys`` (as users write them) of a scope, or ``clear`` it; the new policies."""
+        """Set ``keys`` (as users write them) of a scope, or ``clear`` it, recorded as
+        done ``by`` (None: this machine's user; remotely the token's); the new policies."""
 
     async def aclose(self) -> None:
         """Close what this transport holds open for the running event loop (by

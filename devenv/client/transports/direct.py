@@ -217,7 +217,7 @@ class DirectTransport(Transport):
 
     @translated
     async def change_policy(
-        self, user: str | None, keys: Mapping[str, Any], clear: bool
+        self, user: str | None, keys: Mapping[str, Any], clear: bool, by: str | None
     ) -> PolicyStatus:
         from devenv.client.policy import change_policies, policy_keys
         from devenv.models.policy import PolicyChange
@@ -228,7 +228,7 @@ class DirectTransport(Transport):
                 "nothing to set: give default_inactivity, max_inactivity, max_duration, "
                 "no_off or delete_after"
             )
-        change = PolicyChange(user=user, keys=checked, clear=clear, by=local_user())
+        change = PolicyChange(user=user, keys=checked, clear=clear, by=by or local_user())
         return await change_policies(await self.temporal(), change)
 
 

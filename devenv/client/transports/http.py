@@ -161,9 +161,11 @@ class HttpTransport(Transport):
         return self.parsed(await self.request("GET", wire.POLICY), PolicyStatus)
 
     async def change_policy(
-        self, user: str | None, keys: Mapping[str, Any], clear: bool
+        self, user: str | None, keys: Mapping[str, Any], clear: bool, by: str | None
     ) -> PolicyStatus:
-        """Admins only (ServerRefusedError: a 403 otherwise)."""
+        """Admins only (a 403 otherwise); recorded as done by the token's user."""
+        if by is not None:
+            raise InvalidValueError("by: in remote mode the server records the token's user")
         from devenv.models.policy import PolicyStatus
 
         if clear:
