@@ -35,7 +35,12 @@ def test_the_api_serves_the_wire_paths_and_parameters(tmp_path: Path) -> None:
         *below.values(),
         wire.PREFIX + wire.EVENTS,
         wire.PREFIX + wire.CONNECTION,
+        wire.PREFIX + wire.POLICY,
     }
+    policy = paths[wire.PREFIX + wire.POLICY]
+    assert set(policy) == {"get", "put", "delete"}
+    assert parameters(policy["delete"]) == {wire.USER}
+    assert "max_inactivity" in str(policy["put"])
     listing = paths[below[wire.ENVIRONMENTS]]
     assert parameters(listing["get"]) == {wire.ALL}
     assert parameters(listing["post"]) == {wire.WAIT}
