@@ -13,6 +13,7 @@ server-suggested continue-as-new are recorded too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import uuid
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -29,6 +30,7 @@ from temporalio.worker import Worker
 
 from devenv.models.messages import LeaseInput, WatcherGone
 from devenv.models.names import SHARED_TASK_QUEUE, Activity
+from devenv.models.policy import FanOutResult, OrgPolicy, PolicyChange, PolicySet, PolicyStatus
 from devenv.models.state import (
     Change,
     DurationSetting,
@@ -42,6 +44,7 @@ from devenv.models.state import (
 from devenv.worker import binaries
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.lease import WorkerLeaseWorkflow
+from devenv.workflows.policy import PolicyWorkflow
 from tests.servers import start_test_dev_server
 from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
 
@@ -465,6 +468,57 @@ async def shared_change(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "shared_change")
 
 
+async def org_policy(env: WorkflowEnvironment) -> Runs:
+    """An admin's policy: max_duration off -> 2d, a version sent twice (the second
+    refused, unrecorded), then a lowered idle bound on an environment already idle past
+    it: its warning, then the end."""
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state("replay-org-policy", inactivity=12 * H))
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        first = OrgPolicy(version=1, max_inactivity=24 * H, max_duration=48 * H)
+        await handle.execute_update(WF.apply_org_policy, first)
+        with contextlib.suppress(WorkflowUpdateFailedError):
+            await handle.execute_update(WF.apply_org_policy, first)
+        await env.sleep(timedelta(hours=9))
+        await handle.execute_update(WF.apply_org_policy, OrgPolicy(version=2, max_inactivity=8 * H))
+        return await _runs(env.client, handle, "org_policy")
+
+
+async def policy_workflow(env: WorkflowEnvironment) -> Runs:
+    """Dev server: the policy workflow sets a scope, fans it out, and sets another."""
+    home = f"tq-{uuid.uuid4().hex[:8]}"
+    sent: list[int] = []
+
+    @activity.defn(name=Activity.FAN_OUT_POLICY)
+    async def fan_out_policy(policies: PolicySet) -> FanOutResult:
+        sent.append(policies.version)
+        return FanOutResult(version=policies.version, environments=2, changed=1, already=1)
+
+    async with Worker(
+        env.client, task_queue=home, workflows=[PolicyWorkflow], activities=[fan_out_policy]
+    ):
+        handle = await env.client.start_workflow(
+            PolicyWorkflow.run,
+            PolicyStatus(),
+            id=f"replay-policy-{home}",
+            task_queue=home,
+        )
+        await handle.execute_update(
+            PolicyWorkflow.set_policy, PolicyChange(keys={"max_inactivity": 8 * H}, by="admin")
+        )
+        await handle.execute_update(
+            PolicyWorkflow.set_policy,
+            PolicyChange(user="alice", keys={"no_off": True, "default_inactivity": H}),
+        )
+        while not sent or sent[-1] < 2:
+            await asyncio.sleep(0.1)
+        while (await handle.query(PolicyWorkflow.policy)).reached is None:
+            await asyncio.sleep(0.1)
+        await handle.terminate("recorded")
+        latest = (await handle.describe()).run_id
+        return [("policy_workflow", handle.id, latest)]
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -487,6 +541,7 @@ TIME_SKIPPING: list[Scenario] = [
     shared_change,
     coerced_signals,
     garbage_signals,
+    org_policy,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,
@@ -497,6 +552,7 @@ DEV_SERVER: list[Scenario] = [
     listing_memo,
     watch_moved,
     worker_lease,
+    policy_workflow,
 ]
 
 

@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.lease import WorkerLeaseWorkflow
+from devenv.workflows.policy import PolicyWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 EXPECTED = {
@@ -49,6 +50,8 @@ EXPECTED = {
     "worker_lease",
     "coerced_signals",
     "garbage_signals",
+    "org_policy",
+    "policy_workflow",
 }
 
 
@@ -63,7 +66,7 @@ def test_every_path_has_a_recorded_history() -> None:
 async def test_replay(stem: str) -> None:
     history = WorkflowHistory.from_json(f"devenv-replay-{stem}", RECORDED[stem])
     replayer = Replayer(
-        workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow],
+        workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow, PolicyWorkflow],
         data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history)
