@@ -202,6 +202,15 @@ class PolicyBody(BaseModel):
     delete_after: JsonValue = Field(
         default=None, description=f"Default and longest delete_after. {DURATION_DOC}"
     )
+    stop_at_daily: JsonValue = Field(
+        default=None, description='A fixed end every day at this time: "20:00", or "off".'
+    )
+    tz: JsonValue = Field(
+        default=None, description='The time zone of stop_at_daily: "Europe/Berlin"; UTC if unset.'
+    )
+    days: JsonValue = Field(
+        default=None, description='The days of stop_at_daily: "Mon-Fri"; every day if unset.'
+    )
 
     def keys(self) -> dict[str, Any]:
         """The policy keys the client sent."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -53,7 +54,8 @@ class PolicyActivities:
                 try:
                     changed = await asyncio.wait_for(
                         handle.execute_update(
-                            DevEnvironmentWorkflow.apply_org_policy, policies.effective(owner)
+                            DevEnvironmentWorkflow.apply_org_policy,
+                            policies.effective(owner, datetime.now(UTC)),
                         ),
                         UPDATE_TIMEOUT,
                     )

@@ -67,6 +67,18 @@ def set_policy(
             metavar="D", help=f"Default and longest delete_after of suspended ones: {DURATION}."
         ),
     ] = None,
+    stop_at_daily: Annotated[
+        str | None,
+        typer.Option(metavar="HH:MM", help="A fixed end every day at this time (off removes it)."),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(metavar="ZONE", help="Its time zone, e.g. Europe/Berlin (default UTC)."),
+    ] = None,
+    days: Annotated[
+        str | None,
+        typer.Option(metavar="DAYS", help="Its days, e.g. Mon-Fri (default every day)."),
+    ] = None,
     wait: WAIT_OPT = True,
     json_output: JSON_OPT = False,
 ) -> None:
@@ -79,6 +91,9 @@ def set_policy(
             ("max_duration", max_duration),
             ("no_off", no_off),
             ("delete_after", delete_after),
+            ("stop_at_daily", stop_at_daily),
+            ("tz", tz),
+            ("days", days),
         )
         if value is not None
     }

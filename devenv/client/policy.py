@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -29,6 +30,7 @@ from devenv.models.policy import (
     check_thresholds,
     start_defaults,
 )
+from devenv.models.schedule import parse_clock, parse_days, zone
 from devenv.models.state import EnvSpec, EnvState
 from devenv.workflows.policy import (
     POLICY_MEMO,
@@ -40,20 +42,44 @@ CHECKED = ("inactivity_duration", "max_duration", "delete_after")
 """The spec's keys a policy bounds (``delete_after`` once the spec has it)."""
 
 
-def policy_keys(values: Mapping[str, Any]) -> dict[str, int | bool | None]:
+def policy_keys(values: Mapping[str, Any]) -> dict[str, int | bool | str | None]:
     """``set_policy``'s keywords checked: durations as in the YAML (``"8h"``, ``off``
     to unset), ``no_off`` a bool (False unsets); InvalidValueError naming the key."""
-    keys: dict[str, int | bool | None] = {}
+    keys: dict[str, int | bool | str | None] = {}
     for key, value in values.items():
         if key not in FLAGS:
             raise InvalidValueError(f"{key}: not a policy key; accepted: {', '.join(FLAGS)}")
-        if key == "no_off":
+        if key in SCHEDULE:
+            keys[key] = _schedule_key(key, value)
+        elif key == "no_off":
             if not isinstance(value, bool):
                 raise InvalidValueError(f"no_off: {value!r} is not true or false")
             keys[key] = value
         else:
             keys[key] = check_duration(FLAGS[key], value)
     return keys
+
+
+SCHEDULE = ("stop_at_daily", "tz", "days")
+
+
+def _schedule_key(key: str, value: object) -> str | None:
+    """A daily stop's time, zone or days, checked here (the workflow reads no time zone);
+    ``off`` removes it."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{FLAGS[key]}: {value!r} is not text")
+    try:
+        if key == "stop_at_daily":
+            parse_clock(value)
+        elif key == "tz":
+            zone(value)
+        else:
+            parse_days(value)
+    except ValueError as problem:
+        raise InvalidValueError(f"{FLAGS[key]}: {problem}") from None
+    return value.strip()
 
 
 async def read_policies(temporal: Client) -> PolicyStatus:
@@ -109,7 +135,7 @@ def bind_start(policies: PolicySet, spec: EnvSpec, given: Mapping[str, int | Non
     bound), what it did not give taken from the policy's defaults."""
     if policies.version == 0:
         return EnvState(spec=spec)
-    policy = policies.effective(spec.owner)
+    policy = policies.effective(spec.owner, datetime.now(UTC))
     try:
         check_thresholds(policy, given)
     except PolicyRefusal as refusal:
@@ -120,7 +146,7 @@ def bind_start(policies: PolicySet, spec: EnvSpec, given: Mapping[str, int | Non
     requested = Requested(
         inactivity_duration=spec.inactivity_duration, max_duration=spec.max_duration
     )
-    return EnvState(spec=spec, org_policy=policy, requested=requested)
+    return EnvState(spec=spec, org_policy=policy, requested=requested, stop_at=policy.next_stop)
 
 
 def given_thresholds(parsed: Any) -> dict[str, int | None]:

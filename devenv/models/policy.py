@@ -25,6 +25,9 @@ FLAGS: dict[str, str] = {
     "max_duration": "max-duration",
     "no_off": "no-off",
     "delete_after": "delete-after",
+    "stop_at_daily": "stop-at-daily",
+    "tz": "tz",
+    "days": "days",
 }
 """Each key of a policy, as ``devenv policy set`` and the messages name it."""
 
@@ -63,6 +66,22 @@ class Policy(BaseModel):
         le=MAX_SECONDS,
         description="The default and longest delete_after of suspended environments (seconds).",
     )
+    stop_at_daily: str | None = Field(
+        default=None,
+        pattern=r"^([01]?\d|2[0-3]):[0-5]\d$",
+        description="A fixed end every day at this time (HH:MM, in ``tz``).",
+    )
+    tz: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_+\-/]+$",
+        description="The time zone of stop_at_daily (an IANA name); default UTC.",
+    )
+    days: str | None = Field(
+        default=None,
+        max_length=40,
+        description="The days stop_at_daily applies (Mon-Fri); default every day.",
+    )
 
     def empty(self) -> bool:
         return all(getattr(self, key) is None for key in FLAGS)
@@ -74,8 +93,13 @@ class Policy(BaseModel):
             value = getattr(self, key)
             if value is None:
                 continue
-            parts.append(flag if isinstance(value, bool) else f"{flag} {format_duration(value)}")
+            parts.append(f"{flag} {shown(value)}" if not isinstance(value, bool) else flag)
         return ", ".join(parts) or "none"
+
+
+def shown(value: int | str) -> str:
+    """A key's value as users write it: durations compact, times and names as they are."""
+    return value if isinstance(value, str) else format_duration(value)
 
 
 class PolicySet(BaseModel):
@@ -87,8 +111,9 @@ class PolicySet(BaseModel):
     changed_at: datetime | None = None
     changed_by: str | None = None
 
-    def effective(self, user: str | None) -> OrgPolicy:
-        """The bounds binding ``user`` (None: an environment without an owner)."""
+    def effective(self, user: str | None, now: datetime | None = None) -> OrgPolicy:
+        """The bounds binding ``user`` (None: an environment without an owner); with
+        ``now``, the next daily stop computed (the workflow reads no time zone)."""
         own = self.users.get(user) if user is not None else None
         values: dict[str, object] = {}
         scopes: dict[str, str] = {}
@@ -98,7 +123,12 @@ class PolicySet(BaseModel):
                 values[key], scopes[key] = mine, f"user {user}"
             elif (theirs := getattr(self.everyone, key)) is not None:
                 values[key], scopes[key] = theirs, EVERYONE
-        return OrgPolicy.model_validate({**values, "version": self.version, "scopes": scopes})
+        policy = OrgPolicy.model_validate({**values, "version": self.version, "scopes": scopes})
+        if now is not None and policy.stop_at_daily is not None:
+            from devenv.models.schedule import next_stop
+
+            policy.next_stop = next_stop(policy.stop_at_daily, policy.tz, policy.days, now)
+        return policy
 
     def with_scope(self, user: str | None, policy: Policy | None) -> PolicySet:
         """A copy with ``user``'s scope (None: everyone's) replaced; ``policy`` None clears it."""
@@ -120,13 +150,22 @@ class OrgPolicy(Policy):
     scopes: dict[str, str] = Field(
         default_factory=dict, description="Per key: `everyone` or `user NAME`."
     )
+    next_stop: datetime | None = Field(
+        default=None, description="The next daily stop (stop_at_daily), computed by the sender."
+    )
 
     def bound_words(self, key: str) -> str:
         """``the policy's max-inactivity 8h (set by an admin for everyone; devenv policy show)``."""
         value = getattr(self, key)
-        shown = FLAGS[key] if isinstance(value, bool) else f"{FLAGS[key]} {format_duration(value)}"
+        words = FLAGS[key] if isinstance(value, bool) else f"{FLAGS[key]} {shown(value)}"
         scope = self.scopes.get(key, EVERYONE)
-        return f"the policy's {shown} (set by an admin for {scope}; devenv policy show)"
+        return f"the policy's {words} (set by an admin for {scope}; devenv policy show)"
+
+    def schedule_words(self) -> str:
+        """``stop-at-daily 20:00 Europe/Berlin Mon-Fri``."""
+        return " ".join(
+            part for part in (f"stop-at-daily {self.stop_at_daily}", self.tz, self.days) if part
+        )
 
 
 class PolicyRefusal(ValueError):
@@ -187,6 +226,18 @@ def check_scope(user: str | None, policy: Policy, whole: PolicySet) -> None:
             f"--default-inactivity: {format_duration(default)} exceeds the max-inactivity "
             f"{format_duration(cap)} of the same scope; accepted: a default up to the max"
         )
+    if effective.stop_at_daily is None and (policy.tz is not None or policy.days is not None):
+        raise PolicyRefusal("--tz and --days: they qualify --stop-at-daily, which is not set")
+    if policy.days is not None or policy.stop_at_daily is not None:
+        from devenv.models.schedule import parse_clock, parse_days
+
+        try:
+            parse_days(policy.days)
+            if policy.stop_at_daily is not None:
+                parse_clock(policy.stop_at_daily)
+        except ValueError as problem:
+            flag = "--days" if "days" in str(problem) else "--stop-at-daily"
+            raise PolicyRefusal(f"{flag}: {problem}") from None
     if effective.no_off and default is None and cap is None:
         raise PolicyRefusal(
             "--no-off: needs --max-inactivity or --default-inactivity (for everyone or this "
@@ -201,6 +252,8 @@ class Requested(BaseModel):
 
     inactivity_duration: Seconds = None
     max_duration: Seconds = None
+    stop_at: datetime | None = None
+    """The user's own fixed end (``--stop-at``); a policy's daily stop may come first."""
 
 
 class PolicyChange(BaseModel):
@@ -208,7 +261,7 @@ class PolicyChange(BaseModel):
     explicit None unsets a key), or the whole scope cleared."""
 
     user: str | None = Field(default=None, description="The user's scope; None: everyone.")
-    keys: dict[str, int | bool | None] = Field(
+    keys: dict[str, int | bool | str | None] = Field(
         default_factory=dict, description="The keys to set (FLAGS' keys; None unsets one)."
     )
     clear: bool = Field(default=False, description="Remove the scope's every key.")

@@ -444,6 +444,7 @@ class DevEnvironmentWorkflow:
         if (cap := change.max_duration) is not None:
             steps.append(lambda: self._apply_threshold("max_duration", cap.seconds, by))
         if (stop_at := change.stop_at) is not None:
+            policy_apply.record_stop_request(s, stop_at.at)
             steps.append(lambda: self._record(changes.apply_stop_at(s, stop_at.at, by)))
         if (extend := change.extend) is not None:
             steps.append(lambda: self._apply_extend(extend, by))
@@ -462,7 +463,7 @@ class DevEnvironmentWorkflow:
     def _validate_change(self, *args: Any) -> None:
         change = inputs.strict_change(args)
         changes.validate_change(self._state, change, workflow.now())
-        policy_apply.validate_within(self._state, policy_apply.threshold_values(change))
+        policy_apply.validate_within(self._state, policy_apply.threshold_values(change), change)
 
     @workflow.update(name=Update.APPLY_ORG_POLICY)
     def apply_org_policy(self, *args: Any) -> bool:

@@ -17,10 +17,11 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from devenv.models.names import Activity, PolicyQuery, PolicyUpdate
-    from devenv.models.policy import FanOutResult, PolicyChange, PolicyStatus
+    from devenv.models.policy import FanOutResult, PolicyChange, PolicyRefusal, PolicyStatus
     from devenv.workflows import inputs
 
 POLICY_WORKFLOW_TYPE = "DevenvPolicy"
@@ -83,7 +84,10 @@ class PolicyWorkflow:
     def set_policy(self, *args: Any) -> PolicyStatus:
         """One scope's keys set, or the scope cleared; the new version, not yet reached."""
         change = inputs.lenient_model(PolicyChange, args)
-        policies = change.applied_to(self._status.policies)
+        try:
+            policies = change.applied_to(self._status.policies)
+        except PolicyRefusal as refusal:  # the validator refused it already; never a task failure
+            raise ApplicationError(str(refusal), non_retryable=True) from None
         policies.version = self._status.policies.version + 1
         policies.changed_at = workflow.now()
         policies.changed_by = change.by

@@ -66,7 +66,9 @@ def apply(s: EnvState, policy: OrgPolicy, now: datetime) -> Applied:
     """Bring the environment within ``policy``; the events say what moved and why."""
     if s.requested is None:
         s.requested = Requested(
-            inactivity_duration=s.spec.inactivity_duration, max_duration=s.spec.max_duration
+            inactivity_duration=s.spec.inactivity_duration,
+            max_duration=s.spec.max_duration,
+            stop_at=s.stop_at,
         )
     s.org_policy = policy
     messages: list[str] = []
@@ -91,9 +93,28 @@ def apply(s: EnvState, policy: OrgPolicy, now: datetime) -> Applied:
             f"{label} {verb} from {format_duration(old)} to {format_duration(new)} "
             f"by policy ({why})"
         )
+    scheduled = _scheduled_stop(s, policy)
+    if scheduled is not None:
+        messages.append(scheduled)
     if not messages:
         return Applied([])
     return _with_warning(s, messages, now)
+
+
+def _scheduled_stop(s: EnvState, policy: OrgPolicy) -> str | None:
+    """The earlier of the user's own fixed end and the policy's next daily stop; the
+    event if that moved the environment's."""
+    assert s.requested is not None
+    ends = [end for end in (s.requested.stop_at, policy.next_stop) if end is not None]
+    new = min(ends) if ends else None
+    if new == s.stop_at:
+        return None
+    s.stop_at = new
+    if new is None:
+        return "scheduled stop removed by policy"
+    if new == policy.next_stop:
+        return f"scheduled stop at {clock(new)} by policy ({policy.schedule_words()})"
+    return f"scheduled stop back to {clock(new)}, as you asked (policy: {policy.schedule_words()})"
 
 
 def _with_warning(s: EnvState, messages: list[str], now: datetime) -> Applied:
@@ -121,11 +142,28 @@ def record_request(s: EnvState, field: str, seconds: int | None) -> None:
         setattr(s.requested, field, seconds or None)
 
 
-def validate_within(s: EnvState, values: Mapping[str, int | None]) -> None:
+def validate_within(s: EnvState, values: Mapping[str, int | None], change: Change) -> None:
     """Refuse (ValueError with the policy's line) a user's change outside the policy in
     force in this environment; nothing when none applies."""
-    if s.org_policy is not None:
-        check_thresholds(s.org_policy, values)
+    policy = s.org_policy
+    if policy is None:
+        return
+    check_thresholds(policy, values)
+    if change.stop_at is not None and policy.next_stop is not None:
+        at = change.stop_at.at
+        if at is None or at > policy.next_stop:
+            shown = "off" if at is None else clock(at)
+            verb = "is refused by" if at is None else "is after"
+            raise ValueError(
+                f"stop_at: {shown} {verb} {policy.bound_words('stop_at_daily')} "
+                f"(next at {clock(policy.next_stop)})"
+            )
+
+
+def record_stop_request(s: EnvState, at: datetime | None) -> None:
+    """A user's own ``--stop-at``, under a policy: remember it (the policy's may come first)."""
+    if s.requested is not None:
+        s.requested.stop_at = at
 
 
 def threshold_values(change: Change) -> dict[str, int | None]:

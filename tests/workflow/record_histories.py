@@ -469,13 +469,20 @@ async def shared_change(env: WorkflowEnvironment) -> Runs:
 
 
 async def org_policy(env: WorkflowEnvironment) -> Runs:
-    """An admin's policy: max_duration off -> 2d, a version sent twice (the second
+    """An admin's policy: max_duration off -> 2d and a daily stop, a version sent twice (the second
     refused, unrecorded), then a lowered idle bound on an environment already idle past
     it: its warning, then the end."""
     async with running_worker(env.client) as fake:
         handle = await start(env.client, fake, make_state("replay-org-policy", inactivity=12 * H))
-        await wait_for(handle, lambda s: s.status == Status.RUNNING)
-        first = OrgPolicy(version=1, max_inactivity=24 * H, max_duration=48 * H)
+        running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        assert running.ready_at is not None
+        first = OrgPolicy(
+            version=1,
+            max_inactivity=24 * H,
+            max_duration=48 * H,
+            stop_at_daily="20:00",
+            next_stop=running.ready_at + timedelta(hours=30),
+        )
         await handle.execute_update(WF.apply_org_policy, first)
         with contextlib.suppress(WorkflowUpdateFailedError):
             await handle.execute_update(WF.apply_org_policy, first)

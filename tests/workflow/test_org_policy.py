@@ -5,12 +5,20 @@ same version applied once, garbage refused, and a user's change outside it refus
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from devenv.models.policy import OrgPolicy
-from devenv.models.state import Change, DurationSetting, Status, TerminationReason
+from devenv.models.state import (
+    Change,
+    DurationSetting,
+    Status,
+    StopAtSetting,
+    TerminationReason,
+)
 from tests.workflow.fakes import WF, H, make_state, messages, query_status, running_env
 
 
@@ -117,3 +125,31 @@ async def test_a_users_change_outside_the_policy_is_refused_naming_it(
         "(set by an admin for everyone; devenv policy show)"
     )
     assert state.spec.inactivity_duration == 2 * H
+
+
+async def test_a_daily_stop_ends_it_after_its_warning_and_a_later_stop_at_is_refused(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    async with running_env(env.client, make_state(inactivity=None)) as (_fake, handle, state):
+        now = state.ready_at
+        assert now is not None
+        stop = now + timedelta(hours=3)
+        daily = policy(1).model_copy(
+            update={"stop_at_daily": "20:00", "tz": "Europe/Berlin", "next_stop": stop}
+        )
+        await handle.execute_update(WF.apply_org_policy, daily)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                WF.change, Change(stop_at=StopAtSetting(at=stop + timedelta(hours=1)))
+            )
+        final = await handle.result()
+    assert "is after the policy's stop-at-daily 20:00" in str(refused.value.cause)
+    told = messages(final)
+    assert any(
+        m.startswith("scheduled stop at ") and m.endswith("(stop-at-daily 20:00 Europe/Berlin)")
+        for m in told
+    )
+    assert any(m.startswith("warning:") for m in told)
+    assert final.termination_reason == TerminationReason.SCHEDULED_STOP
+    assert final.ended_at is not None and final.ended_at >= stop
