@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,20 @@ def test_a_policy_binds_running_environments_and_refuses_what_is_outside_it(
     world.run("policy", "set", "--max-inactivity", "24h")
     assert world.ps("pol-long")["inactivity_duration"] == 12 * H
     assert world.ps("pol-short")["inactivity_duration"] == 4 * H
+
+    # A daily stop becomes each one's fixed end (the next one), and is removed again.
+    at = (datetime.now(UTC) + timedelta(hours=2)).strftime("%H:%M")
+    world.run("policy", "set", "--stop-at-daily", at, "--tz", "UTC")
+    due = datetime.fromisoformat(world.ps("pol-long")["deadline"])
+    assert due.strftime("%H:%M") == at and due - datetime.now(UTC) < timedelta(hours=2)
+    assert f"by policy (stop-at-daily {at} UTC)" in world.logs("pol-long")
+    bad = world.run("policy", "set", "--stop-at-daily", "8pm", check=False)
+    assert (bad.returncode, bad.stderr.strip()) == (
+        2,
+        "error: stop-at-daily: '8pm' is not a time of day; accepted: HH:MM such as 20:00",
+    )
+    world.run("policy", "set", "--stop-at-daily", "off", "--tz", "off")
+    assert "scheduled stop removed by policy" in world.logs("pol-long")
 
 
 def test_the_policy_survives_kill_9_of_temporal_and_the_worker(world: Cluster) -> None:
