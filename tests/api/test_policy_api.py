@@ -73,3 +73,20 @@ def test_a_start_outside_the_users_policy_is_a_422_and_each_sees_what_binds_them
         assert http.get("/policy").json()["policies"]["users"] == {}
     shown = api.remote("alice", "policy", "show").stdout
     assert "user alice: max-inactivity 8h" in shown
+
+
+@pytest.mark.usefixtures("alices_policy")
+def test_a_change_outside_the_users_policy_is_a_422_and_changes_nothing(api: Api) -> None:
+    api.start("alice", "pol-api-change", backend="local", inactivity_duration="2h")
+    with api.client("alice") as http:
+        try:
+            answer = http.patch("/environments/pol-api-change", json={"inactivity_duration": "12h"})
+            row = http.get("/environments/pol-api-change").json()
+        finally:
+            http.delete("/environments/pol-api-change", params={"wait": "true"})
+    assert answer.status_code == 422
+    assert answer.json()["error"] == (
+        "devenv-pol-api-change: inactivity_duration: 12h exceeds the policy's max-inactivity 8h "
+        "(set by an admin for user alice; devenv policy show); nothing changed"
+    )
+    assert row["inactivity_duration"] == 2 * H
