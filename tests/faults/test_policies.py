@@ -5,6 +5,7 @@ when the bound rises, and the policy kept across kill -9 of Temporal and the wor
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.testing import ActivityEnvironment
 
+from devenv.activities.policy_fanout import PolicyActivities
+from devenv.models.policy import FanOutResult, PolicyStatus
+from devenv.worker.temporal_connection import connect
 from tests.faults.cluster import Cluster, example_file, port_open, wait_for
 
 pytestmark = pytest.mark.faults
@@ -99,6 +104,25 @@ def test_a_policy_binds_running_environments_and_refuses_what_is_outside_it(
     )
     world.run("policy", "set", "--stop-at-daily", "off", "--tz", "off")
     assert "scheduled stop removed by policy" in world.logs("pol-long")
+
+
+def test_a_fan_out_sent_again_applies_nothing_twice(world: Cluster) -> None:
+    """What a retried fan-out does (its worker killed after it sent some): the same
+    version again is refused by every environment that has it, and records nothing."""
+    status = PolicyStatus.model_validate(show(world))
+    reached = status.reached
+    assert reached is not None and reached.version == status.policies.version
+    events_before = world.logs("pol-long").count("by policy")
+
+    async def again() -> FanOutResult:
+        client = await connect(world.settings)
+        return await ActivityEnvironment().run(
+            PolicyActivities(client).fan_out_policy, status.policies
+        )
+
+    result = asyncio.run(again())
+    assert (result.changed, result.already) == (0, reached.environments)
+    assert world.logs("pol-long").count("by policy") == events_before
 
 
 def test_the_policy_survives_kill_9_of_temporal_and_the_worker(world: Cluster) -> None:
