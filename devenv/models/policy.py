@@ -269,6 +269,8 @@ class PolicyChange(BaseModel):
 
     def applied_to(self, policies: PolicySet) -> PolicySet:
         """The policy set after this change (not yet versioned); PolicyRefusal if bad."""
+        if self.by is not None and (len(self.by) > 64 or not self.by.isprintable()):
+            raise PolicyRefusal(f"by: {self.by[:40]!r} is not a user name")
         if self.clear:
             return policies.with_scope(self.user, None)
         unknown = sorted(set(self.keys) - set(FLAGS))
