@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from devenv.cli.output import JSON_OPT, note, out, run
+from devenv.cli.output import JSON_OPT, err, note, out, run
 
 if TYPE_CHECKING:
     from devenv.client.async_client import AsyncClient
@@ -140,13 +140,16 @@ async def _change(
 async def _reached(client: AsyncClient, status: PolicyStatus) -> PolicyStatus:
     """Poll until the fan-out of ``status``'s version finished, or REACH_TIMEOUT."""
     version = status.policies.version
+    told = False
     loop = asyncio.get_running_loop()
     give_up = loop.time() + REACH_TIMEOUT
     while status.reached is None or status.reached.version < version:
         if loop.time() > give_up:
             note("still sending it to running environments; `devenv policy show` says when done")
             return status
-        note(f"sending version {version} to the running environments…", transient=True)
+        if err.is_terminal and not told:  # progress for people, not for scripts
+            note(f"sending version {version} to the running environments…")
+            told = True
         await asyncio.sleep(REACH_POLL)
         status = await client.policies()
     return status
