@@ -581,6 +581,7 @@ class DevEnvironmentWorkflow:
     def _validate_set_inactivity(self, *args: Any) -> None:
         seconds = inputs.strict_threshold("inactivity_duration", args)
         changes.validate_threshold(self._state, "inactivity_duration", seconds)
+        policy_apply.validate_field(self._state, "inactivity_duration", seconds)
 
     @workflow.update(name=Update.SET_MAX_DURATION)
     def set_max_duration(self, *args: Any) -> DeadlineAnswer:
@@ -591,6 +592,7 @@ class DevEnvironmentWorkflow:
     def _validate_set_max_duration(self, *args: Any) -> None:
         seconds = inputs.strict_threshold("max_duration", args)
         changes.validate_threshold(self._state, "max_duration", seconds)
+        policy_apply.validate_field(self._state, "max_duration", seconds)
 
     @workflow.update(name=Update.EXTEND)
     def extend(self, *args: Any) -> DeadlineAnswer:
@@ -646,6 +648,7 @@ class DevEnvironmentWorkflow:
             return
         try:
             changes.validate_threshold(self._state, field, seconds)
+            policy_apply.validate_field(self._state, field, seconds)
         except ValueError as err:
             self._event(f"{field} signal ignored: {err}")
             return

@@ -160,6 +160,12 @@ def validate_within(s: EnvState, values: Mapping[str, int | None], change: Chang
             )
 
 
+def validate_field(s: EnvState, field: str, seconds: int | None) -> None:
+    """``validate_within`` for the single-field updates and signals older clients send."""
+    if s.org_policy is not None:
+        check_thresholds(s.org_policy, {field: seconds or None})
+
+
 def record_stop_request(s: EnvState, at: datetime | None) -> None:
     """A user's own ``--stop-at``, under a policy: remember it (the policy's may come first)."""
     if s.requested is not None:

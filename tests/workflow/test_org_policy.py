@@ -153,3 +153,22 @@ async def test_a_daily_stop_ends_it_after_its_warning_and_a_later_stop_at_is_ref
     assert any(m.startswith("warning:") for m in told)
     assert final.termination_reason == TerminationReason.SCHEDULED_STOP
     assert final.ended_at is not None and final.ended_at >= stop
+
+
+async def test_the_older_single_field_update_and_signal_cannot_go_around_the_policy(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = time_skipping_env.client
+    async with running_env(client, make_state(inactivity=2 * H)) as (_fake, handle, _):
+        await handle.execute_update(WF.apply_org_policy, policy(1, max_inactivity=8 * H))
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(WF.set_inactivity, None)
+        await handle.signal(WF.update_inactivity, 12 * H)
+        await handle.execute_update(WF.request_stop, None)
+        final = await handle.result()
+    assert "off is refused by the policy's max-inactivity 8h" in str(refused.value.cause)
+    assert final.spec.inactivity_duration == 2 * H
+    assert any(
+        m.startswith("inactivity_duration signal ignored: inactivity_duration: 12h exceeds")
+        for m in messages(final)
+    )
