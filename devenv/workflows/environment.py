@@ -610,7 +610,9 @@ class DevEnvironmentWorkflow:
 
     @set_stop_at.validator
     def _validate_set_stop_at_update(self, *args: Any) -> None:
-        changes.validate_stop_at(self._state, inputs.strict_stop_at(args), workflow.now())
+        at = inputs.strict_stop_at(args)
+        changes.validate_stop_at(self._state, at, workflow.now())
+        policy_apply.validate_stop(self._state, at)
 
     @workflow.signal(name=Signal.UPDATE_INACTIVITY)
     def update_inactivity(self, *args: Any) -> None:

@@ -149,8 +149,14 @@ def validate_within(s: EnvState, values: Mapping[str, int | None], change: Chang
     if policy is None:
         return
     check_thresholds(policy, values)
-    if change.stop_at is not None and policy.next_stop is not None:
-        at = change.stop_at.at
+    if change.stop_at is not None:
+        validate_stop(s, change.stop_at.at)
+
+
+def validate_stop(s: EnvState, at: datetime | None) -> None:
+    """A user's fixed end may not be later than the policy's next daily stop (nor off)."""
+    policy = s.org_policy
+    if policy is not None and policy.next_stop is not None:
         if at is None or at > policy.next_stop:
             shown = "off" if at is None else clock(at)
             verb = "is refused by" if at is None else "is after"
