@@ -45,7 +45,7 @@ class PolicyActivities:
     async def fan_out_policy(self, policies: PolicySet) -> FanOutResult:
         """Every running environment brought within ``policies``; how many moved."""
         gate = asyncio.Semaphore(CONCURRENCY)
-        result = FanOutResult(version=policies.version)
+        result = FanOutResult(version=policies.version, attempt=activity.info().attempt)
         unanswered: list[str] = []
 
         async def send(workflow_id: str, owner: str | None) -> None:
@@ -87,6 +87,12 @@ class PolicyActivities:
             for task in tasks:
                 task.cancel()
         if unanswered:
+            log.warning(
+                "policy version %d: %d environment(s) did not answer within %.0f s; sending again",
+                policies.version,
+                len(unanswered),
+                UPDATE_TIMEOUT,
+            )
             raise ApplicationError(
                 f"{len(unanswered)} environment(s) did not answer (first: {unanswered[0]}); "
                 "sending again"

@@ -306,6 +306,9 @@ class FanOutResult(BaseModel):
     already: int = Field(
         default=0, ge=0, description="Those that had it, or had ended: nothing recorded."
     )
+    attempt: int = Field(
+        default=1, ge=1, description="The fan-out's attempt that finished (a retry re-sends)."
+    )
 
 
 class PolicyStatus(BaseModel):
