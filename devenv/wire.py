@@ -40,6 +40,8 @@ EVENTS = "/environments/{name}/events"
 """``GET``: its events."""
 CONNECTION = "/environments/{name}/connection"
 """``GET``: how to log in to it over SSH (an ``SshAccess``)."""
+POLICY = "/policy"
+"""``GET``: the policies; ``PUT``: set a scope's keys; ``DELETE``: clear a scope (admins)."""
 
 
 def environment(name: str) -> str:
@@ -81,6 +83,8 @@ CALLER_ENV = "caller_env"
 """In ``POST /environments``' body beside the configuration's keys: the values of the
 bare ``env`` KEYs, read from the caller's environment (secrets: stored, never in history)."""
 PURGE = "purge"
+USER = "user"
+"""``DELETE /policy?user=NAME``: that user's scope (without it: everyone's)."""
 """``DELETE /environments/{name}?purge=true``: its workspace too."""
 TRUE, FALSE = "true", "false"
 
@@ -183,3 +187,48 @@ class ThresholdChanges(BaseModel):
     def given(self) -> dict[str, Any]:
         """Only the keys the client sent (``null`` included: the SDK refuses it clearly)."""
         return {key: getattr(self, key) for key in sorted(self.model_fields_set)}
+
+
+class PolicyBody(BaseModel):
+    """Body of ``PUT /api/v1/policy``: the keys of one scope to set (the others kept);
+    ``"off"`` (or ``false`` for ``no_off``) removes a key. Admins only."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"max_inactivity": "8h", "default_inactivity": "2h"},
+                {"user": "alice", "max_duration": "1d", "no_off": True},
+            ]
+        },
+    )
+
+    user: str | None = Field(default=None, description="That user's scope; absent: everyone's.")
+    default_inactivity: JsonValue = Field(
+        default=None, description=f"inactivity_duration of a start without one. {DURATION_DOC}"
+    )
+    max_inactivity: JsonValue = Field(
+        default=None, description=f"The longest inactivity_duration allowed. {DURATION_DOC}"
+    )
+    max_duration: JsonValue = Field(
+        default=None, description=f"The longest max_duration allowed. {DURATION_DOC}"
+    )
+    no_off: JsonValue = Field(
+        default=None, description="true: an inactivity_duration of off is refused."
+    )
+    delete_after: JsonValue = Field(
+        default=None, description=f"Default and longest delete_after. {DURATION_DOC}"
+    )
+    stop_at_daily: JsonValue = Field(
+        default=None, description='A fixed end every day at this time: "20:00", or "off".'
+    )
+    tz: JsonValue = Field(
+        default=None, description='The time zone of stop_at_daily: "Europe/Berlin"; UTC if unset.'
+    )
+    days: JsonValue = Field(
+        default=None, description='The days of stop_at_daily: "Mon-Fri"; every day if unset.'
+    )
+
+    def keys(self) -> dict[str, Any]:
+        """The policy keys the client sent."""
+        return {key: getattr(self, key) for key in sorted(self.model_fields_set - {"user"})}

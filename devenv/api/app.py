@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from devenv import __version__, wire
 from devenv.api.errors import add_handlers
 from devenv.api.guard import MAX_BODY_BYTES, Guard
+from devenv.api.policy_routes import add_policy_routes
 from devenv.api.routes import add_routes
 from devenv.client.async_client import AsyncClient
 from devenv.client.tokens import UserStore
@@ -39,5 +40,6 @@ def create_app(client: AsyncClient, store: UserStore) -> FastAPI:
     app.state.locks = weakref.WeakValueDictionary()
     add_handlers(app)
     add_routes(app)
+    add_policy_routes(app)
     app.add_middleware(Guard)
     return app

@@ -44,6 +44,8 @@ class Action(StrEnum):
     RESUME = "resume"
     SHARE = "share"
     CONNECT = "connect"
+    SEE_POLICY = "see policies (`devenv policy show`)"
+    SET_POLICY = "set or clear policies"
 
 
 class Rule(StrEnum):
@@ -61,6 +63,7 @@ class Rule(StrEnum):
     HIDDEN = "no (404: as if it did not exist)"
     OWN_KEY = "yes, with their own registered key"
     DETAILS = "its connection details; a login needs a key it accepts"
+    BINDING = "those that bind them (everyone's, their own)"
     NONE = "-"
 
 
@@ -93,6 +96,19 @@ TABLE: dict[Action, dict[Role, Rule]] = {
         Role.MEMBER: Rule.OWN_KEY,
         Role.ADMIN: Rule.DETAILS,
         Role.ANYONE: H,
+    },
+    # Policies bind users, not one environment: a user is an admin or anyone else.
+    Action.SEE_POLICY: {
+        Role.OWNER: Rule.NONE,
+        Role.MEMBER: Rule.NONE,
+        Role.ADMIN: Rule.ALL,
+        Role.ANYONE: Rule.BINDING,
+    },
+    Action.SET_POLICY: {
+        Role.OWNER: Rule.NONE,
+        Role.MEMBER: Rule.NONE,
+        Role.ADMIN: Y,
+        Role.ANYONE: F,
     },
 }
 CHANGES: dict[str, Action] = {
@@ -152,6 +168,15 @@ def require_change(
 
 def _strictness(action: Action) -> int:
     return [Action.SHARE, Action.STOP, Action.CHANGE, Action.EXTEND].index(action)
+
+
+def require_policy_change(user: User) -> None:
+    """Policies are the admins' (the table's SET_POLICY row): a one-line 403 for others."""
+    if TABLE[Action.SET_POLICY][Role.ADMIN if user.admin else Role.ANYONE] is not Rule.YES:
+        raise NotAllowedError(
+            f"{user.name} is not an admin: only an admin can set or clear policies "
+            "(`devenv policy show` shows those that bind you)"
+        )
 
 
 def require_start(user: User, config: Mapping[str, Any]) -> None:

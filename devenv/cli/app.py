@@ -21,6 +21,7 @@ from devenv.cli.hosts import hosts_app
 from devenv.cli.jobs import jobs
 from devenv.cli.logs import logs
 from devenv.cli.output import err, out
+from devenv.cli.policy import policy_app
 from devenv.cli.ps import ps
 from devenv.cli.report import report
 from devenv.cli.run import run_job
@@ -81,6 +82,7 @@ app.add_typer(server_app, name="server")
 app.command()(token)
 app.add_typer(users_app, name="users")
 app.add_typer(hosts_app, name="hosts")
+app.add_typer(policy_app, name="policy")
 
 
 def run(args: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.report import Report
+    from devenv.models.policy import PolicyStatus
 
 __all__ = ["AsyncClient", "AsyncEnvironment", "ConfigSource", "Progress", "SshEntry"]
 
@@ -188,6 +189,26 @@ class AsyncClient:
 
         period = parse_since(since)  # bad input fails before any server is contacted
         return await self.transport.report(period)
+
+    async def policies(self) -> PolicyStatus:
+        """The admins' policies (``devenv policy show``): everyone's, each user's, and
+        how far the latest version has reached the running environments."""
+        return await self.transport.policies()
+
+    async def set_policy(
+        self, *, user: str | None = None, by: str | None = None, **keys: Any
+    ) -> PolicyStatus:
+        """Set keys of everyone's policy (``user``: that user's): ``default_inactivity``,
+        ``max_inactivity``, ``max_duration``, ``delete_after`` (durations as in the YAML;
+        ``"off"`` removes one) and ``no_off`` (bool). Other keys of the scope stay. In
+        force for new starts at once; every running environment is brought within it
+        right after (``policies().reached``). ``by``: who is recorded as making the change
+        (default: this machine's user). InvalidValueError: refused, nothing changed."""
+        return await self.transport.change_policy(user, keys, False, by)
+
+    async def clear_policy(self, *, user: str | None = None, by: str | None = None) -> PolicyStatus:
+        """Remove every key of everyone's policy (``user``: that user's)."""
+        return await self.transport.change_policy(user, {}, True, by)
 
     async def aclose(self) -> None:
         """Close the connections this event loop holds (they are also dropped with it)."""

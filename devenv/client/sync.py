@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from devenv.client.jobs import Job
     from devenv.client.report import Report
     from devenv.client.transports.base import Transport
+    from devenv.models.policy import PolicyStatus
 
 T = TypeVar("T")
 
@@ -166,6 +167,18 @@ class Client:
     def report(self, since: timedelta | str = "7d") -> Report:
         """Costs, savings, breaks and a suggested threshold (see ``AsyncClient.report``)."""
         return self._loop.run(self.aio.report(since))
+
+    def policies(self) -> PolicyStatus:
+        """The admins' policies (see ``AsyncClient.policies``)."""
+        return self._loop.run(self.aio.policies())
+
+    def set_policy(self, *, user: str | None = None, **keys: Any) -> PolicyStatus:
+        """Set keys of a scope's policy (see ``AsyncClient.set_policy``)."""
+        return self._loop.run(self.aio.set_policy(user=user, **keys))
+
+    def clear_policy(self, *, user: str | None = None) -> PolicyStatus:
+        """Remove a scope's policy (see ``AsyncClient.clear_policy``)."""
+        return self._loop.run(self.aio.clear_policy(user=user))
 
 
 class Environment:

@@ -38,6 +38,7 @@ class Activity(StrEnum):
     SUSPEND = "suspend"
     RESUME = "resume"
     OWNER_BREAKS = "owner_breaks"
+    FAN_OUT_POLICY = "fan_out_policy"
 
 
 class Update(StrEnum):
@@ -48,6 +49,7 @@ class Update(StrEnum):
     REQUEST_STOP = "request_stop"
     REQUEST_SUSPEND = "request_suspend"
     REQUEST_RESUME = "request_resume"
+    APPLY_ORG_POLICY = "apply_org_policy"
     # Single-field forms from before ``change`` (kept for older clients and histories).
     SET_INACTIVITY = "set_inactivity"
     SET_MAX_DURATION = "set_max_duration"
@@ -70,3 +72,15 @@ class Signal(StrEnum):
     UPDATE_INACTIVITY = "update_inactivity"
     UPDATE_MAX_DURATION = "update_max_duration"
     STOP = "stop"
+
+
+class PolicyUpdate(StrEnum):
+    """Updates of ``PolicyWorkflow`` (the singleton holding the admins' policies)."""
+
+    SET_POLICY = "set_policy"
+
+
+class PolicyQuery(StrEnum):
+    """Queries of ``PolicyWorkflow``."""
+
+    POLICY = "policy"

@@ -19,6 +19,7 @@ from devenv.models.config import (
     Resources,
     UtilizationPolicy,
 )
+from devenv.models.policy import OrgPolicy, Requested
 
 WORKFLOW_TYPE = "DevEnvironment"
 WORKFLOW_ID_PREFIX = "devenv-"
@@ -377,6 +378,10 @@ class EnvState(BaseModel):
     """Since when every GPU was under ``utilization_policy``'s minimum, as last reported."""
     runs: int = 1
     events: list[EnvEvent] = Field(default_factory=list)
+    org_policy: OrgPolicy | None = None
+    """The admins' bounds in force (``devenv policy``), as last applied; None: none yet."""
+    requested: Requested | None = None
+    """The thresholds the user asked for, kept once a policy applies (it clamps them)."""
 
     @property
     def workflow_id(self) -> str:

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from devenv.activities.activities import EnvironmentActivities, all_activities
+from devenv.activities.policy_fanout import PolicyActivities, policy_activities
 from devenv.activities.watching import WatchActivities, watch_activities
 from devenv.backends import registry
 from devenv.backends.base import Backend
@@ -23,6 +24,7 @@ from devenv.worker.recovery import STICKY_TIMEOUT, recover
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.lease import WorkerLeaseWorkflow
 from devenv.workflows.policies import HEARTBEAT_THROTTLE
+from devenv.workflows.policy import PolicyWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,10 @@ def build_workers(client: Client, settings: Settings, watch_queue: str) -> list[
     shared = Worker(
         client,
         task_queue=SHARED_TASK_QUEUE,
-        workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow],
-        activities=activities + watch_activities(watch),
+        workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow, PolicyWorkflow],
+        activities=activities
+        + watch_activities(watch)
+        + policy_activities(PolicyActivities(client)),
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,

@@ -48,7 +48,15 @@ with workflow.unsafe.imports_passed_through():
         Status,
         TerminationReason,
     )
-    from devenv.workflows import adaptive, changes, inputs, patches, policies, suspension
+    from devenv.workflows import (
+        adaptive,
+        changes,
+        inputs,
+        patches,
+        policies,
+        policy_apply,
+        suspension,
+    )
     from devenv.workflows.display import (
         clock,
         exceeded_message,
@@ -581,6 +589,7 @@ class DevEnvironmentWorkflow:
         if (cap := change.max_duration) is not None:
             steps.append(lambda: self._apply_threshold("max_duration", cap.seconds, by))
         if (stop_at := change.stop_at) is not None:
+            policy_apply.record_stop_request(s, stop_at.at)
             steps.append(lambda: self._record(changes.apply_stop_at(s, stop_at.at, by)))
         if (extend := change.extend) is not None:
             steps.append(lambda: self._apply_extend(extend, by))
@@ -597,7 +606,30 @@ class DevEnvironmentWorkflow:
 
     @change.validator
     def _validate_change(self, *args: Any) -> None:
-        changes.validate_change(self._state, inputs.strict_change(args), workflow.now())
+        change = inputs.strict_change(args)
+        changes.validate_change(self._state, change, workflow.now())
+        policy_apply.validate_within(self._state, policy_apply.threshold_values(change), change)
+
+    @workflow.update(name=Update.APPLY_ORG_POLICY)
+    def apply_org_policy(self, *args: Any) -> bool:
+        """An admin's policy (``devenv policy set``), sent to every running environment:
+        its thresholds clamped to the bounds (policy_apply); True if one moved. A version
+        already applied is refused by the validator, so a repeated fan-out records nothing."""
+        if not workflow.patched(patches.ORG_POLICY_PATCH):
+            return False
+        applied = policy_apply.apply(self._state, policy_apply.lenient(args), workflow.now())
+        if applied.ends is not None:
+            self._begin_termination(applied.ends, "; ".join(applied.messages))
+        elif applied.messages:
+            for message in applied.messages:
+                self._event(message)
+            self._wake = True
+            self._publish()
+        return bool(applied.messages)
+
+    @apply_org_policy.validator
+    def _validate_apply_org_policy(self, *args: Any) -> None:
+        policy_apply.validate(self._state, args)
 
     @workflow.update(name=Update.SET_PURGE_WORKSPACE)
     def set_purge_workspace(self, *args: Any) -> DeadlineAnswer:
@@ -656,6 +688,7 @@ class DevEnvironmentWorkflow:
         self, field: str, seconds: int | None, by: str | None = None
     ) -> DeadlineAnswer:
         """Set a threshold; an already exceeded one terminates at once."""
+        policy_apply.record_request(self._state, field, seconds)
         return self._record(
             changes.apply_threshold(self._state, field, seconds, workflow.now(), by)
         )
@@ -725,6 +758,7 @@ class DevEnvironmentWorkflow:
     def _validate_set_inactivity(self, *args: Any) -> None:
         seconds = inputs.strict_threshold("inactivity_duration", args)
         changes.validate_threshold(self._state, "inactivity_duration", seconds)
+        policy_apply.validate_field(self._state, "inactivity_duration", seconds)
 
     @workflow.update(name=Update.SET_MAX_DURATION)
     def set_max_duration(self, *args: Any) -> DeadlineAnswer:
@@ -735,6 +769,7 @@ class DevEnvironmentWorkflow:
     def _validate_set_max_duration(self, *args: Any) -> None:
         seconds = inputs.strict_threshold("max_duration", args)
         changes.validate_threshold(self._state, "max_duration", seconds)
+        policy_apply.validate_field(self._state, "max_duration", seconds)
 
     @workflow.update(name=Update.EXTEND)
     def extend(self, *args: Any) -> DeadlineAnswer:
@@ -752,7 +787,9 @@ class DevEnvironmentWorkflow:
 
     @set_stop_at.validator
     def _validate_set_stop_at_update(self, *args: Any) -> None:
-        changes.validate_stop_at(self._state, inputs.strict_stop_at(args), workflow.now())
+        at = inputs.strict_stop_at(args)
+        changes.validate_stop_at(self._state, at, workflow.now())
+        policy_apply.validate_stop(self._state, at)
 
     @workflow.signal(name=Signal.UPDATE_INACTIVITY)
     def update_inactivity(self, *args: Any) -> None:
@@ -790,6 +827,7 @@ class DevEnvironmentWorkflow:
             return
         try:
             changes.validate_threshold(self._state, field, seconds)
+            policy_apply.validate_field(self._state, field, seconds)
         except ValueError as err:
             self._event(f"{field} signal ignored: {err}")
             return

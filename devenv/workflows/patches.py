@@ -46,3 +46,5 @@ the environment ends; asked only by environments with ``connected_idle`` set."""
 GPU_POLICY_PATCH = "gpu-utilization-probe"
 """A utilization_policy deadline is confirmed by a probe (a GPU busy now keeps it);
 asked only by environments with ``utilization_policy`` set."""
+ORG_POLICY_PATCH = "org-policy"
+"""An admin's policy applied to a running environment (update ``apply_org_policy``)."""

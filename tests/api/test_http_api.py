@@ -50,6 +50,7 @@ def test_openapi_lists_every_endpoint_and_docs_are_served(api: Api) -> None:
         "shared_with",
     }
     assert set(paths["/api/v1/environments/{name}/connection"]) == {"get"}
+    assert set(paths["/api/v1/policy"]) == {"get", "put", "delete"}
     assert schema["additionalProperties"] is False
     assert "owner" in spec["components"]["schemas"]["EnvironmentStatus"]["properties"]
     docs = httpx.get(f"{api.url}/docs")

@@ -14,9 +14,11 @@ import pytest
 from temporalio import activity, workflow
 
 from devenv.activities.activities import EnvironmentActivities, all_activities
+from devenv.activities.policy_fanout import PolicyActivities, policy_activities
 from devenv.activities.watching import WatchActivities, watch_activities
-from devenv.models.names import Activity, Query, Signal, Update
+from devenv.models.names import Activity, PolicyQuery, PolicyUpdate, Query, Signal, Update
 from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.policy import PolicyWorkflow
 
 ROOT = Path(__file__).parents[2]
 SCANNED = ("devenv", "benchmarks", "tests")
@@ -127,7 +129,13 @@ def test_the_workflow_handles_exactly_the_names() -> None:
 def test_the_worker_registers_exactly_the_activities() -> None:
     acts = EnvironmentActivities(None, None, {})  # type: ignore[arg-type]
     watch = WatchActivities(None, None)  # type: ignore[arg-type]
-    registered = [*all_activities(acts), *watch_activities(watch), watch.hold_lease]
+    policy = PolicyActivities(None)  # type: ignore[arg-type]
+    registered = [
+        *all_activities(acts),
+        *watch_activities(watch),
+        watch.hold_lease,
+        *policy_activities(policy),
+    ]
     names = {activity._Definition.must_from_callable(fn).name for fn in registered}
     assert names == set(Activity)
 
@@ -139,6 +147,7 @@ def test_wire_names_never_change() -> None:
         [
             "apply_login",
             "apply_policy",
+            "fan_out_policy",
             "hold_lease",
             "monitor",
             "notify",
@@ -155,6 +164,7 @@ def test_wire_names_never_change() -> None:
     )
     assert sorted(Update) == sorted(
         [
+            "apply_org_policy",
             "change",
             "extend",
             "request_resume",
@@ -170,3 +180,11 @@ def test_wire_names_never_change() -> None:
         ["record_activity", "stop", "update_inactivity", "update_max_duration", "watcher_gone"]
     )
     assert list(Query) == ["status"]
+
+
+def test_the_policy_workflow_handles_exactly_its_names() -> None:
+    """The policy workflow's handlers are its enums' members, and their wire names stay."""
+    definition = workflow._Definition.must_from_class(PolicyWorkflow)
+    assert set(definition.updates) == set(PolicyUpdate) == {"set_policy"}
+    assert set(definition.queries) == set(PolicyQuery) == {"policy"}
+    assert not definition.signals

@@ -39,7 +39,12 @@ def test_the_api_serves_the_wire_paths_and_parameters(tmp_path: Path) -> None:
         wire.PREFIX + wire.SUSPEND,
         wire.PREFIX + wire.RESUME,
         metrics.PATH,  # Prometheus's, not the SDK's: outside the prefix, not in the wire
+        wire.PREFIX + wire.POLICY,
     }
+    policy = paths[wire.PREFIX + wire.POLICY]
+    assert set(policy) == {"get", "put", "delete"}
+    assert parameters(policy["delete"]) == {wire.USER}
+    assert "max_inactivity" in str(policy["put"])
     listing = paths[below[wire.ENVIRONMENTS]]
     assert parameters(listing["get"]) == {wire.ALL}
     assert parameters(listing["post"]) == {wire.WAIT}

@@ -32,6 +32,7 @@ from devenv.models.auto_threshold import Break, OwnerBreaks
 from devenv.models.config import InactivityBounds, UtilizationPolicy
 from devenv.models.messages import LeaseInput, WatcherGone
 from devenv.models.names import SHARED_TASK_QUEUE, Activity
+from devenv.models.policy import FanOutResult, OrgPolicy, PolicyChange, PolicySet, PolicyStatus
 from devenv.models.state import (
     Change,
     DurationSetting,
@@ -45,6 +46,7 @@ from devenv.models.state import (
 from devenv.worker import binaries
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.lease import WorkerLeaseWorkflow
+from devenv.workflows.policy import PolicyWorkflow
 from tests.servers import start_test_dev_server
 from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
 
@@ -623,6 +625,64 @@ async def suspend_memo(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "suspend_memo")
 
 
+async def org_policy(env: WorkflowEnvironment) -> Runs:
+    """An admin's policy: max_duration off -> 2d and a daily stop, a version sent twice (the second
+    refused, unrecorded), then a lowered idle bound on an environment already idle past
+    it: its warning, then the end."""
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, make_state("replay-org-policy", inactivity=12 * H))
+        running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        assert running.ready_at is not None
+        first = OrgPolicy(
+            version=1,
+            max_inactivity=24 * H,
+            max_duration=48 * H,
+            stop_at_daily="20:00",
+            next_stop=running.ready_at + timedelta(hours=30),
+        )
+        await handle.execute_update(WF.apply_org_policy, first)
+        with contextlib.suppress(WorkflowUpdateFailedError):
+            await handle.execute_update(WF.apply_org_policy, first)
+        await env.sleep(timedelta(hours=9))
+        await handle.execute_update(WF.apply_org_policy, OrgPolicy(version=2, max_inactivity=8 * H))
+        return await _runs(env.client, handle, "org_policy")
+
+
+async def policy_workflow(env: WorkflowEnvironment) -> Runs:
+    """Dev server: the policy workflow sets a scope, fans it out, and sets another."""
+    home = f"tq-{uuid.uuid4().hex[:8]}"
+    sent: list[int] = []
+
+    @activity.defn(name=Activity.FAN_OUT_POLICY)
+    async def fan_out_policy(policies: PolicySet) -> FanOutResult:
+        sent.append(policies.version)
+        return FanOutResult(version=policies.version, environments=2, changed=1, already=1)
+
+    async with Worker(
+        env.client, task_queue=home, workflows=[PolicyWorkflow], activities=[fan_out_policy]
+    ):
+        handle = await env.client.start_workflow(
+            PolicyWorkflow.run,
+            PolicyStatus(),
+            id=f"replay-policy-{home}",
+            task_queue=home,
+        )
+        await handle.execute_update(
+            PolicyWorkflow.set_policy, PolicyChange(keys={"max_inactivity": 8 * H}, by="admin")
+        )
+        await handle.execute_update(
+            PolicyWorkflow.set_policy,
+            PolicyChange(user="alice", keys={"no_off": True, "default_inactivity": H}),
+        )
+        while not sent or sent[-1] < 2:
+            await asyncio.sleep(0.1)
+        while (await handle.query(PolicyWorkflow.policy)).reached is None:
+            await asyncio.sleep(0.1)
+        await handle.terminate("recorded")
+        latest = (await handle.describe()).run_id
+        return [("policy_workflow", handle.id, latest)]
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -651,6 +711,7 @@ TIME_SKIPPING: list[Scenario] = [
     suspend_delete_after,
     suspended_stop,
     suspended_continue_as_new,
+    org_policy,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,
@@ -664,6 +725,7 @@ DEV_SERVER: list[Scenario] = [
     watch_moved,
     worker_lease,
     suspend_memo,
+    policy_workflow,
 ]
 
 

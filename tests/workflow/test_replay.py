@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 
 from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.lease import WorkerLeaseWorkflow
+from devenv.workflows.policy import PolicyWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 EXPECTED = {
@@ -57,6 +58,8 @@ EXPECTED = {
     "suspend_memo",
     "suspended_continue_as_new_run1",
     "suspended_continue_as_new_run2",
+    "org_policy",
+    "policy_workflow",
 }
 
 
@@ -71,7 +74,7 @@ def test_every_path_has_a_recorded_history() -> None:
 async def test_replay(stem: str) -> None:
     history = WorkflowHistory.from_json(f"devenv-replay-{stem}", RECORDED[stem])
     replayer = Replayer(
-        workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow],
+        workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow, PolicyWorkflow],
         data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history)

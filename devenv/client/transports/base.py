@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from devenv.client.gc import GcReport, OnRemoved
     from devenv.client.lookup import Handle
     from devenv.client.report import Report
+    from devenv.models.policy import PolicyStatus
     from devenv.models.status import SshAccess
 
 
@@ -145,6 +146,17 @@ class Transport(ABC):
 
     @abstractmethod
     async def report(self, period: timedelta) -> Report: ...
+
+    @abstractmethod
+    async def policies(self) -> PolicyStatus:
+        """The admins' policies (remotely, a non-admin sees those that bind them)."""
+
+    @abstractmethod
+    async def change_policy(
+        self, user: str | None, keys: Mapping[str, Any], clear: bool, by: str | None
+    ) -> PolicyStatus:
+        """Set ``keys`` (as users write them) of a scope, or ``clear`` it, recorded as
+        done ``by`` (None: this machine's user; remotely the token's); the new policies."""
 
     async def aclose(self) -> None:
         """Close what this transport holds open for the running event loop (by

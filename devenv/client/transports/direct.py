@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from devenv.client import checks
 from devenv.client.options import Progress, Unset
@@ -22,6 +22,7 @@ from devenv.errors import (
     ChangeRejectedError,
     EnvironmentEndedError,
     EnvironmentExistsError,
+    InvalidValueError,
     NotAnsweringError,
     ProvisioningFailedError,
     ServerNotAnsweringError,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from devenv.client.listing import Visibility
     from devenv.client.lookup import Handle
     from devenv.client.report import Report
+    from devenv.models.policy import PolicyStatus
     from devenv.models.status import SshAccess
 
 WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
@@ -103,6 +105,7 @@ class DirectTransport(Transport):
         from devenv.client.caller_env import split_env
         from devenv.client.identity import user_key
         from devenv.client.names import generate_name
+        from devenv.client.policy import bind_start, given_thresholds, read_policies
         from devenv.env_secrets import store_env_secrets
         from devenv.notify import store_webhook
         from devenv.workflows.visibility import MEMO_KEY, memo_row
@@ -144,19 +147,22 @@ class DirectTransport(Transport):
             connected_idle=parsed.connected_idle,
             connected_idle_cpu=parsed.connected_idle_cpu,
             utilization_policy=parsed.utilization_policy,
-            notify_webhook=(
-                store_webhook(settings, parsed.notify.webhook) if parsed.notify.webhook else None
-            ),
             env=env_values,
-            env_secrets=store_env_secrets(settings, env_secret) if env_secret else None,
             init=parsed.init,
         )
         temporal = await ensure_server(settings, lambda text: say(text, False))
         self._temporal, self._service_client = temporal, temporal.service_client
+        state = bind_start(
+            (await read_policies(temporal)).policies, spec, given_thresholds(parsed)
+        )  # refused here, before anything is stored or started
+        if parsed.notify.webhook:
+            spec.notify_webhook = store_webhook(settings, parsed.notify.webhook)
+        if env_secret:
+            spec.env_secrets = store_env_secrets(settings, env_secret)
         try:
             handle: Handle = await temporal.start_workflow(
                 WORKFLOW_TYPE,
-                EnvState(spec=spec),
+                state,
                 id=workflow_id_for(env_name),
                 task_queue=SHARED_TASK_QUEUE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -164,7 +170,7 @@ class DirectTransport(Transport):
                 result_type=EnvState,
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
                 # Listed (as provisioning) before the workflow's first task runs.
-                memo={MEMO_KEY: memo_row(EnvState(spec=spec))},
+                memo={MEMO_KEY: memo_row(state)},
                 static_summary=f"devenv {env_name} ({spec.backend}, "
                 f"inactivity {format_duration(spec.inactivity_duration)})",
             )
@@ -218,6 +224,28 @@ class DirectTransport(Transport):
         from devenv.client.report import fetch_report
 
         return await fetch_report(await self.temporal(), period)
+
+    @translated
+    async def policies(self) -> PolicyStatus:
+        from devenv.client.policy import read_policies
+
+        return await read_policies(await self.temporal())
+
+    @translated
+    async def change_policy(
+        self, user: str | None, keys: Mapping[str, Any], clear: bool, by: str | None
+    ) -> PolicyStatus:
+        from devenv.client.policy import change_policies, policy_keys
+        from devenv.models.policy import PolicyChange
+
+        checked = {} if clear else policy_keys(keys)
+        if not clear and not checked:
+            raise InvalidValueError(
+                "nothing to set: give default_inactivity, max_inactivity, max_duration, "
+                "no_off or delete_after"
+            )
+        change = PolicyChange(user=user, keys=checked, clear=clear, by=by or local_user())
+        return await change_policies(await self.temporal(), change)
 
 
 class DirectEnvironment(EnvironmentTransport):

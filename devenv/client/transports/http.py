@@ -49,6 +49,7 @@ from devenv.settings import Settings
 if TYPE_CHECKING:
     from devenv.client.changes import Changes
     from devenv.client.gc import GcReport, OnRemoved
+    from devenv.models.policy import PolicyStatus
 
 REQUEST_TIMEOUT = 30.0
 """Seconds for one ordinary call; the server's own waits for Temporal are 20 s at most."""
@@ -155,6 +156,31 @@ class HttpTransport(Transport):
 
     async def report(self, period: timedelta) -> NoReturn:
         await self.temporal()
+
+    async def policies(self) -> PolicyStatus:
+        """An admin's: all of them; another user's: everyone's and their own scope."""
+        from devenv.models.policy import PolicyStatus
+
+        return self.parsed(await self.request("GET", wire.POLICY), PolicyStatus)
+
+    async def change_policy(
+        self, user: str | None, keys: Mapping[str, Any], clear: bool, by: str | None
+    ) -> PolicyStatus:
+        """Admins only (a 403 otherwise); recorded as done by the token's user."""
+        if by is not None:
+            raise InvalidValueError("by: in remote mode the server records the token's user")
+        from devenv.models.policy import PolicyStatus
+
+        if clear:
+            response = await self.request(
+                "DELETE", wire.POLICY, params=None if user is None else {wire.USER: user}
+            )
+        else:
+            body = dict(keys) | ({} if user is None else {"user": user})
+            response = await self.request(
+                "PUT", wire.POLICY, body=to_jsonable_python(body, fallback=str)
+            )
+        return self.parsed(response, PolicyStatus)
 
     async def request(
         self,

@@ -1,0 +1,155 @@
+"""The admins' policies from the SDK: read them, change them, and bind a start to them.
+
+Reading takes the policy workflow's memo (``describe``: no worker needed, so a start
+pays one RPC); a change is its ``set_policy`` update, which starts the workflow first
+if it is not running (seeded with what its last run held).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from devenv.client.durations import check_duration
+from devenv.client.lookup import QUERY_TIMEOUT, UPDATE_TIMEOUT, require_worker
+from devenv.errors import InvalidValueError, NotAnsweringError
+from devenv.models.names import SHARED_TASK_QUEUE, PolicyUpdate
+from devenv.models.policy import (
+    FLAGS,
+    PolicyChange,
+    PolicyRefusal,
+    PolicySet,
+    PolicyStatus,
+    Requested,
+    check_thresholds,
+    start_defaults,
+)
+from devenv.models.schedule import parse_clock, parse_days, zone
+from devenv.models.state import EnvSpec, EnvState
+from devenv.workflows.policy import (
+    POLICY_MEMO,
+    POLICY_WORKFLOW_ID,
+    POLICY_WORKFLOW_TYPE,
+)
+
+CHECKED = ("inactivity_duration", "max_duration", "delete_after")
+"""The spec's keys a policy bounds (``delete_after`` once the spec has it)."""
+
+
+def policy_keys(values: Mapping[str, Any]) -> dict[str, int | bool | str | None]:
+    """``set_policy``'s keywords checked: durations as in the YAML (``"8h"``, ``off``
+    to unset), ``no_off`` a bool (False unsets); InvalidValueError naming the key."""
+    keys: dict[str, int | bool | str | None] = {}
+    for key, value in values.items():
+        if key not in FLAGS:
+            raise InvalidValueError(f"{key}: not a policy key; accepted: {', '.join(FLAGS)}")
+        if key in SCHEDULE:
+            keys[key] = _schedule_key(key, value)
+        elif key == "no_off":
+            if not isinstance(value, bool):
+                raise InvalidValueError(f"no_off: {value!r} is not true or false")
+            keys[key] = value
+        else:
+            keys[key] = check_duration(FLAGS[key], value)
+    return keys
+
+
+SCHEDULE = ("stop_at_daily", "tz", "days")
+
+
+def _schedule_key(key: str, value: object) -> str | None:
+    """A daily stop's time, zone or days, checked here (the workflow reads no time zone);
+    ``off`` removes it."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{FLAGS[key]}: {value!r} is not text")
+    try:
+        if key == "stop_at_daily":
+            parse_clock(value)
+        elif key == "tz":
+            zone(value)
+        else:
+            parse_days(value)
+    except ValueError as problem:
+        raise InvalidValueError(f"{FLAGS[key]}: {problem}") from None
+    return value.strip()
+
+
+async def read_policies(temporal: Client) -> PolicyStatus:
+    """The policies as the workflow last published them; none yet: empty."""
+    handle = temporal.get_workflow_handle(POLICY_WORKFLOW_ID)
+    try:
+        description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND and "amespace" not in err.message:
+            return PolicyStatus()
+        raise
+    raw = await description.memo_value(POLICY_MEMO, None, type_hint=dict)
+    return PolicyStatus() if raw is None else PolicyStatus.model_validate(raw)
+
+
+async def change_policies(temporal: Client, change: PolicyChange) -> PolicyStatus:
+    """Apply ``change`` (InvalidValueError with the refusal's line if refused)."""
+    seed = await read_policies(temporal)
+    try:
+        change.applied_to(seed.policies)  # refused here, nothing is started
+    except PolicyRefusal as refusal:
+        raise InvalidValueError(str(refusal)) from None
+    handle = await temporal.start_workflow(
+        POLICY_WORKFLOW_TYPE,
+        seed,
+        id=POLICY_WORKFLOW_ID,
+        task_queue=SHARED_TASK_QUEUE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        result_type=type(None),
+    )
+    await require_worker(temporal, handle)
+    try:
+        answer = await asyncio.wait_for(
+            handle.execute_update(PolicyUpdate.SET_POLICY, change, result_type=PolicyStatus),
+            UPDATE_TIMEOUT.total_seconds(),
+        )
+    except TimeoutError:
+        raise NotAnsweringError(
+            f"{POLICY_WORKFLOW_ID}: no answer within {UPDATE_TIMEOUT.seconds}s; is a devenv "
+            "worker running? (`devenv server`); the change may still apply later: check "
+            "with `devenv policy show`"
+        ) from None
+    except WorkflowUpdateFailedError as failure:
+        reason = getattr(failure.cause, "message", None) or str(failure.cause)
+        raise InvalidValueError(f"{reason}; nothing changed") from None
+    assert isinstance(answer, PolicyStatus)
+    return answer
+
+
+def bind_start(policies: PolicySet, spec: EnvSpec, given: Mapping[str, int | None]) -> EnvState:
+    """The first state of an environment started under ``policies``: what it gave checked
+    against its owner's bounds (InvalidValueError, one line naming the policy and the
+    bound), what it did not give taken from the policy's defaults."""
+    if policies.version == 0:
+        return EnvState(spec=spec)
+    policy = policies.effective(spec.owner, datetime.now(UTC))
+    try:
+        check_thresholds(policy, given)
+    except PolicyRefusal as refusal:
+        raise InvalidValueError(str(refusal)) from None
+    for key, value in start_defaults(policy, given).items():
+        if key in EnvSpec.model_fields:
+            setattr(spec, key, value)
+    requested = Requested(
+        inactivity_duration=spec.inactivity_duration, max_duration=spec.max_duration
+    )
+    return EnvState(spec=spec, org_policy=policy, requested=requested, stop_at=policy.next_stop)
+
+
+def given_thresholds(parsed: Any) -> dict[str, int | None]:
+    """The thresholds a configuration sets explicitly (seconds, None: off)."""
+    fields_set: set[str] = getattr(parsed, "model_fields_set", set())
+    return {key: getattr(parsed, key) for key in CHECKED if key in fields_set}
