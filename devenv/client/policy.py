@@ -136,6 +136,17 @@ def bind_start(policies: PolicySet, spec: EnvSpec, given: Mapping[str, int | Non
     if policies.version == 0:
         return EnvState(spec=spec)
     policy = policies.effective(spec.owner, datetime.now(UTC))
+    bounds = spec.inactivity_auto
+    if bounds is not None:
+        # ``auto`` is not a threshold the policy refuses: the policy bounds it on top,
+        # so it starts (and learns) at most at the policy's max-inactivity.
+        if policy.max_inactivity is not None and bounds.max > policy.max_inactivity:
+            top = policy.max_inactivity
+            spec.inactivity_auto = bounds.model_copy(
+                update={"max": top, "min": min(bounds.min, top)}
+            )
+            spec.inactivity_duration = top
+        given = {**given, "inactivity_duration": spec.inactivity_duration}
     try:
         check_thresholds(policy, given)
     except PolicyRefusal as refusal:

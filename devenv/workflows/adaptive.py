@@ -7,6 +7,7 @@ report and ``take_owner_breaks`` once with what the ``owner_breaks`` activity re
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from devenv.models.auto_threshold import (
@@ -57,11 +58,17 @@ def rechoose(s: EnvState, now: datetime) -> str | None:
     if memory is None or bounds is None:
         return None
     choice = choose([*memory.breaks, *memory.others], bounds.min, bounds.max, now)
+    ceiling = s.org_policy.max_inactivity if s.org_policy is not None else None
+    capped = False
+    if ceiling is not None and choice.seconds > ceiling:
+        # An admin's policy bounds auto too: it learns within the policy's max-inactivity.
+        choice, capped = dataclasses.replace(choice, seconds=ceiling), True
     old = s.spec.inactivity_duration
     if choice.seconds == old:
         return None
     s.spec.inactivity_duration = choice.seconds
-    return change_words(old, choice.seconds, choice)
+    words = change_words(old, choice.seconds, choice)
+    return f"{words}; capped by policy max-inactivity {format_duration(ceiling)}" if capped else words
 
 
 def take_owner_breaks(s: EnvState, read: OwnerBreaks | None, now: datetime, why: str = "") -> str:
