@@ -68,7 +68,9 @@ def rechoose(s: EnvState, now: datetime) -> str | None:
         return None
     s.spec.inactivity_duration = choice.seconds
     words = change_words(old, choice.seconds, choice)
-    return f"{words}; capped by policy max-inactivity {format_duration(ceiling)}" if capped else words
+    if capped:
+        words += f"; capped by policy max-inactivity {format_duration(ceiling)}"
+    return words
 
 
 def take_owner_breaks(s: EnvState, read: OwnerBreaks | None, now: datetime, why: str = "") -> str:
