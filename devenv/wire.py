@@ -58,6 +58,7 @@ def connection(name: str) -> str:
 # ---------------------------------------------------------------------- query parameters
 
 ALL = "all"
+GROUP = "group"
 """``GET /environments?all=true``: ended environments too."""
 WAIT = "wait"
 """``POST /environments?wait=ready``; ``DELETE /environments/{name}?wait=true``."""

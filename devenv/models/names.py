@@ -38,6 +38,7 @@ class Activity(StrEnum):
     SUSPEND = "suspend"
     RESUME = "resume"
     OWNER_BREAKS = "owner_breaks"
+    GROUP_PRESENCE = "group_presence"
 
 
 class Update(StrEnum):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -85,6 +85,12 @@ class EnvSpec(BaseModel):
     """USD per hour set in the configuration: overrides the backend's own price."""
     idle_budget: float | None = None
     """USD an idle stretch may cost at the price before the environment ends."""
+    group: str | None = None
+    """The owner's group it belongs to (``group:``); None: none (and in histories
+    recorded before groups existed)."""
+    keep_alive: Literal["self", "group"] = "self"
+    """``group``: presence in any running environment of its group and owner keeps it
+    alive (``devenv.workflows.group``)."""
     notify_webhook: str | None = None
     """Which webhook to POST warnings to: a reference to the URL kept in the worker's
     home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""

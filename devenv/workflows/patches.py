@@ -36,3 +36,7 @@ ADAPTIVE_PATCH = "adaptive-idleness"
 (the ``owner_breaks`` activity) once. Asked only for auto environments; their threshold
 changes and ``idle_budget``'s deadline are pure functions of spec fields that no history
 recorded before them carries, so those replay unchanged without a patch."""
+GROUP_PATCH = "group-keep-alive"
+"""``keep_alive: group`` asks the group's latest presence (``group_presence``) when the
+idle deadline or its warning is due. Asked only for such environments, which no history
+recorded before groups carries."""

@@ -117,3 +117,12 @@ OWNER_BREAKS_RETRY = RetryPolicy(
 )
 """Reading the owner's other environments for ``auto``: a few tries, then the environment
 learns from its own breaks alone (it starts at the bounds' max, so nothing is risked)."""
+
+GROUP_TIMEOUT = timedelta(seconds=30)
+GROUP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_attempts=3,
+)
+"""Reading the group's presence (one filtered listing): a few tries, then the environment
+counts its own presence alone, as without a group (said in an event)."""

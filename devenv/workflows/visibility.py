@@ -19,6 +19,9 @@ STATUS_ATTR = SearchAttributeKey.for_keyword("DevEnvStatus")
 BACKEND_ATTR = SearchAttributeKey.for_keyword("DevEnvBackend")
 NAME_ATTR = SearchAttributeKey.for_keyword("DevEnvName")
 DEADLINE_ATTR = SearchAttributeKey.for_datetime("DevEnvDeadline")
+GROUP_ATTR = SearchAttributeKey.for_keyword("DevEnvGroup")
+"""Set only on environments of a group (none before groups existed, so their histories
+replay unchanged): a group's peers are one filtered listing (``activities.group``)."""
 WATCHER_MEMO = "devenv-watcher"
 """Memo field naming the watch queue the environment's monitor runs on: a worker's
 lapsed lease finds the environments to re-home by it (``devenv.activities.watching``)."""
@@ -59,6 +62,8 @@ def publish(s: EnvState) -> None:
     ):
         if current.get(key) != value:
             updates.append(key.value_set(value))
+    if s.spec.group is not None and current.get(GROUP_ATTR) != s.spec.group:
+        updates.append(GROUP_ATTR.value_set(s.spec.group))
     if current.get(DEADLINE_ATTR) != s.deadline:
         updates.append(
             DEADLINE_ATTR.value_unset()

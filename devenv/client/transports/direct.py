@@ -135,6 +135,8 @@ class DirectTransport(Transport):
             backend_config=parsed.backend_section(),
             owner=owner_name,
             warn_before=parsed.warn_before,
+            group=parsed.group,
+            keep_alive=parsed.keep_alive,
             notify_webhook=(
                 store_webhook(settings, parsed.notify.webhook) if parsed.notify.webhook else None
             ),
@@ -172,20 +174,20 @@ class DirectTransport(Transport):
         return DirectEnvironment(self, handle, handle.id.removeprefix("devenv-"))
 
     @translated
-    async def list(self, all: bool) -> EnvironmentList:
+    async def list(self, all: bool, group: str | None = None) -> EnvironmentList:
         from devenv.client.listing import list_statuses
 
-        rows, silent = await list_statuses(await self._visibility(), all)
+        rows, silent = await list_statuses(await self._visibility(), all, group)
         return EnvironmentList(rows, silent)
 
     @translated_pages
     async def list_pages(
-        self, all: bool, first_page_size: int | None
+        self, all: bool, first_page_size: int | None, group: str | None = None
     ) -> AsyncGenerator[EnvironmentPage, None]:
         from devenv.client.listing import FIRST_PAGE_SIZE, status_pages
 
         size = first_page_size or FIRST_PAGE_SIZE
-        async for page in status_pages(await self._visibility(), all, size):
+        async for page in status_pages(await self._visibility(), all, size, group=group):
             yield page
 
     @translated
