@@ -51,6 +51,7 @@ EXPECTED = {
     "garbage_signals",
     "auto_threshold",
     "idle_budget",
+    "group_keep_alive",
 }
 
 
