@@ -49,6 +49,9 @@ def test_an_ssh_session_on_one_box_keeps_its_group_alive(devenv: Devenv, tmp_pat
     assert "inactivity threshold" not in logs
     gpu = devenv.ps(GPU)
     assert gpu["status"] == "running" and gpu["connections"] == 0
+    verbose = devenv.run("ps", GPU, "-v").stdout
+    assert f"group: {GROUP}, keep_alive: group (presence in any of the group keeps it" in verbose
+    assert f"kept alive by group {GROUP}" in verbose  # among the last events
     assert datetime.fromisoformat(gpu["deadline"]) > started + timedelta(seconds=15)
 
     assert session.close() == 0
