@@ -91,7 +91,13 @@ class DevEnvironmentWorkflow:
         self._monitor = MonitorSupervisor(state, self._event)
         self._pushes = InstancePushes(state, self._event, self._wake_up)
         self._owner_history = OwnerHistory(state, self._event, self._wake_up)
-        self._group = GroupKeeper(state, self._event)
+        self._group = GroupKeeper(
+            state,
+            self._event,
+            lambda: self._begin_termination(
+                TerminationReason.STOPPED_BY_USER, "workflow cancelled; stopping"
+            ),
+        )
         self._confirmed: str | None = None
         """What the probe said right before an idle termination (for its event)."""
 

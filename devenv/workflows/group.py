@@ -9,6 +9,7 @@ with it, and the one timer sleeps to the new deadline. Asked once per deadline a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -27,9 +28,16 @@ from devenv.workflows.policies import GROUP_RETRY, GROUP_TIMEOUT
 class GroupKeeper:
     """Asks the group, at most once per (deadline, phase)."""
 
-    def __init__(self, state: EnvState, event: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        state: EnvState,
+        event: Callable[[str], None],
+        cancelled: Callable[[], None],
+    ) -> None:
         self._state = state
         self._event = event
+        self._cancelled = cancelled
+        """Called when the workflow is cancelled while it asks: it must stop, not leak."""
         self._asked: tuple[datetime, bool] | None = None
 
     def due(self, now: datetime) -> bool:
@@ -65,7 +73,12 @@ class GroupKeeper:
                 retry_policy=GROUP_RETRY,
                 summary=f"group {s.spec.group}: latest presence",
             )
-        except ActivityError as err:
+        except (ActivityError, asyncio.CancelledError) as err:
+            if workflow.cancellation_reason() is not None:  # the ask stopped on a cancel
+                self._cancelled()
+                return False
+            if not isinstance(err, ActivityError):
+                raise
             self._event(
                 f"group {s.spec.group}: presence could not be read ({failure_message(err)}); "
                 "counting this environment's own"

@@ -97,6 +97,9 @@ class FakeBackend:
     """When set, ``owner_breaks`` waits for it: a read that hangs."""
     owner_breaks_error: str | None = None
     """``owner_breaks`` fails with this (non-retryable), like an unreachable server."""
+    group_gate: asyncio.Event | None = None
+    """When set, ``group_presence`` waits for it: a read that hangs."""
+    group_calls: int = 0
     group_error: str | None = None
     """``group_presence`` fails with this (non-retryable), like an unreachable server;
     otherwise it is the real activity, reading the server's visibility store."""
@@ -135,6 +138,10 @@ class FakeBackend:
 
     @activity.defn(name=Activity.GROUP_PRESENCE)
     async def answer_group_presence(self, args: GroupInput) -> GroupPresence:
+        self.group_calls += 1
+        while self.group_gate is not None and not self.group_gate.is_set():
+            activity.heartbeat()
+            await asyncio.sleep(0.02)
         if self.group_error is not None:
             raise ApplicationError(self.group_error, non_retryable=True)
         seen = await group_presence(activity.client(), args)

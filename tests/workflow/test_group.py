@@ -93,6 +93,28 @@ async def test_a_peer_used_after_this_one_went_idle_moves_its_idle_clock_there(
         await cpu.result()
 
 
+async def test_cancelling_the_workflow_while_it_asks_its_group_still_ends_the_instance(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    client = dev_server_env.client
+    owner, group = f"alice{uuid.uuid4().hex[:6]}", f"g{uuid.uuid4().hex[:8]}"
+    gate = asyncio.Event()
+    async with running_worker(client, group_gate=gate) as fake:
+        try:
+            gpu = await member(client, fake, owner, group, 2, keep=True)
+            loop = asyncio.get_running_loop()
+            give_up = loop.time() + 15
+            while not fake.group_calls and loop.time() < give_up:
+                await asyncio.sleep(0.05)
+            assert fake.group_calls, "the group was never asked"
+            await gpu.cancel()
+            ended = await gpu.result(rpc_timeout=timedelta(seconds=30))
+            assert ended.termination_reason == TerminationReason.STOPPED_BY_USER
+            assert len(fake.terminates) == 1, "the instance is terminated, not leaked"
+        finally:
+            gate.set()
+
+
 async def test_a_group_that_cannot_be_read_keeps_nothing(
     dev_server_env: WorkflowEnvironment,
 ) -> None:
