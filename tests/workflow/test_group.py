@@ -66,6 +66,32 @@ async def test_an_idle_environment_lives_while_its_group_is_in_use_then_ends(
             await handle.result()
 
 
+async def test_no_warning_while_the_group_is_in_use_then_one_before_the_end(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    """The group is asked when the warning is due, so a kept environment warns nobody."""
+    client = dev_server_env.client
+    owner, group = f"alice{uuid.uuid4().hex[:6]}", f"g{uuid.uuid4().hex[:8]}"
+    async with running_worker(client) as fake:
+        cpu = await member(client, fake, owner, group, 3600, keep=False)
+        await cpu.signal(WF.record_presence, report(1, datetime.now(UTC)))
+        await wait_for(cpu, lambda s: s.connections == 1)
+        state = make_state(inactivity=4, tuning=Tuning(keepalive_seconds=5))
+        state.spec.owner, state.spec.group, state.spec.keep_alive = owner, group, "group"
+        state.spec.warn_before = 2
+        gpu = await start(client, fake, state)
+        kept_twice = await wait_for(gpu, lambda s: len(kept(s)) >= 2, timeout=30)
+        assert not [e for e in kept_twice.events if e.message.startswith("warning:")]
+        assert not fake.notices
+        await cpu.signal(WF.record_presence, report(0, datetime.now(UTC)))
+        ended = await gpu.result(rpc_timeout=timedelta(seconds=30))
+        assert ended.termination_reason == TerminationReason.INACTIVITY_DURATION_EXCEEDED
+        warned = [e.message for e in ended.events if e.message.startswith("warning:")]
+        assert len(warned) == 1, warned
+        await cpu.execute_update(WF.request_stop, None)
+        await cpu.result()
+
+
 async def test_a_peer_used_after_this_one_went_idle_moves_its_idle_clock_there(
     dev_server_env: WorkflowEnvironment,
 ) -> None:
