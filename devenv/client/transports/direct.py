@@ -103,7 +103,7 @@ class DirectTransport(Transport):
         from devenv.client.identity import user_key
         from devenv.client.names import generate_name
         from devenv.notify import store_webhook
-        from devenv.workflows.visibility import MEMO_KEY, memo_row
+        from devenv.workflows.visibility import MEMO_KEY, memo_row, start_attributes
 
         owner = request.owner
         owner_name = checks.checked_owner(local_user() if owner is None else owner)
@@ -155,6 +155,7 @@ class DirectTransport(Transport):
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
                 # Listed (as provisioning) before the workflow's first task runs.
                 memo={MEMO_KEY: memo_row(EnvState(spec=spec))},
+                search_attributes=start_attributes(EnvState(spec=spec)),
                 static_summary=f"devenv {env_name} ({spec.backend}, "
                 f"inactivity {format_duration(spec.inactivity_duration)})",
             )
