@@ -45,6 +45,7 @@ async def get(ref: str) -> AsyncEnvironment:
     return await _client().get(ref)
 
 
-async def list(*, all: bool = False) -> EnvironmentList:
-    """Running environments (``all``: ended ones too), with the fields of ``ps --json``."""
-    return await _client().list(all=all)
+async def list(*, all: bool = False, group: str | None = None) -> EnvironmentList:
+    """Running environments (``all``: ended ones too; ``group``: only that group's), with
+    the fields of ``ps --json``."""
+    return await _client().list(all=all, group=group)

@@ -25,6 +25,7 @@ SEARCH_ATTRIBUTES = {
     "DevEnvBackend": "Keyword",
     "DevEnvName": "Keyword",
     "DevEnvDeadline": "Datetime",
+    "DevEnvGroup": "Keyword",
 }
 
 

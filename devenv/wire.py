@@ -74,6 +74,7 @@ def resume(name: str) -> str:
 # ---------------------------------------------------------------------- query parameters
 
 ALL = "all"
+GROUP = "group"
 """``GET /environments?all=true``: ended environments too."""
 WAIT = "wait"
 """``POST /environments?wait=ready``; ``DELETE /environments/{name}?wait=true``."""

@@ -24,11 +24,13 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from devenv.activities.group import group_presence as read_group_presence
 from devenv.activities.owner_breaks import owner_breaks as read_owner_breaks
 from devenv.backends import progress
 from devenv.backends.base import Backend, ProvisioningError, Suspendable
 from devenv.env_secrets import remove_env_secrets
 from devenv.models.auto_threshold import OwnerBreaks, OwnerBreaksInput
+from devenv.models.group import GroupInput, GroupPresence
 from devenv.models.messages import (
     INSTANCE_LOST,
     NOT_SUSPENDABLE,
@@ -148,6 +150,11 @@ class EnvironmentActivities:
         """``inactivity_duration: auto``: the owner's breaks in their other environments."""
         async with _heartbeating():  # a cancel (the environment ended) reaches it
             return await read_owner_breaks(self._client, request)
+
+    @activity.defn(name=Activity.GROUP_PRESENCE)
+    async def group_presence(self, request: GroupInput) -> GroupPresence:
+        """``keep_alive: group``: the latest presence in the asker's group."""
+        return await read_group_presence(self._client, request)
 
     @activity.defn(name=Activity.APPLY_POLICY)
     async def apply_policy(self, request: ApplyPolicyInput) -> None:
@@ -384,6 +391,7 @@ def all_activities(acts: EnvironmentActivities) -> list[Callable[..., object]]:
         acts.tell_terminals,
         acts.notify,
         acts.owner_breaks,
+        acts.group_presence,
     ]
 
 

@@ -107,9 +107,13 @@ def add_routes(app: FastAPI) -> None:
         include_ended: Annotated[
             bool, Query(alias=wire.ALL, description="Include ended environments.")
         ] = False,
+        group: Annotated[
+            str | None,
+            Query(alias=wire.GROUP, description="Only the environments of this group."),
+        ] = None,
     ) -> list[EnvironmentStatus]:
         """The caller's environments (an admin: everyone's), each the `ps --json` object."""
-        listed = await _client(request).list(all=include_ended)
+        listed = await _client(request).list(all=include_ended, group=group)
         if user.admin and listed.unanswered:
             response.headers[wire.UNANSWERED_HEADER] = ",".join(listed.unanswered)
         return [row for row in listed if authority.may_see(user, row)]

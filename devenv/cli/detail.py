@@ -206,6 +206,13 @@ def idle_rules(s: EnvState) -> list[str]:
             " (holds now)" if s.deadline_reason == TerminationReason.IDLE_BUDGET_EXCEEDED else ""
         )
         lines.append(f"idle_budget: {budget_words(s)}{holds}")
+    if s.spec.group is not None:
+        counts = (
+            "presence in any of the group keeps it alive"
+            if s.spec.keep_alive == "group"
+            else "its own presence alone keeps it alive"
+        )
+        lines.append(f"group: {s.spec.group}, keep_alive: {s.spec.keep_alive} ({counts})")
     return lines
 
 

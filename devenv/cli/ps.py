@@ -28,6 +28,9 @@ def ps(
             "warning and the last events (--json: the whole state).",
         ),
     ] = False,
+    group: Annotated[
+        str | None, typer.Option("--group", "-g", help="Only the environments of this group.")
+    ] = None,
 ) -> None:
     """List environments: status, activity, threshold, deadline and cost so far."""
     if verbose:
@@ -38,10 +41,12 @@ def ps(
 
         run(show(name, json_output))
         return
-    run(_ps(name, all_, json_output))
+    run(_ps(name, all_, json_output, group))
 
 
-async def _ps(name: str | None, include_ended: bool, json_output: bool) -> None:
+async def _ps(
+    name: str | None, include_ended: bool, json_output: bool, group: str | None = None
+) -> None:
     """Print the listing as its pages arrive: one page (up to 100 environments) as a
     table, a fleet a page at a time, each page sorted, so the first rows show at once."""
     from devenv.cli.views import JsonRows, PsLines, ps_table
@@ -55,7 +60,7 @@ async def _ps(name: str | None, include_ended: bool, json_output: bool) -> None:
     if name is not None:
         pages = _one(await _named(client, name))
     else:
-        pages = client.list_pages(all=include_ended)
+        pages = client.list_pages(all=include_ended, group=group)
     async for page in pages:
         silent += page.unanswered
         listed += len(page)
@@ -79,7 +84,9 @@ async def _ps(name: str | None, include_ended: bool, json_output: bool) -> None:
         )
     elif not listed and not json_output:
         err.print(
-            "No environments" + ("." if include_ended else " running (--all shows ended ones).")
+            "No environments"
+            + (f" in group {group}" if group is not None else "")
+            + ("." if include_ended else " running (--all shows ended ones).")
         )
 
 

@@ -151,17 +151,22 @@ class AsyncClient:
         may see)."""
         return AsyncEnvironment(await self.transport.get(ref))
 
-    async def list(self, *, all: bool = False) -> EnvironmentList:
-        """Running environments (``all``: ended ones too), as ``devenv ps --json`` lists them."""
-        return await self.transport.list(all)
+    async def list(self, *, all: bool = False, group: str | None = None) -> EnvironmentList:
+        """Running environments (``all``: ended ones too; ``group``: only that group's), as
+        ``devenv ps --json`` lists them."""
+        from devenv.client.checks import checked_group
+
+        return await self.transport.list(all, checked_group(group))
 
     async def list_pages(
-        self, *, all: bool = False, first_page_size: int | None = None
+        self, *, all: bool = False, first_page_size: int | None = None, group: str | None = None
     ) -> AsyncGenerator[EnvironmentPage, None]:
         """``list()`` a page at a time, as the server sends them (each page sorted, the
         first of ``first_page_size`` rows, 100 unless given, then 1,000): for fleets too
         large to wait for, as ``devenv ps`` prints them. Remote: one page."""
-        async for page in self.transport.list_pages(all, first_page_size):
+        from devenv.client.checks import checked_group
+
+        async for page in self.transport.list_pages(all, first_page_size, checked_group(group)):
             yield page
 
     async def gc(

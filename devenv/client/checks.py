@@ -80,6 +80,19 @@ def checked_name(name: str) -> str:
         raise InvalidValueError(f"name: {shorten(str(problem), name)}") from None
 
 
+def checked_group(group: str | None) -> str | None:
+    """A group given as an argument (``ps --group``), checked as the file's ``group`` is."""
+    from devenv.models.config import validate_name
+    from devenv.models.problems import shorten
+
+    if group is None:
+        return None
+    try:
+        return validate_name(group)
+    except ValueError as problem:
+        raise InvalidValueError(f"group: {shorten(str(problem), group)}") from None
+
+
 def configuration(config: ConfigSource, overrides: Mapping[str, Any]) -> EnvironmentConfig:
     """The validated configuration with the keyword overrides applied."""
     if isinstance(config, EnvironmentConfig) and not overrides:

@@ -38,6 +38,7 @@ def get(ref: str) -> Environment:
     return default_client().get(ref)
 
 
-def list(*, all: bool = False) -> EnvironmentList:
-    """Running environments (``all``: ended ones too), with the fields of ``ps --json``."""
-    return default_client().list(all=all)
+def list(*, all: bool = False, group: str | None = None) -> EnvironmentList:
+    """Running environments (``all``: ended ones too; ``group``: only that group's), with
+    the fields of ``ps --json``."""
+    return default_client().list(all=all, group=group)

@@ -55,14 +55,14 @@ class Visibility:
 
 
 async def list_statuses(
-    source: Visibility, include_ended: bool
+    source: Visibility, include_ended: bool, group: str | None = None
 ) -> tuple[list[EnvironmentStatus], list[str]]:
-    """Every environment (one row per environment, not per continue-as-new run), sorted,
-    and the workflow ids of those that did not answer."""
+    """Every environment (one row per environment, not per continue-as-new run; ``group``:
+    only that group's), sorted, and the workflow ids of those that did not answer."""
     rows: list[EnvironmentStatus] = []
     silent: list[str] = []
     now = datetime.now(UTC)  # one moment for every row's cost
-    async for page in status_pages(source, include_ended, LIST_PAGE_SIZE, now):
+    async for page in status_pages(source, include_ended, LIST_PAGE_SIZE, now, group=group):
         rows += page
         silent += page.unanswered
     return sort_statuses(rows), silent
@@ -74,6 +74,7 @@ async def status_pages(
     first_page_size: int,
     now: datetime | None = None,
     page_size: int = LIST_PAGE_SIZE,
+    group: str | None = None,
 ) -> AsyncIterator[EnvironmentPage]:
     """The listing a page at a time (the first of ``first_page_size`` rows, then
     ``page_size``), each page sorted, so a fleet of thousands shows its first rows
@@ -84,6 +85,8 @@ async def status_pages(
         if include_ended
         else ' AND ExecutionStatus="Running"'
     )
+    if group is not None:  # a checked name (``checks.checked_group``): safe to quote
+        query += f' AND DevEnvGroup="{group}"'
     token = b""
     size = first_page_size
     while True:

@@ -38,6 +38,12 @@ def translate(problem: RPCError, settings: Settings) -> DevenvError | None:
             f"{where} refused devenv ({first}); "
             "check DEVENV_TEMPORAL_API_KEY and DEVENV_TEMPORAL_NAMESPACE"
         )
+    if problem.status == RPCStatusCode.INVALID_ARGUMENT and "DevEnvGroup" in problem.message:
+        return ServerRefusedError(
+            f"{where} has no search attribute DevEnvGroup, which groups need; restart "
+            "`devenv server` (the embedded server registers it) or, on a cluster of your "
+            "own: temporal operator search-attribute create --name DevEnvGroup --type Keyword"
+        )
     if problem.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
         error = ServerUnreachableError(f"{where} stopped answering ({first})")
         error.hint = "is it running? (`devenv server`)"

@@ -135,15 +135,16 @@ class Client:
         """The environment called ``ref`` (a name or ``devenv-NAME``)."""
         return Environment(self._loop.run(self.aio.get(ref)), self._loop)
 
-    def list(self, *, all: bool = False) -> EnvironmentList:
-        """Running environments (``all``: ended ones too), as ``devenv ps --json``."""
-        return self._loop.run(self.aio.list(all=all))
+    def list(self, *, all: bool = False, group: str | None = None) -> EnvironmentList:
+        """Running environments (``all``: ended ones too; ``group``: only that group's),
+        as ``devenv ps --json``."""
+        return self._loop.run(self.aio.list(all=all, group=group))
 
     def list_pages(
-        self, *, all: bool = False, first_page_size: int | None = None
+        self, *, all: bool = False, first_page_size: int | None = None, group: str | None = None
     ) -> Iterator[EnvironmentPage]:
         """``list()`` a page at a time, as ``AsyncClient.list_pages``."""
-        pages = self.aio.list_pages(all=all, first_page_size=first_page_size)
+        pages = self.aio.list_pages(all=all, first_page_size=first_page_size, group=group)
 
         async def following() -> EnvironmentPage | None:
             return await anext(pages, None)

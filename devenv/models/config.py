@@ -320,6 +320,19 @@ class EnvironmentConfig(BaseModel):
         "at least this much keep a connected session present under `connected_idle`.",
     )
 
+    group: str | None = Field(
+        default=None,
+        description=f"A group of the owner's environments ({NAME_ACCEPTED}): `devenv ps "
+        "--group NAME` lists them; with `keep_alive: group` presence in any of them keeps "
+        "this one alive (docs: Groups).",
+    )
+    keep_alive: Literal["self", "group"] = Field(
+        default="self",
+        description="What keeps it alive while idle: `self` (its own connections and jobs) "
+        "or `group` (also those of any running environment of its `group` with the same "
+        "owner). `group` needs `group`.",
+    )
+
     suspendable: ClassVar[bool] = False
     """Whether this backend can suspend (``on_idle: suspend``, ``devenv suspend``)."""
 
@@ -335,6 +348,20 @@ class EnvironmentConfig(BaseModel):
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         return None if value is None else validate_name(value)
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else validate_name(value)
+
+    @model_validator(mode="after")
+    def _keep_alive_with_group(self) -> EnvironmentConfig:
+        if self.keep_alive == "group" and self.group is None:
+            raise ValueError(
+                "keep_alive: 'group' set without group; accepted: keep_alive: group only "
+                "together with group: NAME"
+            )
+        return self
 
     @model_validator(mode="after")
     def _bounds_with_auto(self) -> EnvironmentConfig:

@@ -115,6 +115,8 @@ def _problem(model: type[BaseModel], loc: tuple[int | str, ...], group: list[Any
     else:  # a validator of devenv's own: its message already says what is accepted
         custom = next(e for e in group if _accepted(e) is None)
         message = shorten(str(custom["msg"]).removeprefix("Value error, "), value)
+    if not loc:  # a rule across keys: its message names them; the input is the whole file
+        return message
     return f"{where}: invalid value {show(value)}: {message}"
 
 

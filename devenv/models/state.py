@@ -111,6 +111,12 @@ class EnvSpec(BaseModel):
     """Percent of one core the environment's processes must use to count as busy."""
     utilization_policy: UtilizationPolicy | None = None
     """End once every GPU stayed under the minimum for the window (dstack's shape)."""
+    group: str | None = None
+    """The owner's group it belongs to (``group:``); None: none (and in histories
+    recorded before groups existed)."""
+    keep_alive: Literal["self", "group"] = "self"
+    """``group``: presence in any running environment of its group and owner keeps it
+    alive (``devenv.workflows.group``)."""
     notify_webhook: str | None = None
     """Which webhook to POST warnings to: a reference to the URL kept in the worker's
     home (``devenv.notify``), never the URL itself (it is a secret: it stays out of history)."""

@@ -93,6 +93,12 @@ class EnvironmentStatus(BaseModel):
         # recorded history lacks (replay stays deterministic).
         exclude_if=lambda owner: owner is None,
     )
+    group: str | None = Field(
+        default=None,
+        description="The owner's group it belongs to (`group:`); absent when none.",
+        # Absent rather than null: memo rows of histories recorded before groups stay the same.
+        exclude_if=lambda group: group is None,
+    )
     shared_with: list[str] = Field(
         default_factory=list,
         description="Colleagues it is shared with (`devenv share`): they see it, may log in, "
@@ -168,6 +174,7 @@ class EnvironmentStatus(BaseModel):
             and state.deadline is not None
             and state.warned_for == state.deadline,
             owner=state.spec.owner,
+            group=state.spec.group,
             shared_with=[user.name for user in state.shared_with],
             price_per_hour=price,
             billed_from=(state.ready_at or state.created_at) if price is not None else None,

@@ -23,6 +23,7 @@ from devenv.keys import private_dir
 from devenv.settings import Settings
 from devenv.worker.devserver import start_dev_server, stop_dev_server
 from devenv.worker.pidfile import clear_pid, read_pid, write_pid
+from devenv.worker.search_attributes import add_missing
 from devenv.worker.temporal_connection import ServerUnreachableError, connect, wait_reachable
 from devenv.worker.worker import run_until
 
@@ -81,6 +82,8 @@ async def serve(
     supervisor = None if process is None else DevServerSupervisor(settings, ui_port, process)
     try:
         client = await _wait_for(settings, process)
+        if process is not None:  # its database may predate a search attribute
+            await add_missing(client, settings.namespace)
         console.print(f"devenv worker running against {settings.address} (Ctrl-C stops)")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         warning_message,
         warning_withdrawn,
     )
+    from devenv.workflows.group import GroupKeeper
     from devenv.workflows.monitoring import MonitorSupervisor
     from devenv.workflows.owner_history import OwnerHistory
     from devenv.workflows.presence import probe_answer, take_report
@@ -109,6 +110,13 @@ class DevEnvironmentWorkflow:
         self._owner_history = OwnerHistory(state, self._event, self._wake_up)
         self._suspension = suspension.Suspension(
             state, self._event, self._publish, self._begin_termination
+        )
+        self._group = GroupKeeper(
+            state,
+            self._event,
+            lambda: self._begin_termination(
+                TerminationReason.STOPPED_BY_USER, "workflow cancelled; stopping"
+            ),
         )
         self._confirmed: str | None = None
         """What the probe said right before an idle termination (for its event)."""
@@ -208,6 +216,8 @@ class DevEnvironmentWorkflow:
                 self._begin_termination(TerminationReason.INSTANCE_LOST, f"instance lost: {lost}")
             self._check_monitor_silence(now)
             deadline.recompute(s)
+            if self._group.due(now) and await self._group.ask(now):
+                self._publish()  # the group kept it: a later deadline, a new idle clock
             if deadline.overdue(s, now) and await self._confirm_idle():
                 assert s.deadline_reason is not None
                 if self._suspends_when_idle():

@@ -48,3 +48,7 @@ GPU_POLICY_PATCH = "gpu-utilization-probe"
 asked only by environments with ``utilization_policy`` set."""
 ORG_POLICY_PATCH = "org-policy"
 """An admin's policy applied to a running environment (update ``apply_org_policy``)."""
+GROUP_PATCH = "group-keep-alive"
+"""``keep_alive: group`` asks the group's latest presence (``group_presence``) when the
+idle deadline or its warning is due. Asked only for such environments, which no history
+recorded before groups carries."""

@@ -130,3 +130,12 @@ the heartbeat timeout); bounded, so that a backend that keeps failing leaves the
 environment as it was (running, or suspended) with an event, never stuck in between."""
 RESUME_TIMEOUT = SUSPEND_TIMEOUT
 RESUME_RETRY = SUSPEND_RETRY
+
+GROUP_TIMEOUT = timedelta(seconds=30)
+GROUP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_attempts=3,
+)
+"""Reading the group's presence (one filtered listing): a few tries, then the environment
+counts its own presence alone, as without a group (said in an event)."""

@@ -6,22 +6,39 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 
 from devenv.models.state import EnvState
 from devenv.models.status import MEMO_KEY, EnvironmentStatus
 from devenv.workflows.display import details
 from devenv.workflows.patches import MEMO_PATCH
 
-__all__ = ["MEMO_KEY", "WATCHER_MEMO", "memo_row", "publish"]
+__all__ = ["MEMO_KEY", "WATCHER_MEMO", "memo_row", "publish", "start_attributes"]
 
 STATUS_ATTR = SearchAttributeKey.for_keyword("DevEnvStatus")
 BACKEND_ATTR = SearchAttributeKey.for_keyword("DevEnvBackend")
 NAME_ATTR = SearchAttributeKey.for_keyword("DevEnvName")
 DEADLINE_ATTR = SearchAttributeKey.for_datetime("DevEnvDeadline")
+GROUP_ATTR = SearchAttributeKey.for_keyword("DevEnvGroup")
+"""Set only on environments of a group (none before groups existed, so their histories
+replay unchanged): a group's peers are one filtered listing (``activities.group``)."""
 WATCHER_MEMO = "devenv-watcher"
 """Memo field naming the watch queue the environment's monitor runs on: a worker's
 lapsed lease finds the environments to re-home by it (``devenv.activities.watching``)."""
+
+
+def start_attributes(s: EnvState) -> TypedSearchAttributes | None:
+    """What a start sets at once: the group, so that it is listed from the start and a
+    server without ``DevEnvGroup`` refuses the start itself (nothing created) rather than
+    the workflow's first upsert (a workflow task failing over and over)."""
+    if s.spec.group is None:
+        return None
+    return TypedSearchAttributes([SearchAttributePair(GROUP_ATTR, s.spec.group)])
 
 
 def memo_row(s: EnvState) -> dict[str, Any]:
@@ -59,6 +76,8 @@ def publish(s: EnvState) -> None:
     ):
         if current.get(key) != value:
             updates.append(key.value_set(value))
+    if s.spec.group is not None and current.get(GROUP_ATTR) != s.spec.group:
+        updates.append(GROUP_ATTR.value_set(s.spec.group))
     if current.get(DEADLINE_ATTR) != s.deadline:
         updates.append(
             DEADLINE_ATTR.value_unset()

@@ -152,6 +152,7 @@ def test_wire_names_never_change() -> None:
             "monitor",
             "notify",
             "owner_breaks",
+            "group_presence",
             "probe",
             "provision",
             "rehome",

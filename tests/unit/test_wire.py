@@ -46,7 +46,7 @@ def test_the_api_serves_the_wire_paths_and_parameters(tmp_path: Path) -> None:
     assert parameters(policy["delete"]) == {wire.USER}
     assert "max_inactivity" in str(policy["put"])
     listing = paths[below[wire.ENVIRONMENTS]]
-    assert parameters(listing["get"]) == {wire.ALL}
+    assert parameters(listing["get"]) == {wire.ALL, wire.GROUP}
     assert parameters(listing["post"]) == {wire.WAIT}
     assert wire.WAIT_READY in str(listing["post"]["parameters"])
     assert parameters(paths[below[wire.ENVIRONMENT]]["delete"]) == {wire.WAIT, wire.PURGE}

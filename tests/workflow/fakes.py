@@ -30,8 +30,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from devenv.activities.group import group_presence
 from devenv.models.auto_threshold import OwnerBreaks, OwnerBreaksInput
 from devenv.models.config import DEFAULT_DELETE_AFTER
+from devenv.models.group import GroupInput, GroupPresence
 from devenv.models.messages import (
     INSTANCE_LOST,
     ApplyLoginInput,
@@ -97,6 +99,12 @@ class FakeBackend:
     """When set, ``owner_breaks`` waits for it: a read that hangs."""
     owner_breaks_error: str | None = None
     """``owner_breaks`` fails with this (non-retryable), like an unreachable server."""
+    group_gate: asyncio.Event | None = None
+    """When set, ``group_presence`` waits for it: a read that hangs."""
+    group_calls: int = 0
+    group_error: str | None = None
+    """``group_presence`` fails with this (non-retryable), like an unreachable server;
+    otherwise it is the real activity, reading the server's visibility store."""
     watch_queue: str = ""
     """What ``watch_queue`` answers: the queue a shared-queue instance's monitor goes to
     ("": none, it stays on the instance's queue with heartbeats)."""
@@ -119,6 +127,7 @@ class FakeBackend:
     logins: list[ApplyLoginInput] = field(default_factory=list)
     tells: list[TellInput] = field(default_factory=list)
     owner_asks: list[OwnerBreaksInput] = field(default_factory=list)
+    group_asks: list[GroupPresence] = field(default_factory=list)
     release_monitors: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> Sequence[Callable[..., Any]]:
@@ -135,7 +144,20 @@ class FakeBackend:
             self.answer_owner_breaks,
             self.suspend,
             self.resume,
+            self.answer_group_presence,
         ]
+
+    @activity.defn(name=Activity.GROUP_PRESENCE)
+    async def answer_group_presence(self, args: GroupInput) -> GroupPresence:
+        self.group_calls += 1
+        while self.group_gate is not None and not self.group_gate.is_set():
+            activity.heartbeat()
+            await asyncio.sleep(0.02)
+        if self.group_error is not None:
+            raise ApplicationError(self.group_error, non_retryable=True)
+        seen = await group_presence(activity.client(), args)
+        self.group_asks.append(seen)
+        return seen
 
     @activity.defn(name=Activity.OWNER_BREAKS)
     async def answer_owner_breaks(self, args: OwnerBreaksInput) -> OwnerBreaks:

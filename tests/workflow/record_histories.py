@@ -378,6 +378,28 @@ async def watch_moved(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "watch_moved")
 
 
+async def group_keep_alive(env: WorkflowEnvironment) -> Runs:
+    """Dev server: ``keep_alive: group``, kept at its deadline while a peer of its group is
+    in use (the ``DevEnvGroup`` search attribute upserted, ``group_presence`` asked), then
+    ended once the peer is idle too."""
+    async with running_worker(env.client) as fake:
+        peer = make_state("replay-group-cpu", inactivity=2 * H, tuning=Tuning(keepalive_seconds=5))
+        kept = make_state("replay-group-gpu", inactivity=3, tuning=Tuning(keepalive_seconds=5))
+        for state in (peer, kept):
+            state.spec.owner, state.spec.group = "alice", "replay-group"
+        kept.spec.keep_alive = "group"
+        cpu = await start(env.client, fake, peer)
+        await wait_for(cpu, lambda s: s.status == Status.RUNNING)
+        await cpu.signal(WF.record_presence, report(1, datetime.now(UTC)))
+        await wait_for(cpu, lambda s: s.connections == 1)
+        handle = await start(env.client, fake, kept)
+        await wait_for(handle, lambda s: any("kept alive" in e.message for e in s.events), 20)
+        await cpu.signal(WF.record_presence, report(0, datetime.now(UTC)))
+        await handle.result()
+        await cpu.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "group_keep_alive")
+
+
 async def worker_lease(env: WorkflowEnvironment) -> Runs:
     """Dev server: a worker's lease ends (its worker shut down) and it re-homes."""
     queue = f"watch-replay-{uuid.uuid4().hex[:8]}"
@@ -726,6 +748,7 @@ DEV_SERVER: list[Scenario] = [
     worker_lease,
     suspend_memo,
     policy_workflow,
+    group_keep_alive,
 ]
 
 

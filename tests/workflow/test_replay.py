@@ -60,6 +60,7 @@ EXPECTED = {
     "suspended_continue_as_new_run2",
     "org_policy",
     "policy_workflow",
+    "group_keep_alive",
 }
 
 

@@ -133,10 +133,13 @@ class Transport(ABC):
     async def get(self, ref: str) -> EnvironmentTransport: ...
 
     @abstractmethod
-    async def list(self, all: bool) -> EnvironmentList: ...
+    async def list(self, all: bool, group: str | None = None) -> EnvironmentList:
+        """The environments (``group``: a checked name, only that group's)."""
 
     @abstractmethod
-    def list_pages(self, all: bool, first_page_size: int | None) -> AsyncIterator[EnvironmentPage]:
+    def list_pages(
+        self, all: bool, first_page_size: int | None, group: str | None = None
+    ) -> AsyncIterator[EnvironmentPage]:
         """``list`` a page at a time, as they arrive."""
 
     @abstractmethod

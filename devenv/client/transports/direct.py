@@ -108,7 +108,7 @@ class DirectTransport(Transport):
         from devenv.client.policy import bind_start, given_thresholds, read_policies
         from devenv.env_secrets import store_env_secrets
         from devenv.notify import store_webhook
-        from devenv.workflows.visibility import MEMO_KEY, memo_row
+        from devenv.workflows.visibility import MEMO_KEY, memo_row, start_attributes
 
         owner = request.owner
         owner_name = checks.checked_owner(local_user() if owner is None else owner)
@@ -149,6 +149,8 @@ class DirectTransport(Transport):
             utilization_policy=parsed.utilization_policy,
             env=env_values,
             init=parsed.init,
+            group=parsed.group,
+            keep_alive=parsed.keep_alive,
         )
         temporal = await ensure_server(settings, lambda text: say(text, False))
         self._temporal, self._service_client = temporal, temporal.service_client
@@ -171,6 +173,7 @@ class DirectTransport(Transport):
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
                 # Listed (as provisioning) before the workflow's first task runs.
                 memo={MEMO_KEY: memo_row(state)},
+                search_attributes=start_attributes(state),
                 static_summary=f"devenv {env_name} ({spec.backend}, "
                 f"inactivity {format_duration(spec.inactivity_duration)})",
             )
@@ -190,20 +193,20 @@ class DirectTransport(Transport):
         return DirectEnvironment(self, handle, handle.id.removeprefix("devenv-"))
 
     @translated
-    async def list(self, all: bool) -> EnvironmentList:
+    async def list(self, all: bool, group: str | None = None) -> EnvironmentList:
         from devenv.client.listing import list_statuses
 
-        rows, silent = await list_statuses(await self._visibility(), all)
+        rows, silent = await list_statuses(await self._visibility(), all, group)
         return EnvironmentList(rows, silent)
 
     @translated_pages
     async def list_pages(
-        self, all: bool, first_page_size: int | None
+        self, all: bool, first_page_size: int | None, group: str | None = None
     ) -> AsyncGenerator[EnvironmentPage, None]:
         from devenv.client.listing import FIRST_PAGE_SIZE, status_pages
 
         size = first_page_size or FIRST_PAGE_SIZE
-        async for page in status_pages(await self._visibility(), all, size):
+        async for page in status_pages(await self._visibility(), all, size, group=group):
             yield page
 
     @translated

@@ -133,20 +133,21 @@ class HttpTransport(Transport):
         response = await self.request("GET", wire.environment(ref))
         return HttpEnvironment(self, self.parsed(response, EnvironmentStatus).name)
 
-    async def list(self, all: bool) -> EnvironmentList:
+    async def list(self, all: bool, group: str | None = None) -> EnvironmentList:
         """The token's user's environments (an admin's: all)."""
-        response = await self.request(
-            "GET", wire.ENVIRONMENTS, params={wire.ALL: wire.TRUE} if all else None
-        )
+        params = {wire.ALL: wire.TRUE} if all else {}
+        if group is not None:
+            params[wire.GROUP] = group
+        response = await self.request("GET", wire.ENVIRONMENTS, params=params or None)
         rows = _parsed(response, STATUSES.validate_json, self.server_url)
         unanswered = response.headers.get(wire.UNANSWERED_HEADER, "")
         return EnvironmentList(rows, [item for item in unanswered.split(",") if item])
 
     async def list_pages(
-        self, all: bool, first_page_size: int | None
+        self, all: bool, first_page_size: int | None, group: str | None = None
     ) -> AsyncIterator[EnvironmentPage]:
         """One page: the API answers a listing whole."""
-        listed = await self.list(all)
+        listed = await self.list(all, group)
         yield EnvironmentPage(list(listed), listed.unanswered, last=True)
 
     async def gc(
