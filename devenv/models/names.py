@@ -39,6 +39,7 @@ class Activity(StrEnum):
     RESUME = "resume"
     OWNER_BREAKS = "owner_breaks"
     FAN_OUT_POLICY = "fan_out_policy"
+    CHECK_IDLE_BUDGETS = "check_idle_budgets"
 
 
 class Update(StrEnum):

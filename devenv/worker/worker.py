@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from devenv.activities.activities import EnvironmentActivities, all_activities
+from devenv.activities.budget_check import BudgetActivities
 from devenv.activities.policy_fanout import PolicyActivities, policy_activities
 from devenv.activities.watching import WatchActivities, watch_activities
 from devenv.backends import registry
@@ -74,7 +75,8 @@ def build_workers(client: Client, settings: Settings, watch_queue: str) -> list[
         workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow, PolicyWorkflow],
         activities=activities
         + watch_activities(watch)
-        + policy_activities(PolicyActivities(client)),
+        + policy_activities(PolicyActivities(client))
+        + [BudgetActivities(client).check_idle_budgets],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,

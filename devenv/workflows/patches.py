@@ -48,3 +48,7 @@ GPU_POLICY_PATCH = "gpu-utilization-probe"
 asked only by environments with ``utilization_policy`` set."""
 ORG_POLICY_PATCH = "org-policy"
 """An admin's policy applied to a running environment (update ``apply_org_policy``)."""
+IDLE_BUDGET_PATCH = "idle-budget"
+"""The policy workflow checks the users' idle spend of the week (a timer, then activity
+``check_idle_budgets``) while an idle budget is set; asked only then, so histories
+recorded before budgets replay unchanged."""
