@@ -32,7 +32,14 @@ from devenv.models.auto_threshold import Break, OwnerBreaks
 from devenv.models.config import InactivityBounds, UtilizationPolicy
 from devenv.models.messages import LeaseInput, WatcherGone
 from devenv.models.names import SHARED_TASK_QUEUE, Activity
-from devenv.models.policy import FanOutResult, OrgPolicy, PolicyChange, PolicySet, PolicyStatus
+from devenv.models.policy import (
+    FanOutResult,
+    IdleSpends,
+    OrgPolicy,
+    PolicyChange,
+    PolicySet,
+    PolicyStatus,
+)
 from devenv.models.state import (
     Change,
     DurationSetting,
@@ -683,6 +690,49 @@ async def policy_workflow(env: WorkflowEnvironment) -> Runs:
         return [("policy_workflow", handle.id, latest)]
 
 
+async def policy_idle_budget(env: WorkflowEnvironment) -> Runs:
+    """An idle budget: checked right after the change (under it), then by the timer
+    (passed: a new version with alice over, fanned out)."""
+    home = f"tq-{uuid.uuid4().hex[:8]}"
+    spend = {"alice": 10.0}
+    sent: list[int] = []
+    checks: list[int] = []
+
+    @activity.defn(name=Activity.CHECK_IDLE_BUDGETS)
+    async def check_idle_budgets(policies: PolicySet) -> IdleSpends:
+        checks.append(policies.version)
+        return IdleSpends(spends=dict(spend), checked_at=datetime.now(UTC))
+
+    @activity.defn(name=Activity.FAN_OUT_POLICY)
+    async def fan_out_policy(policies: PolicySet) -> FanOutResult:
+        sent.append(policies.version)
+        return FanOutResult(version=policies.version, environments=1, changed=1)
+
+    async with Worker(
+        env.client,
+        task_queue=home,
+        workflows=[PolicyWorkflow],
+        activities=[check_idle_budgets, fan_out_policy],
+    ):
+        handle = await env.client.start_workflow(
+            PolicyWorkflow.run, PolicyStatus(), id=f"replay-budget-{home}", task_queue=home
+        )
+        await handle.execute_update(
+            PolicyWorkflow.set_policy,
+            PolicyChange(keys={"idle_budget_weekly": 50.0, "floor_inactivity": 900}, by="admin"),
+        )
+        while not checks:
+            await asyncio.sleep(0.05)
+        spend["alice"] = 51.2
+        await env.sleep(timedelta(minutes=6))
+        while not sent or sent[-1] < 2:
+            await asyncio.sleep(0.05)
+        while (await handle.query(PolicyWorkflow.policy)).reached.version < 2:  # type: ignore[union-attr]
+            await asyncio.sleep(0.05)
+        await handle.terminate("recorded")
+        return [("policy_idle_budget", handle.id, (await handle.describe()).run_id)]
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -712,6 +762,7 @@ TIME_SKIPPING: list[Scenario] = [
     suspended_stop,
     suspended_continue_as_new,
     org_policy,
+    policy_idle_budget,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,
