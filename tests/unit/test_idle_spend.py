@@ -108,5 +108,5 @@ def test_budget_amounts_as_admins_write_them(given: str, amount: float) -> None:
 
 @pytest.mark.parametrize("given", ["lots", "-5", "0", "nan", "$", True, "1e9"])
 def test_garbage_budgets_are_refused_naming_the_key(given: object) -> None:
-    with pytest.raises(InvalidValueError, match="^idle-budget-weekly: .*accepted: an amount"):
+    with pytest.raises(InvalidValueError, match=r"^idle-budget-weekly: .*accepted: an amount"):
         usd_amount("idle-budget-weekly", given)
