@@ -11,7 +11,6 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from devenv.activities.activities import EnvironmentActivities, all_activities
-from devenv.activities.budget_check import BudgetActivities
 from devenv.activities.policy_fanout import PolicyActivities, policy_activities
 from devenv.activities.watching import WatchActivities, watch_activities
 from devenv.backends import registry
@@ -75,8 +74,7 @@ def build_workers(client: Client, settings: Settings, watch_queue: str) -> list[
         workflows=[DevEnvironmentWorkflow, WorkerLeaseWorkflow, PolicyWorkflow],
         activities=activities
         + watch_activities(watch)
-        + policy_activities(PolicyActivities(client))
-        + [BudgetActivities(client).check_idle_budgets],
+        + policy_activities(PolicyActivities(client)),
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_cached_workflows=MAX_CACHED_WORKFLOWS,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
