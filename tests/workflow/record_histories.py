@@ -55,7 +55,15 @@ from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.lease import WorkerLeaseWorkflow
 from devenv.workflows.policy import PolicyWorkflow
 from tests.servers import start_test_dev_server
-from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
+from tests.workflow.fakes import (
+    make_state,
+    report,
+    running_worker,
+    start,
+    utc,
+    wait_for,
+    wait_running,
+)
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 H = 3600
@@ -690,6 +698,28 @@ async def policy_workflow(env: WorkflowEnvironment) -> Runs:
         return [("policy_workflow", handle.id, latest)]
 
 
+async def org_policy_budget(env: WorkflowEnvironment) -> Runs:
+    """An idle budget spent: the threshold tightened to the floor, the webhook told."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-org-policy-budget", inactivity=2 * H)
+        state.spec.owner = "alice"
+        state.spec.notify_webhook = "team"
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        tightened = OrgPolicy(
+            version=2,
+            max_inactivity=900,
+            idle_budget_weekly=50.0,
+            floor_inactivity=900,
+            budget_spent=51.2,
+            scopes={"max_inactivity": "idle budget"},
+        )
+        await handle.execute_update(WF.apply_org_policy, tightened)
+        while not fake.notices:
+            await asyncio.sleep(0.05)
+        return await _runs(env.client, handle, "org_policy_budget")
+
+
 async def policy_idle_budget(env: WorkflowEnvironment) -> Runs:
     """An idle budget: checked right after the change (under it), then by the timer
     (passed: a new version with alice over, fanned out)."""
@@ -763,6 +793,7 @@ TIME_SKIPPING: list[Scenario] = [
     suspended_continue_as_new,
     org_policy,
     policy_idle_budget,
+    org_policy_budget,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,

@@ -39,7 +39,8 @@ async def test_a_spent_budget_tightens_a_running_environment_and_a_new_week_rest
     sent: list[int] = []
     state = make_state(inactivity=2 * H)
     state.spec.owner = "alice"
-    async with running_env(client, state) as (_fake, handle, _):
+    state.spec.notify_webhook = "team"
+    async with running_env(client, state) as (fake, handle, _):
 
         @activity.defn(name=Activity.CHECK_IDLE_BUDGETS)
         async def check_idle_budgets(policies: PolicySet) -> IdleSpends:
@@ -73,6 +74,7 @@ async def test_a_spent_budget_tightens_a_running_environment_and_a_new_week_rest
             spend["alice"] = 51.2
             await env.sleep(BUDGET_CHECK_EVERY + timedelta(seconds=5))
             await until(lambda: sent == [1, 2])
+            await until(lambda: any(n.reason == "policy" for n in fake.notices))
             tightened = await query_status(handle)
             status = await policy.query(PolicyWorkflow.policy)
 
@@ -95,6 +97,9 @@ async def test_a_spent_budget_tightens_a_running_environment_and_a_new_week_rest
     )
     assert any(m.startswith(lowered) for m in told)
     assert any(m.startswith("inactivity threshold raised from 15m to 2h by policy") for m in told)
+    policy_notices = [n for n in fake.notices if n.reason == "policy"]
+    assert len(policy_notices) == 1  # the tightening, not the week's restoring
+    assert "(idle budget $50/week spent: $51.20)" in policy_notices[0].text
     failed = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
     assert failed == []
 
