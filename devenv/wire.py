@@ -230,6 +230,15 @@ class PolicyBody(BaseModel):
         default=None, description='The days of stop_at_daily: "Mon-Fri"; every day if unset.'
     )
 
+    idle_budget_weekly: JsonValue = Field(
+        default=None,
+        description='USD of idle time per user and week: 50 or "$50"; "off" removes it.',
+    )
+    floor_inactivity: JsonValue = Field(
+        default=None,
+        description=f"The idle threshold once the week's budget is spent. {DURATION_DOC}",
+    )
+
     def keys(self) -> dict[str, Any]:
         """The policy keys the client sent."""
         return {key: getattr(self, key) for key in sorted(self.model_fields_set - {"user"})}

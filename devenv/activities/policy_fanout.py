@@ -41,6 +41,10 @@ class PolicyActivities:
     def __init__(self, client: Client) -> None:
         self._client = client
 
+    @property
+    def client(self) -> Client:
+        return self._client
+
     @activity.defn(name=Activity.FAN_OUT_POLICY)
     async def fan_out_policy(self, policies: PolicySet) -> FanOutResult:
         """Every running environment brought within ``policies``; how many moved."""
@@ -107,8 +111,11 @@ class PolicyActivities:
 
 
 def policy_activities(acts: PolicyActivities) -> list[Callable[..., object]]:
-    """What the shared queue's worker registers for the policy workflow."""
-    return [acts.fan_out_policy]
+    """What the shared queue's worker registers for the policy workflow: the fan-out and
+    the idle-budget check."""
+    from devenv.activities.budget_check import BudgetActivities
+
+    return [acts.fan_out_policy, BudgetActivities(acts.client).check_idle_budgets]
 
 
 __all__ = ["PolicyActivities", "policy_activities"]

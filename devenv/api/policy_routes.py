@@ -36,6 +36,12 @@ def _seen_by(user: User, status: PolicyStatus) -> PolicyStatus:
     shown.policies.users = {
         name: scope for name, scope in shown.policies.users.items() if name == user.name
     }
+    shown.policies.over_budget = {
+        name: spent for name, spent in shown.policies.over_budget.items() if name == user.name
+    }
+    if shown.idle is not None:
+        shown.idle.spends = {n: s for n, s in shown.idle.spends.items() if n == user.name}
+        shown.idle.week_starts = {n: s for n, s in shown.idle.week_starts.items() if n == user.name}
     return shown
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from devenv.cli.output import JSON_OPT, err, note, out, run
+from devenv.cli.policy_spend import spend_lines
 
 if TYPE_CHECKING:
     from devenv.client.async_client import AsyncClient
@@ -79,6 +80,18 @@ def set_policy(
         str | None,
         typer.Option(metavar="DAYS", help="Its days, e.g. Mon-Fri (default every day)."),
     ] = None,
+    idle_budget_weekly: Annotated[
+        str | None,
+        typer.Option(
+            metavar="USD",
+            help="Idle spend per user and week (50 or $50; off removes it): past it, idle "
+            "thresholds tighten to --floor-inactivity until Monday.",
+        ),
+    ] = None,
+    floor_inactivity: Annotated[
+        str | None,
+        typer.Option(metavar="D", help=f"The idle threshold once the budget is spent: {DURATION}."),
+    ] = None,
     wait: WAIT_OPT = True,
     json_output: JSON_OPT = False,
 ) -> None:
@@ -94,6 +107,8 @@ def set_policy(
             ("stop_at_daily", stop_at_daily),
             ("tz", tz),
             ("days", days),
+            ("idle_budget_weekly", idle_budget_weekly),
+            ("floor_inactivity", floor_inactivity),
         )
         if value is not None
     }
@@ -171,6 +186,8 @@ async def _show(json_output: bool) -> None:
         by = f" by {policies.changed_by}" if policies.changed_by else ""
         out.print(f"version {policies.version}, changed {when}{by}", markup=False)
         out.print(_reach_line(status), markup=False)
+    for line in spend_lines(status):
+        out.print(line, markup=False)
 
 
 def _reach_line(status: PolicyStatus) -> str:

@@ -204,8 +204,9 @@ class AsyncClient:
         self, *, user: str | None = None, by: str | None = None, **keys: Any
     ) -> PolicyStatus:
         """Set keys of everyone's policy (``user``: that user's): ``default_inactivity``,
-        ``max_inactivity``, ``max_duration``, ``delete_after`` (durations as in the YAML;
-        ``"off"`` removes one) and ``no_off`` (bool). Other keys of the scope stay. In
+        ``max_inactivity``, ``max_duration``, ``delete_after``, ``floor_inactivity`` (durations
+        as in the YAML; ``"off"`` removes one), ``no_off`` (bool) and ``idle_budget_weekly``
+        (USD: ``50`` or ``"$50"``). Other keys of the scope stay. In
         force for new starts at once; every running environment is brought within it
         right after (``policies().reached``). ``by``: who is recorded as making the change
         (default: this machine's user). InvalidValueError: refused, nothing changed."""

@@ -35,6 +35,7 @@ from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 
 from devenv.client.listing import LIST_PAGE_SIZE, LIST_TIMEOUT, Visibility
 from devenv.client.report import seconds_saved, usd
+from devenv.models.idle_spend import final_idle_seconds
 from devenv.models.state import WORKFLOW_TYPE, Status, TerminationReason
 from devenv.models.status import MEMO_KEY
 
@@ -138,8 +139,7 @@ class ClosedTotals:
             return
         if price is None or ended is None:
             return
-        billed = (ended - figures.billed_from).total_seconds() if figures.billed_from else 0.0
-        idle = min(float(figures.inactivity_duration or 0), max(billed, 0.0))
+        idle = final_idle_seconds(figures.inactivity_duration, figures.billed_from, ended)
         self.idle_cost += usd(price, idle) or 0.0
         if figures.max_duration is None or figures.billed_from is None:
             self.uncapped_price += price

@@ -8,6 +8,7 @@ if it is not running (seeded with what its last run held).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -42,15 +43,40 @@ CHECKED = ("inactivity_duration", "max_duration", "delete_after")
 """The spec's keys a policy bounds (``delete_after`` once the spec has it)."""
 
 
-def policy_keys(values: Mapping[str, Any]) -> dict[str, int | bool | str | None]:
+def usd_amount(flag: str, value: object) -> float | None:
+    """An amount in USD as an admin writes it: ``50``, ``$50``, ``12.50``; ``off``
+    removes the key. InvalidValueError naming the key otherwise."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    accepted = "accepted: an amount in USD above 0 such as 50, $50 or 12.50, or off"
+    if isinstance(value, bool):
+        raise InvalidValueError(f"{flag}: {value!r} is not an amount; {accepted}")
+    text = str(value).strip().removeprefix("$").strip()
+    try:
+        amount = float(text)
+    except ValueError:
+        raise InvalidValueError(
+            f"{flag}: {str(value)[:40]!r} is not an amount; {accepted}"
+        ) from None
+    if not math.isfinite(amount) or amount <= 0 or amount > MAX_USD:
+        raise InvalidValueError(f"{flag}: {str(value)[:40]!r} is out of range; {accepted}")
+    return round(amount, 2)
+
+
+MAX_USD = 1_000_000
+
+
+def policy_keys(values: Mapping[str, Any]) -> dict[str, int | bool | float | str | None]:
     """``set_policy``'s keywords checked: durations as in the YAML (``"8h"``, ``off``
     to unset), ``no_off`` a bool (False unsets); InvalidValueError naming the key."""
-    keys: dict[str, int | bool | str | None] = {}
+    keys: dict[str, int | bool | float | str | None] = {}
     for key, value in values.items():
         if key not in FLAGS:
             raise InvalidValueError(f"{key}: not a policy key; accepted: {', '.join(FLAGS)}")
         if key in SCHEDULE:
             keys[key] = _schedule_key(key, value)
+        elif key == "idle_budget_weekly":
+            keys[key] = usd_amount(FLAGS[key], value)
         elif key == "no_off":
             if not isinstance(value, bool):
                 raise InvalidValueError(f"no_off: {value!r} is not true or false")

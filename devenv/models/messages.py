@@ -110,7 +110,8 @@ class Notice(BaseModel):
     environment: str
     owner: str | None
     reason: str
-    """Why: the rule of the coming termination, or ``changed`` (a change by a member)."""
+    """Why: the rule of the coming termination, ``changed`` (a change by a member), or
+    ``policy`` (an idle budget spent tightened the thresholds)."""
     deadline: datetime | None
     extend_command: str
     text: str

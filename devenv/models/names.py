@@ -40,6 +40,7 @@ class Activity(StrEnum):
     OWNER_BREAKS = "owner_breaks"
     FAN_OUT_POLICY = "fan_out_policy"
     GROUP_PRESENCE = "group_presence"
+    CHECK_IDLE_BUDGETS = "check_idle_budgets"
 
 
 class Update(StrEnum):

@@ -28,6 +28,8 @@ FLAGS: dict[str, str] = {
     "stop_at_daily": "stop-at-daily",
     "tz": "tz",
     "days": "days",
+    "idle_budget_weekly": "idle-budget-weekly",
+    "floor_inactivity": "floor-inactivity",
 }
 """Each key of a policy, as ``devenv policy set`` and the messages name it."""
 
@@ -83,6 +85,21 @@ class Policy(BaseModel):
         description="The days stop_at_daily applies (Mon-Fri); default every day.",
     )
 
+    idle_budget_weekly: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="USD of idle time per user and week; past it, idle thresholds tighten "
+        "to floor_inactivity until the week ends (Monday 00:00 in ``tz``, else UTC).",
+    )
+    floor_inactivity: Seconds = Field(
+        default=None,
+        ge=1,
+        le=MAX_SECONDS,
+        description="The idle threshold a user's environments tighten to once their idle "
+        "budget of the week is spent (seconds).",
+    )
+
     def empty(self) -> bool:
         return all(getattr(self, key) is None for key in FLAGS)
 
@@ -97,9 +114,21 @@ class Policy(BaseModel):
         return ", ".join(parts) or "none"
 
 
-def shown(value: int | str) -> str:
-    """A key's value as users write it: durations compact, times and names as they are."""
+def shown(value: int | float | str) -> str:
+    """A key's value as users write it: durations compact, amounts in USD, times and
+    names as they are."""
+    if isinstance(value, float):
+        return dollars(value)
     return value if isinstance(value, str) else format_duration(value)
+
+
+def dollars(value: float) -> str:
+    """``$50`` or ``$51.20``: whole dollars without cents, else two decimals."""
+    return f"${value:.0f}" if value == int(value) else f"${value:.2f}"
+
+
+BUDGET_SCOPE = "idle budget"
+"""The scope named for a max-inactivity tightened by a spent idle budget."""
 
 
 class PolicySet(BaseModel):
@@ -110,6 +139,16 @@ class PolicySet(BaseModel):
     users: dict[str, Policy] = Field(default_factory=dict)
     changed_at: datetime | None = None
     changed_by: str | None = None
+    over_budget: dict[str, float] = Field(
+        default_factory=dict,
+        description="Users whose idle budget of the week is spent, with the spend (USD) "
+        "found when it was: their idle thresholds are tightened to the floor.",
+    )
+
+    def has_budget(self) -> bool:
+        """Whether any scope sets an idle budget (the policy workflow then checks spends)."""
+        scopes = [self.everyone, *self.users.values()]
+        return any(scope.idle_budget_weekly is not None for scope in scopes)
 
     def effective(self, user: str | None, now: datetime | None = None) -> OrgPolicy:
         """The bounds binding ``user`` (None: an environment without an owner); with
@@ -124,6 +163,9 @@ class PolicySet(BaseModel):
             elif (theirs := getattr(self.everyone, key)) is not None:
                 values[key], scopes[key] = theirs, EVERYONE
         policy = OrgPolicy.model_validate({**values, "version": self.version, "scopes": scopes})
+        spent = self.over_budget.get(user) if user is not None else None
+        if spent is not None:
+            policy.tighten(spent)
         if now is not None and policy.stop_at_daily is not None:
             from devenv.models.schedule import next_stop
 
@@ -154,9 +196,37 @@ class OrgPolicy(Policy):
         default=None, description="The next daily stop (stop_at_daily), computed by the sender."
     )
 
+    budget_spent: float | None = Field(
+        default=None,
+        description="The idle spend of the week (USD) that passed idle_budget_weekly: "
+        "max_inactivity is tightened to floor_inactivity.",
+    )
+
+    def tighten(self, spent: float) -> None:
+        """The bounds of a user whose idle budget is spent: max-inactivity at most the floor."""
+        floor, budget = self.floor_inactivity, self.idle_budget_weekly
+        if floor is None or budget is None:
+            return
+        if self.max_inactivity is None or floor < self.max_inactivity:
+            self.max_inactivity = floor
+            self.scopes["max_inactivity"] = BUDGET_SCOPE
+        if self.default_inactivity is not None and self.default_inactivity > floor:
+            self.default_inactivity = floor
+        self.budget_spent = spent
+
+    def budget_words(self) -> str:
+        """``idle budget $50/week spent: $51.20``."""
+        budget = self.idle_budget_weekly or 0.0
+        return f"idle budget {dollars(budget)}/week spent: ${self.budget_spent or 0.0:.2f}"
+
     def bound_words(self, key: str) -> str:
         """``the policy's max-inactivity 8h (set by an admin for everyone; devenv policy show)``."""
         value = getattr(self, key)
+        if self.scopes.get(key) == BUDGET_SCOPE:
+            return (
+                f"the policy's floor-inactivity {shown(value)} "
+                f"({self.budget_words()}; devenv policy show)"
+            )
         words = FLAGS[key] if isinstance(value, bool) else f"{FLAGS[key]} {shown(value)}"
         scope = self.scopes.get(key, EVERYONE)
         return f"the policy's {words} (set by an admin for {scope}; devenv policy show)"
@@ -238,6 +308,11 @@ def check_scope(user: str | None, policy: Policy, whole: PolicySet) -> None:
         except ValueError as problem:
             flag = "--days" if "days" in str(problem) else "--stop-at-daily"
             raise PolicyRefusal(f"{flag}: {problem}") from None
+    if effective.idle_budget_weekly is not None and effective.floor_inactivity is None:
+        raise PolicyRefusal(
+            "--idle-budget-weekly: needs --floor-inactivity (for everyone or this user), the "
+            "idle threshold environments tighten to once the budget is spent"
+        )
     if effective.no_off and default is None and cap is None:
         raise PolicyRefusal(
             "--no-off: needs --max-inactivity or --default-inactivity (for everyone or this "
@@ -261,7 +336,7 @@ class PolicyChange(BaseModel):
     explicit None unsets a key), or the whole scope cleared."""
 
     user: str | None = Field(default=None, description="The user's scope; None: everyone.")
-    keys: dict[str, int | bool | str | None] = Field(
+    keys: dict[str, int | bool | float | str | None] = Field(
         default_factory=dict, description="The keys to set (FLAGS' keys; None unsets one)."
     )
     clear: bool = Field(default=False, description="Remove the scope's every key.")
@@ -272,7 +347,7 @@ class PolicyChange(BaseModel):
         if self.by is not None and (len(self.by) > 64 or not self.by.isprintable()):
             raise PolicyRefusal(f"by: {self.by[:40]!r} is not a user name")
         if self.clear:
-            return policies.with_scope(self.user, None)
+            return _without_stale_budgets(policies.with_scope(self.user, None))
         unknown = sorted(set(self.keys) - set(FLAGS))
         if unknown:
             raise PolicyRefusal(f"{unknown[0]}: not a policy key; accepted: {', '.join(FLAGS)}")
@@ -285,7 +360,17 @@ class PolicyChange(BaseModel):
         except ValueError as problem:
             raise PolicyRefusal(_first_line(problem)) from None
         check_scope(self.user, scope, policies)
-        return policies.with_scope(self.user, scope)
+        return _without_stale_budgets(policies.with_scope(self.user, scope))
+
+
+def _without_stale_budgets(policies: PolicySet) -> PolicySet:
+    """Users over a budget that no longer binds them are over no longer."""
+    policies.over_budget = {
+        user: spent
+        for user, spent in policies.over_budget.items()
+        if policies.effective(user).idle_budget_weekly is not None
+    }
+    return policies
 
 
 def _first_line(problem: ValueError) -> str:
@@ -311,9 +396,22 @@ class FanOutResult(BaseModel):
     )
 
 
+class IdleSpends(BaseModel):
+    """Each user's idle spend of the week (USD), as the budget check last found it."""
+
+    spends: dict[str, float] = Field(default_factory=dict)
+    week_starts: dict[str, datetime] = Field(
+        default_factory=dict, description="Per user: the week's start (Monday 00:00, tz)."
+    )
+    checked_at: datetime | None = None
+
+
 class PolicyStatus(BaseModel):
     """What the policy workflow holds and answers: the policies and how far the latest
     version has reached."""
 
     policies: PolicySet = Field(default_factory=PolicySet)
     reached: FanOutResult | None = None
+    idle: IdleSpends | None = Field(
+        default=None, description="The idle spends of the week, where an idle budget is set."
+    )

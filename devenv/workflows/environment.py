@@ -627,7 +627,8 @@ class DevEnvironmentWorkflow:
         already applied is refused by the validator, so a repeated fan-out records nothing."""
         if not workflow.patched(patches.ORG_POLICY_PATCH):
             return False
-        applied = policy_apply.apply(self._state, policy_apply.lenient(args), workflow.now())
+        policy = policy_apply.lenient(args)
+        applied = policy_apply.apply(self._state, policy, workflow.now())
         if applied.ends is not None:
             self._begin_termination(applied.ends, "; ".join(applied.messages))
         elif applied.messages:
@@ -635,6 +636,8 @@ class DevEnvironmentWorkflow:
                 self._event(message)
             self._wake = True
             self._publish()
+            if policy.budget_spent is not None and workflow.patched(patches.IDLE_BUDGET_PATCH):
+                self._pushes.tell_policy(applied.messages)
         return bool(applied.messages)
 
     @apply_org_policy.validator

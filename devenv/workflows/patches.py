@@ -52,3 +52,7 @@ GROUP_PATCH = "group-keep-alive"
 """``keep_alive: group`` asks the group's latest presence (``group_presence``) when the
 idle deadline or its warning is due. Asked only for such environments, which no history
 recorded before groups carries."""
+IDLE_BUDGET_PATCH = "idle-budget"
+"""The policy workflow checks the users' idle spend of the week (a timer, then activity
+``check_idle_budgets``) while an idle budget is set; asked only then, so histories
+recorded before budgets replay unchanged."""

@@ -17,12 +17,19 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from devenv.models.idle_spend import over_budget
     from devenv.models.names import Activity, PolicyQuery, PolicyUpdate
-    from devenv.models.policy import FanOutResult, PolicyChange, PolicyRefusal, PolicyStatus
-    from devenv.workflows import inputs
+    from devenv.models.policy import (
+        FanOutResult,
+        IdleSpends,
+        PolicyChange,
+        PolicyRefusal,
+        PolicyStatus,
+    )
+    from devenv.workflows import inputs, patches
 
 POLICY_WORKFLOW_TYPE = "DevenvPolicy"
 POLICY_WORKFLOW_ID = "devenv-policy:org"
@@ -37,6 +44,11 @@ FAN_OUT_RETRY = RetryPolicy(
     maximum_attempts=0,
 )
 MAX_HISTORY = 2_000
+BUDGET_CHECK_EVERY = timedelta(minutes=5)
+"""How often the idle spends are checked while a budget is set (and right after each
+change): two visibility listings each time, whatever the fleet's size."""
+BUDGET_CHECK_TIMEOUT = timedelta(minutes=2)
+BUDGET_CHECK_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=3)
 
 
 @workflow.defn(name=POLICY_WORKFLOW_TYPE)
@@ -46,12 +58,22 @@ class PolicyWorkflow:
     @workflow.init
     def __init__(self, status: PolicyStatus) -> None:
         self._status = status
+        self._check_due = True
 
     @workflow.run
     async def run(self, status: PolicyStatus) -> None:
         self._publish()
         while True:
-            await workflow.wait_condition(lambda: self._pending() or self._too_long())
+            budgets = self._status.policies.has_budget() and workflow.patched(
+                patches.IDLE_BUDGET_PATCH
+            )
+            try:
+                await workflow.wait_condition(
+                    lambda: self._pending() or self._too_long() or self._budget_due(),
+                    timeout=BUDGET_CHECK_EVERY if budgets else None,
+                )
+            except TimeoutError:
+                self._check_due = True
             if self._pending():
                 target = self._status.policies.model_copy(deep=True)
                 reached: FanOutResult = await workflow.execute_activity(
@@ -65,9 +87,47 @@ class PolicyWorkflow:
                 )
                 self._status.reached = reached
                 self._publish()
+            if budgets and self._check_due and not self._pending():
+                await self._check_budgets()
             if self._too_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._status)
+
+    async def _check_budgets(self) -> None:
+        """The idle spends of the week; a user passing their budget (or back under it, a
+        new week) makes a new version, which the fan-out sends with the tightened bound."""
+        self._check_due = False
+        target = self._status.policies.model_copy(deep=True)
+        try:
+            idle: IdleSpends = await workflow.execute_activity(
+                Activity.CHECK_IDLE_BUDGETS,
+                target,
+                result_type=IdleSpends,
+                start_to_close_timeout=BUDGET_CHECK_TIMEOUT,
+                retry_policy=BUDGET_CHECK_RETRY,
+                summary="idle spends of the week",
+            )
+        except ActivityError:
+            workflow.logger.warning("idle spends not read; checking again in a while")
+            return
+        self._status.idle = idle
+        policies = self._status.policies
+        budgets = {
+            user: budget
+            for user in idle.spends
+            if (budget := policies.effective(user).idle_budget_weekly) is not None
+        }
+        over = over_budget(idle.spends, budgets, policies.over_budget)
+        if set(over) != set(policies.over_budget):
+            policies.over_budget = over
+            policies.version += 1
+            policies.changed_at = workflow.now()
+            policies.changed_by = "idle budget"
+        self._publish()
+
+    def _budget_due(self) -> bool:
+        """A check asked for (a change), while a budget is set; patched where it is."""
+        return self._check_due and self._status.policies.has_budget()
 
     def _pending(self) -> bool:
         reached = self._status.reached
@@ -92,6 +152,7 @@ class PolicyWorkflow:
         policies.changed_at = workflow.now()
         policies.changed_by = change.by
         self._status.policies = policies
+        self._check_due = True
         self._publish()
         return self._status
 

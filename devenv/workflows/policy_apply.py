@@ -17,7 +17,7 @@ from typing import Any
 
 from devenv.models import deadline
 from devenv.models.durations import format_duration
-from devenv.models.policy import FLAGS, OrgPolicy, Requested, check_thresholds
+from devenv.models.policy import BUDGET_SCOPE, FLAGS, OrgPolicy, Requested, check_thresholds
 from devenv.models.state import Change, EnvState, Status, TerminationReason
 from devenv.workflows import inputs
 from devenv.workflows.display import clock
@@ -85,6 +85,8 @@ def apply(s: EnvState, policy: OrgPolicy, now: datetime) -> Applied:
             if getattr(policy, bound) is not None
             else "no bound"
         )
+        if policy.scopes.get(bound) == BUDGET_SCOPE:
+            why = policy.budget_words()
         if field == "inactivity_duration" and old is None and policy.no_off:
             why += ", no-off"
         if verb == "raised":

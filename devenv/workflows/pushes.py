@@ -215,6 +215,24 @@ class InstancePushes:
         )
         self._notifications.add(asyncio.create_task(self._notify(notice)))
 
+    def tell_policy(self, messages: list[str]) -> None:
+        """An admin's idle budget tightened the thresholds: the webhook hears it too."""
+        s = self._state
+        if not messages or s.spec.notify_webhook is None:
+            return
+        notice = Notice(
+            workflow_id=s.workflow_id,
+            webhook=s.spec.notify_webhook,
+            environment=s.spec.name,
+            owner=s.spec.owner,
+            reason="policy",
+            deadline=s.deadline,
+            extend_command=extend_command(s),
+            text=f"{s.spec.name}: " + "; ".join(messages),
+            by="policy",
+        )
+        self._notifications.add(asyncio.create_task(self._notify(notice)))
+
     async def _tell_terminals(self, tell: TellInput) -> None:
         """Write the warning into every terminal open on the instance, once (like wall):
         someone working there when a fixed end comes must not learn it from a dead shell."""

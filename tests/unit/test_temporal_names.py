@@ -147,6 +147,7 @@ def test_wire_names_never_change() -> None:
         [
             "apply_login",
             "apply_policy",
+            "check_idle_budgets",
             "fan_out_policy",
             "hold_lease",
             "monitor",

@@ -32,7 +32,14 @@ from devenv.models.auto_threshold import Break, OwnerBreaks
 from devenv.models.config import InactivityBounds, UtilizationPolicy
 from devenv.models.messages import LeaseInput, WatcherGone
 from devenv.models.names import SHARED_TASK_QUEUE, Activity
-from devenv.models.policy import FanOutResult, OrgPolicy, PolicyChange, PolicySet, PolicyStatus
+from devenv.models.policy import (
+    FanOutResult,
+    IdleSpends,
+    OrgPolicy,
+    PolicyChange,
+    PolicySet,
+    PolicyStatus,
+)
 from devenv.models.state import (
     Change,
     DurationSetting,
@@ -48,7 +55,15 @@ from devenv.workflows.environment import DevEnvironmentWorkflow
 from devenv.workflows.lease import WorkerLeaseWorkflow
 from devenv.workflows.policy import PolicyWorkflow
 from tests.servers import start_test_dev_server
-from tests.workflow.fakes import make_state, report, running_worker, start, utc, wait_for
+from tests.workflow.fakes import (
+    make_state,
+    report,
+    running_worker,
+    start,
+    utc,
+    wait_for,
+    wait_running,
+)
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 H = 3600
@@ -705,6 +720,71 @@ async def policy_workflow(env: WorkflowEnvironment) -> Runs:
         return [("policy_workflow", handle.id, latest)]
 
 
+async def org_policy_budget(env: WorkflowEnvironment) -> Runs:
+    """An idle budget spent: the threshold tightened to the floor, the webhook told."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-org-policy-budget", inactivity=2 * H)
+        state.spec.owner = "alice"
+        state.spec.notify_webhook = "team"
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        tightened = OrgPolicy(
+            version=2,
+            max_inactivity=900,
+            idle_budget_weekly=50.0,
+            floor_inactivity=900,
+            budget_spent=51.2,
+            scopes={"max_inactivity": "idle budget"},
+        )
+        await handle.execute_update(WF.apply_org_policy, tightened)
+        while not fake.notices:
+            await asyncio.sleep(0.05)
+        return await _runs(env.client, handle, "org_policy_budget")
+
+
+async def policy_idle_budget(env: WorkflowEnvironment) -> Runs:
+    """An idle budget: checked right after the change (under it), then by the timer
+    (passed: a new version with alice over, fanned out)."""
+    home = f"tq-{uuid.uuid4().hex[:8]}"
+    spend = {"alice": 10.0}
+    sent: list[int] = []
+    checks: list[int] = []
+
+    @activity.defn(name=Activity.CHECK_IDLE_BUDGETS)
+    async def check_idle_budgets(policies: PolicySet) -> IdleSpends:
+        checks.append(policies.version)
+        return IdleSpends(spends=dict(spend), checked_at=datetime.now(UTC))
+
+    @activity.defn(name=Activity.FAN_OUT_POLICY)
+    async def fan_out_policy(policies: PolicySet) -> FanOutResult:
+        sent.append(policies.version)
+        return FanOutResult(version=policies.version, environments=1, changed=1)
+
+    async with Worker(
+        env.client,
+        task_queue=home,
+        workflows=[PolicyWorkflow],
+        activities=[check_idle_budgets, fan_out_policy],
+    ):
+        handle = await env.client.start_workflow(
+            PolicyWorkflow.run, PolicyStatus(), id=f"replay-budget-{home}", task_queue=home
+        )
+        await handle.execute_update(
+            PolicyWorkflow.set_policy,
+            PolicyChange(keys={"idle_budget_weekly": 50.0, "floor_inactivity": 900}, by="admin"),
+        )
+        while not checks:
+            await asyncio.sleep(0.05)
+        spend["alice"] = 51.2
+        await env.sleep(timedelta(minutes=6))
+        while not sent or sent[-1] < 2:
+            await asyncio.sleep(0.05)
+        while (await handle.query(PolicyWorkflow.policy)).reached.version < 2:  # type: ignore[union-attr]
+            await asyncio.sleep(0.05)
+        await handle.terminate("recorded")
+        return [("policy_idle_budget", handle.id, (await handle.describe()).run_id)]
+
+
 TIME_SKIPPING: list[Scenario] = [
     idle_timeout,
     user_activity_and_updates,
@@ -734,6 +814,8 @@ TIME_SKIPPING: list[Scenario] = [
     suspended_stop,
     suspended_continue_as_new,
     org_policy,
+    policy_idle_budget,
+    org_policy_budget,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,
