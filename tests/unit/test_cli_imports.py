@@ -32,6 +32,8 @@ code = run(sys.argv[1:])
 loaded = [name for name in json.loads(os.environ["PROBE_MODULES"]) if name in sys.modules]
 with open(os.environ["PROBE_OUT"], "w") as out:
     json.dump({"code": code, "loaded": loaded}, out)
+sys.stdout.flush()
+os._exit(0)  # as devenv.cli.app.main does: no finalisation under Temporal's threads
 """
 
 
