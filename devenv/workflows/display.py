@@ -13,6 +13,8 @@ from devenv.models.deadline import extension_in_force, fixed_end, plural, rule_w
 from devenv.models.durations import format_duration
 from devenv.models.idle_budget import budget_words
 from devenv.models.state import EnvSpec, EnvState, Status, TerminationReason
+from devenv.models.status import EnvironmentStatus
+from devenv.models.suspension_cost import suspension_words
 
 SUSPENSION = (Status.SUSPENDING, Status.SUSPENDED, Status.RESUMING)
 
@@ -94,15 +96,25 @@ def extend_command(s: EnvState) -> str:
     return f"devenv signal {s.spec.name} --extend 1h"
 
 
-def warning_message(s: EnvState, now: datetime) -> str:
-    """The warning event (and the webhook's text): when, why, and how to keep it."""
+def warning_message(s: EnvState, now: datetime, costs: bool = False) -> str:
+    """The warning event (and the webhook's text): when, why, how to keep it; with
+    ``costs``, a suspended one's storage cost against running, and what suspension saved."""
     assert s.deadline is not None
     left = format_duration(max(math.ceil((s.deadline - now).total_seconds()), 0))
     ends = "is deleted" if s.status == Status.SUSPENDED else "terminates"
+    words = suspension_cost_words(s, now) if costs else ""
     return (
         f"warning: {s.spec.name} {ends} at {clock(s.deadline)} (in {left}; "
-        f"{rule_words(s)}); to keep it: {extend_command(s)}"
+        f"{rule_words(s)}{'; ' + words if words else ''}); to keep it: {extend_command(s)}"
     )
+
+
+def suspension_cost_words(s: EnvState, now: datetime) -> str:
+    """What a suspended environment costs (storage) against running, and what suspension
+    saved, as of ``now``; empty unless suspended with a known price."""
+    if s.status != Status.SUSPENDED:
+        return ""
+    return suspension_words(EnvironmentStatus.published(s).costed(now))
 
 
 def terminal_warning(s: EnvState, now: datetime) -> str:

@@ -413,10 +413,16 @@ class DevEnvironmentWorkflow:
         if deadline.warning_due(s, now):
             assert s.deadline is not None and s.deadline_reason is not None
             s.warned_for = s.deadline
-            message = warning_message(s, now)
+            message = warning_message(s, now, costs=self._warns_costs())
             self._event(message)
             self._pushes.warn(message, now)
         return True
+
+    def _warns_costs(self) -> bool:
+        """A suspended one's warning says what storage costs (asked only on that path)."""
+        return self._state.status == Status.SUSPENDED and workflow.patched(
+            patches.STORAGE_COST_PATCH
+        )
 
     def _should_wake(self) -> bool:
         return self._wake or self._monitor.finished()

@@ -48,3 +48,6 @@ GPU_POLICY_PATCH = "gpu-utilization-probe"
 asked only by environments with ``utilization_policy`` set."""
 ORG_POLICY_PATCH = "org-policy"
 """An admin's policy applied to a running environment (update ``apply_org_policy``)."""
+STORAGE_COST_PATCH = "suspended-storage-cost"
+"""A suspended environment's deletion warning says what its storage costs against running
+and what suspension saved; histories recorded before warn without it (asked only there)."""

@@ -7,6 +7,7 @@ suspended one after its warning."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,32 @@ def configured(world: World, directory: Path, **top: Any) -> tuple[str, Path]:  
     return name, path
 
 
+class Transcript:
+    """The CLI session as a user sees it (printed: ``pytest -s`` shows it)."""
+
+    def __init__(self, world: World) -> None:  # noqa: F811
+        self.devenv = world.devenv
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = self.devenv.run(*argv, check=check)
+        shown = " ".join(Path(a).name if a.endswith(".yml") else a for a in argv)
+        print(f"$ devenv {shown}\n{done.stdout}{done.stderr}", end="", flush=True)
+        return done
+
+
 def test_a_users_file_survives_an_idle_suspension_and_a_resume_on_aws(
     world: World,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     devenv = world.devenv
+    cli = Transcript(world)
     name, path = configured(world, tmp_path, inactivity_duration="5s", on_idle="suspend")
-    devenv.run("start", str(path))
+    cli.run("start", str(path))
     [instance] = world.instances_named(name)
     instance_id = instance["InstanceId"]
     wrote = devenv.ssh(name, "echo unpushed > notes.txt && echo ok")
     assert wrote.stdout == "ok\n", wrote.stderr
+    cli.run("ps")
 
     row = world.until_status(name, "suspended")
     assert row["suspend_reason"] == "idle for 5s (on_idle: suspend)"
@@ -44,17 +60,26 @@ def test_a_users_file_survives_an_idle_suspension_and_a_resume_on_aws(
     refused = devenv.ssh(name, "true")
     assert refused.returncode == 255, "nothing answers while the machine is stopped"
     assert "suspending: idle for 5s (on_idle: suspend)" in world.logs(name)
+    # While suspended it costs its volumes, listed apart from the running cost.
+    [listed] = [r for r in json.loads(cli.run("ps", "--json").stdout) if r["name"] == name]
+    assert 0 < listed["storage_price_per_hour"] < listed["price_per_hour"]
+    assert listed["storage_cost"] is not None and listed["suspension_saved"] is not None
+    assert " storage" in cli.run("ps").stdout
+    detail = cli.run("ps", name, "-v").stdout
+    assert "running; suspension saved $" in detail and "storage $" in detail
 
-    resumed = devenv.run("resume", name)
+    resumed = cli.run("resume", name)
     assert f"{name} is running again" in resumed.stdout
     assert world.instance(instance_id)["State"]["Name"] == "running"
     read = devenv.ssh(name, "cat notes.txt")
     assert read.returncode == 0 and read.stdout == "unpushed\n", read.stderr
     assert world.booter.machines[instance_id].boots == 2, "the same instance, booted again"
 
-    devenv.run("stop", name, "--wait")
+    cli.run("stop", name, "--wait")
     assert world.instance(instance_id)["State"]["Name"] == "terminated"
     assert devenv.ps(name)["status"] == "terminated"
+    cli.run("ps", "--all")
+    cli.run("logs", name)
 
 
 def test_suspend_wait_and_resume_on_aws(world: World, tmp_path: Path) -> None:  # noqa: F811
