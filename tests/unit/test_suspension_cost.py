@@ -135,3 +135,19 @@ def test_the_deletion_warning_says_storage_vs_running_and_the_saving(
 )
 def test_hourly_prices_keep_a_cent_fraction_only_when_small(usd: float | None, shown: str) -> None:
     assert per_hour(usd) == shown
+
+
+def test_report_prints_storage_vs_running_and_the_saving() -> None:
+    from rich.console import Console
+
+    from devenv.cli.report import render
+
+    now = T0 + timedelta(hours=12)
+    console = Console(width=200, record=True)
+    for part in render(build_report([suspended_state()], T0 - timedelta(days=1), now)):
+        console.print(part)
+    text = console.export_text()
+    assert "box: 10h suspended, storage $0.11 (running cost $2.01), saved $9.95" in text
+    assert "total: 10h suspended, storage $0.11 (running cost $2.01), suspension saved $9.95" in (
+        text
+    )
