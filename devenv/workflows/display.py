@@ -9,7 +9,14 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
 from devenv.models import gpu_policy
-from devenv.models.deadline import extension_in_force, fixed_end, plural, rule_words, warn_at
+from devenv.models.deadline import (
+    IDLE_REASONS,
+    extension_in_force,
+    fixed_end,
+    plural,
+    rule_words,
+    warn_at,
+)
 from devenv.models.durations import format_duration
 from devenv.models.idle_budget import budget_words
 from devenv.models.state import EnvSpec, EnvState, Status, TerminationReason
@@ -96,12 +103,21 @@ def extend_command(s: EnvState) -> str:
     return f"devenv signal {s.spec.name} --extend 1h"
 
 
-def warning_message(s: EnvState, now: datetime, costs: bool = False) -> str:
+def suspends_at_deadline(s: EnvState) -> bool:
+    """Its deadline is an idle rule's and ``on_idle: suspend`` holds: it is suspended
+    then, not terminated."""
+    return s.deadline_reason in IDLE_REASONS and s.spec.on_idle == "suspend" and s.spec.suspendable
+
+
+def warning_message(s: EnvState, now: datetime, costs: bool = False, suspends: bool = False) -> str:
     """The warning event (and the webhook's text): when, why, how to keep it; with
-    ``costs``, a suspended one's storage cost against running, and what suspension saved."""
+    ``costs``, a suspended one's storage cost against running, and what suspension saved;
+    with ``suspends``, an idle deadline under ``on_idle: suspend`` says it suspends."""
     assert s.deadline is not None
     left = format_duration(max(math.ceil((s.deadline - now).total_seconds()), 0))
     ends = "is deleted" if s.status == Status.SUSPENDED else "terminates"
+    if suspends and s.status != Status.SUSPENDED:
+        ends = "is suspended (files kept)"
     words = suspension_cost_words(s, now) if costs else ""
     return (
         f"warning: {s.spec.name} {ends} at {clock(s.deadline)} (in {left}; "

@@ -51,3 +51,6 @@ ORG_POLICY_PATCH = "org-policy"
 STORAGE_COST_PATCH = "suspended-storage-cost"
 """A suspended environment's deletion warning says what its storage costs against running
 and what suspension saved; histories recorded before warn without it (asked only there)."""
+SUSPEND_WARNING_PATCH = "idle-suspend-warning-words"
+"""The warning before an idle deadline under ``on_idle: suspend`` says it is suspended;
+histories recorded before said it terminates (asked only on that path)."""

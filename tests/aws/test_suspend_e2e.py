@@ -130,4 +130,7 @@ def test_delete_after_ends_a_suspended_aws_environment_after_its_warning(
     ended = [i for i, m in enumerate(words) if m.startswith("terminated:")]
     assert warned and ended and warned[-1] < ended[0], words
     assert f"devenv resume {name}" in words[warned[-1]], words
+    assert " running; suspension saved $" in words[warned[-1]], "storage vs running, saved"
+    assert words[warned[0]].startswith(f"warning: {name} is suspended (files kept) at "), words
+    print("\n".join(f"{e['at']}  {e['message']}" for e in events))
     wait_for(lambda: instance_id not in world.booter.machines, 10, "the machine gone")

@@ -94,6 +94,27 @@ async def test_delete_after_warns_then_deletes_the_suspended_instance(
     assert final.ended_at is not None and final.ended_at >= suspended.deadline
 
 
+async def test_the_warning_before_an_idle_suspension_says_it_suspends(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """``on_idle: suspend``: the warning ahead of the idle deadline (event and webhook) must
+    not say it terminates: it is suspended, its files kept."""
+    env = time_skipping_env
+    state = make_state(inactivity=H, on_idle="suspend", suspendable=True, delete_after=None)
+    state.spec.notify_webhook = "wh-" + "6" * 24
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        await env.sleep(timedelta(hours=1, minutes=1))
+        suspended = await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.request_stop, None)
+    [warning] = [m for m in messages(suspended) if m.startswith("warning:")]
+    assert f"warning: {state.spec.name} is suspended (files kept) at " in warning, warning
+    assert "terminates" not in warning
+    [notice] = fake.notices
+    assert notice.text == warning
+
+
 async def test_the_deletion_warning_says_what_storage_costs_against_running(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
