@@ -132,8 +132,9 @@ def families(snapshot: Snapshot, user: User) -> list[Family]:
     per_hour = Family(
         "devenv_cost_dollars_per_hour",
         "gauge",
-        "USD per hour of the environments in each status (their price_per_hour; unknown "
-        "prices count 0).",
+        "USD per hour of the environments in each status (their price_per_hour; while "
+        "suspending, suspended or resuming their storage_price_per_hour, the kept volumes; "
+        "unknown prices count 0).",
     )
     for status in ALIVE:
         per_hour.set(0.0, status=status)

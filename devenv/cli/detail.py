@@ -24,6 +24,7 @@ from devenv.models.deadline import (
 from devenv.models.durations import format_duration
 from devenv.models.state import EnvState, SessionInfo, Status, TerminationReason
 from devenv.models.status import EnvironmentStatus
+from devenv.models.suspension_cost import suspension_words
 
 LAST_EVENTS = 10
 
@@ -91,6 +92,8 @@ def summary(s: EnvState, now: datetime) -> str:
     if row.price_per_hour is not None:
         so_far = "" if s.status.ended else " so far"
         parts.append(f"cost {money(row.cost)}{so_far} ({money(row.price_per_hour)}/h)")
+        if row.suspended_now or row.suspended_seconds:
+            parts.append(suspension_words(row))
     if s.status.ended and s.ended_at is not None:
         parts.append(f"ran {at(s.ready_at or s.created_at, now)} to {at(s.ended_at, now)}")
     elif s.ready_at is not None:

@@ -17,12 +17,14 @@ REPORT_HELP = """What environments cost, what idle termination saved, and a sugg
 
 Per environment and in total, counted inside the last --since:
 
-- running: ready to ended (or now).
+- running: ready to ended (or now), less the time suspended.
 - in use: a user connected or a job running (from the presence events).
 - idle at end: if ended by inactivity, last idle since to ended (its cost).
 - cost: the backend's price x running.
 - saved: if ended by inactivity, price x (min(created + max_duration, now) - ended),
   or price x (now - ended) without max_duration: "to max" / "to now".
+- suspended: hours suspended; storage: the kept volumes' price x those hours;
+  suspension saved: those hours x (running price - storage price).
 - saved by rule: those savings per idle rule (inactivity_duration, auto,
   idle_budget); for auto also what learning saved against its bounds' max.
 - breaks: gaps between one use and the next within one environment
@@ -115,6 +117,32 @@ def rule_lines(result: Report) -> list[RenderableType]:
     return lines
 
 
+def suspension_lines(result: Report) -> list[RenderableType]:
+    """Running cost vs storage cost while suspended, and what suspension saved (only when
+    something was suspended in the period)."""
+    from rich.markup import escape
+
+    from devenv.cli.views import money
+
+    total = result.total
+    if not total.hours_suspended:
+        return []
+    lines: list[RenderableType] = ["", "[bold]Suspended[/]"]
+    for env in result.environments:
+        if env.hours_suspended:
+            lines.append(
+                f"  {escape(env.name)}: {_span(env.hours_suspended)} suspended, storage "
+                f"{money(env.storage_cost)} (running cost {money(env.cost)}), "
+                f"saved {money(env.suspension_saved)}"
+            )
+    lines.append(
+        f"  total: {_span(total.hours_suspended)} suspended, storage "
+        f"{money(total.storage_cost)} (running cost {money(total.cost)}), "
+        f"suspension saved {money(total.suspension_saved)}"
+    )
+    return lines
+
+
 def render(result: Report) -> list[RenderableType]:
     """The table and the lines under it, as `devenv report` prints them."""
     from rich.table import Table
@@ -162,6 +190,7 @@ def render(result: Report) -> list[RenderableType]:
     parts.append(table)
     if total.unpriced:
         parts.append(f"[dim]{total.unpriced} environment(s) without a known price: not in $[/]")
+    parts += suspension_lines(result)
     parts += rule_lines(result)
     breaks = result.breaks
     line = "  ".join(f"{label} {count}" for label, count in breaks.buckets.items())

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from devenv.models.durations import format_duration
 from devenv.models.state import Status
 from devenv.models.status import EnvironmentStatus, statuses_json
+from devenv.models.suspension_cost import money
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,9 +35,12 @@ def clock(moment: datetime | None) -> str:
     return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def money(usd: float | None) -> str:
-    """'$12.41' / '$0.00' / '-' (price unknown)."""
-    return "-" if usd is None else f"${usd:,.2f}"
+def cost_cell(row: EnvironmentStatus) -> str:
+    """``$4.02``; while suspended with a storage price: ``$4.02 + $0.05 storage`` (running
+    cost, then what the kept volumes cost so far)."""
+    if row.suspended_now and row.storage_price_per_hour is not None:
+        return f"{money(row.cost)} + {money(row.storage_cost)} storage"
+    return money(row.cost)
 
 
 STATUS_STYLE = {
@@ -82,7 +86,7 @@ def ps_cells(row: EnvironmentStatus) -> tuple[list[str], str]:
         ("auto " if row.inactivity_auto else "") + format_duration(row.inactivity_duration),
         format_duration(row.max_duration),
         relative(row.deadline),
-        money(row.cost),
+        cost_cell(row),
         row.termination_reason or row.suspend_reason or "-",
     ]
     return cells, style

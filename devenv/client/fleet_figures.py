@@ -59,6 +59,7 @@ CLOSED_REASONS: dict[int, str] = {
 (``devenv.client.closed`` words the same cases for `devenv ps`)."""
 KNOWN_REASONS = frozenset(reason.value for reason in TerminationReason)
 ENDED = frozenset(status.value for status in Status if status.ended)
+SUSPENSION = frozenset({Status.SUSPENDING.value, Status.SUSPENDED.value, Status.RESUMING.value})
 
 Audience = tuple[str | None, tuple[str, ...]]
 """Who may see an environment's figures: its owner and the users it is shared with."""
@@ -79,6 +80,7 @@ class MemoFigures(BaseModel):
     max_duration: int | None = None
     termination_reason: str | None = None
     price_per_hour: float | None = None
+    storage_price_per_hour: float | None = None
     billed_from: datetime | None = None
     billed_until: datetime | None = None
     policy_changes: int = 0
@@ -86,6 +88,14 @@ class MemoFigures(BaseModel):
     @property
     def audience(self) -> Audience:
         return self.owner, tuple(sorted(self.shared_with))
+
+    @property
+    def billed_per_hour(self) -> float | None:
+        """What it bills by the hour now: its volumes while suspended (or on the way in or
+        out), its price otherwise."""
+        if self.status in SUSPENSION:
+            return self.storage_price_per_hour
+        return self.price_per_hour
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class LiveRow:
     shared_with: tuple[str, ...]
     connections: int
     price_per_hour: float | None
+    """What it bills by the hour now (suspended: its storage price)."""
     policy_changes: int
 
 
@@ -220,7 +231,7 @@ class FleetReader:
                     owner=figures.owner,
                     shared_with=figures.audience[1],
                     connections=figures.connections,
-                    price_per_hour=figures.price_per_hour,
+                    price_per_hour=figures.billed_per_hour,
                     policy_changes=figures.policy_changes,
                 )
             )

@@ -12,7 +12,10 @@ Definitions, all counted inside the period ``[since, now]``:
   read from the environment's presence events (``in_use_intervals``).
 * idle before termination: for environments ended by inactivity, the last idle since
   -> ended_at: what the threshold cost.
-* cost: price_per_hour x hours running (unknown when the backend gave no price).
+* cost: price_per_hour x hours running (unknown when the backend gave no price); hours
+  suspended do not run: they cost storage_price_per_hour each (aws: the EBS volumes), and
+  suspension saved hours suspended x (price - storage price). The current suspension is
+  placed exactly; earlier ones (kept as a total) are counted inside the period.
 * saved: for environments ended by inactivity, price x (min(created + max_duration,
   now) - ended_at) when max_duration is set, else price x (now - ended_at).
 * breaks: gaps between the end of an in-use interval and the next start within one
@@ -42,6 +45,7 @@ from pydantic import BaseModel, Field
 from devenv.errors import InvalidValueError
 from devenv.models.durations import UNITS
 from devenv.models.state import EnvState, TerminationReason
+from devenv.models.status import suspension_costs
 from devenv.models.usage import Interval, in_use_intervals, parse_clock, utc
 
 if TYPE_CHECKING:
@@ -132,6 +136,16 @@ class EnvironmentReport(BaseModel):
         description="Ended by inactivity: last idle since -> ended_at. Null otherwise."
     )
     cost: float | None = Field(description="USD: price x hours running; null: price unknown.")
+    hours_suspended: float = Field(default=0.0, description="Hours suspended (not running).")
+    storage_price_per_hour: float | None = Field(
+        default=None, description="USD per hour while suspended; null: unknown."
+    )
+    storage_cost: float | None = Field(
+        default=None, description="USD: storage price x hours suspended; null: unknown."
+    )
+    suspension_saved: float | None = Field(
+        default=None, description="USD: hours suspended x (price - storage price)."
+    )
     hours_saved: float | None = Field(
         description="Ended by inactivity: ended_at -> min(created + max_duration, now)."
     )
@@ -185,6 +199,9 @@ class Totals(BaseModel):
     hours_in_use: float
     hours_idle_before_termination: float
     cost: float = Field(description="USD, over the environments with a known price.")
+    hours_suspended: float = 0.0
+    storage_cost: float = Field(default=0.0, description="USD of storage while suspended.")
+    suspension_saved: float = Field(default=0.0, description="USD suspension saved.")
     hours_saved: float
     saved: float = Field(description="USD, over the environments with a known price.")
     unpriced: int = Field(description="Environments whose price is unknown (not in USD sums).")
@@ -250,6 +267,16 @@ def seconds_saved(
     return max((until - utc(ended)).total_seconds(), 0.0), saved_until
 
 
+def seconds_suspended(
+    state: EnvState, running: float, end: datetime, since: datetime, now: datetime
+) -> float:
+    """Seconds of the ``running`` ones (inside [since, now]) it spent suspended: the current
+    suspension where it lies, earlier ones (a total) up to what is left of ``running``."""
+    current = _overlap(utc(state.suspended_at), end, since, now) if state.suspended_at else 0.0
+    current = min(current, running)
+    return current + min(state.suspended_seconds, running - current)
+
+
 def environment_report(state: EnvState, since: datetime, now: datetime) -> EnvironmentReport:
     """One environment's figures inside [since, now]."""
     ready = utc(state.ready_at) if state.ready_at else None
@@ -271,6 +298,10 @@ def environment_report(state: EnvState, since: datetime, now: datetime) -> Envir
             elif not intervals:
                 tail_start = max(ready, exact)
     running = _overlap(ready, end, since, now) if ready else 0.0
+    suspended = seconds_suspended(state, running, end, since, now)
+    running -= suspended
+    storage_price = state.instance.storage_price_per_hour if state.instance is not None else None
+    storage_cost, suspension_saved = suspension_costs(price, storage_price, suspended)
     in_use = sum(_overlap(a, b, since, now) for a, b in intervals)
     breaks = [
         (b[0] - a[1]).total_seconds()
@@ -309,6 +340,10 @@ def environment_report(state: EnvState, since: datetime, now: datetime) -> Envir
         hours_in_use=_hours(in_use),
         hours_idle_before_termination=idle_before,
         cost=usd(price, running),
+        hours_suspended=_hours(suspended),
+        storage_price_per_hour=storage_price,
+        storage_cost=storage_cost,
+        suspension_saved=suspension_saved,
         hours_saved=hours_saved,
         saved=saved,
         saved_until=saved_until,
@@ -430,6 +465,9 @@ def build_report(
             sum(e.hours_idle_before_termination or 0.0 for e in envs), 6
         ),
         cost=round(sum(e.cost or 0.0 for e in priced), 2),
+        hours_suspended=round(sum(e.hours_suspended for e in envs), 6),
+        storage_cost=round(sum(e.storage_cost or 0.0 for e in envs), 2),
+        suspension_saved=round(sum(e.suspension_saved or 0.0 for e in priced), 2),
         hours_saved=round(sum(e.hours_saved or 0.0 for e in envs), 6),
         saved=round(sum(e.saved or 0.0 for e in priced), 2),
         unpriced=len(envs) - len(priced),

@@ -119,6 +119,23 @@ class EnvironmentStatus(BaseModel):
         "to ended (or now), less the time suspended, rounded to cents; null when the price "
         "is unknown.",
     )
+    storage_price_per_hour: float | None = Field(
+        default=None,
+        description="USD per hour while suspended (aws: its EBS volumes); absent where "
+        "suspension costs nothing known.",
+        # Absent while unknown: memo rows of histories recorded before stay the same.
+        exclude_if=lambda price: price is None,
+    )
+    storage_cost: float | None = Field(
+        default=None,
+        description="USD so far while suspended: storage_price_per_hour times the hours "
+        "suspended; null when the storage price is unknown. Not in `cost`.",
+    )
+    suspension_saved: float | None = Field(
+        default=None,
+        description="USD suspension saved so far: the hours suspended times "
+        "(price_per_hour - storage_price_per_hour); null when the price is unknown.",
+    )
     billed_from: datetime | None = Field(
         default=None,
         description="What `cost` counts from (UTC): when the instance was ready, or when the "
@@ -143,7 +160,15 @@ class EnvironmentStatus(BaseModel):
         if self.suspended_since is not None:
             paused += max(((self.billed_until or now) - self.suspended_since).total_seconds(), 0)
         cost = cost_so_far(self.price_per_hour, self.billed_from, self.billed_until, now, paused)
-        return self.model_copy(update={"cost": cost})
+        storage, saved = suspension_costs(self.price_per_hour, self.storage_price_per_hour, paused)
+        return self.model_copy(
+            update={"cost": cost, "storage_cost": storage, "suspension_saved": saved}
+        )
+
+    @property
+    def suspended_now(self) -> bool:
+        """Suspended (or on the way in or out): the machine is not billed by the hour."""
+        return self.status in (Status.SUSPENDING, Status.SUSPENDED, Status.RESUMING)
 
     @classmethod
     def published(cls, state: EnvState) -> EnvironmentStatus:
@@ -177,6 +202,9 @@ class EnvironmentStatus(BaseModel):
             group=state.spec.group,
             shared_with=[user.name for user in state.shared_with],
             price_per_hour=price,
+            storage_price_per_hour=(
+                state.instance.storage_price_per_hour if state.instance is not None else None
+            ),
             billed_from=(state.ready_at or state.created_at) if price is not None else None,
             billed_until=state.ended_at if price is not None else None,
         )
@@ -221,6 +249,21 @@ def cost_so_far(
         return None
     hours = max(((until or now) - since).total_seconds() - suspended, 0.0) / 3600
     return round(price_per_hour * hours, 2)
+
+
+def suspension_costs(
+    price_per_hour: float | None, storage_price_per_hour: float | None, suspended: float
+) -> tuple[float | None, float | None]:
+    """What ``suspended`` seconds cost in storage, and what they saved against running:
+    hours x storage price, and hours x (price - storage price), rounded to cents. The
+    storage cost is None when its price is unknown (then nothing is subtracted from the
+    saving); the saving is None when the running price is unknown."""
+    hours = max(suspended, 0.0) / 3600
+    storage = None if storage_price_per_hour is None else round(storage_price_per_hour * hours, 2)
+    if price_per_hour is None:
+        return storage, None
+    saved = max(price_per_hour - (storage_price_per_hour or 0.0), 0.0) * hours
+    return storage, round(saved, 2)
 
 
 class EnvironmentList(list[EnvironmentStatus]):

@@ -9,10 +9,19 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
 from devenv.models import gpu_policy
-from devenv.models.deadline import extension_in_force, fixed_end, plural, rule_words, warn_at
+from devenv.models.deadline import (
+    IDLE_REASONS,
+    extension_in_force,
+    fixed_end,
+    plural,
+    rule_words,
+    warn_at,
+)
 from devenv.models.durations import format_duration
 from devenv.models.idle_budget import budget_words
 from devenv.models.state import EnvSpec, EnvState, Status, TerminationReason
+from devenv.models.status import EnvironmentStatus
+from devenv.models.suspension_cost import suspension_words
 
 SUSPENSION = (Status.SUSPENDING, Status.SUSPENDED, Status.RESUMING)
 
@@ -94,15 +103,34 @@ def extend_command(s: EnvState) -> str:
     return f"devenv signal {s.spec.name} --extend 1h"
 
 
-def warning_message(s: EnvState, now: datetime) -> str:
-    """The warning event (and the webhook's text): when, why, and how to keep it."""
+def suspends_at_deadline(s: EnvState) -> bool:
+    """Its deadline is an idle rule's and ``on_idle: suspend`` holds: it is suspended
+    then, not terminated."""
+    return s.deadline_reason in IDLE_REASONS and s.spec.on_idle == "suspend" and s.spec.suspendable
+
+
+def warning_message(s: EnvState, now: datetime, costs: bool = False, suspends: bool = False) -> str:
+    """The warning event (and the webhook's text): when, why, how to keep it; with
+    ``costs``, a suspended one's storage cost against running, and what suspension saved;
+    with ``suspends``, an idle deadline under ``on_idle: suspend`` says it suspends."""
     assert s.deadline is not None
     left = format_duration(max(math.ceil((s.deadline - now).total_seconds()), 0))
     ends = "is deleted" if s.status == Status.SUSPENDED else "terminates"
+    if suspends and s.status != Status.SUSPENDED:
+        ends = "is suspended (files kept)"
+    words = suspension_cost_words(s, now) if costs else ""
     return (
         f"warning: {s.spec.name} {ends} at {clock(s.deadline)} (in {left}; "
-        f"{rule_words(s)}); to keep it: {extend_command(s)}"
+        f"{rule_words(s)}{'; ' + words if words else ''}); to keep it: {extend_command(s)}"
     )
+
+
+def suspension_cost_words(s: EnvState, now: datetime) -> str:
+    """What a suspended environment costs (storage) against running, and what suspension
+    saved, as of ``now``; empty unless suspended with a known price."""
+    if s.status != Status.SUSPENDED:
+        return ""
+    return suspension_words(EnvironmentStatus.published(s).costed(now))
 
 
 def terminal_warning(s: EnvState, now: datetime) -> str:

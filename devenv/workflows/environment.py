@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         failure_message,
         presence_words,
         provision_summary,
+        suspends_at_deadline,
         wake_summary,
         warning_message,
         warning_withdrawn,
@@ -423,10 +424,23 @@ class DevEnvironmentWorkflow:
         if deadline.warning_due(s, now):
             assert s.deadline is not None and s.deadline_reason is not None
             s.warned_for = s.deadline
-            message = warning_message(s, now)
+            message = warning_message(
+                s, now, costs=self._warns_costs(), suspends=self._warns_suspension()
+            )
             self._event(message)
             self._pushes.warn(message, now)
         return True
+
+    def _warns_costs(self) -> bool:
+        """A suspended one's warning says what storage costs (asked only on that path)."""
+        return self._state.status == Status.SUSPENDED and workflow.patched(
+            patches.STORAGE_COST_PATCH
+        )
+
+    def _warns_suspension(self) -> bool:
+        """An idle deadline under ``on_idle: suspend`` is warned as a suspension (asked only
+        on that path; histories recorded before said it terminates)."""
+        return suspends_at_deadline(self._state) and workflow.patched(patches.SUSPEND_WARNING_PATCH)
 
     def _should_wake(self) -> bool:
         return self._wake or self._monitor.finished()

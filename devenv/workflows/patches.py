@@ -56,3 +56,9 @@ IDLE_BUDGET_PATCH = "idle-budget"
 """The policy workflow checks the users' idle spend of the week (a timer, then activity
 ``check_idle_budgets``) while an idle budget is set; asked only then, so histories
 recorded before budgets replay unchanged."""
+STORAGE_COST_PATCH = "suspended-storage-cost"
+"""A suspended environment's deletion warning says what its storage costs against running
+and what suspension saved; histories recorded before warn without it (asked only there)."""
+SUSPEND_WARNING_PATCH = "idle-suspend-warning-words"
+"""The warning before an idle deadline under ``on_idle: suspend`` says it is suspended;
+histories recorded before said it terminates (asked only on that path)."""

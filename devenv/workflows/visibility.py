@@ -41,15 +41,19 @@ def start_attributes(s: EnvState) -> TypedSearchAttributes | None:
     return TypedSearchAttributes([SearchAttributePair(GROUP_ATTR, s.spec.group)])
 
 
+READER_COMPUTED = {"cost", "storage_cost", "suspension_saved"}
+"""Fields of a row that depend on the clock: readers compute them, the memo never keeps them."""
+
+
 def memo_row(s: EnvState) -> dict[str, Any]:
-    """The row as the memo keeps it: no ``cost`` (readers compute it, see
+    """The row as the memo keeps it: no ``cost`` nor storage cost (readers compute it, see
     ``EnvironmentStatus.costed``) but what it is computed from, once the price is known.
 
     Without a price (histories recorded before prices existed) the row stays exactly
     what it was, so replaying such a history upserts no memo it lacks; likewise ``jobs``
     is kept only while some run (readers default it to 0).
     """
-    row = EnvironmentStatus.published(s).model_dump(mode="json", exclude={"cost"})
+    row = EnvironmentStatus.published(s).model_dump(mode="json", exclude=READER_COMPUTED)
     if not row["jobs"]:
         del row["jobs"]
     if row["price_per_hour"] is None:

@@ -100,7 +100,15 @@ async def test_gauges_and_totals_per_caller_from_memos_alone(temporal: Client) -
     await seed(temporal, row("a1", "running", owner="alice", connections=2, price_per_hour=1.5))
     await seed(
         temporal,
-        row("b1", "suspended", backend="aws", owner="bob", shared_with=["alice"], price_per_hour=1),
+        row(
+            "b1",
+            "suspended",
+            backend="aws",
+            owner="bob",
+            shared_with=["alice"],
+            price_per_hour=1,
+            storage_price_per_hour=0.02,
+        ),
     )
     await seed(temporal, row("b2", "running", owner="bob", policy_changes=2))
     await seed(temporal, None)  # started before memos: not counted, said so to admins
@@ -141,7 +149,8 @@ async def test_gauges_and_totals_per_caller_from_memos_alone(temporal: Client) -
     assert admin['devenv_environments{backend="aws",owner="bob",status="suspended"}'] == 1
     assert admin["devenv_connections"] == 2
     assert admin['devenv_cost_dollars_per_hour{status="running"}'] == 1.5
-    assert admin['devenv_cost_dollars_per_hour{status="suspended"}'] == 1
+    # Suspended, an aws instance bills its volumes only, never its running price.
+    assert admin['devenv_cost_dollars_per_hour{status="suspended"}'] == 0.02
     assert admin['devenv_cost_dollars_per_hour{status="suspending"}'] == 0
     assert admin['devenv_terminations_total{reason="inactivity_duration_exceeded"}'] == 2
     assert admin['devenv_terminations_total{reason="stopped_by_user"}'] == 1

@@ -366,6 +366,9 @@ def test_an_empty_period() -> None:
         "hours_saved": 0.0,
         "saved": 0.0,
         "unpriced": 0,
+        "hours_suspended": 0.0,
+        "storage_cost": 0.0,
+        "suspension_saved": 0.0,
     }
     assert report.breaks.count == 0 and report.breaks.max_seconds is None
     assert report.suggestion.threshold_seconds is None and report.unanswered == ["devenv-x"]

@@ -109,6 +109,9 @@ class FakeBackend:
     """What ``watch_queue`` answers: the queue a shared-queue instance's monitor goes to
     ("": none, it stays on the instance's queue with heartbeats)."""
 
+    price_per_hour: float | None = None
+    storage_price_per_hour: float | None = None
+    """What the instance costs running, and suspended (aws: its volumes); None: unknown."""
     suspend_gate: asyncio.Event | None = None
     """When set, suspend waits for it: lets a test act while SUSPENDING."""
     resume_failure: str | None = None
@@ -237,6 +240,8 @@ class FakeBackend:
             task_queue=self.task_queue,
             failsafe=self.failsafe,
             login_messages=self.login_messages,
+            price_per_hour=self.price_per_hour,
+            storage_price_per_hour=self.storage_price_per_hour,
         )
 
     @activity.defn(name=Activity.MONITOR)

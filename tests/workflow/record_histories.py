@@ -597,6 +597,38 @@ async def suspend_delete_after(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "suspend_delete_after")
 
 
+async def suspend_storage_cost(env: WorkflowEnvironment) -> Runs:
+    """A priced instance (running and storage) suspended, warned with what its storage
+    costs against running and what suspension saved, then deleted by delete_after."""
+    async with running_worker(
+        env.client, price_per_hour=1.006, storage_price_per_hour=0.011
+    ) as fake:
+        state = make_state("replay-storage-cost", suspendable=True, delete_after=3 * 86_400)
+        state.spec.notify_webhook = "wh-" + "5" * 24
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_suspend, "lunch")
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        return await _runs(env.client, handle, "suspend_storage_cost")
+
+
+async def suspend_idle_warning(env: WorkflowEnvironment) -> Runs:
+    """``on_idle: suspend``: warned (webhook) that it is suspended, then suspended, then
+    stopped."""
+    async with running_worker(env.client) as fake:
+        state = make_state(
+            "replay-idle-warning", inactivity=H, on_idle="suspend", suspendable=True,
+            delete_after=None,
+        )  # fmt: skip
+        state.spec.notify_webhook = "wh-" + "6" * 24
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await env.sleep(timedelta(hours=1, minutes=1))
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "suspend_idle_warning")
+
+
 async def suspended_stop(env: WorkflowEnvironment) -> Runs:
     """A resume asked while suspending, a suspend again, then a stop of the suspended one;
     garbage inputs refused along the way."""
@@ -811,6 +843,8 @@ TIME_SKIPPING: list[Scenario] = [
     idle_budget,
     suspend_idle_resume,
     suspend_delete_after,
+    suspend_storage_cost,
+    suspend_idle_warning,
     suspended_stop,
     suspended_continue_as_new,
     org_policy,

@@ -54,6 +54,8 @@ EXPECTED = {
     "idle_budget",
     "suspend_idle_resume",
     "suspend_delete_after",
+    "suspend_storage_cost",
+    "suspend_idle_warning",
     "suspended_stop",
     "suspend_memo",
     "suspended_continue_as_new_run1",

@@ -94,6 +94,52 @@ async def test_delete_after_warns_then_deletes_the_suspended_instance(
     assert final.ended_at is not None and final.ended_at >= suspended.deadline
 
 
+async def test_the_warning_before_an_idle_suspension_says_it_suspends(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """``on_idle: suspend``: the warning ahead of the idle deadline (event and webhook) must
+    not say it terminates: it is suspended, its files kept."""
+    env = time_skipping_env
+    state = make_state(inactivity=H, on_idle="suspend", suspendable=True, delete_after=None)
+    state.spec.notify_webhook = "wh-" + "6" * 24
+    async with running_worker(env.client) as fake:
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        await env.sleep(timedelta(hours=1, minutes=1))
+        suspended = await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.request_stop, None)
+    [warning] = [m for m in messages(suspended) if m.startswith("warning:")]
+    assert f"warning: {state.spec.name} is suspended (files kept) at " in warning, warning
+    assert "terminates" not in warning
+    [notice] = fake.notices
+    assert notice.text == warning
+
+
+async def test_the_deletion_warning_says_what_storage_costs_against_running(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A suspended aws instance costs its volumes: the warning (event and webhook) says so,
+    and what suspension saved by then (2 days suspended at $1.006/h vs $0.011/h)."""
+    env = time_skipping_env
+    state = make_state(on_idle="suspend", suspendable=True, delete_after=3 * D)
+    state.spec.notify_webhook = "wh-" + "3" * 24
+    async with running_worker(
+        env.client, price_per_hour=1.006, storage_price_per_hour=0.011
+    ) as fake:
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        await handle.execute_update(WF.request_suspend, "lunch")
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.DELETE_AFTER_EXCEEDED
+    [warning] = [e for e in final.events if e.message.startswith("warning:")]
+    assert "storage $0.011/h ($0.53 so far) vs $1.01/h running; suspension saved $47.76" in (
+        warning.message
+    ), warning.message
+    assert warning.message.endswith(f"to keep it: devenv resume {state.spec.name}")
+    [notice] = fake.notices
+    assert notice.text == warning.message
+
+
 async def test_max_duration_counts_running_time_only(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
