@@ -296,7 +296,6 @@ class Booter:
         """The machine stops (StopInstances): sshd, sessions, the failsafe and every
         process of its account end; the host folder and the account's home stay."""
         machine = self.machines.pop(instance_id)
-        self.halted[instance_id] = machine.boots
         machine.sshd.close()
         shutil.rmtree(machine.root, ignore_errors=True)
         self.stop_failsafes()
@@ -310,6 +309,8 @@ class Booter:
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
                 time.sleep(0.05)
+        # Last: a test that waits for the halt then finds nothing of the account running.
+        self.halted[instance_id] = machine.boots
 
     def kill(self, instance_id: str) -> None:
         """The machine dies: sshd and every session, the failsafe, the account's processes."""

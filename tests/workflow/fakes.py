@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
@@ -117,6 +117,8 @@ class FakeBackend:
     resume_failure: str | None = None
     """``resume`` fails with this (non-retryable), like a cloud without capacity."""
 
+    started: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
+    """Workflows ``start`` began on this queue: each must have ended when the worker goes."""
     provisions: list[ProvisionInput] = field(default_factory=list)
     suspends: list[SuspendInput] = field(default_factory=list)
     resumes: list[SuspendInput] = field(default_factory=list)
@@ -313,11 +315,15 @@ def make_state(
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, task_queue: str | None = None, **backend: Any
+    client: Client,
+    task_queue: str | None = None,
+    may_leave_running: bool = False,
+    **backend: Any,
 ) -> AsyncIterator[FakeBackend]:
     """A worker on a fresh task queue (or ``task_queue``: the shared one runs the probe as
     a local activity, and sends monitors to a watch queue this worker polls too) with the
-    workflow and a fresh FakeBackend."""
+    workflow and a fresh FakeBackend. A test awaits the end of what it started, unless
+    ``may_leave_running`` (one that goes on with another worker)."""
     fake = FakeBackend(task_queue=task_queue or f"tq-{uuid.uuid4().hex[:10]}", **backend)
     if fake.task_queue == SHARED_TASK_QUEUE and Activity.WATCH_QUEUE not in backend:
         fake.watch_queue = f"watch-{uuid.uuid4().hex[:10]}"
@@ -349,8 +355,27 @@ async def running_worker(
                 "a monitor outlived the test; on the time-skipping server an outstanding "
                 "activity freezes the clock for every later test"
             )
+            if not may_leave_running:
+                left = await left_running(fake.started)
+                assert not left, (
+                    f"the test left {left} running: a workflow left mid-stop keeps an "
+                    "activity in flight, and on the time-skipping server that freezes the "
+                    "clock for every later test (a hang seen in CI); await its result"
+                )
         finally:
             fake.release_monitors.set()
+
+
+async def left_running(handles: list[WorkflowHandle[Any, Any]]) -> list[str]:
+    """The workflows among ``handles`` that have not ended."""
+    running = []
+    for handle in handles:
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                running.append(handle.id)
+        except RPCError:
+            pass  # gone from the server: ended
+    return running
 
 
 @asynccontextmanager
@@ -367,12 +392,14 @@ async def running_env(
 async def start(
     client: Client, fake: FakeBackend, state: EnvState
 ) -> WorkflowHandle[DevEnvironmentWorkflow, EnvState]:
-    return await client.start_workflow(
+    handle = await client.start_workflow(
         DevEnvironmentWorkflow.run,
         state,
         id=workflow_id_for(state.spec.name),
         task_queue=fake.task_queue,
     )
+    fake.started.append(handle)
+    return handle
 
 
 async def wait_for(

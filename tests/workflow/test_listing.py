@@ -27,7 +27,7 @@ async def test_the_listing_is_current_and_needs_no_worker(
     client = dev_server_env.client
     state = make_state(inactivity=3600, tuning=Tuning(monitor=False))
     name = state.spec.name
-    async with running_worker(client) as fake:
+    async with running_worker(client, may_leave_running=True) as fake:
         handle = await start(client, fake, state)
         running = await wait_for(handle, lambda s: s.status == Status.RUNNING)
         await handle.signal(WF.record_presence, report(1, utc(running.events[-1].at)))

@@ -108,6 +108,8 @@ async def test_the_warning_before_an_idle_suspension_says_it_suspends(
         await env.sleep(timedelta(hours=1, minutes=1))
         suspended = await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
         await handle.execute_update(WF.request_stop, None)
+        final = await handle.result()
+    assert final.status == Status.TERMINATED
     [warning] = [m for m in messages(suspended) if m.startswith("warning:")]
     assert f"warning: {state.spec.name} is suspended (files kept) at " in warning, warning
     assert "terminates" not in warning
