@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.harness import Devenv, kill_instances
+from benchmarks.local_world import served_world, spread
+from tests.e2e.harness import Devenv
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "dev.yml"
 SERVER_MODULE = "devenv.backends.local.server"
@@ -98,35 +95,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    # SIGTERM unwinds like Ctrl-C, so the environments and the server are stopped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with tempfile.TemporaryDirectory(prefix="devenv-local-bench-") as tmp:
-        world = Devenv(Path(tmp))
-        server: subprocess.Popen[bytes] | None = None
-        try:
-            server = world.start_server()
-            cold = one_round(world, "local-cold")
-            rounds = [one_round(world, f"local-{index}") for index in range(args.rounds)]
-        finally:
-            try:
-                world.cleanup()
-            finally:
-                if server is not None:
-                    server.terminate()
-                    try:
-                        server.wait(30)
-                    except subprocess.TimeoutExpired:
-                        server.kill()
-                        server.wait()
-                kill_instances(world.home)
-    report: dict[str, object] = {
-        key: {
-            "median": round(statistics.median(r[key] for r in rounds), 3),
-            "min": round(min(r[key] for r in rounds), 3),
-            "max": round(max(r[key] for r in rounds), 3),
-        }
-        for key in ("start_s", "server_s", "first_ssh_s", "rss_mb", "pss_mb", "uss_mb")
-    }
+    with served_world("devenv-local-bench-") as world:
+        cold = one_round(world, "local-cold")
+        rounds = [one_round(world, f"local-{index}") for index in range(args.rounds)]
+    report = spread(rounds, ("start_s", "server_s", "first_ssh_s", "rss_mb", "pss_mb", "uss_mb"))
     report["cold"] = {key: round(value, 3) for key, value in cold.items()}
     report["rounds"] = args.rounds
     report["cores"] = os.cpu_count()

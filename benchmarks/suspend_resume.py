@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.harness import Devenv, kill_instances
+from benchmarks.local_world import served_world, spread
+from tests.e2e.harness import Devenv
 
 NAME = "bench-nap"
 CONFIG = "type: dev-environment\non_idle: suspend\ninactivity_duration: off\n"
@@ -60,38 +57,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with tempfile.TemporaryDirectory(prefix="devenv-suspend-bench-") as tmp:
-        world = Devenv(Path(tmp))
-        server: subprocess.Popen[bytes] | None = None
-        try:
-            server = world.start_server()
-            config = Path(tmp) / "dev.yml"
-            config.write_text(CONFIG)
-            world.run("start", str(config), "--name", NAME)
-            if world.ssh(NAME, "echo kept > notes.txt").returncode != 0:
-                raise RuntimeError("could not write the workspace file")
-            rounds = [one_round(world) for _ in range(args.rounds)]
-        finally:
-            try:
-                world.cleanup()
-            finally:
-                if server is not None:
-                    server.terminate()
-                    try:
-                        server.wait(30)
-                    except subprocess.TimeoutExpired:
-                        server.kill()
-                        server.wait()
-                kill_instances(world.home)
-    report: dict[str, object] = {
-        key: {
-            "median": round(statistics.median(r[key] for r in rounds), 3),
-            "min": round(min(r[key] for r in rounds), 3),
-            "max": round(max(r[key] for r in rounds), 3),
-        }
-        for key in ("suspend_s", "resume_s", "resume_ssh_s", "server_ready_s")
-    }
+    with served_world("devenv-suspend-bench-") as world:
+        config = world.root / "dev.yml"
+        config.write_text(CONFIG)
+        world.run("start", str(config), "--name", NAME)
+        if world.ssh(NAME, "echo kept > notes.txt").returncode != 0:
+            raise RuntimeError("could not write the workspace file")
+        rounds = [one_round(world) for _ in range(args.rounds)]
+    report = spread(rounds, ("suspend_s", "resume_s", "resume_ssh_s", "server_ready_s"))
     report["rounds"] = args.rounds
     report["cores"] = os.cpu_count()
     if args.json:

@@ -199,24 +199,15 @@ class InstancePushes:
 
     def tell_members(self, messages: list[str], by: str | None) -> None:
         """A change on a shared environment reaches its webhook too, with who made it."""
-        s = self._state
-        if not messages or not s.shared_with or s.spec.notify_webhook is None:
-            return
-        notice = Notice(
-            workflow_id=s.workflow_id,
-            webhook=s.spec.notify_webhook,
-            environment=s.spec.name,
-            owner=s.spec.owner,
-            reason="changed",
-            deadline=s.deadline,
-            extend_command=extend_command(s),
-            text=f"{s.spec.name}: " + "; ".join(messages),
-            by=by,
-        )
-        self._notifications.add(asyncio.create_task(self._notify(notice)))
+        if self._state.shared_with:
+            self._tell_webhook(messages, "changed", by)
 
     def tell_policy(self, messages: list[str]) -> None:
         """An admin's idle budget tightened the thresholds: the webhook hears it too."""
+        self._tell_webhook(messages, "policy", "policy")
+
+    def _tell_webhook(self, messages: list[str], reason: str, by: str | None) -> None:
+        """A change, in one notice to the environment's webhook (if set), in the background."""
         s = self._state
         if not messages or s.spec.notify_webhook is None:
             return
@@ -225,11 +216,11 @@ class InstancePushes:
             webhook=s.spec.notify_webhook,
             environment=s.spec.name,
             owner=s.spec.owner,
-            reason="policy",
+            reason=reason,
             deadline=s.deadline,
             extend_command=extend_command(s),
             text=f"{s.spec.name}: " + "; ".join(messages),
-            by="policy",
+            by=by,
         )
         self._notifications.add(asyncio.create_task(self._notify(notice)))
 

@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -581,21 +581,9 @@ class AwsBackend(Backend, Suspendable):
                 non_retryable=True,
             )
         ec2 = Ec2(data.region)
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + STOP_WAIT
-        asked = False
-        while True:
-            found = await self._existing(ec2, data.instance_id)
-            if found.state == "stopped":
-                break
-            if found.state == "running" and not asked:
-                progress.report(f"stopping EC2 instance {data.instance_id}")
-                await ec2.stop(data.instance_id)
-                asked = True
-                continue
-            if loop.time() > give_up:
-                raise TimeoutError(f"EC2 instance {data.instance_id} is still {found.state}")
-            await asyncio.sleep(self.poll_interval)
+        await self._move(
+            ec2, data.instance_id, "stopped", "running", ec2.stop, "stopping", STOP_WAIT, ""
+        )
         log.info("aws: stopped %s (suspended)", data.instance_id)
         return await self._with_storage(ec2, info)
 
@@ -608,24 +596,16 @@ class AwsBackend(Backend, Suspendable):
         token = check_token(request.instance_token)
         ec2 = Ec2(data.region)
         since = datetime.now(UTC)
-        give_up = since + timedelta(seconds=section.ready_timeout)
-        asked = False
-        while True:
-            found = await self._existing(ec2, data.instance_id)
-            if found.state == "running":
-                break
-            if found.state == "stopped" and not asked:
-                progress.report(f"starting EC2 instance {data.instance_id}")
-                await ec2.start(data.instance_id)
-                asked = True
-                continue
-            if datetime.now(UTC) >= give_up:
-                raise TimeoutError(
-                    f"EC2 instance {data.instance_id} is still {found.state} after "
-                    f"aws.ready_timeout ({section.ready_timeout}s)"
-                )
-            progress.report(f"EC2 instance {data.instance_id} is {found.state}")
-            await asyncio.sleep(self.poll_interval)
+        found = await self._move(
+            ec2,
+            data.instance_id,
+            "running",
+            "stopped",
+            ec2.start,
+            "starting",
+            section.ready_timeout,
+            f" after aws.ready_timeout ({section.ready_timeout}s)",
+        )
         endpoint = _endpoint(section, found)
         admin = await self._wait_reachable(
             endpoint, section, found, info.host_public_key, since=since
@@ -659,6 +639,37 @@ class AwsBackend(Backend, Suspendable):
         data = AwsInstanceData.model_validate(instance.data)
         found = await Ec2(data.region).describe(data.instance_id)
         return found is not None and found.state in ("stopping", "stopped")
+
+    async def _move(
+        self,
+        ec2: Ec2,
+        instance_id: str,
+        want: str,
+        ask_from: str,
+        ask: Callable[[str], Awaitable[object]],
+        doing: str,
+        timeout: float,
+        bound: str,
+    ) -> Ec2Instance:
+        """Bring the instance to state ``want``: ``ask`` EC2 once, when it is ``ask_from``
+        (a retry after a crash finds it on its way and only waits); TimeoutError past
+        ``timeout`` seconds (``bound`` says which setting that is)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout
+        asked = False
+        while True:
+            found = await self._existing(ec2, instance_id)
+            if found.state == want:
+                return found
+            if found.state == ask_from and not asked:
+                progress.report(f"{doing} EC2 instance {instance_id}")
+                await ask(instance_id)
+                asked = True
+                continue
+            if loop.time() >= give_up:
+                raise TimeoutError(f"EC2 instance {instance_id} is still {found.state}{bound}")
+            progress.report(f"EC2 instance {instance_id} is {found.state}")
+            await asyncio.sleep(self.poll_interval)
 
     async def _existing(self, ec2: Ec2, instance_id: str) -> Ec2Instance:
         """The instance as EC2 describes it; InstanceGone once it is terminated."""

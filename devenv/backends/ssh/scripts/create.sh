@@ -47,18 +47,7 @@ if [ ! -d "$home" ]; then
 fi
 chmod 0700 "$home"
 if [ -d "$home/.ssh" ] && [ ! -L "$home/.ssh" ]; then chown -h "$uid:$gid" "$home/.ssh"; fi
-# shellcheck disable=SC2016 # expanded by the inner sh, from its arguments
-as_user "$uid" "$gid" "$account" sh -c '
-    set -eu
-    umask 077
-    d=$1/.ssh
-    if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then rm -f "$d"; fi
-    mkdir -p "$d"
-    chmod 0700 "$d"
-    cat > "$d/.authorized_keys.devenv"
-    chmod 0600 "$d/.authorized_keys.devenv"
-    mv -f "$d/.authorized_keys.devenv" "$d/authorized_keys"
-' devenv "$home" < "$keys"
+write_ssh_file "$uid" "$gid" "$account" "$home" authorized_keys < "$keys"
 # The login banner (written by devenv whenever the rules change), shown by login shells.
 banner=$host_dir/banners/$account
 show="[ -r $banner ] && [ -z \"\${DEVENV_BANNER_SHOWN:-}\" ] && cat $banner"

@@ -19,6 +19,38 @@ as_user() {
     fi
 }
 
+# Replace a file of the account's ~/.ssh with stdin (uid gid name home file), as the
+# account (never root in its home): a link in place of ~/.ssh is removed, the write atomic.
+write_ssh_file() {
+    # shellcheck disable=SC2016 # expanded by the inner sh, from its arguments
+    as_user "$1" "$2" "$3" sh -c '
+        set -eu
+        umask 077
+        d=$1/.ssh
+        if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then rm -f "$d"; fi
+        mkdir -p "$d"
+        chmod 0700 "$d"
+        cat > "$d/.$2.devenv"
+        chmod 0600 "$d/.$2.devenv"
+        mv -f "$d/.$2.devenv" "$d/$2"
+    ' devenv "$4" "$5"
+}
+
+# The live account of a token, locked (accounts account token set): sets uid gid home;
+# result=gone (exit 3) when the account or its record is not this token's live one.
+active_account() {
+    if [ ! -d "$accounts" ]; then echo "result=gone"; exit 3; fi
+    lock_account
+    read_record
+    if [ -z "$record" ] || [ "$rtoken" != "$token" ] || [ "$rstate" != active ]; then
+        echo "result=gone"; exit 3
+    fi
+    if ! id -u "$account" >/dev/null 2>&1; then echo "result=gone"; exit 3; fi
+    uid=$(id -u "$account")
+    gid=$(id -g "$account")
+    home=$(getent passwd "$account" | cut -d: -f6)
+}
+
 # The record of an account: "<token> <state>", or empty.
 read_record() {
     record=

@@ -1,20 +1,12 @@
 #!/bin/sh
-# record, rtoken, rstate: set by read_record (prelude.sh, sent ahead of this script).
-# shellcheck disable=SC2154
+# uid, gid, home: set by active_account (prelude.sh, sent ahead of this script); token
+# is read there too.
+# shellcheck disable=SC2154,SC2034
 
 # Resume the account suspend.sh suspended: its shell, keys, crontab and lingering back.
 host_dir=$1 account=$2 token=$3
 accounts=$host_dir/accounts
-if [ ! -d "$accounts" ]; then echo "result=gone"; exit 3; fi
-lock_account
-read_record
-if [ -z "$record" ] || [ "$rtoken" != "$token" ] || [ "$rstate" != active ]; then
-    echo "result=gone"; exit 3
-fi
-if ! id -u "$account" >/dev/null 2>&1; then echo "result=gone"; exit 3; fi
-uid=$(id -u "$account")
-gid=$(id -g "$account")
-home=$(getent passwd "$account" | cut -d: -f6)
+active_account
 marker=$accounts/$account.suspended
 if [ ! -f "$marker" ]; then echo "home=$home"; echo "result=running"; exit 0; fi
 if [ -z "$home" ] || [ "$home" = / ] || [ ! -d "$home" ] || [ -L "$home" ]; then
@@ -32,18 +24,7 @@ usermod -p '*' -e '' -s "$shell" "$account"
 for name in authorized_keys authorized_keys2; do
     stash=$accounts/$account.keys${name#authorized_keys}
     [ -f "$stash" ] || continue
-    # shellcheck disable=SC2016 # expanded by the inner sh, from its arguments
-    as_user "$uid" "$gid" "$account" sh -c '
-        set -eu
-        umask 077
-        d=$1/.ssh
-        if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then rm -f "$d"; fi
-        mkdir -p "$d"
-        chmod 0700 "$d"
-        cat > "$d/.$2.devenv"
-        chmod 0600 "$d/.$2.devenv"
-        mv -f "$d/.$2.devenv" "$d/$2"
-    ' devenv "$home" "$name" < "$stash"
+    write_ssh_file "$uid" "$gid" "$account" "$home" "$name" < "$stash"
     rm -f "$stash"
 done
 if [ -f "$accounts/$account.crontab" ] && command -v crontab >/dev/null 2>&1; then

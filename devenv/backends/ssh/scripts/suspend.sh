@@ -1,5 +1,6 @@
 #!/bin/sh
-# record, rtoken, rstate: set by read_record (prelude.sh, sent ahead of this script).
+# uid, gid, home: set by active_account (prelude.sh, sent ahead of this script); token
+# is read there too.
 # shellcheck disable=SC2154,SC2034
 # lock_login, end_processes: end_processes.sh, sent ahead of this script too.
 
@@ -7,16 +8,7 @@
 # gives back (the keys, the crontab, the shell, lingering) kept root-only in accounts/.
 host_dir=$1 account=$2 token=$3
 accounts=$host_dir/accounts
-if [ ! -d "$accounts" ]; then echo "result=gone"; exit 3; fi
-lock_account
-read_record
-if [ -z "$record" ] || [ "$rtoken" != "$token" ] || [ "$rstate" != active ]; then
-    echo "result=gone"; exit 3
-fi
-if ! id -u "$account" >/dev/null 2>&1; then echo "result=gone"; exit 3; fi
-uid=$(id -u "$account")
-gid=$(id -g "$account")
-home=$(getent passwd "$account" | cut -d: -f6)
+active_account
 if ! ps -p 1 -o ruid= >/dev/null 2>&1; then echo "result=no-ps"; exit 8; fi
 marker=$accounts/$account.suspended
 # Written once, before the shell changes: a retried suspend keeps what the first saw.
