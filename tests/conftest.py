@@ -22,9 +22,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The Java time-skipping test server: a 12h threshold passes in milliseconds."""
+    """The Java time-skipping test server: a 12h threshold passes in milliseconds. One a
+    test (it starts in 0.12 s): its clock stops while any activity is in flight, so a
+    test that fails with one in flight would otherwise freeze every later test's clock."""
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(binaries.test_server()),

@@ -23,8 +23,9 @@ def logs(
         typer.Option("--init", help="Print what the `init` commands of its first start wrote."),
     ] = False,
 ) -> None:
-    """The environment's history of events, in plain words; or a job's output (--job), or
-    the output of its init commands (--init)."""
+    """The environment's history of events, in plain words.
+
+    --job shows a job's output instead, --init the output of its init commands."""
     if init:
         data = run(_init_log(name))
         sys.stdout.buffer.write(data)

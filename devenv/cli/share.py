@@ -19,8 +19,10 @@ WITH_OPT = Annotated[
 
 
 def share(name: NAME_ARG, users: WITH_OPT, json_output: JSON_OPT = False) -> None:
-    """Share an environment: the users may log in with their key, see it in `devenv ps`,
-    extend it and change its thresholds, but not stop it."""
+    """Share an environment with other users (they cannot stop it).
+
+    The users may log in with their key, see it in `devenv ps`, extend it and change its
+    thresholds, but not stop it."""
     run(_change(name, users, True, json_output))
 
 

@@ -15,8 +15,10 @@ def suspend(
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it is suspended.")] = False,
     json_output: JSON_OPT = False,
 ) -> None:
-    """Suspend an environment: every process ends, the workspace (and a machine's disk)
-    is kept; `devenv resume` brings it back, `delete_after` deletes it."""
+    """Suspend an environment; `devenv resume` brings it back.
+
+    Every process ends; the workspace (and a machine's disk) is kept until `devenv
+    resume`, `devenv stop` or its `delete_after`."""
     run(_suspend(name, wait, json_output))
 
 

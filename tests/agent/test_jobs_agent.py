@@ -168,7 +168,10 @@ def test_the_agent_counts_jobs_until_they_end(
 
     # The failsafe of an EC2 machine counts a job as in use, like a user.
     # (told the file the agent runs as, as the failsafe command is by its argv)
-    users, counted, _ = FailsafeWatcher(account.name, account.uid, 0, AGENT_NAME).observe()
+    # (the listing's ssh session above may take a moment to go: wait, do not race it)
+    watcher = FailsafeWatcher(account.name, account.uid, 0, AGENT_NAME)
+    wait_until(lambda: watcher.observe()[:2] == (2, 2), 10, "the failsafe to count 2 jobs")
+    users, counted, _ = watcher.observe()
     assert (users, counted) == (2, 2)
 
     # A job ends with its command: SIGTERM to the keepalive reaches the command.

@@ -107,7 +107,11 @@ def test_an_environment_terminated_outside_devenv_is_shown_ended_and_gc_ends_its
     one = cluster.run("ps", name)
     assert "terminated outside devenv" in one.stdout and "Traceback" not in one.stderr
     table = cluster.run("ps", "--all")
-    assert "running" not in [line.split()[1] for line in table.stdout.splitlines()[1:]]
+    # Its row, not the cluster's: other tests' environments share this server.
+    statuses = [
+        line.split()[1] for line in table.stdout.splitlines()[1:] if line.split()[0] == name
+    ]
+    assert statuses == ["terminated"], table.stdout
 
     stop = cluster.run("stop", name, check=False)
     assert stop.returncode == 2

@@ -95,33 +95,33 @@ def test_a_worker_killed_mid_resume_resumes_once_on_restart(
 def test_a_temporal_server_killed_mid_suspend_suspends_once_on_restart(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    start_suspendable(cluster, "srv-nap", tmp_path)
-    [server] = cluster.instance_pids("srv-nap")
+    start_suspendable(cluster, "nap-mid-suspend", tmp_path)
+    [server] = cluster.instance_pids("nap-mid-suspend")
     os.kill(server, signal.SIGSTOP)  # the suspend waits on it, as above
-    cluster.run("suspend", "srv-nap")
+    cluster.run("suspend", "nap-mid-suspend")
     time.sleep(1)  # on purpose: inside the suspend activity's wait for the stopped server
     cluster.kill_temporal()
     wait_for(lambda: not port_open(cluster.temporal_port), 10, "the dead server's port to close")
     cluster.start_temporal()
 
-    cluster.wait_status("srv-nap", "suspended", 90)
-    assert cluster.instance_pids("srv-nap") == []
-    assert len(instance_dirs(cluster, "srv-nap")) == 1
-    logs = cluster.logs("srv-nap")
+    cluster.wait_status("nap-mid-suspend", "suspended", 90)
+    assert cluster.instance_pids("nap-mid-suspend") == []
+    assert len(instance_dirs(cluster, "nap-mid-suspend")) == 1
+    logs = cluster.logs("nap-mid-suspend")
     assert logs.count("suspended: asked; workspace kept") == 1, logs
-    cluster.run("resume", "srv-nap")
-    read = cluster.ssh("srv-nap", "cat notes.txt")
+    cluster.run("resume", "nap-mid-suspend")
+    read = cluster.ssh("nap-mid-suspend", "cat notes.txt")
     assert read.stdout == "unpushed\n", read.stderr
-    cluster.run("stop", "srv-nap", "--wait")
+    cluster.run("stop", "nap-mid-suspend", "--wait")
 
 
 def test_a_temporal_server_killed_mid_resume_resumes_once_on_restart(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    start_suspendable(cluster, "srv-wake", tmp_path)
-    cluster.run("suspend", "srv-wake", "--wait")
-    [instance] = instance_dirs(cluster, "srv-wake")
-    asking = subprocess.Popen([DEVENV, "resume", "srv-wake"], env=cluster.env)
+    start_suspendable(cluster, "wake-mid-resume", tmp_path)
+    cluster.run("suspend", "wake-mid-resume", "--wait")
+    [instance] = instance_dirs(cluster, "wake-mid-resume")
+    asking = subprocess.Popen([DEVENV, "resume", "wake-mid-resume"], env=cluster.env)
     wait_for(lambda: (instance / "server.pid").exists(), 30, "the server launched", every=0.002)
     cluster.kill_temporal()
     asking.kill()
@@ -129,10 +129,10 @@ def test_a_temporal_server_killed_mid_resume_resumes_once_on_restart(
     wait_for(lambda: not port_open(cluster.temporal_port), 10, "the dead server's port to close")
     cluster.start_temporal()
 
-    cluster.wait_status("srv-wake", "running", 90)
+    cluster.wait_status("wake-mid-resume", "running", 90)
     time.sleep(1)  # on purpose: a second, late server would show up now
-    assert len(cluster.instance_pids("srv-wake")) == 1, "never two servers"
-    assert cluster.logs("srv-wake").count("resumed at ") == 1
-    read = cluster.run("ssh", "srv-wake", "cat", "notes.txt")
+    assert len(cluster.instance_pids("wake-mid-resume")) == 1, "never two servers"
+    assert cluster.logs("wake-mid-resume").count("resumed at ") == 1
+    read = cluster.run("ssh", "wake-mid-resume", "cat", "notes.txt")
     assert read.stdout == "unpushed\n", read.stderr
-    cluster.run("stop", "srv-wake", "--wait")
+    cluster.run("stop", "wake-mid-resume", "--wait")
