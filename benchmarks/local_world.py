@@ -40,7 +40,9 @@ def served_world(prefix: str) -> Iterator[Devenv]:
                 kill_instances(world.home)
 
 
-def spread(rounds: Iterable[Mapping[str, float]], keys: Iterable[str]) -> dict[str, object]:
+def spread(
+    rounds: Iterable[Mapping[str, float]], keys: Iterable[str]
+) -> dict[str, dict[str, float]]:
     """Median, min and max of each key over the rounds (seconds or MB, 3 decimals)."""
     measured = list(rounds)
     return {

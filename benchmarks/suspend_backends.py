@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import secrets
-import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.local_world import spread
 from devenv.backends.aws.backend import AwsBackend
 from devenv.backends.base import Backend, Suspendable
 from devenv.backends.ssh.backend import SshBackend
@@ -123,17 +123,6 @@ class Subject:
         )
 
 
-def summary(rounds: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    return {
-        key: {
-            "median": round(statistics.median(r[key] for r in rounds), 3),
-            "min": round(min(r[key] for r in rounds), 3),
-            "max": round(max(r[key] for r in rounds), 3),
-        }
-        for key in KEYS
-    }
-
-
 async def bench_ssh(home: Path, rounds: int) -> dict[str, Any]:
     name = f"sbench-{secrets.token_hex(3)}"
     with running_sshd() as server:
@@ -148,7 +137,7 @@ async def bench_ssh(home: Path, rounds: int) -> dict[str, Any]:
             await subject.terminate()
         finally:
             remove_environment_account(name)
-    return summary(results)
+    return spread(results, KEYS)
 
 
 async def bench_aws(home: Path, rounds: int) -> dict[str, Any]:
@@ -181,7 +170,7 @@ async def bench_aws(home: Path, rounds: int) -> dict[str, Any]:
             await subject.provision()
             results = [await subject.one_round(halted) for _ in range(rounds)]
             await subject.terminate()
-    return summary(results)
+    return spread(results, KEYS)
 
 
 def main() -> int:
