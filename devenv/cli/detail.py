@@ -92,10 +92,12 @@ def summary(s: EnvState, now: datetime) -> str:
     if row.price_per_hour is not None:
         so_far = "" if s.status.ended else " so far"
         parts.append(f"cost {money(row.cost)}{so_far} ({money(row.price_per_hour)}/h)")
-        if row.suspended_now or row.suspended_seconds:
-            parts.append(suspension_words(row))
+        if (row.suspended_now or row.suspended_seconds) and row.price_per_hour > 0:
+            parts.append(suspension_words(row))  # a free machine saves nothing: no words
     if s.status.ended and s.ended_at is not None:
         parts.append(f"ran {at(s.ready_at or s.created_at, now)} to {at(s.ended_at, now)}")
+    elif s.suspended_at is not None:
+        parts.append(f"suspended since {at(s.suspended_at, now)}")
     elif s.ready_at is not None:
         parts.append(f"up since {at(s.ready_at, now)}")
     elif s.created_at is not None:

@@ -197,3 +197,24 @@ def test_a_suspended_environment_says_since_when_why_and_when_it_is_deleted() ->
     assert "idle for 30m (on_idle: suspend)" in text
     assert "`devenv resume nap` brings it back" in text
     assert "(in 1d23h)" in text and "since 09:00:00Z (delete_after)" in text
+
+
+def test_a_suspended_free_machine_says_since_when_and_no_storage_words() -> None:
+    """local costs nothing: its summary line has no "no storage price known ... saved
+    $0.00", and says since when it is suspended, not since when it was up."""
+    at = NOW - timedelta(minutes=30)
+    s = state(status=Status.SUSPENDED, suspended_at=at, suspend_reason="asked")
+    assert s.instance is not None
+    s.instance.price_per_hour = 0.0
+    first = shown(s).splitlines()[0]
+    assert "suspended since 14:30:00Z" in first, first
+    assert "up since" not in first and "storage" not in first and "saved" not in first
+
+
+def test_a_suspended_aws_machine_says_storage_against_running() -> None:
+    at = NOW - timedelta(minutes=30)
+    s = state(status=Status.SUSPENDED, suspended_at=at, suspend_reason="asked")
+    assert s.instance is not None
+    s.instance.storage_price_per_hour = 0.011
+    first = shown(s).splitlines()[0]
+    assert "storage $0.011/h" in first and "vs $0.50/h running" in first, first
