@@ -39,10 +39,6 @@ from devenv.models.idle_spend import final_idle_seconds
 from devenv.models.state import WORKFLOW_TYPE, Status, TerminationReason
 from devenv.models.status import MEMO_KEY
 
-POLICY_CHANGES_KEY = "policy_changes"
-"""Hook for policies: a memo row may carry ``policy_changes``, how many policy changes its
-environment applied (an int that only grows); ``devenv_policy_changes_total`` is their
-sum over running and closed environments. Absent: 0."""
 CLOSED_SLACK = timedelta(minutes=2)
 """Each incremental pass lists the workflows closed since the previous pass began, minus
 this: a store whose visibility lags (Elasticsearch: about a second) or a Temporal server

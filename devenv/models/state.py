@@ -388,6 +388,8 @@ class EnvState(BaseModel):
     """The admins' bounds in force (``devenv policy``), as last applied; None: none yet."""
     requested: Requested | None = None
     """The thresholds the user asked for, kept once a policy applies (it clamps them)."""
+    policy_changes: int = 0
+    """How many policy versions changed this environment (``devenv_policy_changes_total``)."""
 
     @property
     def workflow_id(self) -> str:

@@ -18,6 +18,10 @@ MEMO_KEY = "devenv"
 """Memo field holding the row (``EnvironmentStatus``) that ``devenv ps`` lists: here, not
 in ``visibility``, so a listing imports no workflow code."""
 
+POLICY_CHANGES_KEY = "policy_changes"
+"""A memo row's count of the policy versions that changed its environment (an int that
+only grows; absent: 0); ``devenv_policy_changes_total`` sums it over the fleet."""
+
 
 class EnvironmentStatus(BaseModel):
     """One environment as ``devenv ps --json``, ``devenv.list()`` and ``env.status()`` show it."""

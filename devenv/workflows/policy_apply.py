@@ -100,6 +100,7 @@ def apply(s: EnvState, policy: OrgPolicy, now: datetime) -> Applied:
         messages.append(scheduled)
     if not messages:
         return Applied([])
+    s.policy_changes += 1
     return _with_warning(s, messages, now)
 
 

@@ -14,7 +14,7 @@ from temporalio.common import (
 )
 
 from devenv.models.state import EnvState
-from devenv.models.status import MEMO_KEY, EnvironmentStatus
+from devenv.models.status import MEMO_KEY, POLICY_CHANGES_KEY, EnvironmentStatus
 from devenv.workflows.display import details
 from devenv.workflows.patches import MEMO_PATCH
 
@@ -59,6 +59,8 @@ def memo_row(s: EnvState) -> dict[str, Any]:
     if row["price_per_hour"] is None:
         for key in ("price_per_hour", "billed_from", "billed_until"):
             del row[key]
+    if s.policy_changes:  # absent until a policy changed it: older memos stay as they were
+        row[POLICY_CHANGES_KEY] = s.policy_changes
     return row
 
 

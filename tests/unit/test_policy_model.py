@@ -106,3 +106,16 @@ def test_policy_set_merges_keys_unsets_with_none_and_refuses_bad_ones() -> None:
         assert str(refused.value).startswith(line)
     with pytest.raises(PolicyRefusal, match="--no-off: needs"):
         PolicyChange(keys={"no_off": True}).applied_to(PolicySet())
+
+
+def test_the_memo_row_carries_policy_changes_only_once_a_policy_changed_it() -> None:
+    """Histories recorded before the count existed upsert the same memo on replay; the
+    count reaches `devenv_policy_changes_total` through the memo."""
+    from devenv.models.state import EnvSpec, EnvState
+    from devenv.models.status import POLICY_CHANGES_KEY
+    from devenv.workflows.visibility import memo_row
+
+    state = EnvState(spec=EnvSpec(name="m", user_public_key="ssh-ed25519 AAAA"))
+    assert POLICY_CHANGES_KEY not in memo_row(state)
+    state.policy_changes = 3
+    assert memo_row(state)[POLICY_CHANGES_KEY] == 3

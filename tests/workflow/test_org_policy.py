@@ -19,6 +19,8 @@ from devenv.models.state import (
     StopAtSetting,
     TerminationReason,
 )
+from devenv.models.status import POLICY_CHANGES_KEY
+from devenv.workflows.visibility import memo_row
 from tests.workflow.fakes import WF, H, make_state, messages, query_status, running_env
 
 
@@ -40,6 +42,8 @@ async def test_a_lowered_bound_lowers_the_threshold_and_a_raised_one_gives_back_
         await handle.execute_update(WF.request_stop, None)
         final = await handle.result()
     assert lowered.spec.inactivity_duration == 8 * H
+    assert (lowered.policy_changes, raised.policy_changes) == (1, 2)  # for /metrics
+    assert memo_row(raised)[POLICY_CHANGES_KEY] == 2
     assert raised.spec.inactivity_duration == 12 * H  # what the user asked, not 24h
     assert raised.spec.max_duration == 48 * H  # off is not allowed under a max
     told = messages(final)
@@ -105,6 +109,7 @@ async def test_the_same_version_twice_and_garbage_are_refused_and_record_nothing
         await handle.result()
     assert len(state.events) == before
     assert state.spec.inactivity_duration == 8 * H
+    assert state.policy_changes == 1  # a refused or repeated version counts nothing
 
 
 async def test_a_users_change_outside_the_policy_is_refused_naming_it(
