@@ -717,6 +717,21 @@ async def org_policy(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "org_policy")
 
 
+async def org_policy_memo(env: WorkflowEnvironment) -> Runs:
+    """Dev server: two policy versions that change the environment (the memo row then
+    carries ``policy_changes``), one that changes nothing, then a stop."""
+    async with running_worker(env.client) as fake:
+        state = make_state("replay-org-policy-memo", inactivity=12 * H, tuning=Tuning())
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.apply_org_policy, OrgPolicy(version=1, max_inactivity=8 * H))
+        await handle.execute_update(WF.apply_org_policy, OrgPolicy(version=2, max_inactivity=9 * H))
+        await handle.execute_update(WF.apply_org_policy, OrgPolicy(version=3, max_inactivity=9 * H))
+        await wait_for(handle, lambda s: s.policy_changes == 2)
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "org_policy_memo")
+
+
 async def policy_workflow(env: WorkflowEnvironment) -> Runs:
     """Dev server: the policy workflow sets a scope, fans it out, and sets another."""
     home = f"tq-{uuid.uuid4().hex[:8]}"
@@ -865,6 +880,7 @@ DEV_SERVER: list[Scenario] = [
     suspend_memo,
     policy_workflow,
     group_keep_alive,
+    org_policy_memo,
 ]
 
 

@@ -63,6 +63,7 @@ EXPECTED = {
     "org_policy",
     "policy_workflow",
     "group_keep_alive",
+    "org_policy_memo",
 }
 
 
