@@ -432,10 +432,13 @@ class DevEnvironmentWorkflow:
         return True
 
     def _warns_costs(self) -> bool:
-        """A suspended one's warning says what storage costs (asked only on that path)."""
-        return self._state.status == Status.SUSPENDED and workflow.patched(
-            patches.STORAGE_COST_PATCH
-        )
+        """A suspended one's warning says what storage costs (asked only on that path),
+        unless the machine costs nothing: it saves nothing either."""
+        s = self._state
+        if s.status != Status.SUSPENDED or not workflow.patched(patches.STORAGE_COST_PATCH):
+            return False
+        free = s.instance is not None and s.instance.price_per_hour == 0
+        return not (free and workflow.patched(patches.FREE_SUSPENSION_PATCH))
 
     def _warns_suspension(self) -> bool:
         """An idle deadline under ``on_idle: suspend`` is warned as a suspension (asked only

@@ -62,3 +62,7 @@ and what suspension saved; histories recorded before warn without it (asked only
 SUSPEND_WARNING_PATCH = "idle-suspend-warning-words"
 """The warning before an idle deadline under ``on_idle: suspend`` says it is suspended;
 histories recorded before said it terminates (asked only on that path)."""
+FREE_SUSPENSION_PATCH = "free-machine-suspension-words"
+"""A suspended machine that costs nothing (local: $0/h) is warned without "no storage
+price known vs $0.00/h running; suspension saved $0.00"; asked only for such a machine,
+so histories recorded before keep those words."""

@@ -612,6 +612,18 @@ async def suspend_storage_cost(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "suspend_storage_cost")
 
 
+async def suspend_free_machine(env: WorkflowEnvironment) -> Runs:
+    """A machine that costs nothing ($0/h, as local) suspended, warned without cost words,
+    then deleted by delete_after."""
+    async with running_worker(env.client, price_per_hour=0.0) as fake:
+        state = make_state("replay-free-machine", suspendable=True, delete_after=3 * 86_400)
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_suspend, "lunch")
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        return await _runs(env.client, handle, "suspend_free_machine")
+
+
 async def suspend_idle_warning(env: WorkflowEnvironment) -> Runs:
     """``on_idle: suspend``: warned (webhook) that it is suspended, then suspended, then
     stopped."""
@@ -859,6 +871,7 @@ TIME_SKIPPING: list[Scenario] = [
     suspend_idle_resume,
     suspend_delete_after,
     suspend_storage_cost,
+    suspend_free_machine,
     suspend_idle_warning,
     suspended_stop,
     suspended_continue_as_new,

@@ -64,6 +64,7 @@ EXPECTED = {
     "policy_workflow",
     "group_keep_alive",
     "org_policy_memo",
+    "suspend_free_machine",
 }
 
 

@@ -321,3 +321,21 @@ async def test_a_spent_idle_budget_suspends_with_on_idle_suspend(
         ), messages(suspended)
         await handle.execute_update(WF.request_stop, None)
         await handle.result()
+
+
+async def test_the_deletion_warning_of_a_free_machine_says_no_cost_words(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """local costs $0/h: its deletion warning has no "no storage price known vs $0.00/h
+    running; suspension saved $0.00" (seen by hand), only when and how to keep it."""
+    env = time_skipping_env
+    state = make_state(on_idle="suspend", suspendable=True, delete_after=3 * D)
+    async with running_worker(env.client, price_per_hour=0.0) as fake:
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        await handle.execute_update(WF.request_suspend, "lunch")
+        final = await handle.result()
+    assert final.termination_reason == TerminationReason.DELETE_AFTER_EXCEEDED
+    [warning] = [e.message for e in final.events if e.message.startswith("warning:")]
+    assert "(in 1d; suspended for delete_after 3d); to keep it: devenv resume" in warning, warning
+    assert "storage" not in warning and "saved" not in warning
