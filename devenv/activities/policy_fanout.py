@@ -1,4 +1,5 @@
-"""Send a policy version to every running environment (activity ``fan_out_policy``).
+"""Send a policy version to every environment not ending, suspended ones too (activity
+``fan_out_policy``).
 
 Each environment gets its owner's effective bounds as the update ``apply_org_policy``,
 many at a time. A retried attempt (its worker killed) lists and sends again: an

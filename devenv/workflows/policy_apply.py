@@ -22,8 +22,16 @@ from devenv.models.state import Change, EnvState, Status, TerminationReason
 from devenv.workflows import inputs
 from devenv.workflows.display import clock
 
-LIVE = (Status.PROVISIONING, Status.RUNNING)
-"""Statuses a policy applies to (an ending environment is left to end)."""
+LIVE = (
+    Status.PROVISIONING,
+    Status.RUNNING,
+    Status.SUSPENDING,
+    Status.SUSPENDED,
+    Status.RESUMING,
+)
+"""Statuses a policy applies to: all but ending (an ending environment is left to end).
+A suspended one takes the version too (its thresholds count again once resumed), else
+a version set while it slept would never reach it."""
 LABELS = {"inactivity_duration": "inactivity threshold", "max_duration": "max duration"}
 BOUNDS = {"inactivity_duration": "max_inactivity", "max_duration": "max_duration"}
 

@@ -729,6 +729,30 @@ async def org_policy(env: WorkflowEnvironment) -> Runs:
         return await _runs(env.client, handle, "org_policy")
 
 
+async def org_policy_suspended(env: WorkflowEnvironment) -> Runs:
+    """A policy version reaching a suspended environment (its threshold lowered while it
+    sleeps), then the resume and an idle suspension at the lowered threshold, then a stop."""
+    async with running_worker(env.client) as fake:
+        state = make_state(
+            "replay-org-policy-suspended",
+            inactivity=12 * H,
+            on_idle="suspend",
+            suspendable=True,
+            delete_after=None,
+        )
+        handle = await start(env.client, fake, state)
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await handle.execute_update(WF.request_suspend, "lunch")
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.apply_org_policy, OrgPolicy(version=1, max_inactivity=8 * H))
+        await handle.execute_update(WF.request_resume, "back")
+        await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await env.sleep(timedelta(hours=8, minutes=1))
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.request_stop, None)
+        return await _runs(env.client, handle, "org_policy_suspended")
+
+
 async def org_policy_memo(env: WorkflowEnvironment) -> Runs:
     """Dev server: two policy versions that change the environment (the memo row then
     carries ``policy_changes``), one that changes nothing, then a stop."""
@@ -878,6 +902,7 @@ TIME_SKIPPING: list[Scenario] = [
     org_policy,
     policy_idle_budget,
     org_policy_budget,
+    org_policy_suspended,
 ]
 DEV_SERVER: list[Scenario] = [
     web_ui,

@@ -5,13 +5,19 @@ same version applied once, garbage refused, and a user's change outside it refus
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
+from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
-from devenv.models.policy import OrgPolicy
+from devenv.client.policy import catch_up
+from devenv.models.names import Activity
+from devenv.models.policy import FanOutResult, OrgPolicy, PolicyChange, PolicySet, PolicyStatus
 from devenv.models.state import (
     Change,
     DurationSetting,
@@ -20,8 +26,20 @@ from devenv.models.state import (
     TerminationReason,
 )
 from devenv.models.status import POLICY_CHANGES_KEY
+from devenv.workflows.policy import POLICY_WORKFLOW_ID, PolicyWorkflow
 from devenv.workflows.visibility import memo_row
-from tests.workflow.fakes import WF, H, make_state, messages, query_status, running_env
+from tests.workflow.fakes import (
+    WF,
+    H,
+    make_state,
+    messages,
+    query_status,
+    running_env,
+    running_worker,
+    start,
+    wait_for,
+    wait_running,
+)
 
 
 def policy(version: int, **bounds: int | bool) -> OrgPolicy:
@@ -176,4 +194,77 @@ async def test_the_older_single_field_update_and_signal_cannot_go_around_the_pol
     assert any(
         m.startswith("inactivity_duration signal ignored: inactivity_duration: 12h exceeds")
         for m in messages(final)
+    )
+
+
+async def test_a_suspended_environment_takes_the_version_and_resumes_within_it(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A version set while an environment suspends or sleeps reaches it then (the fan-out
+    sends every running workflow): after the resume its idle threshold is the bound's."""
+    env = time_skipping_env
+    gate = asyncio.Event()
+    state = make_state(inactivity=12 * H, on_idle="suspend", suspendable=True, delete_after=None)
+    async with running_worker(env.client, suspend_gate=gate) as fake:
+        handle = await start(env.client, fake, state)
+        await wait_running(handle)
+        await handle.execute_update(WF.request_suspend, "lunch")
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDING and bool(fake.suspends))
+        assert await handle.execute_update(WF.apply_org_policy, policy(1, max_inactivity=10 * H))
+        gate.set()
+        await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        assert await handle.execute_update(WF.apply_org_policy, policy(2, max_inactivity=8 * H))
+        asleep = await query_status(handle)
+        await handle.execute_update(WF.request_resume, "back")
+        resumed = await wait_for(handle, lambda s: s.status == Status.RUNNING)
+        await env.sleep(timedelta(hours=8, minutes=1))
+        again = await wait_for(handle, lambda s: s.status == Status.SUSPENDED)
+        await handle.execute_update(WF.request_stop, None)
+        final = await handle.result()
+    assert asleep.status == Status.SUSPENDED and asleep.spec.inactivity_duration == 8 * H
+    assert memo_row(asleep)["inactivity_duration"] == 8 * H  # what `devenv ps` lists
+    assert asleep.org_policy is not None and asleep.org_policy.version == 2
+    assert resumed.idle_since is not None and again.suspended_at is not None
+    assert timedelta(hours=8) <= again.suspended_at - resumed.idle_since < timedelta(hours=9)
+    told = messages(final)
+    assert "inactivity threshold lowered from 12h to 10h by policy (max-inactivity 10h)" in told
+    assert "inactivity threshold lowered from 10h to 8h by policy (max-inactivity 8h)" in told
+    assert final.termination_reason == TerminationReason.STOPPED_BY_USER
+
+
+async def test_a_start_that_raced_a_policy_change_takes_the_version_it_missed(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A start read version 0, and the fan-out of version 1 listed the environments before
+    this one existed: the start itself sends it version 1 (``catch_up``), once."""
+    client = time_skipping_env.client
+    queue = f"policy-{uuid.uuid4().hex[:8]}"
+
+    @activity.defn(name=Activity.FAN_OUT_POLICY)
+    async def listed_before_it_existed(policies: PolicySet) -> FanOutResult:
+        return FanOutResult(version=policies.version)
+
+    async with Worker(
+        client, task_queue=queue, workflows=[PolicyWorkflow], activities=[listed_before_it_existed]
+    ):
+        policies = await client.start_workflow(
+            PolicyWorkflow.run, PolicyStatus(), id=POLICY_WORKFLOW_ID, task_queue=queue
+        )
+        await policies.execute_update(
+            PolicyWorkflow.set_policy, PolicyChange(keys={"max_inactivity": 8 * H}, by="admin")
+        )
+        async with running_env(client, make_state(inactivity=12 * H)) as (_fake, handle, _):
+            assert await catch_up(client, handle, 0, None)
+            caught = await query_status(handle)
+            assert not await catch_up(client, handle, 0, None)  # has it: refused, unrecorded
+            assert not await catch_up(client, handle, 1, None)  # read the newest: nothing sent
+            after = await query_status(handle)
+            await handle.execute_update(WF.request_stop, None)
+            await handle.result()
+        await policies.terminate("test over")
+    assert caught.spec.inactivity_duration == 8 * H
+    assert caught.org_policy is not None and caught.org_policy.version == 1
+    assert len(after.events) == len(caught.events)
+    assert "inactivity threshold lowered from 12h to 8h by policy (max-inactivity 8h)" in (
+        messages(after)
     )

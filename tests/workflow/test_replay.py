@@ -65,6 +65,7 @@ EXPECTED = {
     "group_keep_alive",
     "org_policy_memo",
     "suspend_free_machine",
+    "org_policy_suspended",
 }
 
 
