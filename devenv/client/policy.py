@@ -8,19 +8,20 @@ if it is not running (seeded with what its last run held).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.client.durations import check_duration
 from devenv.client.lookup import QUERY_TIMEOUT, UPDATE_TIMEOUT, require_worker
 from devenv.errors import InvalidValueError, NotAnsweringError
-from devenv.models.names import SHARED_TASK_QUEUE, PolicyUpdate
+from devenv.models.names import SHARED_TASK_QUEUE, PolicyUpdate, Update
 from devenv.models.policy import (
     FLAGS,
     PolicyChange,
@@ -38,6 +39,8 @@ from devenv.workflows.policy import (
     POLICY_WORKFLOW_ID,
     POLICY_WORKFLOW_TYPE,
 )
+
+log = logging.getLogger(__name__)
 
 CHECKED = ("inactivity_duration", "max_duration", "delete_after")
 """The spec's keys a policy bounds (``delete_after`` once the spec has it)."""
@@ -184,6 +187,41 @@ def bind_start(policies: PolicySet, spec: EnvSpec, given: Mapping[str, int | Non
         inactivity_duration=spec.inactivity_duration, max_duration=spec.max_duration
     )
     return EnvState(spec=spec, org_policy=policy, requested=requested, stop_at=policy.next_stop)
+
+
+CATCH_UP_TIMEOUT = 30.0
+"""How long a start waits for its new environment to take a version it missed; past
+that the start goes on (the environment is bound by the version it read) with a warning."""
+
+
+async def catch_up(
+    temporal: Client, handle: WorkflowHandle[Any, Any], read: int, owner: str | None
+) -> bool:
+    """Close the race between a start and a policy change: the start was bound by version
+    ``read``, and a version stored since may have been fanned out before this environment
+    was listed. Send it the newest effective policy itself (its validator refuses a version
+    it already has, so meeting the fan-out there records nothing); True if it took one."""
+    status = await read_policies(temporal)
+    if status.policies.version <= read:
+        return False
+    policy = status.policies.effective(owner, datetime.now(UTC))
+    try:
+        await asyncio.wait_for(
+            handle.execute_update(Update.APPLY_ORG_POLICY, policy, result_type=bool),
+            CATCH_UP_TIMEOUT,
+        )
+    except WorkflowUpdateFailedError:
+        return False  # the fan-out got there first
+    except (TimeoutError, RPCError) as problem:
+        log.warning(
+            "%s did not take policy version %d (%s); it is bound by version %d until the next",
+            handle.id,
+            policy.version,
+            problem,
+            read,
+        )
+        return False
+    return True
 
 
 def given_thresholds(parsed: Any) -> dict[str, int | None]:

@@ -105,7 +105,7 @@ class DirectTransport(Transport):
         from devenv.client.caller_env import split_env
         from devenv.client.identity import user_key
         from devenv.client.names import generate_name
-        from devenv.client.policy import bind_start, given_thresholds, read_policies
+        from devenv.client.policy import bind_start, catch_up, given_thresholds, read_policies
         from devenv.env_secrets import store_env_secrets
         from devenv.notify import store_webhook
         from devenv.workflows.visibility import MEMO_KEY, memo_row, start_attributes
@@ -182,6 +182,8 @@ class DirectTransport(Transport):
                 f"an environment named {env_name!r} is already running; "
                 f"stop it with `devenv stop {env_name}` or choose another name"
             ) from None
+        read = state.org_policy.version if state.org_policy is not None else 0
+        await catch_up(temporal, handle, read, spec.owner)
         return DirectEnvironment(self, handle, env_name)
 
     @translated
