@@ -55,9 +55,9 @@ async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
     try:
         if not wait:
             await env.stop(purge=purge)
-            err.print(f"Stopping {env.workflow_id}; `devenv ps --all` shows when it has ended.")
+            err.print(f"Stopping {env.name}; `devenv ps --all` shows when it has ended.")
             return
-        with err.status(f"Terminating {env.workflow_id}…"):
+        with err.status(f"Terminating {env.name}…"):
             status = await env.stop(wait=True, purge=purge)
     except EnvironmentEndedError as ended:
         if "is terminating" not in str(ended):
@@ -69,7 +69,7 @@ async def _stop(name: str, wait: bool, purge: bool, json_output: bool) -> None:
     if json_output:
         out.print(statuses_json([status]))
     else:
-        out.print(f"{env.workflow_id}: {status.status.value} ({status.termination_reason})")
+        out.print(f"{env.name}: {status.status.value} ({status.termination_reason})")
 
 
 async def _refuse_stuck(client: AsyncClient, handle: Handle, name: str) -> None:

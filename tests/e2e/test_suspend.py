@@ -51,4 +51,4 @@ def test_a_users_file_survives_an_idle_suspension_and_a_resume(
     assert asked.returncode == 0 or "is already suspend" in asked.stderr, asked.stderr
     wait_for(lambda: devenv.ps("e2e-nap")["status"] == "suspended", 20, "suspension")
     stopped = devenv.run("stop", "e2e-nap", "--wait")
-    assert "devenv-e2e-nap: terminated (stopped_by_user)" in stopped.stdout
+    assert stopped.stdout.strip() == "e2e-nap: terminated (stopped_by_user)"

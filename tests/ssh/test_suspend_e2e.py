@@ -47,7 +47,7 @@ def test_a_users_file_survives_an_idle_suspension_and_a_resume_on_ssh(
     assert devenv.ps(name)["status"] in ("running", "suspending", "suspended")
 
     stopped = devenv.run("stop", name, "--wait")
-    assert f"devenv-{name}: terminated (stopped_by_user)" in stopped.stdout
+    assert stopped.stdout.strip() == f"{name}: terminated (stopped_by_user)"
     assert devenv.ps(name)["status"] == "terminated"
     gone = devenv.ssh(name, "true")
     assert gone.returncode == 255
