@@ -13,10 +13,17 @@ nothing): starts N idle environments with a 12h idle threshold, then
      gets ``kill -9`` S seconds in; the other takes over the retried activity, and the
      same checks say what was lost (no 8h) or doubled (two lines).
 
+With ``--floor``, first two versions that change nothing (max-inactivity 24h, then
+23h, above every environment's 12h): the second one's fan-out is the floor of any
+design in which every workflow applies a version, one accepted update per environment
+that records only its accepted and completed events (``floor_s``, ``floor_cpu_ms_per_env``);
+every environment is then checked to hold that version with its 12h untouched.
+
 Prints one JSON object (``--json``) or a short summary.
 
     nice -n 19 python -m benchmarks.policy_fanout --envs 1000 [--json]
     nice -n 19 python -m benchmarks.policy_fanout --envs 1000 --workers 2 --kill-worker-at 2
+    nice -n 19 python -m benchmarks.policy_fanout --envs 10000 --floor --json
 """
 
 from __future__ import annotations
@@ -123,6 +130,14 @@ async def run(args: argparse.Namespace, root: Path, report: dict[str, Any]) -> N
         ]
         report["running"] = len(ids)
 
+        if args.floor:
+            await reach(world, client, "24h")  # the first version also records the patch
+            floor, meter = await reach(world, client, "23h")
+            report["floor_s"] = round(floor, 2)
+            report["floor_per_s"] = round(len(ids) / floor, 1)
+            report["floor_cpu_ms_per_env"] = meter.per_item_ms(len(ids))
+            report["floor_checked"] = await check_unchanged(temporal, ids, version=2)
+
         meter = scale.CpuMeter(dict(world.pids))
         meter.start()
         began = time.monotonic()
@@ -153,6 +168,48 @@ async def run(args: argparse.Namespace, root: Path, report: dict[str, Any]) -> N
         world.group.stop_all()
 
 
+async def reach(
+    world: scale.World, client: AsyncClient, bound: str
+) -> tuple[float, scale.CpuMeter]:
+    """Set max-inactivity ``bound`` and wait until its fan-out reached every environment;
+    seconds taken and the CPU meter of the processes meanwhile."""
+    meter = scale.CpuMeter(dict(world.pids))
+    meter.start()
+    began = time.monotonic()
+    status = await client.set_policy(max_inactivity=bound)
+    version = status.policies.version
+    while status.reached is None or status.reached.version < version:
+        world.group.check_alive()
+        await asyncio.sleep(0.05)
+        status = await client.policies()
+    took = time.monotonic() - began
+    meter.stop()
+    return took, meter
+
+
+async def check_unchanged(temporal: Client, ids: list[str], version: int) -> dict[str, int]:
+    """Per environment: it holds policy ``version`` (ok) or not (lost), its 12h threshold
+    untouched and no policy line in its events (else changed)."""
+    gate = asyncio.Semaphore(CHECK_CONCURRENCY)
+    counts = {"ok": 0, "lost": 0, "changed": 0}
+
+    async def one(workflow_id: str) -> None:
+        async with gate:
+            handle = temporal.get_workflow_handle(workflow_id, result_type=EnvState)
+            state: EnvState = await handle.query(Query.STATUS, result_type=EnvState)
+        held = state.org_policy.version if state.org_policy is not None else 0
+        moved = any("by policy" in event.message for event in state.events)
+        if held != version:
+            counts["lost"] += 1
+        elif state.spec.inactivity_duration != 12 * H or moved:
+            counts["changed"] += 1
+        else:
+            counts["ok"] += 1
+
+    await asyncio.gather(*(one(w) for w in ids))
+    return counts
+
+
 async def kill_fan_out_worker(world: scale.World, temporal: Client) -> str:
     """``kill -9`` the worker whose identity runs the fan-out (else worker0)."""
     identity = await fan_out_worker(temporal)
@@ -169,6 +226,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="SDK starts in flight")
     parser.add_argument(
         "--kill-worker-at", type=float, help="kill -9 the fan-out's worker this many s in"
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="first measure a version that changes nothing"
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="abort after (s)")
     parser.add_argument("--json", action="store_true")
