@@ -18,9 +18,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from devenv.activities.activities import heartbeat_forever
 from devenv.models.names import Activity
-from devenv.models.policy import FanOutResult, PolicySet
+from devenv.models.policy import FanOutProgress, FanOutResult, PolicySet
 from devenv.models.state import WORKFLOW_TYPE
 from devenv.models.status import MEMO_KEY
 from devenv.workflows.environment import DevEnvironmentWorkflow
@@ -46,11 +45,25 @@ class PolicyActivities:
     def client(self) -> Client:
         return self._client
 
+    async def _expected(self) -> int | None:
+        """How many environments the listing should find (for the progress shown); None
+        if the count fails, which does not stop the fan-out."""
+        try:
+            return (await self._client.count_workflows(RUNNING)).count
+        except RPCError as err:
+            log.warning("counting the running environments failed (%s); sending anyway", err)
+            return None
+
     @activity.defn(name=Activity.FAN_OUT_POLICY)
     async def fan_out_policy(self, policies: PolicySet) -> FanOutResult:
         """Every running environment brought within ``policies``; how many moved."""
         gate = asyncio.Semaphore(CONCURRENCY)
         result = FanOutResult(version=policies.version, attempt=activity.info().attempt)
+        progress = FanOutProgress(
+            version=policies.version,
+            expected=await self._expected(),
+            attempt=result.attempt,
+        )
         unanswered: list[str] = []
 
         async def send(workflow_id: str, owner: str | None) -> None:
@@ -66,25 +79,30 @@ class PolicyActivities:
                     )
                 except WorkflowUpdateFailedError:
                     result.already += 1  # refused: has it already, or is ending
+                    progress.answered += 1
                     return
                 except RPCError as err:
                     if err.status == RPCStatusCode.NOT_FOUND or "already completed" in err.message:
                         result.already += 1
+                        progress.answered += 1
                         return
                     raise
                 except TimeoutError:
                     unanswered.append(workflow_id)
                     return
+                progress.answered += 1
                 if changed:
                     result.changed += 1
+                    progress.changed += 1
 
-        beating = asyncio.create_task(heartbeat_forever(BEAT_SECONDS))
+        beating = asyncio.create_task(beat_progress(progress))
         tasks: list[asyncio.Task[None]] = []
         try:
             async for execution in self._client.list_workflows(RUNNING):
                 row = await execution.memo_value(MEMO_KEY, None, type_hint=dict)
                 owner = row.get("owner") if isinstance(row, dict) else None
                 result.environments += 1
+                progress.environments += 1
                 tasks.append(asyncio.create_task(send(execution.id, owner)))
             await asyncio.gather(*tasks)
         finally:
@@ -109,6 +127,15 @@ class PolicyActivities:
             result.changed,
         )
         return result
+
+
+async def beat_progress(progress: FanOutProgress) -> None:
+    """Heartbeat how far the fan-out got: it proves the attempt alive, and ``policy set``
+    and ``policy show`` read the latest one the server holds (the worker's throttle sends
+    one about every 25 s)."""
+    while True:
+        activity.heartbeat(progress.model_dump(mode="json"))
+        await asyncio.sleep(BEAT_SECONDS)
 
 
 def policy_activities(acts: PolicyActivities) -> list[Callable[..., object]]:

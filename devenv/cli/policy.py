@@ -156,15 +156,20 @@ async def _reached(client: AsyncClient, status: PolicyStatus) -> PolicyStatus:
     """Poll until the fan-out of ``status``'s version finished, or REACH_TIMEOUT."""
     version = status.policies.version
     told = False
+    shown: str | None = None
     loop = asyncio.get_running_loop()
     give_up = loop.time() + REACH_TIMEOUT
     while status.reached is None or status.reached.version < version:
         if loop.time() > give_up:
             note("still sending it to running environments; `devenv policy show` says when done")
             return status
-        if err.is_terminal and not told:  # progress for people, not for scripts
-            note(f"sending version {version} to the running environments…")
-            told = True
+        if err.is_terminal:  # progress for people, not for scripts
+            if not told:
+                note(f"sending version {version} to the running environments…")
+                told = True
+            if status.sending is not None and status.sending.words() != shown:
+                shown = status.sending.words()  # a new heartbeat: about every 25 s
+                note(f"  {shown}")
         await asyncio.sleep(REACH_POLL)
         status = await client.policies()
     return status
@@ -196,7 +201,8 @@ def _reach_line(status: PolicyStatus) -> str:
     if version == 0:
         return "no policy set"
     if reached is None or reached.version < version:
-        return f"version {version}: being sent to the running environments"
+        so_far = f" ({status.sending.words()})" if status.sending is not None else ""
+        return f"version {version}: being sent to the running environments{so_far}"
     return (
         f"version {version} reached all {reached.environments} running environment(s); "
         f"{reached.changed} changed"

@@ -14,16 +14,22 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from devenv.client.durations import check_duration
 from devenv.client.lookup import QUERY_TIMEOUT, UPDATE_TIMEOUT, require_worker
 from devenv.errors import InvalidValueError, NotAnsweringError
-from devenv.models.names import SHARED_TASK_QUEUE, PolicyUpdate, Update
+from devenv.models.names import SHARED_TASK_QUEUE, Activity, PolicyUpdate, Update
 from devenv.models.policy import (
     FLAGS,
+    FanOutProgress,
     PolicyChange,
     PolicyRefusal,
     PolicySet,
@@ -121,7 +127,33 @@ async def read_policies(temporal: Client) -> PolicyStatus:
             return PolicyStatus()
         raise
     raw = await description.memo_value(POLICY_MEMO, None, type_hint=dict)
-    return PolicyStatus() if raw is None else PolicyStatus.model_validate(raw)
+    if raw is None:
+        return PolicyStatus()
+    status = PolicyStatus.model_validate(raw)
+    status.sending = await sending(temporal, description, status)
+    return status
+
+
+async def sending(
+    temporal: Client, description: WorkflowExecutionDescription, status: PolicyStatus
+) -> FanOutProgress | None:
+    """How far the latest version's fan-out got, from its pending activity's last
+    heartbeat; None once it reached every environment (or if the details are not ours)."""
+    version = status.policies.version
+    if version == 0 or (status.reached is not None and status.reached.version >= version):
+        return None
+    for pending in description.raw_description.pending_activities:
+        details = pending.heartbeat_details.payloads
+        if pending.activity_type.name != Activity.FAN_OUT_POLICY or not details:
+            continue
+        try:
+            values = await temporal.data_converter.decode(details)
+            progress = FanOutProgress.model_validate(values[0])
+        except (ValueError, TypeError, IndexError):  # an older worker's plain heartbeat
+            continue
+        if progress.version == version:
+            return progress
+    return None
 
 
 async def change_policies(temporal: Client, change: PolicyChange) -> PolicyStatus:

@@ -396,6 +396,27 @@ class FanOutResult(BaseModel):
     )
 
 
+class FanOutProgress(BaseModel):
+    """How far the version being sent has got, as the fan-out's heartbeat last said (the
+    worker sends one about every 25 s): ``policy set`` and ``policy show`` print it while
+    a change reaches thousands of environments."""
+
+    version: int = Field(ge=0)
+    expected: int | None = Field(
+        default=None, ge=0, description="Running environments counted when it began."
+    )
+    environments: int = Field(default=0, ge=0, description="Listed so far.")
+    answered: int = Field(default=0, ge=0, description="Those that took it or had it, so far.")
+    changed: int = Field(default=0, ge=0, description="Those whose thresholds moved, so far.")
+    attempt: int = Field(default=1, ge=1, description="The fan-out's attempt (a retry re-sends).")
+
+    def words(self) -> str:
+        """``3,400 of 10,000 environments so far, 3,400 changed``."""
+        of = f" of {self.expected:,}" if self.expected is not None else ""
+        retry = f", attempt {self.attempt}" if self.attempt > 1 else ""
+        return f"{self.answered:,}{of} environments so far, {self.changed:,} changed{retry}"
+
+
 class IdleSpends(BaseModel):
     """Each user's idle spend of the week (USD), as the budget check last found it."""
 
@@ -412,6 +433,12 @@ class PolicyStatus(BaseModel):
 
     policies: PolicySet = Field(default_factory=PolicySet)
     reached: FanOutResult | None = None
+    sending: FanOutProgress | None = Field(
+        default=None,
+        description="While the latest version is being sent: how far it got (read from "
+        "the fan-out's heartbeat, never stored by the policy workflow).",
+        exclude_if=lambda progress: progress is None,
+    )
     idle: IdleSpends | None = Field(
         default=None, description="The idle spends of the week, where an idle budget is set."
     )

@@ -13,9 +13,16 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from devenv.client.policy import read_policies
 from devenv.models.names import Activity
-from devenv.models.policy import FanOutResult, PolicyChange, PolicySet, PolicyStatus
-from devenv.workflows.policy import POLICY_MEMO, PolicyWorkflow
+from devenv.models.policy import (
+    FanOutProgress,
+    FanOutResult,
+    PolicyChange,
+    PolicySet,
+    PolicyStatus,
+)
+from devenv.workflows.policy import POLICY_MEMO, POLICY_WORKFLOW_ID, PolicyWorkflow
 
 H = 3600
 
@@ -65,3 +72,53 @@ async def test_a_change_is_versioned_published_and_fanned_out_and_garbage_is_ref
     assert PolicyStatus.model_validate(memo).policies == status.policies
     failed = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
     assert failed == []
+
+
+@pytest.mark.parametrize("garbage", [False, True])
+async def test_policy_show_reads_how_far_a_running_fan_out_got(
+    time_skipping_env: WorkflowEnvironment, garbage: bool
+) -> None:
+    """While a version is being sent, the fan-out's heartbeat says how far it got and
+    ``read_policies`` (``policy set``, ``policy show``, ``GET /policy``) carries it; a
+    heartbeat that is not progress (an older worker's timestamp) shows nothing."""
+    client = time_skipping_env.client
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    release = asyncio.Event()
+    beat = FanOutProgress(version=1, expected=10, environments=4, answered=3, changed=2)
+
+    @activity.defn(name=Activity.FAN_OUT_POLICY)
+    async def slow_fan_out(policies: PolicySet) -> FanOutResult:
+        activity.heartbeat("2026-12-07T10:00:00+00:00" if garbage else beat.model_dump(mode="json"))
+        await release.wait()
+        return FanOutResult(version=policies.version, environments=10, changed=7)
+
+    async with Worker(
+        client, task_queue=queue, workflows=[PolicyWorkflow], activities=[slow_fan_out]
+    ):
+        handle = await client.start_workflow(
+            PolicyWorkflow.run, PolicyStatus(), id=POLICY_WORKFLOW_ID, task_queue=queue
+        )
+        await handle.execute_update(
+            PolicyWorkflow.set_policy, PolicyChange(keys={"max_inactivity": 8 * H}, by="admin")
+        )
+        while not (await handle.describe()).raw_description.pending_activities:
+            await asyncio.sleep(0.05)
+        for _ in range(100):  # the heartbeat reaches the server soon after the activity starts
+            during = await read_policies(client)
+            if during.sending is not None:
+                break
+            await asyncio.sleep(0.05)
+        release.set()
+        after = await read_policies(client)
+        while after.reached is None:
+            await asyncio.sleep(0.05)
+            after = await read_policies(client)
+        await handle.terminate("test over")
+    if garbage:
+        assert during.sending is None
+    else:
+        assert during.sending == beat
+        assert during.sending.words() == "3 of 10 environments so far, 2 changed"
+        assert "sending" in during.model_dump(mode="json")
+    assert after.sending is None and after.reached.changed == 7
+    assert "sending" not in after.model_dump(mode="json")  # the memo stays as it was
