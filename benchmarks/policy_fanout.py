@@ -13,6 +13,9 @@ nothing): starts N idle environments with a 12h idle threshold, then
      gets ``kill -9`` S seconds in; the other takes over the retried activity, and the
      same checks say what was lost (no 8h) or doubled (two lines).
 
+``progress_seen`` lists the progress ``policy show`` read while it was being sent
+(seconds in, environments answered so far), one entry per new heartbeat.
+
 With ``--floor``, first two versions that change nothing (max-inactivity 24h, then
 23h, above every environment's 12h): the second one's fan-out is the floor of any
 design in which every workflow applies a version, one accepted update per environment
@@ -145,6 +148,7 @@ async def run(args: argparse.Namespace, root: Path, report: dict[str, Any]) -> N
         report["set_ms"] = round((time.monotonic() - began) * 1000)
         version = status.policies.version
         killed: str | None = None
+        seen: dict[int, float] = {}  # progress shown while sending: answered -> seconds in
         while status.reached is None or status.reached.version < version:
             world.group.check_alive()
             if args.kill_worker_at is not None and killed is None:
@@ -154,11 +158,14 @@ async def run(args: argparse.Namespace, root: Path, report: dict[str, Any]) -> N
                     report["killed_at_s"] = round(time.monotonic() - began, 2)
             await asyncio.sleep(0.05)
             status = await client.policies()
+            if status.sending is not None and status.sending.answered not in seen:
+                seen[status.sending.answered] = round(time.monotonic() - began, 1)
         fan_out = time.monotonic() - began
         report["fan_out_s"] = round(fan_out, 2)
         report["per_s"] = round(len(ids) / fan_out, 1)
         report["fan_out_cpu_pct_by_process"] = meter.stop()
         report["fan_out_cpu_ms_per_env"] = meter.per_item_ms(len(ids))
+        report["progress_seen"] = [[s, n] for n, s in sorted(seen.items(), key=lambda i: i[1])]
         report["reached"] = status.reached.model_dump() if status.reached else None
         report["checked"] = await check_all(temporal, ids)
         report["target_met"] = (
