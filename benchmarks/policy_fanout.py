@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,25 +94,34 @@ async def fan_out_worker(temporal: Client) -> str | None:
     return None
 
 
-async def check_all(temporal: Client, ids: list[str]) -> dict[str, int]:
-    """Per environment: threshold 8h and one "lowered" line (ok), none (lost), two (doubled)."""
+async def judged(
+    temporal: Client, ids: list[str], verdicts: tuple[str, ...], judge: Callable[[EnvState], str]
+) -> dict[str, int]:
+    """How many environments got each verdict: every one's own state (its query), judged."""
     gate = asyncio.Semaphore(CHECK_CONCURRENCY)
-    counts = {"ok": 0, "lost": 0, "doubled": 0}
+    counts = dict.fromkeys(verdicts, 0)
 
     async def one(workflow_id: str) -> None:
         async with gate:
             handle = temporal.get_workflow_handle(workflow_id, result_type=EnvState)
             state: EnvState = await handle.query(Query.STATUS, result_type=EnvState)
-        lines = sum(1 for event in state.events if event.message == LOWERED)
-        if state.spec.inactivity_duration != 8 * H or lines == 0:
-            counts["lost"] += 1
-        elif lines > 1:
-            counts["doubled"] += 1
-        else:
-            counts["ok"] += 1
+        counts[judge(state)] += 1
 
     await asyncio.gather(*(one(w) for w in ids))
     return counts
+
+
+def lowered_once(state: EnvState) -> str:
+    """Threshold 8h and one "lowered" line (ok), none (lost), two (doubled)."""
+    lines = sum(1 for event in state.events if event.message == LOWERED)
+    if state.spec.inactivity_duration != 8 * H or lines == 0:
+        return "lost"
+    return "doubled" if lines > 1 else "ok"
+
+
+async def check_all(temporal: Client, ids: list[str]) -> dict[str, int]:
+    """Per environment: threshold 8h and one "lowered" line (ok), none (lost), two (doubled)."""
+    return await judged(temporal, ids, ("ok", "lost", "doubled"), lowered_once)
 
 
 async def run(args: argparse.Namespace, root: Path, report: dict[str, Any]) -> None:
@@ -197,24 +207,15 @@ async def reach(
 async def check_unchanged(temporal: Client, ids: list[str], version: int) -> dict[str, int]:
     """Per environment: it holds policy ``version`` (ok) or not (lost), its 12h threshold
     untouched and no policy line in its events (else changed)."""
-    gate = asyncio.Semaphore(CHECK_CONCURRENCY)
-    counts = {"ok": 0, "lost": 0, "changed": 0}
 
-    async def one(workflow_id: str) -> None:
-        async with gate:
-            handle = temporal.get_workflow_handle(workflow_id, result_type=EnvState)
-            state: EnvState = await handle.query(Query.STATUS, result_type=EnvState)
+    def judge(state: EnvState) -> str:
         held = state.org_policy.version if state.org_policy is not None else 0
         moved = any("by policy" in event.message for event in state.events)
         if held != version:
-            counts["lost"] += 1
-        elif state.spec.inactivity_duration != 12 * H or moved:
-            counts["changed"] += 1
-        else:
-            counts["ok"] += 1
+            return "lost"
+        return "changed" if state.spec.inactivity_duration != 12 * H or moved else "ok"
 
-    await asyncio.gather(*(one(w) for w in ids))
-    return counts
+    return await judged(temporal, ids, ("ok", "lost", "changed"), judge)
 
 
 async def kill_fan_out_worker(world: scale.World, temporal: Client) -> str:

@@ -47,6 +47,7 @@ from devenv.models.messages import (
     TerminateInput,
 )
 from devenv.models.names import SHARED_TASK_QUEUE, Activity
+from devenv.models.policy import PolicyChange, PolicyStatus
 from devenv.models.state import (
     EnvSpec,
     EnvState,
@@ -58,6 +59,7 @@ from devenv.models.state import (
 )
 from devenv.models.status import EnvironmentStatus
 from devenv.workflows.environment import DevEnvironmentWorkflow
+from devenv.workflows.policy import POLICY_WORKFLOW_ID, PolicyWorkflow
 
 MonitorMode = Literal["hold", "return", "fail", "lost"]
 TEST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake test"
@@ -482,3 +484,21 @@ WF = DevEnvironmentWorkflow
 def messages(state: EnvState) -> list[str]:
     """The events' words, oldest first."""
     return [event.message for event in state.events]
+
+
+@asynccontextmanager
+async def policy_set(
+    client: Client, fan_out: Callable[..., Any], keys: dict[str, Any]
+) -> AsyncIterator[WorkflowHandle[PolicyWorkflow, Any]]:
+    """The policy workflow (its real id) on a worker of its own, ``fan_out`` standing in
+    for its fan-out activity, and ``keys`` set by an admin; terminated after."""
+    queue = f"policy-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[PolicyWorkflow], activities=[fan_out]):
+        handle = await client.start_workflow(
+            PolicyWorkflow.run, PolicyStatus(), id=POLICY_WORKFLOW_ID, task_queue=queue
+        )
+        await handle.execute_update(PolicyWorkflow.set_policy, PolicyChange(keys=keys, by="admin"))
+        try:
+            yield handle
+        finally:
+            await handle.terminate("test over")

@@ -6,18 +6,16 @@ same version applied once, garbage refused, and a user's change outside it refus
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
 
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from devenv.client.policy import catch_up
 from devenv.models.names import Activity
-from devenv.models.policy import FanOutResult, OrgPolicy, PolicyChange, PolicySet, PolicyStatus
+from devenv.models.policy import FanOutResult, OrgPolicy, PolicySet
 from devenv.models.state import (
     Change,
     DurationSetting,
@@ -26,13 +24,13 @@ from devenv.models.state import (
     TerminationReason,
 )
 from devenv.models.status import POLICY_CHANGES_KEY
-from devenv.workflows.policy import POLICY_WORKFLOW_ID, PolicyWorkflow
 from devenv.workflows.visibility import memo_row
 from tests.workflow.fakes import (
     WF,
     H,
     make_state,
     messages,
+    policy_set,
     query_status,
     running_env,
     running_worker,
@@ -238,21 +236,12 @@ async def test_a_start_that_raced_a_policy_change_takes_the_version_it_missed(
     """A start read version 0, and the fan-out of version 1 listed the environments before
     this one existed: the start itself sends it version 1 (``catch_up``), once."""
     client = time_skipping_env.client
-    queue = f"policy-{uuid.uuid4().hex[:8]}"
 
     @activity.defn(name=Activity.FAN_OUT_POLICY)
     async def listed_before_it_existed(policies: PolicySet) -> FanOutResult:
         return FanOutResult(version=policies.version)
 
-    async with Worker(
-        client, task_queue=queue, workflows=[PolicyWorkflow], activities=[listed_before_it_existed]
-    ):
-        policies = await client.start_workflow(
-            PolicyWorkflow.run, PolicyStatus(), id=POLICY_WORKFLOW_ID, task_queue=queue
-        )
-        await policies.execute_update(
-            PolicyWorkflow.set_policy, PolicyChange(keys={"max_inactivity": 8 * H}, by="admin")
-        )
+    async with policy_set(client, listed_before_it_existed, {"max_inactivity": 8 * H}):
         async with running_env(client, make_state(inactivity=12 * H)) as (_fake, handle, _):
             assert await catch_up(client, handle, 0, None)
             caught = await query_status(handle)
@@ -261,7 +250,6 @@ async def test_a_start_that_raced_a_policy_change_takes_the_version_it_missed(
             after = await query_status(handle)
             await handle.execute_update(WF.request_stop, None)
             await handle.result()
-        await policies.terminate("test over")
     assert caught.spec.inactivity_duration == 8 * H
     assert caught.org_policy is not None and caught.org_policy.version == 1
     assert len(after.events) == len(caught.events)

@@ -22,7 +22,8 @@ from devenv.models.policy import (
     PolicySet,
     PolicyStatus,
 )
-from devenv.workflows.policy import POLICY_MEMO, POLICY_WORKFLOW_ID, PolicyWorkflow
+from devenv.workflows.policy import POLICY_MEMO, PolicyWorkflow
+from tests.workflow.fakes import policy_set
 
 H = 3600
 
@@ -82,7 +83,6 @@ async def test_policy_show_reads_how_far_a_running_fan_out_got(
     ``read_policies`` (``policy set``, ``policy show``, ``GET /policy``) carries it; a
     heartbeat that is not progress (an older worker's timestamp) shows nothing."""
     client = time_skipping_env.client
-    queue = f"tq-{uuid.uuid4().hex[:8]}"
     release = asyncio.Event()
     beat = FanOutProgress(version=1, expected=10, environments=4, answered=3, changed=2)
 
@@ -92,15 +92,7 @@ async def test_policy_show_reads_how_far_a_running_fan_out_got(
         await release.wait()
         return FanOutResult(version=policies.version, environments=10, changed=7)
 
-    async with Worker(
-        client, task_queue=queue, workflows=[PolicyWorkflow], activities=[slow_fan_out]
-    ):
-        handle = await client.start_workflow(
-            PolicyWorkflow.run, PolicyStatus(), id=POLICY_WORKFLOW_ID, task_queue=queue
-        )
-        await handle.execute_update(
-            PolicyWorkflow.set_policy, PolicyChange(keys={"max_inactivity": 8 * H}, by="admin")
-        )
+    async with policy_set(client, slow_fan_out, {"max_inactivity": 8 * H}) as handle:
         while not (await handle.describe()).raw_description.pending_activities:
             await asyncio.sleep(0.05)
         for _ in range(100):  # the heartbeat reaches the server soon after the activity starts
@@ -113,7 +105,6 @@ async def test_policy_show_reads_how_far_a_running_fan_out_got(
         while after.reached is None:
             await asyncio.sleep(0.05)
             after = await read_policies(client)
-        await handle.terminate("test over")
     if garbage:
         assert during.sending is None
     else:
