@@ -176,6 +176,7 @@ async def run(args: argparse.Namespace, root: Path, report: dict[str, Any]) -> N
         report["fan_out_cpu_pct_by_process"] = meter.stop()
         report["fan_out_cpu_ms_per_env"] = meter.per_item_ms(len(ids))
         report["progress_seen"] = [[s, n] for n, s in sorted(seen.items(), key=lambda i: i[1])]
+        report["peak_rss_mb"] = world.peak_rss()
         report["reached"] = status.reached.model_dump() if status.reached else None
         report["checked"] = await check_all(temporal, ids)
         report["target_met"] = (

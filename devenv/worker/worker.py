@@ -35,9 +35,10 @@ terminate for local instances. Past this many per worker, those would wait behin
 monitors that never end (benchmarks/scale.py measured the stall). Sized for 10,000
 environments per machine with room to spare; an idle monitor is one sleeping coroutine."""
 MAX_CACHED_WORKFLOWS = 10_000
-"""Every running environment stays cached (about 0.1 MB each): a timer or signal for an
-evicted one replays its whole history in a fresh sandbox, which doubled the worker's CPU
-per termination and took deadline -> terminated p99 from 0.3 s to 1.9 s in
+"""Every running environment stays cached (0.32 MB of the worker's RSS each at 10,000
+idle: benchmarks/README.md, memory per environment): a timer or signal for an evicted
+one replays its whole history in a fresh sandbox, which doubled the worker's CPU per
+termination and took deadline -> terminated p99 from 0.3 s to 1.9 s in
 benchmarks/scale.py (SDK default: 1,000)."""
 
 
