@@ -232,23 +232,24 @@ async def catch_up(
     """Close the race between a start and a policy change: the start was bound by version
     ``read``, and a version stored since may have been fanned out before this environment
     was listed. Send it the newest effective policy itself (its validator refuses a version
-    it already has, so meeting the fan-out there records nothing); True if it took one."""
-    status = await read_policies(temporal)
-    if status.policies.version <= read:
-        return False
-    policy = status.policies.effective(owner, datetime.now(UTC))
+    it already has, so meeting the fan-out there records nothing); True if it took one.
+    It never fails the start: the environment exists by now, so a failure is a warning."""
     try:
+        status = await read_policies(temporal)
+        if status.policies.version <= read:
+            return False
+        policy = status.policies.effective(owner, datetime.now(UTC))
         await asyncio.wait_for(
             handle.execute_update(Update.APPLY_ORG_POLICY, policy, result_type=bool),
             CATCH_UP_TIMEOUT,
         )
     except WorkflowUpdateFailedError:
         return False  # the fan-out got there first
-    except (TimeoutError, RPCError) as problem:
+    except (TimeoutError, RPCError, ValueError) as problem:
         log.warning(
-            "%s did not take policy version %d (%s); it is bound by version %d until the next",
+            "%s: the policy could not be checked again after the start (%s); it is bound "
+            "by version %d until the next change",
             handle.id,
-            policy.version,
             problem,
             read,
         )

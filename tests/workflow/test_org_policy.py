@@ -6,11 +6,13 @@ same version applied once, garbage refused, and a user's change outside it refus
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from devenv.client.policy import catch_up
@@ -24,6 +26,7 @@ from devenv.models.state import (
     TerminationReason,
 )
 from devenv.models.status import POLICY_CHANGES_KEY
+from devenv.worker import binaries
 from devenv.workflows.visibility import memo_row
 from tests.workflow.fakes import (
     WF,
@@ -256,3 +259,20 @@ async def test_a_start_that_raced_a_policy_change_takes_the_version_it_missed(
     assert "inactivity threshold lowered from 12h to 8h by policy (max-inactivity 8h)" in (
         messages(after)
     )
+
+
+async def test_a_catch_up_that_cannot_reach_the_server_never_fails_the_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The environment exists once its workflow started: a server gone before the start
+    reads the policy again is a warning, not an error that would say nothing was created."""
+    gone = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(binaries.test_server()),
+    )
+    client = gone.client
+    await gone.shutdown()
+    began = time.monotonic()
+    assert not await catch_up(client, client.get_workflow_handle("devenv-gone"), 0, None)
+    assert time.monotonic() - began < 60
+    assert "devenv-gone: the policy could not be checked again after the start" in caplog.text
