@@ -59,14 +59,22 @@ class PolicyActivities:
         """Every running environment brought within ``policies``; how many moved."""
         gate = asyncio.Semaphore(CONCURRENCY)
         result = FanOutResult(version=policies.version, attempt=activity.info().attempt)
-        progress = FanOutProgress(
-            version=policies.version,
-            expected=await self._expected(),
-            attempt=result.attempt,
-        )
+        expected = await self._expected()
+        applied = 0  # took it (changed or not); with ``already``, those that answered
         unanswered: list[str] = []
 
+        def progress() -> FanOutProgress:
+            return FanOutProgress(
+                version=result.version,
+                expected=expected,
+                environments=result.environments,
+                answered=result.already + applied,
+                changed=result.changed,
+                attempt=result.attempt,
+            )
+
         async def send(workflow_id: str, owner: str | None) -> None:
+            nonlocal applied
             async with gate:
                 handle = self._client.get_workflow_handle(workflow_id)
                 try:
@@ -79,21 +87,18 @@ class PolicyActivities:
                     )
                 except WorkflowUpdateFailedError:
                     result.already += 1  # refused: has it already, or is ending
-                    progress.answered += 1
                     return
                 except RPCError as err:
                     if err.status == RPCStatusCode.NOT_FOUND or "already completed" in err.message:
                         result.already += 1
-                        progress.answered += 1
                         return
                     raise
                 except TimeoutError:
                     unanswered.append(workflow_id)
                     return
-                progress.answered += 1
+                applied += 1
                 if changed:
                     result.changed += 1
-                    progress.changed += 1
 
         beating = asyncio.create_task(beat_progress(progress))
         tasks: list[asyncio.Task[None]] = []
@@ -102,7 +107,6 @@ class PolicyActivities:
                 row = await execution.memo_value(MEMO_KEY, None, type_hint=dict)
                 owner = row.get("owner") if isinstance(row, dict) else None
                 result.environments += 1
-                progress.environments += 1
                 tasks.append(asyncio.create_task(send(execution.id, owner)))
             await asyncio.gather(*tasks)
         finally:
@@ -129,12 +133,12 @@ class PolicyActivities:
         return result
 
 
-async def beat_progress(progress: FanOutProgress) -> None:
+async def beat_progress(progress: Callable[[], FanOutProgress]) -> None:
     """Heartbeat how far the fan-out got: it proves the attempt alive, and ``policy set``
     and ``policy show`` read the latest one the server holds (the worker's throttle sends
     one about every 25 s)."""
     while True:
-        activity.heartbeat(progress.model_dump(mode="json"))
+        activity.heartbeat(progress().model_dump(mode="json"))
         await asyncio.sleep(BEAT_SECONDS)
 
 
